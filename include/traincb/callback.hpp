@@ -1,0 +1,463 @@
+#pragma once
+/// @file callback.hpp
+/// Callback (no-op virtual hooks, one Context per hook) and CallbackList (runs callbacks in order;
+/// usable on its own in any hand-written training loop).
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "traincb/communicator.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/direction.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/logs.hpp"
+#include "traincb/model.hpp"
+#include "traincb/state.hpp"
+
+namespace traincb::inline v0 {
+
+/// What the driver of a run (Trainer, or your own loop) tells callbacks about it.
+struct TrainParams {
+    int epochs = 0;               ///< total epochs (absolute: the loop runs initial_epoch..epochs-1)
+    int initial_epoch = 0;        ///< first epoch of this run (> 0 when resuming)
+    std::int64_t steps_per_epoch = 0;  ///< batches per epoch, 0 when unknown
+    std::int64_t batch_size = 0;  ///< samples per batch, 0 when unknown
+    std::int64_t samples = 0;     ///< training samples, 0 when unknown
+    int verbose = 0;              ///< the driver's verbosity
+    bool has_validation = false;  ///< some epochs will log val_* keys
+    /// The keys epoch logs will hold (training and val_*); empty when unknown. Used to check
+    /// every monitored name before the first epoch.
+    std::vector<std::string> log_keys;
+    /// Directions declared by the metric objects being logged, by log key (both `name` and
+    /// `val_name`), so Mode::Auto resolves a metric by its own declaration.
+    std::vector<std::pair<std::string, Direction>> metric_directions;
+};
+
+/// Which capabilities of the model a callback needs.
+struct Capabilities {
+    bool learning_rate = false;  ///< learning_rate() and set_learning_rate()
+    bool state = false;          ///< visit_state()
+};
+
+/// A callback's resumable state: JSON for scalars and counters, tensors for snapshots.
+struct CallbackState {
+    int version = 1;        ///< the callback's state format version
+    nlohmann::json json;    ///< counters, best values, options (for change detection)
+    StateDict tensors;      ///< e.g. EarlyStopping's best-weights snapshot
+};
+
+class CallbackList;
+
+/// The one argument of every hook. Which fields are meaningful depends on the hook:
+/// epoch() in epoch, batch and test hooks; batch() in batch hooks; logs() in on_*_end hooks
+/// (running epoch means in on_train_batch_end, unprefixed validation values in on_test_end, the
+/// epoch's values in on_epoch_end, the last epoch's in on_train_end); end() in on_train_end.
+class Context {
+public:
+    /// The 0-based absolute epoch (includes initial_epoch); -1 before the first epoch.
+    [[nodiscard]] int epoch() const noexcept { return epoch_; }
+    /// The 0-based batch index within the epoch; -1 outside batch hooks.
+    [[nodiscard]] int batch() const noexcept { return batch_; }
+    /// Batches completed in the whole run, across epochs and resumes (for save_freq etc.).
+    [[nodiscard]] std::int64_t global_step() const noexcept { return global_step_; }
+    /// The logs of this hook (writable: in on_epoch_end a key added here is seen by later
+    /// callbacks, History and the loggers, as in Keras).
+    [[nodiscard]] Logs& logs() noexcept { return logs_ ? *logs_ : empty_logs_; }
+    /// The run's parameters.
+    [[nodiscard]] const TrainParams& params() const noexcept { return params_; }
+    /// The model's optional capabilities (learning rate, state).
+    [[nodiscard]] ModelHandle& model() noexcept { return *model_; }
+    /// The communicator for collective decisions (single-process identity by default).
+    [[nodiscard]] Communicator& comm() noexcept { return *comm_; }
+    /// Asks the driver to stop after this epoch (a request in a batch hook still completes the
+    /// epoch's validation and on_epoch_end, as in Keras). The first request's source and reason
+    /// are kept.
+    void request_stop(std::string_view source, std::string_view reason) {
+        if (!stop_requested_) {
+            stop_requested_ = true;
+            stop_source_ = std::string(source);
+            stop_reason_ = std::string(reason);
+        }
+    }
+    /// True once any callback on this rank asked to stop.
+    [[nodiscard]] bool stop_requested() const noexcept { return stop_requested_; }
+    /// Who asked to stop ("" when nobody did).
+    [[nodiscard]] const std::string& stop_source() const noexcept { return stop_source_; }
+    /// Why ("" when nobody did).
+    [[nodiscard]] const std::string& stop_reason() const noexcept { return stop_reason_; }
+    /// How training ended (meaningful in on_train_end only).
+    [[nodiscard]] const TrainEnd& end() const noexcept { return end_; }
+
+private:
+    friend class CallbackList;
+    int epoch_ = -1;
+    int batch_ = -1;
+    std::int64_t global_step_ = 0;
+    Logs* logs_ = nullptr;
+    Logs empty_logs_;
+    TrainParams params_;
+    ModelHandle* model_ = nullptr;
+    Communicator* comm_ = nullptr;
+    bool stop_requested_ = false;
+    std::string stop_source_;
+    std::string stop_reason_;
+    TrainEnd end_;
+};
+
+/// Base of every callback: each hook is a no-op until overridden. A hook a callback does not
+/// override is never called on the hot path (CallbackList detects overrides when the callback is
+/// added with its own type).
+class Callback {
+public:
+    Callback() = default;
+    Callback(const Callback&) = default;
+    Callback& operator=(const Callback&) = default;
+    virtual ~Callback() = default;
+
+    /// Before the first epoch (after per-run state is reset).
+    virtual void on_train_begin(Context&) {}
+    /// After the last epoch, on every exit: completed, stopped, interrupted or exception.
+    virtual void on_train_end(Context&) {}
+    /// At the start of each epoch.
+    virtual void on_epoch_begin(Context&) {}
+    /// At the end of each epoch, with the epoch's logs (training means and val_* values).
+    virtual void on_epoch_end(Context&) {}
+    /// Before each training batch.
+    virtual void on_train_batch_begin(Context&) {}
+    /// After each training batch, with the running epoch means.
+    virtual void on_train_batch_end(Context&) {}
+    /// Before validation.
+    virtual void on_test_begin(Context&) {}
+    /// After validation, with the unprefixed validation values.
+    virtual void on_test_end(Context&) {}
+
+    /// A short name used in messages and as the source of stop requests ("EarlyStopping").
+    [[nodiscard]] virtual std::string name() const { return "Callback"; }
+    /// Log keys this callback needs in the epoch logs (checked before the first epoch).
+    [[nodiscard]] virtual std::vector<std::string> required_keys() const { return {}; }
+    /// Model capabilities this callback needs (checked before the first epoch).
+    [[nodiscard]] virtual Capabilities required_capabilities() const { return {}; }
+
+    /// A stable key identifying this callback's state in a checkpoint; "" for a stateless one.
+    [[nodiscard]] virtual std::string state_key() const { return {}; }
+    /// Writes the state needed to resume exactly.
+    virtual void save_state(CallbackState&) const {}
+    /// Restores the state written by save_state (called after on_train_begin of a resumed run).
+    virtual void load_state(const CallbackState&, Context&) {}
+};
+
+namespace detail {
+/// Bit per hook, to skip callbacks that do not override a hook.
+enum HookBit : unsigned {
+    kTrainBegin = 1U << 0,
+    kTrainEnd = 1U << 1,
+    kEpochBegin = 1U << 2,
+    kEpochEnd = 1U << 3,
+    kBatchBegin = 1U << 4,
+    kBatchEnd = 1U << 5,
+    kTestBegin = 1U << 6,
+    kTestEnd = 1U << 7,
+    kAllHooks = 0xFFU,
+};
+using HookPtr = void (Callback::*)(Context&);
+/// The hooks that C overrides (a member pointer still of type `void (Callback::*)` means "not").
+template <class C>
+constexpr unsigned hook_mask() {
+    unsigned m = 0;
+    if constexpr (!std::is_same_v<decltype(&C::on_train_begin), HookPtr>) m |= kTrainBegin;
+    if constexpr (!std::is_same_v<decltype(&C::on_train_end), HookPtr>) m |= kTrainEnd;
+    if constexpr (!std::is_same_v<decltype(&C::on_epoch_begin), HookPtr>) m |= kEpochBegin;
+    if constexpr (!std::is_same_v<decltype(&C::on_epoch_end), HookPtr>) m |= kEpochEnd;
+    if constexpr (!std::is_same_v<decltype(&C::on_train_batch_begin), HookPtr>) m |= kBatchBegin;
+    if constexpr (!std::is_same_v<decltype(&C::on_train_batch_end), HookPtr>) m |= kBatchEnd;
+    if constexpr (!std::is_same_v<decltype(&C::on_test_begin), HookPtr>) m |= kTestBegin;
+    if constexpr (!std::is_same_v<decltype(&C::on_test_end), HookPtr>) m |= kTestEnd;
+    return m;
+}
+/// A callback that needs the learning-rate capability declares
+/// `static constexpr bool requires_learning_rate = true;` so Trainer can reject it at compile time.
+template <class C>
+constexpr bool requires_learning_rate() {
+    if constexpr (requires { C::requires_learning_rate; }) return C::requires_learning_rate;
+    else return false;
+}
+}  // namespace detail
+
+/// Runs callbacks in the order they were added. Drive it from your own loop:
+///
+///     traincb::CallbackList cbs{early_stopping, logger};
+///     cbs.set_model(model);                       // optional: capabilities for callbacks
+///     cbs.set_params({.epochs = 100});
+///     cbs.on_train_begin();
+///     for (int e = 0; e < 100 && !cbs.stop_requested(); ++e) {
+///         cbs.on_epoch_begin(e);
+///         ... train, fill logs ...
+///         cbs.on_epoch_end(e, logs);
+///     }
+///     cbs.on_train_end();
+class CallbackList {
+public:
+    CallbackList() = default;
+    /// Adds each argument (a callback by reference, a shared_ptr, or another CallbackList).
+    template <class... Cbs>
+        requires(sizeof...(Cbs) > 0)
+    explicit CallbackList(Cbs&&... cbs) {
+        (add(std::forward<Cbs>(cbs)), ...);
+    }
+    CallbackList(const CallbackList&) = delete;
+    CallbackList& operator=(const CallbackList&) = delete;
+    CallbackList(CallbackList&&) = delete;
+    CallbackList& operator=(CallbackList&&) = delete;
+    ~CallbackList() = default;
+
+    /// Adds a callback owned by the caller (it must outlive the list's use).
+    template <class C>
+        requires std::derived_from<C, Callback>
+    CallbackList& add(C& cb) {
+        // The static type's overrides are known only when it is the dynamic type.
+        const unsigned mask = typeid(cb) == typeid(C) ? detail::hook_mask<C>() : detail::kAllHooks;
+        entries_.push_back({&cb, nullptr, mask});
+        rebuild();
+        return *this;
+    }
+    /// Adds a shared callback (kept alive by the list).
+    template <class C>
+        requires std::derived_from<C, Callback>
+    CallbackList& add(std::shared_ptr<C> cb) {
+        if (!cb) throw InvalidArgument("traincb: CallbackList: add() got a null shared_ptr; pass a callback");
+        const unsigned mask = typeid(*cb) == typeid(C) ? detail::hook_mask<C>() : detail::kAllHooks;
+        Callback* raw = cb.get();
+        entries_.push_back({raw, std::shared_ptr<Callback>(std::move(cb)), mask});
+        rebuild();
+        return *this;
+    }
+    /// Adds every callback of another list (by reference to the same objects).
+    CallbackList& add(CallbackList& other) {
+        for (const auto& e : other.entries_) entries_.push_back(e);
+        rebuild();
+        return *this;
+    }
+
+    /// Attaches a model so callbacks can reach its capabilities (learning rate, state).
+    template <class M>
+    void set_model(M& model) {
+        owned_model_ = std::make_unique<detail::ModelHandleFor<M>>(model);
+        ctx_.model_ = owned_model_.get();
+    }
+    /// Attaches an existing model handle (kept by the caller).
+    void set_model_handle(ModelHandle& h) noexcept { ctx_.model_ = &h; }
+    /// Sets the run's parameters (epochs, batch size, known log keys, ...).
+    void set_params(TrainParams p) { ctx_.params_ = std::move(p); }
+    /// Uses `comm` for collective decisions instead of the single-process identity.
+    void set_communicator(Communicator& comm) noexcept { ctx_.comm_ = &comm; }
+    /// Sets the global step (batches done so far), e.g. after resuming.
+    void set_global_step(std::int64_t s) noexcept { ctx_.global_step_ = s; }
+
+    /// The shared context (read it after a hook to see stop requests etc.).
+    [[nodiscard]] Context& context() noexcept { return ctx_; }
+    /// Number of callbacks.
+    [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+    /// The i-th callback.
+    [[nodiscard]] Callback& operator[](std::size_t i) const noexcept { return *entries_[i].cb; }
+    /// True when some callback overrides on_train_batch_end (the driver can skip building batch logs otherwise).
+    [[nodiscard]] bool wants_batch_logs() const noexcept { return !batch_end_.empty(); }
+
+    /// Checks, before the first epoch, that every callback's capabilities and keys are available.
+    /// @throws InvalidArgument naming the callback, the missing key (with the closest known key)
+    /// or the missing model member.
+    void validate() const {
+        std::set<std::string> keys_seen;
+        for (const auto& e : entries_) {
+            const Capabilities need = e.cb->required_capabilities();
+            if (need.learning_rate && !model().has_learning_rate())
+                throw InvalidArgument("traincb: " + e.cb->name() +
+                                      ": needs the model's learning rate, but the model has no "
+                                      "learning_rate() const / set_learning_rate(double); add them or specialise "
+                                      "traincb::model_traits" + no_model_hint());
+            if (need.state && !model().has_state())
+                throw InvalidArgument("traincb: " + e.cb->name() +
+                                      ": needs the model's state, but the model has no "
+                                      "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
+                                      "specialise traincb::model_traits" + no_model_hint());
+            const auto& known = ctx_.params_.log_keys;
+            if (known.empty()) continue;
+            for (const auto& k : e.cb->required_keys()) {
+                bool found = false;
+                for (const auto& kk : known) found = found || kk == k;
+                if (found) continue;
+                std::string msg = "traincb: " + e.cb->name() + ": monitor '" + k +
+                                  "' will not be in the logs; the logged keys are: " + detail::join(known);
+                if (k.starts_with("val_") && !ctx_.params_.has_validation)
+                    msg += "; there is no validation data: pass validation_data or validation_split, "
+                           "or monitor a training key";
+                else if (auto c = detail::closest_match(k, known); !c.empty())
+                    msg += "; did you mean '" + c + "'?";
+                throw InvalidArgument(msg);
+            }
+        }
+        std::set<std::string> state_keys;
+        for (const auto& e : entries_) {
+            auto k = e.cb->state_key();
+            if (k.empty()) continue;
+            if (!state_keys.insert(k).second)
+                throw InvalidArgument("traincb: CallbackList: two callbacks have the state key '" + k +
+                                      "'; give one of them an explicit id so their checkpointed state cannot mix");
+        }
+        (void)keys_seen;
+    }
+
+    /// Starts a run: resets the stop request and the context, then calls on_train_begin.
+    void on_train_begin() {
+        ctx_.stop_requested_ = false;
+        ctx_.stop_source_.clear();
+        ctx_.stop_reason_.clear();
+        ctx_.end_ = {};
+        ctx_.epoch_ = -1;
+        ctx_.batch_ = -1;
+        ctx_.logs_ = nullptr;
+        last_logs_.clear();
+        for (Callback* cb : train_begin_) cb->on_train_begin(ctx_);
+    }
+    /// Starts epoch `epoch` (0-based, absolute).
+    void on_epoch_begin(int epoch) {
+        ctx_.epoch_ = epoch;
+        ctx_.batch_ = -1;
+        ctx_.logs_ = nullptr;
+        for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
+    }
+    /// Before training batch `batch` (0-based within the epoch).
+    void on_train_batch_begin(int batch) {
+        ctx_.batch_ = batch;
+        ctx_.logs_ = nullptr;
+        for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
+    }
+    /// After training batch `batch`, with the running epoch means; counts one global step.
+    void on_train_batch_end(int batch, Logs& logs) {
+        ctx_.batch_ = batch;
+        ++ctx_.global_step_;
+        ctx_.logs_ = &logs;
+        for (Callback* cb : batch_end_) cb->on_train_batch_end(ctx_);
+    }
+    /// After training batch `batch`, for loops that keep no batch logs.
+    void on_train_batch_end(int batch) { on_train_batch_end(batch, scratch_); }
+    /// Before validation.
+    void on_test_begin() {
+        ctx_.logs_ = nullptr;
+        for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
+    }
+    /// After validation, with the unprefixed validation values.
+    void on_test_end(Logs& logs) {
+        ctx_.logs_ = &logs;
+        for (Callback* cb : test_end_) cb->on_test_end(ctx_);
+    }
+    /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks).
+    void on_epoch_end(int epoch, Logs& logs) {
+        ctx_.epoch_ = epoch;
+        ctx_.batch_ = -1;
+        ctx_.logs_ = &logs;
+        for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
+        last_logs_ = logs;
+    }
+    /// True (on every rank) once any callback asked to stop.
+    [[nodiscard]] bool stop_requested() { return ctx_.comm().any(ctx_.stop_requested_); }
+
+    /// Ends the run. With no argument, the end is "stopped" when a stop was requested and
+    /// "completed" otherwise. Every callback's on_train_end runs even if an earlier one throws;
+    /// the first such exception is rethrown afterwards.
+    void on_train_end() {
+        TrainEnd end;
+        if (ctx_.stop_requested_) {
+            end.kind = EndKind::Stopped;
+            end.source = ctx_.stop_source_;
+            end.reason = ctx_.stop_reason_;
+        }
+        on_train_end(std::move(end));
+    }
+    /// Ends the run with an explicit reason (e.g. an exception caught by the driver).
+    void on_train_end(TrainEnd end) {
+        ctx_.end_ = std::move(end);
+        ctx_.batch_ = -1;
+        ctx_.logs_ = &last_logs_;
+        std::exception_ptr first;
+        for (Callback* cb : train_end_) {
+            try {
+                cb->on_train_end(ctx_);
+            } catch (...) {
+                if (!first) first = std::current_exception();
+            }
+        }
+        if (first) std::rethrow_exception(first);
+    }
+    /// Ends the run because `error` escaped the loop: on_train_end sees kind Exception and
+    /// the exception's message. Exceptions thrown by on_train_end itself are swallowed here so the
+    /// original one can propagate (the caller rethrows it).
+    void on_train_end(std::exception_ptr error) noexcept {
+        TrainEnd end;
+        end.kind = EndKind::Exception;
+        end.exception = error;
+        try {
+            if (error) std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            end.reason = e.what();
+        } catch (...) {
+            end.reason = "unknown exception";
+        }
+        try {
+            on_train_end(std::move(end));
+        } catch (...) {
+            // the original exception is the one the user needs to see
+        }
+    }
+
+private:
+    struct Entry {
+        Callback* cb;
+        std::shared_ptr<Callback> owner;
+        unsigned mask;
+    };
+    [[nodiscard]] const ModelHandle& model() const noexcept { return *ctx_.model_; }
+    [[nodiscard]] std::string no_model_hint() const {
+        return model().attached() ? "" : " (no model is attached: call CallbackList::set_model)";
+    }
+    void rebuild() {
+        auto fill = [&](std::vector<Callback*>& v, unsigned bit) {
+            v.clear();
+            for (const auto& e : entries_)
+                if (e.mask & bit) v.push_back(e.cb);
+        };
+        fill(train_begin_, detail::kTrainBegin);
+        fill(train_end_, detail::kTrainEnd);
+        fill(epoch_begin_, detail::kEpochBegin);
+        fill(epoch_end_, detail::kEpochEnd);
+        fill(batch_begin_, detail::kBatchBegin);
+        fill(batch_end_, detail::kBatchEnd);
+        fill(test_begin_, detail::kTestBegin);
+        fill(test_end_, detail::kTestEnd);
+    }
+
+    std::vector<Entry> entries_;
+    std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_,
+        test_begin_, test_end_;
+    ModelHandle null_model_;
+    std::unique_ptr<ModelHandle> owned_model_;
+    Context ctx_ = make_context();
+    Logs last_logs_;
+    Logs scratch_;
+
+    Context make_context() {
+        Context c;
+        c.model_ = &null_model_;
+        c.comm_ = &local_communicator();
+        return c;
+    }
+};
+
+}  // namespace traincb::inline v0

@@ -1,0 +1,45 @@
+#pragma once
+/// @file communicator.hpp
+/// The seam for data-parallel training. Every collective decision (stop, save, change the
+/// learning rate) and every metric reduction passes through one Communicator reachable from the
+/// callback context, so no rank decides alone from its own numbers. The default is the identity
+/// for a single process; an MPI implementation overrides these functions.
+
+#include <cstddef>
+#include <span>
+
+namespace traincb::inline v0 {
+
+/// Collective operations across the processes of one training run.
+class Communicator {
+public:
+    Communicator() = default;
+    Communicator(const Communicator&) = delete;
+    Communicator& operator=(const Communicator&) = delete;
+    virtual ~Communicator() = default;
+    /// This process's rank, 0-based.
+    [[nodiscard]] virtual int rank() const noexcept { return 0; }
+    /// Number of processes.
+    [[nodiscard]] virtual int size() const noexcept { return 1; }
+    /// True on every rank when `local` is true on any rank (used for stop requests).
+    [[nodiscard]] virtual bool any(bool local) { return local; }
+    /// True on every rank when `local` is true on all ranks.
+    [[nodiscard]] virtual bool all(bool local) { return local; }
+    /// Element-wise sum over ranks, in place (used to merge metric counts and sums).
+    virtual void sum(std::span<double> values) { (void)values; }
+    /// Copies `bytes` from `root` to every rank (used so all ranks act on rank 0's decision).
+    virtual void broadcast(std::span<std::byte> bytes, int root) {
+        (void)bytes;
+        (void)root;
+    }
+    /// True on the rank that writes files (rank 0).
+    [[nodiscard]] bool is_primary() const noexcept { return rank() == 0; }
+};
+
+/// The single-process communicator (every operation is the identity).
+[[nodiscard]] inline Communicator& local_communicator() noexcept {
+    static Communicator c;
+    return c;
+}
+
+}  // namespace traincb::inline v0

@@ -1,0 +1,373 @@
+#pragma once
+/// @file state.hpp
+/// Model state: how a model exposes its named tensors (weights, optimizer moments, step counts)
+/// so that traincb can snapshot them in memory (EarlyStopping's restore_best_weights) and save
+/// them to disk (ModelCheckpoint). One function serves both directions:
+///
+///     void visit_state(traincb::StateVisitor& v) {
+///         traincb::visit(v, "dense1.weight", W1_);   // any Eigen matrix or vector
+///         traincb::visit(v, "adam.step", step_);     // double, float or std::int64_t scalars
+///     }
+///
+/// A saving visitor reads the tensors; a loading visitor writes into them (shapes must match).
+
+#include <Eigen/Core>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "traincb/errors.hpp"
+
+namespace traincb::inline v0 {
+
+static_assert(std::endian::native == std::endian::little,
+              "traincb: state and file formats assume a little-endian machine");
+
+/// Element types a state tensor may have (the safetensors names are F32, F64, I64, I32, U8, BOOL).
+enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
+
+/// Bytes per element.
+[[nodiscard]] constexpr std::size_t dtype_size(DType t) noexcept {
+    switch (t) {
+        case DType::F64:
+        case DType::I64: return 8;
+        case DType::F32:
+        case DType::I32: return 4;
+        case DType::U8:
+        case DType::Bool: return 1;
+    }
+    return 0;
+}
+
+/// The safetensors name of a dtype ("F32", ...).
+[[nodiscard]] constexpr const char* dtype_name(DType t) noexcept {
+    switch (t) {
+        case DType::F32: return "F32";
+        case DType::F64: return "F64";
+        case DType::I64: return "I64";
+        case DType::I32: return "I32";
+        case DType::U8: return "U8";
+        case DType::Bool: return "BOOL";
+    }
+    return "?";
+}
+
+/// The DType of a C++ scalar type.
+template <class T>
+[[nodiscard]] constexpr DType dtype_of() noexcept {
+    if constexpr (std::is_same_v<T, float>) return DType::F32;
+    else if constexpr (std::is_same_v<T, double>) return DType::F64;
+    else if constexpr (std::is_same_v<T, std::int64_t>) return DType::I64;
+    else if constexpr (std::is_same_v<T, std::int32_t>) return DType::I32;
+    else if constexpr (std::is_same_v<T, std::uint8_t>) return DType::U8;
+    else if constexpr (std::is_same_v<T, bool>) {
+        static_assert(sizeof(bool) == 1, "traincb: bool tensors need sizeof(bool) == 1");
+        return DType::Bool;
+    } else {
+        static_assert(sizeof(T) == 0, "traincb: state tensors must be float, double, int64, int32, uint8 or bool");
+        return DType::F32;
+    }
+}
+
+/// A non-owning view of one tensor of a model's state, in the model's own memory and layout.
+struct TensorView {
+    std::string_view name;  ///< unique within the model, e.g. "dense1.weight"
+    DType dtype = DType::F64;
+    void* data = nullptr;   ///< rows*cols elements, densely packed
+    std::int64_t rows = 1;  ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
+    std::int64_t cols = 1;
+    int rank = 2;            ///< 0 (scalar), 1 (vector) or 2 (matrix)
+    bool row_major = false;  ///< storage order of `data` (Eigen's default is column-major)
+
+    /// Number of elements.
+    [[nodiscard]] std::int64_t size() const noexcept { return rows * cols; }
+    /// Number of bytes.
+    [[nodiscard]] std::size_t bytes() const noexcept { return static_cast<std::size_t>(size()) * dtype_size(dtype); }
+    /// The logical shape (row-major convention: [rows, cols], [n] or []).
+    [[nodiscard]] std::vector<std::int64_t> shape() const {
+        if (rank == 0) return {};
+        if (rank == 1) return {rows * cols};
+        return {rows, cols};
+    }
+};
+
+/// Receives each tensor of a model's state in turn. Implemented by traincb's snapshot, restore,
+/// save and load visitors; a model only calls `visit(...)` on it.
+class StateVisitor {
+public:
+    StateVisitor() = default;
+    StateVisitor(const StateVisitor&) = delete;
+    StateVisitor& operator=(const StateVisitor&) = delete;
+    virtual ~StateVisitor() = default;
+    /// Called once per tensor. A loading visitor writes into `t.data` (shape already checked).
+    virtual void visit(const TensorView& t) = 0;
+};
+
+/// Visits an Eigen matrix, vector or array (a plain object, so that its memory is dense).
+template <class Derived>
+void visit(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derived>& m) {
+    using Scalar = typename Derived::Scalar;
+    TensorView t;
+    t.name = name;
+    t.dtype = dtype_of<Scalar>();
+    t.data = m.data();
+    t.rows = m.rows();
+    t.cols = m.cols();
+    t.rank = (Derived::ColsAtCompileTime == 1 || Derived::RowsAtCompileTime == 1) ? 1 : 2;
+    t.row_major = Derived::IsRowMajor;
+    v.visit(t);
+}
+
+/// Visits a scalar (a step counter, a learning rate, ...) as a rank-0 tensor.
+template <class T>
+    requires std::is_arithmetic_v<T>
+void visit(StateVisitor& v, std::string_view name, T& value) {
+    TensorView t;
+    t.name = name;
+    t.dtype = dtype_of<T>();
+    t.data = &value;
+    t.rank = 0;
+    v.visit(t);
+}
+
+/// An owned tensor: a name, a dtype, a logical shape and densely packed ROW-MAJOR bytes (the
+/// safetensors layout, which numpy and torch read directly).
+struct Tensor {
+    std::string name;
+    DType dtype = DType::F64;
+    std::vector<std::int64_t> shape;  ///< [] = scalar
+    std::vector<std::byte> data;      ///< row-major, little-endian
+
+    /// Number of elements (product of the shape; 1 for a scalar).
+    [[nodiscard]] std::int64_t numel() const noexcept {
+        std::int64_t n = 1;
+        for (auto d : shape) n *= d;
+        return n;
+    }
+    friend bool operator==(const Tensor&, const Tensor&) = default;
+};
+
+/// Copies a view into an owned row-major tensor (transposing a column-major matrix).
+[[nodiscard]] inline Tensor to_tensor(const TensorView& v) {
+    Tensor t;
+    t.name = std::string(v.name);
+    t.dtype = v.dtype;
+    t.shape = v.shape();
+    const std::size_t es = dtype_size(v.dtype);
+    t.data.resize(v.bytes());
+    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
+        if (!t.data.empty()) std::memcpy(t.data.data(), v.data, t.data.size());
+        return t;
+    }
+    const auto* src = static_cast<const std::byte*>(v.data);
+    for (std::int64_t r = 0; r < v.rows; ++r)
+        for (std::int64_t c = 0; c < v.cols; ++c)
+            std::memcpy(t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es,
+                        src + static_cast<std::size_t>(c * v.rows + r) * es, es);
+    return t;
+}
+
+/// Copies an owned row-major tensor into a view of the same dtype and element count.
+/// @throws FormatError when the dtype or shape differ (the message names both).
+inline void from_tensor(const Tensor& t, const TensorView& v) {
+    auto shape_str = [](const std::vector<std::int64_t>& s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+        return out + "]";
+    };
+    const auto vs = v.shape();
+    // A scalar may be stored as [] or [1], and a vector as [n] or [n,1]/[1,n]: accept any shape
+    // with the same element count and the same dims once 1s are dropped.
+    auto squeeze = [](std::vector<std::int64_t> s) {
+        std::erase(s, 1);
+        return s;
+    };
+    if (t.dtype != v.dtype || squeeze(t.shape) != squeeze(vs)) {
+        throw FormatError("traincb: state: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
+                          shape_str(t.shape) + " in the file but " + dtype_name(v.dtype) + " " + shape_str(vs) +
+                          " in the model; the checkpoint was written by a different architecture");
+    }
+    const std::size_t es = dtype_size(v.dtype);
+    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
+        if (!t.data.empty()) std::memcpy(v.data, t.data.data(), t.data.size());
+        return;
+    }
+    auto* dst = static_cast<std::byte*>(v.data);
+    for (std::int64_t r = 0; r < v.rows; ++r)
+        for (std::int64_t c = 0; c < v.cols; ++c)
+            std::memcpy(dst + static_cast<std::size_t>(c * v.rows + r) * es,
+                        t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es, es);
+}
+
+/// An ordered collection of owned tensors (what a checkpoint file holds).
+class StateDict {
+public:
+    /// Adds or replaces a tensor.
+    void put(Tensor t) {
+        for (auto& e : tensors_)
+            if (e.name == t.name) {
+                e = std::move(t);
+                return;
+            }
+        tensors_.push_back(std::move(t));
+    }
+    /// The tensor named `name`, or nullptr.
+    [[nodiscard]] const Tensor* find(std::string_view name) const noexcept {
+        for (const auto& e : tensors_)
+            if (e.name == name) return &e;
+        return nullptr;
+    }
+    /// All tensors in insertion order.
+    [[nodiscard]] const std::vector<Tensor>& tensors() const noexcept { return tensors_; }
+    /// Mutable access to all tensors.
+    [[nodiscard]] std::vector<Tensor>& tensors() noexcept { return tensors_; }
+    /// Number of tensors.
+    [[nodiscard]] std::size_t size() const noexcept { return tensors_.size(); }
+    /// True when empty.
+    [[nodiscard]] bool empty() const noexcept { return tensors_.empty(); }
+    /// Removes every tensor.
+    void clear() noexcept { tensors_.clear(); }
+    friend bool operator==(const StateDict&, const StateDict&) = default;
+
+private:
+    std::vector<Tensor> tensors_;
+};
+
+/// Collects a model's state into a StateDict (row-major copies).
+class StateCollector final : public StateVisitor {
+public:
+    /// @param out receives one tensor per visited view; `prefix` is prepended to each name.
+    explicit StateCollector(StateDict& out, std::string prefix = {}) : out_(out), prefix_(std::move(prefix)) {}
+    void visit(const TensorView& v) override {
+        Tensor t = to_tensor(v);
+        t.name = prefix_ + t.name;
+        out_.put(std::move(t));
+    }
+
+private:
+    StateDict& out_;
+    std::string prefix_;
+};
+
+/// Loads a StateDict into a model's tensors. Every tensor the model visits must be present.
+class StateLoader final : public StateVisitor {
+public:
+    /// @param in the tensors to load; `prefix` is prepended to each visited name when looking up.
+    explicit StateLoader(const StateDict& in, std::string prefix = {}) : in_(in), prefix_(std::move(prefix)) {}
+    /// @throws FormatError when a tensor is missing or its shape/dtype differ.
+    void visit(const TensorView& v) override {
+        const std::string key = prefix_ + std::string(v.name);
+        const Tensor* t = in_.find(key);
+        if (t == nullptr)
+            throw FormatError("traincb: state: the checkpoint has no tensor '" + key +
+                              "' that the model expects; it was written by a different model");
+        Tensor named = *t;
+        from_tensor(named, v);
+    }
+
+private:
+    const StateDict& in_;
+    std::string prefix_;
+};
+
+/// An in-memory snapshot of a model's state in the model's own layout: taking and restoring it
+/// is a memcpy per tensor, and buffers are reused between snapshots (no allocation once sized).
+class StateSnapshot {
+public:
+    /// True once a snapshot was taken.
+    [[nodiscard]] bool has_value() const noexcept { return taken_; }
+    /// Forgets the snapshot (keeps the buffers).
+    void reset() noexcept { taken_ = false; }
+    /// Total bytes held.
+    [[nodiscard]] std::size_t bytes() const noexcept {
+        std::size_t n = 0;
+        for (const auto& e : entries_) n += e.bytes.size();
+        return n;
+    }
+
+    /// Copies every tensor the model visits. `visit_fn(StateVisitor&)` calls the model's visit_state.
+    template <class VisitFn>
+    void take(VisitFn&& visit_fn) {
+        Taker taker(*this);
+        visit_fn(static_cast<StateVisitor&>(taker));
+        entries_.resize(taker.index);
+        taken_ = true;
+    }
+    /// Writes the snapshot back into the model. @throws LogicError if none was taken or the
+    /// model's tensors changed shape since.
+    template <class VisitFn>
+    void restore(VisitFn&& visit_fn) const {
+        if (!taken_) throw LogicError("traincb: StateSnapshot: restore() called before take()");
+        Restorer r(*this);
+        visit_fn(static_cast<StateVisitor&>(r));
+    }
+    /// The snapshot as owned row-major tensors (for saving EarlyStopping's best state).
+    [[nodiscard]] StateDict to_state_dict(const std::string& prefix = {}) const {
+        StateDict d;
+        for (const auto& e : entries_) {
+            TensorView v = e.view;
+            v.data = const_cast<std::byte*>(e.bytes.data());
+            Tensor t = to_tensor(v);
+            t.name = prefix + e.name;
+            d.put(std::move(t));
+        }
+        return d;
+    }
+    /// Fills the snapshot from owned tensors, using the model's views for layout.
+    template <class VisitFn>
+    void from_state_dict(const StateDict& d, const std::string& prefix, VisitFn&& visit_fn) {
+        take(visit_fn);  // sizes the buffers and records layouts
+        for (auto& e : entries_) {
+            const Tensor* t = d.find(prefix + e.name);
+            if (!t) throw FormatError("traincb: state: snapshot tensor '" + prefix + e.name + "' missing");
+            TensorView v = e.view;
+            v.data = e.bytes.data();
+            from_tensor(*t, v);
+        }
+    }
+
+private:
+    struct Entry {
+        std::string name;
+        TensorView view;  // layout only; data is not kept
+        std::vector<std::byte> bytes;
+    };
+    struct Taker final : StateVisitor {
+        explicit Taker(StateSnapshot& s) : self(s) {}
+        void visit(const TensorView& v) override {
+            if (index == self.entries_.size()) self.entries_.emplace_back();
+            Entry& e = self.entries_[index++];
+            if (e.name != v.name) e.name = std::string(v.name);
+            e.view = v;
+            e.view.name = {};
+            e.view.data = nullptr;
+            e.bytes.resize(v.bytes());
+            if (!e.bytes.empty()) std::memcpy(e.bytes.data(), v.data, e.bytes.size());
+        }
+        StateSnapshot& self;
+        std::size_t index = 0;
+    };
+    struct Restorer final : StateVisitor {
+        explicit Restorer(const StateSnapshot& s) : self(s) {}
+        void visit(const TensorView& v) override {
+            if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
+                self.entries_[index].bytes.size() != v.bytes())
+                throw LogicError("traincb: StateSnapshot: the model's tensor '" + std::string(v.name) +
+                                 "' does not match the snapshot (the model changed shape since it was taken)");
+            const Entry& e = self.entries_[index++];
+            if (!e.bytes.empty()) std::memcpy(v.data, e.bytes.data(), e.bytes.size());
+        }
+        const StateSnapshot& self;
+        std::size_t index = 0;
+    };
+    std::vector<Entry> entries_;
+    bool taken_ = false;
+};
+
+}  // namespace traincb::inline v0
