@@ -33,6 +33,7 @@ struct TrainParams {
     std::int64_t samples = 0;     ///< training samples, 0 when unknown
     int verbose = 0;              ///< the driver's verbosity
     bool has_validation = false;  ///< some epochs will log val_* keys
+    bool resumed = false;         ///< the run continues from a checkpoint (initial_epoch is where)
     /// The keys epoch logs will hold (training and val_*); empty when unknown. Used to check
     /// every monitored name before the first epoch.
     std::vector<std::string> log_keys;

@@ -72,11 +72,13 @@ struct model_traits {
     }
 };
 
-/// The loss and outputs of one train step, for models that return both.
-template <class Scalar>
+/// The loss and outputs of one train step, for models that return both. `Outputs` may be a
+/// matrix or a const reference to the model's own buffer (no allocation per batch):
+/// `return traincb::BatchResult<const Eigen::MatrixXd&>{loss, out_};`
+template <class Outputs>
 struct BatchResult {
-    double loss = 0;       ///< mean loss of the batch
-    Matrix<Scalar> outputs;  ///< the batch's predictions (rows = samples)
+    double loss = 0;  ///< mean loss of the batch
+    Outputs outputs;  ///< the batch's predictions (rows = samples)
 };
 
 /// `train_batch(x, y)` is callable on the model.
@@ -116,7 +118,7 @@ template <class R>
     } else {
         static_assert(LossAndOutputs<R>,
                       "traincb: train_batch(x, y) must return the batch loss (a number) or an object with "
-                      "members `loss` and `outputs` (e.g. traincb::BatchResult<Scalar>)");
+                      "members `loss` and `outputs` (e.g. traincb::BatchResult<const Eigen::MatrixXd&>)");
         return static_cast<double>(r.loss);
     }
 }

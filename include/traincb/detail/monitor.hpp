@@ -1,0 +1,76 @@
+#pragma once
+/// @file detail/monitor.hpp
+/// The monitor logic shared by EarlyStopping, ReduceLROnPlateau and ModelCheckpoint: resolving
+/// Mode::Auto and the exact improvement arithmetic of keras-reference.md section 1.3.
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "traincb/direction.hpp"
+#include "traincb/errors.hpp"
+
+namespace traincb::inline v0 {
+
+/// How a monitored value improves: Min, Max, or Auto (resolved from the metric's declared
+/// direction or its name; never guessed).
+enum class Mode { Auto, Min, Max };
+
+namespace detail {
+
+inline bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+/// The direction of a metric name per early-stopping.md ("Auto mode is resolved ..."), or nullopt.
+/// `declared` are the directions the logged metric objects declare, by log key; they win.
+inline std::optional<Direction> direction_from_name(
+    std::string_view monitor, const std::vector<std::pair<std::string, Direction>>& declared = {}) {
+    for (const auto& [k, d] : declared)
+        if (k == monitor) return d;
+    std::string_view n = monitor;
+    if (n.starts_with("val_")) n.remove_prefix(4);
+    for (const auto& [k, d] : declared)
+        if (k == n) return d;
+    if (n == "loss" || ends_with(n, "loss") || ends_with(n, "crossentropy") || ends_with(n, "_error"))
+        return Direction::Min;
+    static constexpr std::string_view mins[] = {
+        "mse", "mae", "mape", "msle", "rmse", "mean_squared_error", "mean_absolute_error",
+        "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
+        "hinge", "squared_hinge", "categorical_hinge", "logcosh", "kl_divergence", "poisson"};
+    for (auto m : mins)
+        if (n == m) return Direction::Min;
+    if (ends_with(n, "accuracy")) return Direction::Max;
+    static constexpr std::string_view maxs[] = {"acc", "precision", "recall", "auc", "roc_auc", "prc", "f1",
+                                                "f1_score", "fbeta_score", "r2", "r2_score", "iou", "mean_iou"};
+    for (auto m : maxs)
+        if (n == m) return Direction::Max;
+    return std::nullopt;
+}
+
+/// Resolves `mode` for `monitor`. @throws InvalidArgument when Auto cannot be resolved.
+inline Direction resolve_mode(std::string_view component, Mode mode, std::string_view monitor,
+                              const std::vector<std::pair<std::string, Direction>>& declared = {}) {
+    if (mode == Mode::Min) return Direction::Min;
+    if (mode == Mode::Max) return Direction::Max;
+    if (auto d = direction_from_name(monitor, declared)) return *d;
+    throw InvalidArgument("traincb: " + std::string(component) + ": cannot infer whether monitor '" +
+                          std::string(monitor) +
+                          "' should be minimised or maximised; pass mode = traincb::Mode::Min or traincb::Mode::Max");
+}
+
+/// `v + d < ref` (min) or `v - d > ref` (max), with exactly this operand order (Keras's
+/// arithmetic; reordering changes results in floating point). Any comparison with NaN is false.
+[[nodiscard]] inline bool better(Direction dir, double v, double ref, double d) noexcept {
+    return dir == Direction::Min ? (v + d < ref) : (v - d > ref);
+}
+/// `v > ref` (min) or `v < ref` (max).
+[[nodiscard]] inline bool worse(Direction dir, double v, double ref) noexcept {
+    return dir == Direction::Min ? (v > ref) : (v < ref);
+}
+
+}  // namespace detail
+}  // namespace traincb::inline v0
