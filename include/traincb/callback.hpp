@@ -36,10 +36,10 @@ struct TrainParams {
     bool resumed = false;         ///< the run continues from a checkpoint (initial_epoch is where)
     /// The keys epoch logs will hold (training and val_*); empty when unknown. Used to check
     /// every monitored name before the first epoch.
-    std::vector<std::string> log_keys;
+    std::vector<std::string> log_keys{};
     /// Directions declared by the metric objects being logged, by log key (both `name` and
     /// `val_name`), so Mode::Auto resolves a metric by its own declaration.
-    std::vector<std::pair<std::string, Direction>> metric_directions;
+    std::vector<std::pair<std::string, Direction>> metric_directions{};
 };
 
 /// Which capabilities of the model a callback needs.
@@ -51,8 +51,8 @@ struct Capabilities {
 /// A callback's resumable state: JSON for scalars and counters, tensors for snapshots.
 struct CallbackState {
     int version = 1;        ///< the callback's state format version
-    nlohmann::json json;    ///< counters, best values, options (for change detection)
-    StateDict tensors;      ///< e.g. EarlyStopping's best-weights snapshot
+    nlohmann::json json{};    ///< counters, best values, options (for change detection)
+    StateDict tensors{};      ///< e.g. EarlyStopping's best-weights snapshot
 };
 
 class CallbackList;
@@ -104,12 +104,12 @@ private:
     std::int64_t global_step_ = 0;
     Logs* logs_ = nullptr;
     Logs empty_logs_;
-    TrainParams params_;
+    TrainParams params_{};
     ModelHandle* model_ = nullptr;
     Communicator* comm_ = nullptr;
     bool stop_requested_ = false;
-    std::string stop_source_;
-    std::string stop_reason_;
+    std::string stop_source_{};
+    std::string stop_reason_{};
     TrainEnd end_;
 };
 
@@ -144,6 +144,9 @@ public:
     [[nodiscard]] virtual std::string name() const { return "Callback"; }
     /// Log keys this callback needs in the epoch logs (checked before the first epoch).
     [[nodiscard]] virtual std::vector<std::string> required_keys() const { return {}; }
+    /// Log keys this callback adds to the epoch logs (e.g. "learning_rate"), so that callbacks
+    /// monitoring them pass the check before the first epoch.
+    [[nodiscard]] virtual std::vector<std::string> provided_keys() const { return {}; }
     /// Model capabilities this callback needs (checked before the first epoch).
     [[nodiscard]] virtual Capabilities required_capabilities() const { return {}; }
 
@@ -275,7 +278,6 @@ public:
     /// @throws InvalidArgument naming the callback, the missing key (with the closest known key)
     /// or the missing model member.
     void validate() const {
-        std::set<std::string> keys_seen;
         for (const auto& e : entries_) {
             const Capabilities need = e.cb->required_capabilities();
             if (need.learning_rate && !model().has_learning_rate())
@@ -288,8 +290,10 @@ public:
                                       ": needs the model's state, but the model has no "
                                       "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
                                       "specialise traincb::model_traits" + no_model_hint());
-            const auto& known = ctx_.params_.log_keys;
-            if (known.empty()) continue;
+            if (ctx_.params_.log_keys.empty()) continue;
+            std::vector<std::string> known = ctx_.params_.log_keys;
+            for (const auto& other : entries_)
+                for (auto& k : other.cb->provided_keys()) known.push_back(std::move(k));
             for (const auto& k : e.cb->required_keys()) {
                 bool found = false;
                 for (const auto& kk : known) found = found || kk == k;
@@ -312,11 +316,12 @@ public:
                 throw InvalidArgument("traincb: CallbackList: two callbacks have the state key '" + k +
                                       "'; give one of them an explicit id so their checkpointed state cannot mix");
         }
-        (void)keys_seen;
     }
 
     /// Starts a run: resets the stop request and the context, then calls on_train_begin.
+    /// @throws InvalidArgument from validate() when a callback's needs cannot be met.
     void on_train_begin() {
+        validate();
         ctx_.stop_requested_ = false;
         ctx_.stop_source_.clear();
         ctx_.stop_reason_.clear();
@@ -444,11 +449,11 @@ private:
         fill(test_end_, detail::kTestEnd);
     }
 
-    std::vector<Entry> entries_;
+    std::vector<Entry> entries_{};
     std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_,
         test_begin_, test_end_;
     ModelHandle null_model_;
-    std::unique_ptr<ModelHandle> owned_model_;
+    std::unique_ptr<ModelHandle> owned_model_{};
     Context ctx_ = make_context();
     Logs last_logs_;
     Logs scratch_;

@@ -64,6 +64,13 @@ private:
     std::error_code code_;
 };
 
+/// Training could not go on (e.g. TerminateOnNaN with raise_error and a non-finite loss).
+class TrainingError : public std::runtime_error, public Error {
+public:
+    using std::runtime_error::runtime_error;
+    [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+};
+
 /// A misuse of the library detected at run time (e.g. a hook called out of order).
 class LogicError : public std::logic_error, public Error {
 public:

@@ -99,7 +99,7 @@ private:
         return std::lower_bound(items_.begin(), items_.end(), key,
                                 [](const value_type& kv, std::string_view k) { return kv.first < k; });
     }
-    std::vector<value_type> items_;
+    std::vector<value_type> items_{};
 };
 
 /// How a training run ended.
@@ -113,9 +113,9 @@ enum class EndKind {
 /// Why training ended, as on_train_end and History report it.
 struct TrainEnd {
     EndKind kind = EndKind::Completed;
-    std::string source;  ///< the component that stopped training ("EarlyStopping"), if any
-    std::string reason;  ///< its reason ("patience", "non_finite", the exception's what(), ...)
-    std::exception_ptr exception;  ///< set when kind == Exception
+    std::string source{};  ///< the component that stopped training ("EarlyStopping"), if any
+    std::string reason{};  ///< its reason ("patience", "non_finite", the exception's what(), ...)
+    std::exception_ptr exception{};  ///< set when kind == Exception
 };
 
 /// "completed", "stopped", "exception", "interrupted".
@@ -135,9 +135,9 @@ struct TrainEnd {
 class History {
 public:
     /// 0-based absolute epoch indices, one per recorded epoch.
-    std::vector<int> epoch;
+    std::vector<int> epoch{};
     /// key -> one value per recorded epoch (NaN where the key was not logged).
-    std::map<std::string, std::vector<double>, std::less<>> history;
+    std::map<std::string, std::vector<double>, std::less<>> history{};
     /// Why training ended (set by Trainer::fit).
     TrainEnd end;
 

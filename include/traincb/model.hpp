@@ -78,7 +78,7 @@ struct model_traits {
 template <class Outputs>
 struct BatchResult {
     double loss = 0;  ///< mean loss of the batch
-    Outputs outputs;  ///< the batch's predictions (rows = samples)
+    Outputs outputs{};  ///< the batch's predictions (rows = samples)
 };
 
 /// `train_batch(x, y)` is callable on the model.

@@ -77,7 +77,7 @@ template <class T>
 
 /// A non-owning view of one tensor of a model's state, in the model's own memory and layout.
 struct TensorView {
-    std::string_view name;  ///< unique within the model, e.g. "dense1.weight"
+    std::string_view name{};  ///< unique within the model, e.g. "dense1.weight"
     DType dtype = DType::F64;
     void* data = nullptr;   ///< rows*cols elements, densely packed
     std::int64_t rows = 1;  ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
@@ -139,10 +139,10 @@ void visit(StateVisitor& v, std::string_view name, T& value) {
 /// An owned tensor: a name, a dtype, a logical shape and densely packed ROW-MAJOR bytes (the
 /// safetensors layout, which numpy and torch read directly).
 struct Tensor {
-    std::string name;
+    std::string name{};
     DType dtype = DType::F64;
-    std::vector<std::int64_t> shape;  ///< [] = scalar
-    std::vector<std::byte> data;      ///< row-major, little-endian
+    std::vector<std::int64_t> shape{};  ///< [] = scalar
+    std::vector<std::byte> data{};      ///< row-major, little-endian
 
     /// Number of elements (product of the shape; 1 for a scalar).
     [[nodiscard]] std::int64_t numel() const noexcept {
@@ -236,7 +236,7 @@ public:
     friend bool operator==(const StateDict&, const StateDict&) = default;
 
 private:
-    std::vector<Tensor> tensors_;
+    std::vector<Tensor> tensors_{};
 };
 
 /// Collects a model's state into a StateDict (row-major copies).
@@ -252,7 +252,7 @@ public:
 
 private:
     StateDict& out_;
-    std::string prefix_;
+    std::string prefix_{};
 };
 
 /// Loads a StateDict into a model's tensors. Every tensor the model visits must be present.
@@ -273,7 +273,7 @@ public:
 
 private:
     const StateDict& in_;
-    std::string prefix_;
+    std::string prefix_{};
 };
 
 /// An in-memory snapshot of a model's state in the model's own layout: taking and restoring it
@@ -366,7 +366,7 @@ private:
         const StateSnapshot& self;
         std::size_t index = 0;
     };
-    std::vector<Entry> entries_;
+    std::vector<Entry> entries_{};
     bool taken_ = false;
 };
 

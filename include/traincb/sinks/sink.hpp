@@ -12,7 +12,7 @@ namespace traincb::inline v0::sinks {
 
 /// What a sink learns when a run starts.
 struct RunInfo {
-    TrainParams params;      ///< epochs, steps per epoch, batch size, ... of the run
+    TrainParams params{};      ///< epochs, steps per epoch, batch size, ... of the run
     bool resumed = false;    ///< true when the run continues from a checkpoint
     int initial_epoch = 0;   ///< first epoch this run will log; on resume, rows with epoch >= this are dropped
 };
