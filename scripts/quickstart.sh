@@ -1,0 +1,58 @@
+#!/bin/sh
+# traincb quick start, for a fresh Debian 12 machine with g++ and cmake.
+#
+#   sh scripts/quickstart.sh example   # builds and runs the main example
+#   sh scripts/quickstart.sh test      # builds and runs every test (the `dev` workflow preset)
+#
+# Installs the Debian packages it needs when they are missing and it runs as root; otherwise
+# prints the exact apt-get line to run and stops.
+set -eu
+
+mode=${1:-}
+case "$mode" in
+  example) packages="libeigen3-dev nlohmann-json3-dev" ;;
+  test) packages="libeigen3-dev nlohmann-json3-dev catch2 pkg-config" ;;
+  *) echo "usage: sh scripts/quickstart.sh example|test" >&2; exit 2 ;;
+esac
+
+# CMake needs a build tool; a machine with only g++ and cmake may lack make.
+if ! command -v make >/dev/null 2>&1 && ! command -v ninja >/dev/null 2>&1; then
+  packages="$packages make"
+fi
+
+missing=""
+for p in $packages; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "quickstart: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+  else
+    echo "quickstart: missing Debian packages. Run, as root:" >&2
+    echo "  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
+cd "$(dirname "$0")/.."
+CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
+export CMAKE_BUILD_PARALLEL_LEVEL
+CTEST_PARALLEL_LEVEL=${CTEST_PARALLEL_LEVEL:-$CMAKE_BUILD_PARALLEL_LEVEL}
+export CTEST_PARALLEL_LEVEL
+
+case "$mode" in
+  example)
+    cmake -S . -B build/example -DCMAKE_BUILD_TYPE=Release -DTRAINCB_BUILD_TESTS=OFF -DTRAINCB_BUILD_EXAMPLES=ON
+    cmake --build build/example --target example_breast_cancer
+    ./build/example/examples/example_breast_cancer --out build/example/run
+    ;;
+  test)
+    cmake --workflow --preset dev
+    ;;
+esac
