@@ -1,0 +1,75 @@
+// The Trainer's batch loop allocates nothing: a counting global operator new measures every heap
+// allocation between consecutive on_train_batch_begin hooks (which spans gathering the batch, the
+// model's step, the running means, the batch logs, every batch hook and the stop check).
+#include "catch.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/terminate_on_nan.hpp>
+#include <traincb/trainer.hpp>
+
+#include "trainer_test_models.hpp"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}
+
+void* operator new(std::size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+// Records the allocation count at each batch begin of epochs >= 1 (epoch 0 warms up buffers).
+struct AllocProbe final : traincb::Callback {
+    std::array<long, 4096> marks{};
+    std::size_t n = 0;
+    int epoch = 0;
+    void on_epoch_begin(traincb::Context& c) override {
+        epoch = c.epoch();
+        last = -1;
+    }
+    void on_train_batch_begin(traincb::Context&) override {
+        const long now = g_allocations.load(std::memory_order_relaxed);
+        if (epoch >= 1 && last >= 0 && n < marks.size()) marks[n++] = now - last;
+        last = g_allocations.load(std::memory_order_relaxed);
+    }
+    long last = -1;
+};
+
+struct NoOp final : traincb::Callback {
+    void on_train_batch_begin(traincb::Context&) override {}
+    void on_train_batch_end(traincb::Context&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("Trainer: zero heap allocations per batch with EarlyStopping, TerminateOnNaN and five no-op callbacks") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(200, x, y);  // 20 batches of 10: no tail batch
+    test_models::Linear model(2, 1);
+    traincb::Trainer trainer(model);
+    traincb::EarlyStopping es({.monitor = "val_loss", .patience = 100});
+    traincb::TerminateOnNaN ton;  // makes the Trainer maintain batch logs
+    NoOp a, b, c, d, e;
+    AllocProbe probe;
+    trainer.fit(x, y, {.epochs = 3, .batch_size = 10, .shuffle = true, .seed = 1, .validation_split = 0.1},
+                es, ton, a, b, c, d, e, probe);
+    REQUIRE(probe.n >= 30);  // (18 batches - 1) x 2 epochs measured
+    long total = 0;
+    for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];
+    CHECK(total == 0);
+}
+
+TEST_CASE("Trainer: the counting allocator sees allocations (the probe can fail)") {
+    const long before = g_allocations.load();
+    auto* v = new std::vector<int>(100);
+    delete v;
+    CHECK(g_allocations.load() - before >= 2);
+}
