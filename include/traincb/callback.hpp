@@ -356,11 +356,13 @@ public:
     void on_train_batch_end(int batch) { on_train_batch_end(batch, scratch_); }
     /// Before validation.
     void on_test_begin() {
+        ctx_.batch_ = -1;
         ctx_.logs_ = nullptr;
         for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
     }
     /// After validation, with the unprefixed validation values.
     void on_test_end(Logs& logs) {
+        ctx_.batch_ = -1;
         ctx_.logs_ = &logs;
         for (Callback* cb : test_end_) cb->on_test_end(ctx_);
     }
@@ -405,7 +407,7 @@ public:
     /// Ends the run because `error` escaped the loop: on_train_end sees kind Exception and
     /// the exception's message. Exceptions thrown by on_train_end itself are swallowed here so the
     /// original one can propagate (the caller rethrows it).
-    void on_train_end(std::exception_ptr error) noexcept {
+    void on_train_end(const std::exception_ptr& error) noexcept {
         TrainEnd end;
         end.kind = EndKind::Exception;
         end.exception = error;

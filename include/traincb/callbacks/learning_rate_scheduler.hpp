@@ -1,0 +1,95 @@
+#pragma once
+/// @file callbacks/learning_rate_scheduler.hpp
+/// LearningRateScheduler: sets the model's learning rate at the start of every epoch from a
+/// function of the epoch and the current rate (Keras semantics, keras-reference.md section 7).
+///
+///     traincb::LearningRateScheduler sched([](int epoch, double lr) {
+///         return epoch < 10 ? lr : lr * std::exp(-0.1);
+///     });
+///
+/// `epoch` is the 0-based absolute epoch (a resumed run continues the schedule where it left
+/// off). The schedule must return a finite rate >= 0; anything else throws at that epoch instead
+/// of silently training with a NaN rate.
+
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "traincb/callback.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/errors.hpp"
+
+namespace traincb::inline v0 {
+
+/// Sets the learning rate to `schedule(epoch, current_lr)` at each epoch begin (Keras's
+/// LearningRateScheduler), and logs it as "learning_rate" at each epoch end.
+class LearningRateScheduler final : public Callback {
+public:
+    /// The schedule: (0-based absolute epoch, current learning rate) -> new learning rate.
+    using Schedule = std::function<double(int epoch, double lr)>;
+
+    /// Lets Trainer reject this callback at compile time for a model without a learning rate.
+    static constexpr bool requires_learning_rate = true;
+
+    /// `verbose > 0` prints the rate set at each epoch on stdout.
+    /// @throws InvalidArgument when `schedule` is empty.
+    explicit LearningRateScheduler(Schedule schedule, int verbose = 0)
+        : schedule_(std::move(schedule)), verbose_(verbose) {
+        if (!schedule_)
+            throw InvalidArgument(
+                "traincb: LearningRateScheduler: the schedule is empty; pass a function "
+                "double(int epoch, double lr)");
+    }
+
+    /// Checks that the model exposes its learning rate.
+    /// @throws InvalidArgument when it does not.
+    void on_train_begin(Context& ctx) override { check_model(ctx); }
+
+    /// Sets the learning rate for this epoch.
+    /// @throws InvalidArgument when the schedule returns NaN, an infinity or a negative rate.
+    void on_epoch_begin(Context& ctx) override {
+        check_model(ctx);
+        const int epoch = ctx.epoch();
+        const double lr = schedule_(epoch, ctx.model().learning_rate());
+        if (!std::isfinite(lr) || lr < 0.0)
+            throw InvalidArgument("traincb: LearningRateScheduler: the schedule returned " + detail::format_double(lr) +
+                                  " for epoch " + std::to_string(epoch) +
+                                  " (0-based); it must return a finite learning rate >= 0");
+        ctx.model().set_learning_rate(lr);
+        if (verbose_ > 0)
+            std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to "
+                      << detail::format_double(lr) << ".\n";
+    }
+
+    /// Writes logs["learning_rate"]: the rate used during this epoch.
+    void on_epoch_end(Context& ctx) override {
+        check_model(ctx);
+        ctx.logs().set("learning_rate", ctx.model().learning_rate());
+    }
+
+    /// "LearningRateScheduler".
+    [[nodiscard]] std::string name() const override { return "LearningRateScheduler"; }
+    /// The learning rate.
+    [[nodiscard]] Capabilities required_capabilities() const override {
+        return {.learning_rate = true, .state = false};
+    }
+    /// "learning_rate", which it writes at each epoch end (so a callback may monitor it).
+    [[nodiscard]] std::vector<std::string> provided_keys() const override { return {"learning_rate"}; }
+
+private:
+    static void check_model(Context& ctx) {
+        if (ctx.model().has_learning_rate()) return;
+        throw InvalidArgument(
+            "traincb: LearningRateScheduler: needs the model's learning rate, but the model has no "
+            "learning_rate() const / set_learning_rate(double); add them or specialise traincb::model_traits" +
+            std::string(ctx.model().attached() ? "" : " (no model is attached: call CallbackList::set_model)"));
+    }
+
+    Schedule schedule_;
+    int verbose_;
+};
+
+}  // namespace traincb::inline v0
