@@ -1,0 +1,651 @@
+#pragma once
+/// @file sinks/tensorboard.hpp
+/// TensorBoard event files without protobuf or TensorFlow: a low-level EventWriter (one event
+/// file in one run directory) and TensorBoardSink, which lays the logs out as Keras's
+/// TensorBoard callback does (`<log_dir>/train` and `<log_dir>/validation`, tags `epoch_<name>`).
+///
+/// Scalars are written as `simple_value`, a float32: TensorBoard's legacy loader, its Rust
+/// loader and pandas-export scripts all read that. The double a metric holds is rounded to the
+/// nearest float32 (about 7 significant digits; magnitudes beyond 3.4e38 become +-inf), so a
+/// value read back from TensorBoard can differ from the one in History in the 8th digit.
+///
+/// POSIX only (open/write/gethostname). Not thread-safe: use one writer from one thread.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "traincb/detail/crc32c.hpp"
+#include "traincb/detail/protobuf_wire.hpp"
+#include "traincb/diagnostics.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/logs.hpp"
+#include "traincb/sinks/sink.hpp"
+
+namespace traincb::inline v0 {
+
+namespace tensorboard {
+/// A wall-clock source: seconds since the Unix epoch, fractional (inject a fixed one in tests).
+using Clock = std::function<double()>;
+}  // namespace tensorboard
+
+namespace detail::tb {
+
+static_assert(std::numeric_limits<float>::is_iec559 && std::numeric_limits<double>::is_iec559,
+              "TensorBoard events store IEEE-754 floats and doubles");
+
+inline constexpr std::string_view component = "TensorBoard";
+inline constexpr std::string_view file_version = "brain.Event:2";
+inline constexpr std::string_view file_prefix = "events.out.tfevents.";
+// Pending records are written once they pass this size even between flushes, so a long epoch
+// with per-batch scalars never holds more than this in memory.
+inline constexpr std::size_t write_threshold = std::size_t{64} * 1024;
+
+// Field numbers, from tensorboard/compat/proto/{event,summary}.proto.
+inline constexpr std::uint32_t event_wall_time = 1;
+inline constexpr std::uint32_t event_step = 2;
+inline constexpr std::uint32_t event_file_version = 3;
+inline constexpr std::uint32_t event_summary = 5;
+inline constexpr std::uint32_t event_session_log = 7;
+inline constexpr std::uint32_t event_source_metadata = 10;
+inline constexpr std::uint32_t summary_value = 1;
+inline constexpr std::uint32_t value_tag = 1;
+inline constexpr std::uint32_t value_simple_value = 2;
+inline constexpr std::uint32_t session_log_status = 1;
+inline constexpr std::uint32_t session_log_start = 1;
+inline constexpr std::uint32_t source_metadata_writer = 1;
+
+/// Seconds since the Unix epoch from the system clock, with sub-second precision.
+inline double system_wall_time() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// `v` rounded to the nearest float32 (IEEE round-to-nearest-even), with out-of-range magnitudes
+/// mapped to FLT_MAX or +-inf explicitly: a plain cast of such a double is undefined behaviour.
+[[nodiscard]] inline float to_float32(double v) noexcept {
+    constexpr double max = std::numeric_limits<float>::max();
+    if (std::isnan(v) || (v >= -max && v <= max)) return static_cast<float>(v);
+    // FLT_MAX + half an ulp (2^128 - 2^103): below it rounds down to FLT_MAX; at it, ties-to-even
+    // goes up, because FLT_MAX's significand is odd.
+    constexpr double halfway = 0x1.ffffffp+127;
+    const float mag =
+        std::fabs(v) < halfway ? std::numeric_limits<float>::max() : std::numeric_limits<float>::infinity();
+    return v < 0 ? -mag : mag;
+}
+
+/// True when `s` is well-formed UTF-8 (protobuf rejects a `string` field that is not).
+[[nodiscard]] inline bool is_valid_utf8(std::string_view s) noexcept {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80U) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xE0U) == 0xC0U) {
+            len = 2;
+            cp = c & 0x1FU;
+        } else if ((c & 0xF0U) == 0xE0U) {
+            len = 3;
+            cp = c & 0x0FU;
+        } else if ((c & 0xF8U) == 0xF0U) {
+            len = 4;
+            cp = c & 0x07U;
+        } else {
+            return false;
+        }
+        if (s.size() - i < len) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            if ((b & 0xC0U) != 0x80U) return false;
+            cp = (cp << 6) | (b & 0x3FU);
+        }
+        const bool overlong = (len == 2 && cp < 0x80U) || (len == 3 && cp < 0x800U) || (len == 4 && cp < 0x10000U);
+        if (overlong || cp > 0x10FFFFU || (cp >= 0xD800U && cp <= 0xDFFFU)) return false;
+        i += len;
+    }
+    return true;
+}
+
+// Event fields 1 and 2. Defaults are omitted, as proto3's canonical serializer omits them, so
+// the bytes equal Python's SerializeToString().
+inline void put_event_header(std::string& out, double wall_time, std::int64_t step) {
+    if (std::bit_cast<std::uint64_t>(wall_time) != 0) pb::put_double_field(out, event_wall_time, wall_time);
+    if (step != 0) pb::put_int64_field(out, event_step, step);
+}
+
+/// Appends the Event `{wall_time, file_version: "brain.Event:2", source_metadata{writer}}` that
+/// starts every file (source_metadata is left out when `writer` is empty).
+inline void encode_file_version_event(std::string& out, double wall_time, std::string_view writer) {
+    put_event_header(out, wall_time, 0);
+    pb::put_bytes_field(out, event_file_version, file_version);
+    if (!writer.empty()) {
+        pb::put_key(out, event_source_metadata, pb::WireType::Len);
+        pb::put_varint(out, 1 + pb::varint_size(writer.size()) + writer.size());
+        pb::put_bytes_field(out, source_metadata_writer, writer);
+    }
+}
+
+/// Appends the Event `{wall_time, step, summary{value{tag, simple_value}}}`.
+inline void encode_scalar_event(std::string& out, double wall_time, std::int64_t step, std::string_view tag,
+                                float value) {
+    // Sizes are computed up front so the nested messages are written in place, without temporaries.
+    const std::size_t value_size = 1 + pb::varint_size(tag.size()) + tag.size() + 1 + 4;
+    const std::size_t summary_size = 1 + pb::varint_size(value_size) + value_size;
+    put_event_header(out, wall_time, step);
+    pb::put_key(out, event_summary, pb::WireType::Len);
+    pb::put_varint(out, summary_size);
+    pb::put_key(out, summary_value, pb::WireType::Len);
+    pb::put_varint(out, value_size);
+    pb::put_bytes_field(out, value_tag, tag);
+    // simple_value is in a oneof, so it is written even when it is 0.
+    pb::put_float_field(out, value_simple_value, value);
+}
+
+/// Appends the Event `{wall_time, step, session_log{status: START}}`.
+inline void encode_session_start_event(std::string& out, double wall_time, std::int64_t step) {
+    put_event_header(out, wall_time, step);
+    pb::put_key(out, event_session_log, pb::WireType::Len);
+    pb::put_varint(out, 2);
+    pb::put_uint64_field(out, session_log_status, session_log_start);
+}
+
+/// Appends one TFRecord: uint64 length, masked CRC-32C of those 8 bytes, the payload, masked
+/// CRC-32C of the payload (all little-endian).
+inline void append_record(std::string& out, std::string_view payload) {
+    const std::size_t header_at = out.size();
+    pb::put_fixed64(out, payload.size());
+    pb::put_fixed32(out, masked_crc32c(std::string_view(out).substr(header_at, 8)));
+    out.append(payload);
+    pb::put_fixed32(out, masked_crc32c(payload));
+}
+
+/// "events.out.tfevents.<10-digit secs>.<host>.<pid>.<counter><suffix>", TensorBoard's and
+/// PyTorch's convention.
+[[nodiscard]] inline std::string event_file_name(std::int64_t secs, std::string_view host, std::int64_t pid,
+                                                 std::uint64_t counter, std::string_view suffix) {
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, secs < 0 ? 0 : secs);
+    const std::string_view secs_text(digits, static_cast<std::size_t>(r.ptr - digits));
+    std::string name(file_prefix);
+    if (secs_text.size() < 10) name.append(10 - secs_text.size(), '0');
+    name += secs_text;
+    name += '.';
+    name += host;
+    name += '.';
+    r = std::to_chars(digits, digits + sizeof digits, pid);
+    name.append(digits, r.ptr);
+    name += '.';
+    r = std::to_chars(digits, digits + sizeof digits, counter);
+    name.append(digits, r.ptr);
+    name += suffix;
+    return name;
+}
+
+/// The timestamp of a conventional event file name, or nullopt for any other name.
+[[nodiscard]] inline std::optional<std::int64_t> event_file_secs(std::string_view name) {
+    if (!name.starts_with(file_prefix)) return std::nullopt;
+    name.remove_prefix(file_prefix.size());
+    if (name.size() < 11 || name[10] != '.') return std::nullopt;
+    std::int64_t secs = 0;
+    const auto r = std::from_chars(name.data(), name.data() + 10, secs);
+    if (r.ec != std::errc() || r.ptr != name.data() + 10) return std::nullopt;
+    return secs;
+}
+
+/// This machine's host name, for the file name ("localhost" if it cannot be read).
+[[nodiscard]] inline std::string host_name() {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    std::string host;
+    for (const char* p = buf; *p != '\0'; ++p) {
+        if (*p != '/') host += *p;  // a '/' would turn the file name into a path
+    }
+    return host.empty() ? std::string("localhost") : host;
+}
+
+/// A process-wide counter, so two writers created in the same second get different names.
+inline std::atomic<std::uint64_t>& file_counter() {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter;
+}
+
+}  // namespace detail::tb
+
+namespace tensorboard {
+
+/// Options of EventWriter.
+struct EventWriterOptions {
+    std::string filename_suffix{};        ///< appended to the generated file name; must not contain '/'
+    std::string writer_name = "traincb";  ///< source_metadata.writer of the first event ("" leaves it out)
+    Clock clock{};                        ///< wall-time source; empty means the system clock
+};
+
+/// Writes one TensorBoard event file in a run directory: a new file per writer (never appending
+/// to an old one), named `events.out.tfevents.<10-digit unix secs>.<host>.<pid>.<counter><suffix>`,
+/// whose first record is `file_version = "brain.Event:2"`. Records are buffered whole and reach
+/// the file at flush(), close(), destruction, or once 64 KiB are pending; a failed write is cut
+/// back to the last whole record, so the file never ends in a torn record.
+class EventWriter {
+public:
+    /// Creates `run_dir` if needed and a new event file in it, and writes the file_version event.
+    /// The name's timestamp is raised past that of any event file already in `run_dir` that
+    /// would sort after it: TensorBoard's legacy loader reads a run's files in name order and
+    /// only watches the last one.
+    /// @throws InvalidArgument if `run_dir` is empty or the suffix contains '/'.
+    /// @throws IoError naming the path and the OS error if the directory or file cannot be made.
+    explicit EventWriter(const std::filesystem::path& run_dir, EventWriterOptions options = {})
+        : options_(std::move(options)) {
+        if (run_dir.empty()) {
+            throw InvalidArgument(
+                "traincb: TensorBoard: the run directory is empty; pass the directory "
+                "that should hold the event file (e.g. \"logs/train\")");
+        }
+        if (options_.filename_suffix.find('/') != std::string::npos ||
+            options_.filename_suffix.find('\0') != std::string::npos) {
+            throw InvalidArgument("traincb: TensorBoard: filename_suffix '" + options_.filename_suffix +
+                                  "' contains '/' or a NUL byte; use a plain suffix such as \".v2\"");
+        }
+        if (!detail::tb::is_valid_utf8(options_.writer_name)) {
+            throw InvalidArgument("traincb: TensorBoard: writer_name is not valid UTF-8; protobuf strings must be");
+        }
+        if (!options_.clock) options_.clock = detail::tb::system_wall_time;
+        open_file(run_dir);
+    }
+
+    /// Flushes and closes; a failure is reported through traincb::warn (destructors do not throw).
+    ~EventWriter() { close_noexcept(); }
+
+    /// Takes over `other`'s file; `other` is left closed.
+    EventWriter(EventWriter&& other) noexcept
+        : options_(std::move(other.options_)),
+          path_(std::move(other.path_)),
+          pending_(std::move(other.pending_)),
+          fd_(std::exchange(other.fd_, -1)),
+          file_size_(other.file_size_) {}
+
+    /// Closes this writer's file (warning on failure), then takes over `other`'s.
+    EventWriter& operator=(EventWriter&& other) noexcept {
+        if (this != &other) {
+            close_noexcept();
+            options_ = std::move(other.options_);
+            path_ = std::move(other.path_);
+            pending_ = std::move(other.pending_);
+            fd_ = std::exchange(other.fd_, -1);
+            file_size_ = other.file_size_;
+        }
+        return *this;
+    }
+
+    EventWriter(const EventWriter&) = delete;
+    EventWriter& operator=(const EventWriter&) = delete;
+
+    /// Adds `{step, summary{value{tag, simple_value}}}`; `value` is rounded to float32 (see the
+    /// file comment). `wall_time` defaults to the writer's clock.
+    /// @throws InvalidArgument if `tag` is empty or not UTF-8; LogicError if the writer is closed;
+    /// IoError if writing the pending records fails.
+    void add_scalar(std::string_view tag, std::int64_t step, double value,
+                    std::optional<double> wall_time = std::nullopt) {
+        require_open("add_scalar");
+        if (tag.empty() || !detail::tb::is_valid_utf8(tag)) {
+            throw InvalidArgument("traincb: TensorBoard: scalar tag '" + std::string(tag) +
+                                  "' is empty or not valid UTF-8; use a name such as \"epoch_loss\"");
+        }
+        scratch_.clear();
+        detail::tb::encode_scalar_event(scratch_, wall_time ? *wall_time : options_.clock(), step, tag,
+                                        detail::tb::to_float32(value));
+        append(scratch_);
+    }
+
+    /// Adds `{step, session_log{status: START}}`: TensorBoard's legacy loader then drops the
+    /// points of earlier sessions with step >= `step` (the restart marker of a resumed run).
+    /// @throws LogicError if the writer is closed; IoError if writing pending records fails.
+    void add_session_start(std::int64_t step, std::optional<double> wall_time = std::nullopt) {
+        require_open("add_session_start");
+        scratch_.clear();
+        detail::tb::encode_session_start_event(scratch_, wall_time ? *wall_time : options_.clock(), step);
+        append(scratch_);
+    }
+
+    /// Hands every pending record to the OS in one write (no fsync). On failure the file is cut
+    /// back to its last whole record and the pending records are dropped.
+    /// @throws IoError naming the file and the OS error; LogicError if the writer is closed.
+    void flush() {
+        require_open("flush");
+        write_pending();
+    }
+
+    /// Flushes and closes the file; later calls other than close() and path() throw LogicError.
+    /// Does nothing if already closed. @throws IoError if the final write or close fails.
+    void close() {
+        if (fd_ < 0) return;
+        try {
+            write_pending();
+        } catch (...) {
+            (void)::close(std::exchange(fd_, -1));
+            throw;
+        }
+        if (::close(std::exchange(fd_, -1)) != 0) {
+            throw IoError(std::string(detail::tb::component), "cannot close", path_, errno);
+        }
+    }
+
+    /// The event file's path.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    /// True until close() (or a move away).
+    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    /// The current time from the writer's clock, in seconds since the Unix epoch.
+    [[nodiscard]] double now() const { return options_.clock(); }
+
+private:
+    void open_file(const std::filesystem::path& run_dir) {
+        namespace fs = std::filesystem;
+        const std::string comp(detail::tb::component);
+        std::error_code ec;
+        fs::create_directories(run_dir, ec);
+        if (!ec && !fs::is_directory(run_dir, ec) && !ec) ec = std::make_error_code(std::errc::not_a_directory);
+        if (ec) throw IoError(comp, "cannot create directory", run_dir, ec);
+
+        // The name that sorts last among the run's event files ("tfevents" anywhere in the name is
+        // what the loaders look for).
+        std::string last;
+        for (fs::directory_iterator it(run_dir, ec), end; !ec && it != end; it.increment(ec)) {
+            std::string name = it->path().filename().string();
+            if (name.find("tfevents") != std::string::npos && name > last) last = std::move(name);
+        }
+        if (ec) throw IoError(comp, "cannot list directory", run_dir, ec);
+
+        const double t = options_.clock();  // one reading for the name and the first event
+        std::int64_t secs = std::isfinite(t) && t > 0 ? static_cast<std::int64_t>(std::floor(t)) : 0;
+        const std::string host = detail::tb::host_name();
+        const auto pid = static_cast<std::int64_t>(::getpid());
+        auto make_name = [&] {
+            return detail::tb::event_file_name(secs, host, pid, detail::tb::file_counter().fetch_add(1),
+                                               options_.filename_suffix);
+        };
+        std::string name = make_name();
+        if (!last.empty() && name <= last) {
+            if (const auto last_secs = detail::tb::event_file_secs(last)) {
+                secs = std::max(secs, *last_secs + 1);
+                name = make_name();
+            } else {
+                warn("traincb: TensorBoard: the event file '" + last + "' in '" + run_dir.string() +
+                     "' sorts after the new file '" + name +
+                     "'; TensorBoard's legacy loader may skip the new one. Use a fresh run directory.");
+            }
+        }
+        // O_EXCL: never append to an existing file. A clash (same second, pid and counter from an
+        // earlier process) is retried with the next counter value.
+        for (int attempt = 0;; ++attempt) {
+            path_ = run_dir / name;
+            fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+            if (fd_ >= 0) break;
+            if (errno != EEXIST || attempt >= 100) throw IoError(comp, "cannot create", path_, errno);
+            name = make_name();
+        }
+        try {
+            scratch_.clear();
+            detail::tb::encode_file_version_event(scratch_, t, options_.writer_name);
+            append(scratch_);
+            write_pending();
+        } catch (...) {
+            // No half-made file is left behind.
+            (void)::close(std::exchange(fd_, -1));
+            std::error_code ignored;
+            fs::remove(path_, ignored);
+            throw;
+        }
+    }
+
+    void require_open(const char* what) const {
+        if (fd_ < 0) {
+            throw LogicError("traincb: TensorBoard: " + std::string(what) + " on a closed EventWriter ('" +
+                             path_.string() + "'); create a new writer to write more events");
+        }
+    }
+
+    void append(std::string_view payload) {
+        detail::tb::append_record(pending_, payload);
+        if (pending_.size() >= detail::tb::write_threshold) write_pending();
+    }
+
+    void write_pending() {
+        std::size_t done = 0;
+        while (done < pending_.size()) {
+            const ::ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
+            if (n > 0) {
+                done += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            const int err = n < 0 ? errno : EIO;
+            // Cut a torn record off: the loaders stop at the first bad record, so one would hide
+            // every later event. O_APPEND makes the next write land at the new end.
+            const int rc = ::ftruncate(fd_, static_cast<::off_t>(file_size_));
+            (void)rc;
+            pending_.clear();
+            throw IoError(std::string(detail::tb::component), "cannot write", path_, err);
+        }
+        file_size_ += pending_.size();
+        pending_.clear();
+    }
+
+    void close_noexcept() noexcept {
+        try {
+            close();
+        } catch (const std::exception& e) {
+            warn(e.what());
+        }
+    }
+
+    EventWriterOptions options_;
+    std::filesystem::path path_;
+    std::string pending_;  // whole records not yet written
+    std::string scratch_;  // the event being encoded (kept to reuse its capacity)
+    int fd_ = -1;
+    std::uint64_t file_size_ = 0;  // bytes of whole records in the file
+};
+
+}  // namespace tensorboard
+
+namespace sinks {
+
+/// Options of TensorBoardSink.
+struct TensorBoardOptions {
+    std::filesystem::path log_dir{};  ///< runs go to `<log_dir>/train` and `<log_dir>/validation`
+    bool log_batches = false;         ///< also write `batch_<name>` at step = global step (train run)
+    std::int64_t update_freq =
+        1;  ///< with log_batches, write when global_step % update_freq == 0 (Keras's update_freq=N)
+    std::string filename_suffix{};  ///< appended to every event file name
+    tensorboard::Clock clock{};     ///< wall-time source; empty means the system clock (inject in tests)
+};
+
+/// Writes the logs as TensorBoard scalars, laid out as Keras's TensorBoard callback does:
+/// training values (and `learning_rate`) in run `<log_dir>/train` as `epoch_<name>`, `val_<name>`
+/// values in run `<log_dir>/validation` as `epoch_<name>`, at step = the 0-based epoch; with
+/// log_batches, `batch_<name>` in the train run at step = the global step. Each begin() starts new
+/// event files; a resumed run also writes a SessionLog START (see begin()). Values are float32.
+class TensorBoardSink final : public Sink {
+public:
+    /// Validates the options and creates `log_dir`, so a bad directory fails before training.
+    /// @throws InvalidArgument for an empty log_dir, update_freq < 1 or a suffix with '/';
+    /// IoError if log_dir cannot be created.
+    explicit TensorBoardSink(TensorBoardOptions options) : options_(std::move(options)) {
+        if (options_.log_dir.empty()) {
+            throw InvalidArgument("traincb: TensorBoardSink: log_dir is empty; set .log_dir = \"logs/run1\"");
+        }
+        if (options_.update_freq < 1) {
+            throw InvalidArgument("traincb: TensorBoardSink: update_freq = " + std::to_string(options_.update_freq) +
+                                  " must be >= 1 (1 writes every batch)");
+        }
+        if (options_.filename_suffix.find('/') != std::string::npos ||
+            options_.filename_suffix.find('\0') != std::string::npos) {
+            throw InvalidArgument("traincb: TensorBoardSink: filename_suffix '" + options_.filename_suffix +
+                                  "' contains '/' or a NUL byte; use a plain suffix such as \".v2\"");
+        }
+        if (!options_.clock) options_.clock = detail::tb::system_wall_time;
+        std::error_code ec;
+        std::filesystem::create_directories(options_.log_dir, ec);
+        if (!ec && !std::filesystem::is_directory(options_.log_dir, ec) && !ec) {
+            ec = std::make_error_code(std::errc::not_a_directory);
+        }
+        if (ec) throw IoError("TensorBoardSink", "cannot create log_dir", options_.log_dir, ec);
+    }
+
+    /// Opens new event files: the train run always, the validation run now if the run has
+    /// validation (else at the first `val_` key). When `info.resumed`, each run gets a SessionLog
+    /// START at the resume step, so TensorBoard's legacy loader drops the points the previous
+    /// session wrote past the checkpoint: step = initial_epoch in the validation run, and in the
+    /// train run too unless log_batches is set; then it is the first batch's global step, since
+    /// batch points share that run and a START at the epoch number would drop valid ones.
+    /// @throws IoError if a file cannot be created.
+    void begin(const RunInfo& info) override {
+        close_writers();
+        began_ = true;
+        resumed_ = info.resumed;
+        initial_epoch_ = info.initial_epoch;
+        train_start_pending_ = false;
+        train_ = open_run("train");
+        if (resumed_) {
+            if (options_.log_batches) {
+                train_start_pending_ = true;
+            } else {
+                train_->add_session_start(initial_epoch_);
+            }
+        }
+        train_->flush();
+        if (info.params.has_validation) validation().flush();
+    }
+
+    /// Writes `epoch_<name>` at step = `epoch` in the train or validation run, then flushes both.
+    /// @throws LogicError before begin(); IoError if writing fails.
+    void write_epoch(int epoch, const Logs& logs) override {
+        require_begun("write_epoch");
+        write_pending_start(initial_epoch_);
+        const double now = options_.clock();
+        for (const auto& [key, value] : logs) {
+            const std::string_view k(key);
+            if (k.starts_with("val_")) {
+                validation().add_scalar(tag("epoch_", k.substr(4)), epoch, value, now);
+            } else {
+                train_->add_scalar(tag("epoch_", k), epoch, value, now);
+            }
+        }
+        flush();
+    }
+
+    /// True when log_batches is set.
+    [[nodiscard]] bool wants_batches() const override { return options_.log_batches; }
+
+    /// Writes `batch_<name>` at step = the global step in the train run, on every update_freq-th
+    /// global step; the records reach the file at the epoch's flush.
+    /// @throws LogicError before begin(); IoError if writing fails.
+    void write_batch(const BatchInfo& info, const Logs& logs) override {
+        require_begun("write_batch");
+        if (!options_.log_batches) return;
+        write_pending_start(info.global_step);
+        if (info.global_step % options_.update_freq != 0) return;
+        const double now = options_.clock();
+        for (const auto& [key, value] : logs) train_->add_scalar(tag("batch_", key), info.global_step, value, now);
+    }
+
+    /// Flushes and closes the event files. @throws IoError if the final write fails.
+    void end(const TrainEnd& end) override {
+        (void)end;
+        began_ = false;
+        std::exception_ptr first;
+        for (auto* w : {&train_, &validation_}) {
+            try {
+                if (*w) (*w)->close();
+            } catch (...) {
+                if (!first) first = std::current_exception();
+            }
+            w->reset();
+        }
+        if (first) std::rethrow_exception(first);
+    }
+
+    /// Hands the pending records of both runs to the OS. @throws IoError if writing fails.
+    void flush() override {
+        if (train_) train_->flush();
+        if (validation_) validation_->flush();
+    }
+
+    /// The options, as validated.
+    [[nodiscard]] const TensorBoardOptions& options() const noexcept { return options_; }
+    /// The train run's current event file (empty before begin() and after end()).
+    [[nodiscard]] std::filesystem::path train_file() const { return train_ ? train_->path() : std::filesystem::path(); }
+    /// The validation run's current event file (empty until it is opened and after end()).
+    [[nodiscard]] std::filesystem::path validation_file() const {
+        return validation_ ? validation_->path() : std::filesystem::path();
+    }
+
+private:
+    tensorboard::EventWriter open_run(const char* run) const {
+        return tensorboard::EventWriter(options_.log_dir / run,
+                                        {.filename_suffix = options_.filename_suffix, .clock = options_.clock});
+    }
+
+    tensorboard::EventWriter& validation() {
+        if (!validation_) {
+            validation_ = open_run("validation");
+            if (resumed_) validation_->add_session_start(initial_epoch_);
+        }
+        return *validation_;
+    }
+
+    void write_pending_start(std::int64_t step) {
+        if (train_start_pending_) {
+            train_start_pending_ = false;
+            train_->add_session_start(step);
+        }
+    }
+
+    void require_begun(const char* what) const {
+        if (!began_) {
+            throw LogicError("traincb: TensorBoardSink: " + std::string(what) +
+                             " called outside a run; call begin() first (MetricLogger does)");
+        }
+    }
+
+    static std::string tag(std::string_view prefix, std::string_view name) {
+        std::string t;
+        t.reserve(prefix.size() + name.size());
+        t += prefix;
+        t += name;
+        return t;
+    }
+
+    void close_writers() noexcept {
+        train_.reset();  // the destructors flush and warn on failure
+        validation_.reset();
+    }
+
+    TensorBoardOptions options_;
+    std::optional<tensorboard::EventWriter> train_;
+    std::optional<tensorboard::EventWriter> validation_;
+    bool began_ = false;
+    bool resumed_ = false;
+    bool train_start_pending_ = false;
+    int initial_epoch_ = 0;
+};
+
+}  // namespace sinks
+
+}  // namespace traincb::inline v0
