@@ -2,14 +2,16 @@
 # so the documentation cannot drift from the code. Blocks meant as fragments use ```text.
 file(GLOB _doc_files CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/README.md" "${PROJECT_SOURCE_DIR}/docs/*.md")
 set(_snippet_sources "")
+string(ASCII 30 _rs)  # record separator: stands for a fence while splitting
+string(ASCII 31 _us)  # unit separator: stands for ';' (a CMake list separator) while splitting
 foreach(_doc IN LISTS _doc_files)
   file(READ "${_doc}" _text)
   get_filename_component(_stem "${_doc}" NAME_WE)
   set(_n 0)
   # CMake regexes have no lazy quantifiers: split on the fences instead.
-  string(REPLACE "```cpp\n" "\x1e" _text "${_text}")
-  string(REPLACE ";" "\x1f" _text "${_text}")
-  string(REPLACE "\x1e" ";" _parts "${_text}")
+  string(REPLACE "```cpp\n" "${_rs}" _text "${_text}")
+  string(REPLACE ";" "${_us}" _text "${_text}")
+  string(REPLACE "${_rs}" ";" _parts "${_text}")
   list(POP_FRONT _parts)
   foreach(_part IN LISTS _parts)
     string(FIND "${_part}" "```" _end)
@@ -17,7 +19,7 @@ foreach(_doc IN LISTS _doc_files)
       message(FATAL_ERROR "${_doc}: unterminated ```cpp block")
     endif()
     string(SUBSTRING "${_part}" 0 ${_end} _code)
-    string(REPLACE "\x1f" ";" _code "${_code}")
+    string(REPLACE "${_us}" ";" _code "${_code}")
     math(EXPR _n "${_n} + 1")
     set(_out "${CMAKE_CURRENT_BINARY_DIR}/doc_snippets/${_stem}_${_n}.cpp")
     file(CONFIGURE OUTPUT "${_out}" CONTENT "// From ${_doc}, block ${_n}.\n${_code}" @ONLY)

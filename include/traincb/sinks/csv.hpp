@@ -1,0 +1,591 @@
+#pragma once
+/// @file sinks/csv.hpp
+/// CsvSink: Keras's CSVLogger file (`epoch` then the sorted keys, `NA` for a missing value, RFC 4180
+/// quoting, "\r\n" line ends, Python float repr), without its traps: no phantom `val_*` columns, a
+/// key that first appears in a later epoch widens the header instead of being dropped, and a
+/// resumed run replaces the rows of the epochs it re-runs instead of duplicating them.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "traincb/diagnostics.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/logs.hpp"
+#include "traincb/sinks/sink.hpp"
+
+namespace traincb::inline v0::detail {
+
+/// Appends Python's repr() of `v` (what Keras's CSVLogger writes): the shortest round-trip digits,
+/// fixed notation with a trailing ".0" for integral values when the decimal exponent is in
+/// [-4, 16), else scientific with a signed exponent of at least 2 digits; "nan", "inf", "-inf".
+inline void append_python_float(std::string& out, double v) {
+    if (std::isnan(v)) {
+        out += "nan";
+        return;
+    }
+    if (std::isinf(v)) {
+        out += v > 0 ? "inf" : "-inf";
+        return;
+    }
+    char buf[40];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    const std::string_view sci(buf, static_cast<std::size_t>(r.ptr - buf));  // "-1.25e+02"
+    const std::size_t e = sci.find('e');
+    int exp = 0;
+    const char* exp_begin = sci.data() + e + 1;
+    const bool exp_negative = *exp_begin == '-';
+    std::from_chars(exp_begin + 1, sci.data() + sci.size(), exp);  // skips the sign to_chars always writes
+    if (exp_negative) exp = -exp;
+    if (exp < -4 || exp >= 16) {  // to_chars's scientific layout is already Python's
+        out.append(sci);
+        return;
+    }
+    const bool negative = sci.front() == '-';
+    std::string_view mantissa = sci.substr(negative ? 1 : 0, e - (negative ? 1 : 0));
+    char digits[24];
+    std::size_t n = 0;
+    for (char c : mantissa)
+        if (c != '.') digits[n++] = c;
+    if (negative) out += '-';
+    if (exp >= 0) {
+        const auto int_digits = static_cast<std::size_t>(exp) + 1;
+        if (n <= int_digits) {
+            out.append(digits, n);
+            out.append(int_digits - n, '0');
+            out += ".0";
+        } else {
+            out.append(digits, int_digits);
+            out += '.';
+            out.append(digits + int_digits, n - int_digits);
+        }
+    } else {
+        out += "0.";
+        out.append(static_cast<std::size_t>(-exp - 1), '0');
+        out.append(digits, n);
+    }
+}
+
+/// Python's repr() of `v` as a string (see append_python_float).
+inline std::string format_python_float(double v) {
+    std::string s;
+    append_python_float(s, v);
+    return s;
+}
+
+/// Appends `cell` to a CSV line, quoted as RFC 4180 and Python's QUOTE_MINIMAL do when it holds
+/// the separator, a double quote, CR or LF (a quote inside is doubled).
+inline void append_csv_cell(std::string& out, std::string_view cell, char separator) {
+    bool quote = false;
+    for (char c : cell) quote = quote || c == separator || c == '"' || c == '\r' || c == '\n';
+    if (!quote) {
+        out.append(cell);
+        return;
+    }
+    out += '"';
+    for (char c : cell) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+}
+
+/// The records of a CSV text, and whether the last one ended with a line terminator (a missing
+/// one means the writer was cut off mid-row).
+struct CsvRecords {
+    std::vector<std::vector<std::string>> records;
+    bool last_terminated = true;
+};
+
+/// Parses RFC 4180 text with "\r\n" or "\n" line ends. @throws FormatError for a quote that is
+/// not closed before a complete line (the message names `path`).
+inline CsvRecords parse_csv(std::string_view text, char separator, const std::filesystem::path& path,
+                            const char* component) {
+    CsvRecords out;
+    std::vector<std::string> record;
+    std::string cell;
+    std::size_t i = 0;
+    std::size_t line = 1;
+    bool in_record = false;
+    while (i < text.size()) {
+        in_record = true;
+        const char c = text[i];
+        if (c == '"' && cell.empty()) {
+            // a quoted cell: runs to the closing quote ("" inside is one quote)
+            std::size_t j = i + 1;
+            bool closed = false;
+            while (j < text.size()) {
+                if (text[j] == '"') {
+                    if (j + 1 < text.size() && text[j + 1] == '"') {
+                        cell += '"';
+                        j += 2;
+                        continue;
+                    }
+                    closed = true;
+                    ++j;
+                    break;
+                }
+                if (text[j] == '\n') ++line;
+                cell += text[j++];
+            }
+            if (!closed) {
+                // cut off inside a quoted cell: an unterminated last record
+                record.push_back(std::move(cell));
+                out.records.push_back(std::move(record));
+                out.last_terminated = false;
+                return out;
+            }
+            if (j < text.size() && text[j] != separator && text[j] != '\r' && text[j] != '\n')
+                throw FormatError("traincb: " + std::string(component) + ": '" + path.string() + "' line " +
+                                  std::to_string(line) +
+                                  ": text after a closing quote; the file is not a CSV log, delete it or choose "
+                                  "another path");
+            i = j;
+            continue;
+        }
+        if (c == separator) {
+            record.push_back(std::move(cell));
+            cell.clear();
+            ++i;
+            continue;
+        }
+        if (c == '\r' || c == '\n') {
+            record.push_back(std::move(cell));
+            cell.clear();
+            out.records.push_back(std::move(record));
+            record.clear();
+            in_record = false;
+            ++line;
+            i += (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ? 2 : 1;
+            continue;
+        }
+        cell += c;
+        ++i;
+    }
+    if (in_record) {
+        record.push_back(std::move(cell));
+        out.records.push_back(std::move(record));
+        out.last_terminated = false;
+    }
+    return out;
+}
+
+/// The POSIX file helpers of the log sinks (CSV, JSON lines): whole-line write(2), read-back,
+/// early path checks and an atomic rewrite. A private copy, in its own namespace so it never
+/// collides with io/atomic_file.hpp, until one file layer serves every component.
+namespace logfile {
+
+/// A file descriptor closed on destruction; close() reports the error instead.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+    [[nodiscard]] int get() const noexcept { return fd_; }
+    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    /// Closes, ignoring errors (for unwinding).
+    void reset() noexcept {
+        if (fd_ >= 0) (void)::close(std::exchange(fd_, -1));
+    }
+    /// Closes; returns 0 or the errno of close(2).
+    [[nodiscard]] int close() noexcept {
+        if (fd_ < 0) return 0;
+        return ::close(std::exchange(fd_, -1)) == 0 ? 0 : errno;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+/// Writes all of `data` with write(2), retrying after EINTR and short writes.
+/// @throws IoError naming `path` and the OS error (ENOSPC on a full disk).
+inline void write_all(int fd, std::string_view data, const char* component, const std::filesystem::path& path) {
+    while (!data.empty()) {
+        const ::ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw IoError(component, "cannot write", path, errno);
+        }
+        if (n == 0) throw IoError(component, "cannot write", path, EIO);
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+/// Opens `path` with open(2). @throws IoError naming the path and the OS error.
+inline UniqueFd open_file(const std::filesystem::path& path, int flags, const char* component) {
+    int fd = -1;
+    do {
+        fd = ::open(path.c_str(), flags | O_CLOEXEC, 0666);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw IoError(component, "cannot open", path, errno);
+    return UniqueFd(fd);
+}
+
+/// The whole content of the regular file `path`. @throws IoError.
+inline std::string read_whole_file(const std::filesystem::path& path, const char* component) {
+    UniqueFd fd = open_file(path, O_RDONLY, component);
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        const ::ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw IoError(component, "cannot read", path, errno);
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+}
+
+/// Fails early, at construction, for a log path that can never be a file: an existing directory
+/// (EISDIR), a parent that is not a directory (ENOTDIR) or does not exist (ENOENT).
+/// @throws IoError naming `path`.
+inline void check_log_path(const std::filesystem::path& path, const char* component) {
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) throw IoError(component, "cannot write the log file", path, EISDIR);
+        return;
+    }
+    if (errno != ENOENT) throw IoError(component, "cannot write the log file", path, errno);
+    std::filesystem::path parent = path.parent_path();
+    if (parent.empty()) parent = ".";
+    if (::stat(parent.c_str(), &st) != 0) throw IoError(component, "cannot create the log file", path, errno);
+    if (!S_ISDIR(st.st_mode)) throw IoError(component, "cannot create the log file", path, ENOTDIR);
+}
+
+/// Replaces the file `path` by `content` so that a reader (or a crash) sees the old file or the
+/// new one, never a mix: a temporary file in the same directory, fsync, rename, fsync of the
+/// directory. Keeps the old file's permission bits. (A private copy until io/atomic_file.hpp is
+/// shared by every component.) @throws IoError naming the path; the temporary file is removed.
+inline void rewrite_file_atomically(const std::filesystem::path& path, std::string_view content,
+                                    const char* component) {
+    std::string tmp = path.string() + ".tmp.XXXXXX";
+    UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+    if (!fd.is_open()) throw IoError(component, "cannot create a temporary file beside", path, errno);
+    try {
+        struct ::stat st {};
+        if (::stat(path.c_str(), &st) == 0 && ::fchmod(fd.get(), st.st_mode & 07777) != 0)
+            throw IoError(component, "cannot set the permissions of", tmp, errno);
+        write_all(fd.get(), content, component, tmp);
+        if (::fsync(fd.get()) != 0) throw IoError(component, "cannot sync", tmp, errno);
+        if (const int err = fd.close(); err != 0) throw IoError(component, "cannot close", tmp, err);
+        if (::rename(tmp.c_str(), path.c_str()) != 0) throw IoError(component, "cannot replace", path, errno);
+    } catch (...) {
+        (void)::unlink(tmp.c_str());
+        throw;
+    }
+    std::filesystem::path dir = path.parent_path();
+    if (dir.empty()) dir = ".";
+    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd.is_open()) throw IoError(component, "cannot open the directory of", path, errno);
+    // Some file systems cannot sync a directory (EINVAL); the rename is then as durable as it gets.
+    if (::fsync(dfd.get()) != 0 && errno != EINVAL)
+        throw IoError(component, "cannot sync the directory of", path, errno);
+}
+
+/// What a log path names: nothing yet, a regular file (which can be read back and rewritten), or
+/// something else (a device, pipe or terminal, which can only be appended to).
+enum class FileKind { Missing, Regular, Other };
+
+/// The kind of `path`. @throws IoError for a stat error other than ENOENT.
+inline FileKind file_kind(const std::filesystem::path& path, const char* component) {
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return FileKind::Missing;
+        throw IoError(component, "cannot open", path, errno);
+    }
+    return S_ISREG(st.st_mode) ? FileKind::Regular : FileKind::Other;
+}
+
+}  // namespace logfile
+
+}  // namespace traincb::inline v0::detail
+
+namespace traincb::inline v0::sinks {
+
+/// Options of CsvSink (Keras's CSVLogger arguments).
+struct CsvOptions {
+    std::filesystem::path path{};  ///< the CSV file; its directory must exist
+    char separator = ',';          ///< the field separator
+    /// Keep an existing file: its rows of epochs before RunInfo::initial_epoch stay, the rows of
+    /// later epochs are replaced by this run's (a resumed run behaves so even when false).
+    bool append = false;
+};
+
+/// Writes one CSV row per epoch, as Keras's CSVLogger: the header `epoch` then every key in sorted
+/// order; `epoch` is 0-based and absolute; a value missing in an epoch is `NA`; numbers are
+/// Python's float repr (`0.1`, `1e-05`, `100.0`, `nan`, `inf`, `-inf`: the bytes Keras writes, and
+/// pandas reads every column as float64); cells holding the separator, `"`, CR or LF are quoted
+/// (RFC 4180); lines end with "\r\n" as Python's csv module writes them on every OS.
+///
+/// Unlike Keras: columns are the keys actually logged (plus TrainParams::log_keys when known), so
+/// a run without validation has no `val_*` columns; a key first logged in a later epoch (e.g. a
+/// `val_*` key with validation_freq > 1) widens the header: the file is rewritten atomically with
+/// the new column, `NA` in the earlier rows. When the run is resumed (or `append` is set) and the
+/// file exists, its header is kept and its rows with epoch >= RunInfo::initial_epoch are dropped
+/// (atomic rewrite) before appending, so a resumed run never duplicates a row; a last row cut off
+/// by a crash is dropped too. Each row is handed to the OS with one write(2) as soon as it is
+/// formatted, so flush() has nothing to do and a killed process loses no row.
+class CsvSink final : public Sink {
+public:
+    /// @throws InvalidArgument for an empty path or a separator that can appear inside a cell (a
+    /// letter, digit, `.`, `+`, `-`, `"`, CR, LF or NUL);
+    /// IoError naming the path when it is a directory (EISDIR) or its parent is missing or not a
+    /// directory (ENOENT, ENOTDIR).
+    explicit CsvSink(CsvOptions options) : opt_(std::move(options)) {
+        if (opt_.path.empty())
+            throw InvalidArgument("traincb: CsvSink: path is empty; set CsvOptions::path to the CSV file to write");
+        const char sep = opt_.separator;
+        const bool alnum = (sep >= '0' && sep <= '9') || (sep >= 'a' && sep <= 'z') || (sep >= 'A' && sep <= 'Z');
+        if (alnum || sep == '"' || sep == '\r' || sep == '\n' || sep == '.' || sep == '+' || sep == '-' || sep == '\0')
+            throw InvalidArgument(std::string("traincb: CsvSink: separator '") + sep +
+                                  "' can appear in a number, NA or a quoted cell; use ',', ';', '\\t' or '|'");
+        traincb::detail::logfile::check_log_path(opt_.path, kComponent);
+    }
+    CsvSink(const CsvSink&) = delete;
+    CsvSink& operator=(const CsvSink&) = delete;
+    ~CsvSink() override = default;
+
+    /// Opens the file: truncates it, or (resumed run or `append`) keeps its header and the rows of
+    /// epochs before `info.initial_epoch`. @throws IoError naming the path; FormatError when an
+    /// existing file is not a CSV log with `epoch` as its first column.
+    void begin(const RunInfo& info) override {
+        fd_.reset();
+        header_.clear();
+        sorted_keys_.clear();
+        header_written_ = false;
+        dropped_keys_.clear();
+        const traincb::detail::logfile::FileKind kind = traincb::detail::logfile::file_kind(opt_.path, kComponent);
+        regular_ = kind != traincb::detail::logfile::FileKind::Other;
+        if (!opt_.append && !info.resumed) {
+            fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_TRUNC, kComponent);
+            for (const auto& k : info.params.log_keys) add_key(k);
+            return;
+        }
+        if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch);
+        fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_APPEND, kComponent);
+        if (!header_written_)
+            for (const auto& k : info.params.log_keys) add_key(k);
+    }
+
+    /// Appends the row of `epoch` (widening the header first when `logs` holds a new key).
+    /// @throws IoError naming the path (ENOSPC on a full disk); InvalidArgument for a key named
+    /// `epoch`; LogicError before begin().
+    void write_epoch(int epoch, const Logs& logs) override {
+        if (!fd_.is_open())
+            throw LogicError(
+                "traincb: CsvSink: write_epoch() before begin(); call MetricLogger's on_train_begin "
+                "(or Sink::begin) first");
+        std::vector<std::string> fresh;
+        for (const auto& kv : logs) {
+            if (kv.first == "epoch")
+                throw InvalidArgument(
+                    "traincb: CsvSink: the logs hold a key 'epoch', which would clash with the "
+                    "epoch column; rename that metric");
+            if (!std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), kv.first) &&
+                !dropped_keys_.contains(kv.first))
+                fresh.push_back(kv.first);
+        }
+        if (!fresh.empty()) {
+            if (!header_written_) {
+                for (const auto& k : fresh) add_key(k);
+            } else if (regular_) {
+                widen(fresh, epoch, logs);
+                return;
+            } else {
+                for (const auto& k : fresh) {
+                    warn("traincb: CsvSink: '" + opt_.path.string() + "' is not a regular file, so its header " +
+                         "cannot be rewritten; the new key '" + k + "' is not written");
+                    dropped_keys_.insert(k);
+                }
+            }
+        }
+        line_.clear();
+        if (!header_written_) append_header(line_);
+        append_row(line_, epoch, logs);
+        traincb::detail::logfile::write_all(fd_.get(), line_, kComponent, opt_.path);
+        header_written_ = true;
+    }
+
+    /// Every row is already written with write(2): nothing is buffered here.
+    void flush() override {}
+
+    /// Closes the file. @throws IoError when close(2) reports an error.
+    void end(const TrainEnd& end) override {
+        (void)end;
+        if (const int err = fd_.close(); err != 0) throw IoError(kComponent, "cannot close", opt_.path, err);
+    }
+
+    /// The CSV file.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return opt_.path; }
+    /// The header cells (`epoch` first), as written or about to be written.
+    [[nodiscard]] std::vector<std::string> columns() const {
+        std::vector<std::string> out{"epoch"};
+        out.insert(out.end(), header_.begin(), header_.end());
+        return out;
+    }
+
+private:
+    static constexpr const char* kComponent = "CsvSink";
+
+    // Adds a column: in sorted position while the existing columns are sorted (always, for files
+    // this sink wrote), else at the end.
+    void add_key(const std::string& k) {
+        if (k == "epoch" || std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), k)) return;
+        const bool sorted = std::is_sorted(header_.begin(), header_.end());
+        sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), k), k);
+        if (sorted)
+            header_.insert(std::lower_bound(header_.begin(), header_.end(), k), k);
+        else
+            header_.push_back(k);
+    }
+
+    void append_header(std::string& out) const {
+        out += "epoch";
+        for (const auto& k : header_) {
+            out += opt_.separator;
+            traincb::detail::append_csv_cell(out, k, opt_.separator);
+        }
+        out += "\r\n";
+    }
+
+    void append_row(std::string& out, int epoch, const Logs& logs) const {
+        char buf[16];
+        const auto r = std::to_chars(buf, buf + sizeof buf, epoch);
+        out.append(buf, r.ptr);
+        for (const auto& k : header_) {
+            out += opt_.separator;
+            if (const double* v = logs.find(k))
+                traincb::detail::append_python_float(out, *v);
+            else
+                out += "NA";
+        }
+        out += "\r\n";
+    }
+
+    static void append_cells(std::string& out, const std::vector<std::string>& cells, char sep) {
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+            if (i) out += sep;
+            traincb::detail::append_csv_cell(out, cells[i], sep);
+        }
+        out += "\r\n";
+    }
+
+    [[noreturn]] void bad_file(const std::string& what) const {
+        throw FormatError("traincb: CsvSink: '" + opt_.path.string() + "' " + what +
+                          "; it is not a CSV log this sink can continue: delete it, move it, or choose another path");
+    }
+
+    // Reads the existing file; keeps its header and its rows of epochs < initial_epoch; rewrites
+    // it atomically when a row was dropped.
+    void keep_rows_before(int initial_epoch) {
+        const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
+        if (text.empty()) return;
+        auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
+        auto& recs = parsed.records;
+        if (recs.size() == 1 && !parsed.last_terminated && std::string_view("epoch").starts_with(recs[0][0])) {
+            // the first write (header and first row together) was cut off by a crash: start afresh
+            traincb::detail::logfile::rewrite_file_atomically(opt_.path, "", kComponent);
+            return;
+        }
+        if (recs.empty() || recs.front().empty() || recs.front().front() != "epoch")
+            bad_file("does not start with an 'epoch' column");
+        const std::vector<std::string> header = recs.front();
+        bool changed = false;
+        std::string kept;
+        append_cells(kept, header, opt_.separator);
+        for (std::size_t i = 1; i < recs.size(); ++i) {
+            if (i + 1 == recs.size() && !parsed.last_terminated) {
+                changed = true;  // a row cut off by a crash
+                break;
+            }
+            const auto& row = recs[i];
+            if (row.size() != header.size())
+                bad_file("row " + std::to_string(i) + " has " + std::to_string(row.size()) +
+                         " fields but the header has " + std::to_string(header.size()));
+            int e = 0;
+            const auto& cell = row.front();
+            const auto r = std::from_chars(cell.data(), cell.data() + cell.size(), e);
+            if (r.ec != std::errc{} || r.ptr != cell.data() + cell.size())
+                bad_file("row " + std::to_string(i) + " has the epoch '" + cell + "', not an integer");
+            if (e >= initial_epoch) {
+                changed = true;
+                continue;
+            }
+            append_cells(kept, row, opt_.separator);
+        }
+        if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
+        for (std::size_t i = 1; i < header.size(); ++i) {
+            header_.push_back(header[i]);
+            sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), header[i]), header[i]);
+        }
+        header_written_ = true;
+    }
+
+    // A key first seen after the header was written: rewrite the file with the new columns (NA in
+    // the earlier rows) and this epoch's row, then continue appending to the new file.
+    void widen(const std::vector<std::string>& fresh, int epoch, const Logs& logs) {
+        const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
+        const auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
+        std::vector<std::string> old_header{"epoch"};
+        old_header.insert(old_header.end(), header_.begin(), header_.end());
+        for (const auto& k : fresh) add_key(k);
+        // where each new-header column was in the old rows (npos: new, NA)
+        std::vector<std::size_t> from;
+        from.push_back(0);
+        for (const auto& k : header_) {
+            const auto it = std::find(old_header.begin(), old_header.end(), k);
+            from.push_back(it == old_header.end() ? std::string::npos
+                                                  : static_cast<std::size_t>(it - old_header.begin()));
+        }
+        std::string out;
+        append_header(out);
+        const auto& recs = parsed.records;
+        for (std::size_t i = 1; i < recs.size(); ++i) {
+            if (i + 1 == recs.size() && !parsed.last_terminated) break;
+            std::vector<std::string> cells;
+            cells.reserve(from.size());
+            for (std::size_t f : from) cells.push_back(f < recs[i].size() ? recs[i][f] : std::string("NA"));
+            append_cells(out, cells, opt_.separator);
+        }
+        append_row(out, epoch, logs);
+        if (const int err = fd_.close(); err != 0) throw IoError(kComponent, "cannot close", opt_.path, err);
+        traincb::detail::logfile::rewrite_file_atomically(opt_.path, out, kComponent);
+        fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_APPEND, kComponent);
+    }
+
+    CsvOptions opt_;
+    traincb::detail::logfile::UniqueFd fd_;
+    bool regular_ = true;
+    bool header_written_ = false;
+    std::vector<std::string> header_;                  // the keys after `epoch`, in file order
+    std::vector<std::string> sorted_keys_;             // the same, sorted, for lookups
+    std::set<std::string, std::less<>> dropped_keys_;  // new keys a non-regular file cannot take
+    std::string line_;                                 // reused row buffer
+};
+
+}  // namespace traincb::inline v0::sinks

@@ -1,0 +1,79 @@
+#pragma once
+/// @file sinks/memory.hpp
+/// MemorySink: keeps everything a MetricLogger sends, for tests and for programs that want the
+/// logs in memory (spdlog's ringbuffer/ostream sinks play this role there).
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "traincb/logs.hpp"
+#include "traincb/sinks/sink.hpp"
+
+namespace traincb::inline v0::sinks {
+
+/// Options of MemorySink.
+struct MemoryOptions {
+    bool batches = false;  ///< ask for (and record) per-batch logs
+};
+
+/// Records the run: its RunInfo, every epoch's logs, the batches (when asked for), how it ended,
+/// and the order of every call as readable events ("begin", "epoch 0", "flush", "batch 0.3",
+/// "end stopped"). begin() forgets the previous run.
+class MemorySink final : public Sink {
+public:
+    MemorySink() = default;
+    /// A sink that records batches when `options.batches` is set.
+    explicit MemorySink(MemoryOptions options) : opt_(options) {}
+
+    /// Forgets the previous run and records `info`.
+    void begin(const RunInfo& info) override {
+        run_ = info;
+        rows_.clear();
+        batches_.clear();
+        end_.reset();
+        events_.clear();
+        events_.push_back("begin");
+    }
+    /// Records the epoch's logs.
+    void write_epoch(int epoch, const Logs& logs) override {
+        rows_.emplace_back(epoch, logs);
+        events_.push_back("epoch " + std::to_string(epoch));
+    }
+    /// MemoryOptions::batches.
+    [[nodiscard]] bool wants_batches() const override { return opt_.batches; }
+    /// Records the batch and its running means.
+    void write_batch(const BatchInfo& info, const Logs& logs) override {
+        batches_.emplace_back(info, logs);
+        events_.push_back("batch " + std::to_string(info.epoch) + "." + std::to_string(info.batch));
+    }
+    /// Records how the run ended.
+    void end(const TrainEnd& end) override {
+        end_ = end;
+        events_.push_back(std::string("end ") + to_string(end.kind));
+    }
+    /// Counts the flush.
+    void flush() override { events_.push_back("flush"); }
+
+    /// The RunInfo of the last begin(), if any.
+    [[nodiscard]] const std::optional<RunInfo>& run_info() const noexcept { return run_; }
+    /// (epoch, logs) for every epoch of the run, in order.
+    [[nodiscard]] const std::vector<std::pair<int, Logs>>& rows() const noexcept { return rows_; }
+    /// (batch, running means) for every batch of the run (empty unless MemoryOptions::batches).
+    [[nodiscard]] const std::vector<std::pair<BatchInfo, Logs>>& batches() const noexcept { return batches_; }
+    /// How the run ended, once end() was called.
+    [[nodiscard]] const std::optional<TrainEnd>& train_end() const noexcept { return end_; }
+    /// Every call of the run, in order ("begin", "epoch 3", "flush", "batch 3.0", "end completed").
+    [[nodiscard]] const std::vector<std::string>& events() const noexcept { return events_; }
+
+private:
+    MemoryOptions opt_;
+    std::optional<RunInfo> run_;
+    std::vector<std::pair<int, Logs>> rows_;
+    std::vector<std::pair<BatchInfo, Logs>> batches_;
+    std::optional<TrainEnd> end_;
+    std::vector<std::string> events_;
+};
+
+}  // namespace traincb::inline v0::sinks

@@ -1,0 +1,204 @@
+// Tests for traincb/callbacks/metric_logger.hpp (and sinks/memory.hpp, which records what the
+// logger forwards): call order, RunInfo, batch forwarding and skipping, keys added by earlier
+// callbacks, error propagation.
+#include "catch.hpp"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/sinks/memory.hpp>
+#include <vector>
+
+using traincb::Logs;
+using traincb::sinks::MemoryOptions;
+using traincb::sinks::MemorySink;
+
+namespace {
+
+using Events = std::vector<std::string>;
+
+// A user callback that adds a key in on_epoch_end, as ReduceLROnPlateau adds learning_rate.
+struct AddsLearningRate final : traincb::Callback {
+    void on_epoch_end(traincb::Context& ctx) override { ctx.logs().set("learning_rate", 0.125); }
+};
+
+// A sink that fails at a chosen call.
+struct FailingSink final : traincb::sinks::Sink {
+    bool fail_begin = false, fail_epoch = false, fail_end = false;
+    void begin(const traincb::sinks::RunInfo&) override {
+        if (fail_begin) throw std::runtime_error("begin failed");
+    }
+    void write_epoch(int, const Logs&) override {
+        if (fail_epoch) throw traincb::IoError("FailingSink", "cannot write", "/x", ENOSPC);
+    }
+    void end(const traincb::TrainEnd&) override {
+        if (fail_end) throw std::runtime_error("end failed");
+    }
+};
+
+// A two-epoch loop with two batches each, as Keras's fit drives callbacks (keras-reference.md 0).
+void two_epochs(traincb::CallbackList& cbs) {
+    cbs.on_train_begin();
+    for (int e = 0; e < 2; ++e) {
+        cbs.on_epoch_begin(e);
+        for (int b = 0; b < 2; ++b) {
+            cbs.on_train_batch_begin(b);
+            Logs running{{"loss", 1.0 / (b + 1)}};
+            cbs.on_train_batch_end(b, running);
+        }
+        Logs logs{{"loss", 0.5 - e * 0.25}};
+        cbs.on_epoch_end(e, logs);
+    }
+    cbs.on_train_end();
+}
+
+}  // namespace
+
+TEST_CASE("MetricLogger forwards begin, batches (to sinks that want them), epoch then flush, end") {
+    auto epochs_only = std::make_shared<MemorySink>();
+    auto with_batches = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
+    traincb::MetricLogger logger({epochs_only, with_batches});
+    REQUIRE(logger.name() == "MetricLogger");
+    REQUIRE(logger.any_sink_wants_batches());
+    traincb::CallbackList cbs{logger};
+    REQUIRE(cbs.wants_batch_logs());
+    two_epochs(cbs);
+    REQUIRE(epochs_only->events() == Events{"begin", "epoch 0", "flush", "epoch 1", "flush", "end completed"});
+    REQUIRE(with_batches->events() == Events{"begin", "batch 0.0", "batch 0.1", "epoch 0", "flush", "batch 1.0",
+                                             "batch 1.1", "epoch 1", "flush", "end completed"});
+    // Batch info: 0-based epoch and batch, global step counting every batch of the run.
+    const auto& b = with_batches->batches();
+    REQUIRE(b.size() == 4);
+    REQUIRE(b[3].first.epoch == 1);
+    REQUIRE(b[3].first.batch == 1);
+    REQUIRE(b[3].first.global_step == 4);
+    REQUIRE(b[3].second.at("loss") == 0.5);
+    REQUIRE(epochs_only->rows().size() == 2);
+    REQUIRE(epochs_only->rows()[1].first == 1);
+    REQUIRE(epochs_only->rows()[1].second.at("loss") == 0.25);
+    REQUIRE(epochs_only->batches().empty());
+}
+
+TEST_CASE("RunInfo carries the params, resumed and initial_epoch") {
+    auto sink = std::make_shared<MemorySink>();
+    traincb::MetricLogger logger({sink});
+    traincb::CallbackList cbs{logger};
+    cbs.set_params({.epochs = 7, .initial_epoch = 3, .steps_per_epoch = 11, .resumed = true});
+    cbs.on_train_begin();
+    REQUIRE(sink->run_info().has_value());
+    REQUIRE(sink->run_info()->resumed);
+    REQUIRE(sink->run_info()->initial_epoch == 3);
+    REQUIRE(sink->run_info()->params.epochs == 7);
+    REQUIRE(sink->run_info()->params.steps_per_epoch == 11);
+}
+
+TEST_CASE("Added last, the logger sees keys that earlier callbacks add in on_epoch_end") {
+    auto sink = std::make_shared<MemorySink>();
+    AddsLearningRate lr;
+    traincb::MetricLogger logger({sink});
+    traincb::CallbackList cbs{lr, logger};
+    cbs.on_train_begin();
+    Logs logs{{"loss", 1.0}};
+    cbs.on_epoch_end(0, logs);
+    REQUIRE(sink->rows().at(0).second == Logs{{"learning_rate", 0.125}, {"loss", 1.0}});
+}
+
+TEST_CASE("Batch skipping: EpochMetricLogger is never called per batch, add_metric_logger picks the class") {
+    {
+        auto sink = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
+        traincb::EpochMetricLogger logger({sink});
+        traincb::CallbackList cbs{logger};
+        REQUIRE_FALSE(cbs.wants_batch_logs());  // the hook is not overridden: CallbackList skips it
+        two_epochs(cbs);
+        REQUIRE(sink->batches().empty());
+        REQUIRE(sink->rows().size() == 2);
+    }
+    {
+        // MetricLogger with no batch-wanting sink: called per batch, but forwards nothing.
+        auto sink = std::make_shared<MemorySink>();
+        traincb::MetricLogger logger({sink});
+        REQUIRE_FALSE(logger.any_sink_wants_batches());
+        traincb::CallbackList cbs{logger};
+        two_epochs(cbs);
+        REQUIRE(sink->events() == Events{"begin", "epoch 0", "flush", "epoch 1", "flush", "end completed"});
+    }
+    {
+        traincb::CallbackList cbs;
+        auto logger = traincb::add_metric_logger(cbs, {std::make_shared<MemorySink>()});
+        REQUIRE(dynamic_cast<traincb::EpochMetricLogger*>(logger.get()) != nullptr);
+        REQUIRE_FALSE(cbs.wants_batch_logs());
+    }
+    {
+        traincb::CallbackList cbs;
+        auto batches = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
+        auto logger = traincb::add_metric_logger(cbs, {std::make_shared<MemorySink>(), batches});
+        REQUIRE(dynamic_cast<traincb::MetricLogger*>(logger.get()) != nullptr);
+        REQUIRE(cbs.wants_batch_logs());
+        two_epochs(cbs);
+        REQUIRE(batches->batches().size() == 4);
+    }
+}
+
+TEST_CASE("add_sink appends, a null sink is refused") {
+    auto a = std::make_shared<MemorySink>();
+    auto b = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
+    traincb::MetricLogger logger;
+    REQUIRE_FALSE(logger.any_sink_wants_batches());
+    logger.add_sink(a).add_sink(b);
+    REQUIRE(logger.sinks().size() == 2);
+    REQUIRE(logger.sinks()[1] == b);
+    REQUIRE(logger.any_sink_wants_batches());
+    REQUIRE_THROWS_AS(logger.add_sink(nullptr), traincb::InvalidArgument);
+    REQUIRE_THROWS_AS(traincb::MetricLogger({a, nullptr}), traincb::InvalidArgument);
+    traincb::CallbackList cbs;
+    REQUIRE_THROWS_AS(traincb::add_metric_logger(cbs, {nullptr}), traincb::InvalidArgument);
+}
+
+TEST_CASE("A failing sink does not keep the others from their record, its error propagates") {
+    auto failing = std::make_shared<FailingSink>();
+    auto after = std::make_shared<MemorySink>();
+    traincb::MetricLogger logger({failing, after});
+    traincb::CallbackList cbs{logger};
+
+    failing->fail_begin = true;
+    REQUIRE_THROWS_WITH(cbs.on_train_begin(), "begin failed");
+    REQUIRE(after->events() == Events{"begin"});
+
+    failing->fail_begin = false;
+    failing->fail_epoch = true;
+    cbs.on_train_begin();
+    Logs logs{{"loss", 1.0}};
+    REQUIRE_THROWS_AS(cbs.on_epoch_end(0, logs), traincb::IoError);
+    REQUIRE(after->events() == Events{"begin", "epoch 0", "flush"});
+
+    failing->fail_end = true;
+    REQUIRE_THROWS_WITH(cbs.on_train_end(), "end failed");
+    REQUIRE(after->events().back() == "end completed");
+}
+
+TEST_CASE("Every kind of end reaches the sinks with its source and reason") {
+    auto sink = std::make_shared<MemorySink>();
+    traincb::MetricLogger logger({sink});
+    traincb::CallbackList cbs{logger};
+    cbs.on_train_begin();
+    cbs.context().request_stop("EarlyStopping", "patience");
+    cbs.on_train_end();
+    REQUIRE(sink->train_end()->kind == traincb::EndKind::Stopped);
+    REQUIRE(sink->train_end()->source == "EarlyStopping");
+    REQUIRE(sink->train_end()->reason == "patience");
+
+    cbs.on_train_begin();
+    cbs.on_train_end(std::make_exception_ptr(std::runtime_error("crash")));
+    REQUIRE(sink->train_end()->kind == traincb::EndKind::Exception);
+    REQUIRE(sink->train_end()->reason == "crash");
+    REQUIRE(sink->events() == Events{"begin", "end exception"});
+}
+
+TEST_CASE("A one-sink braced list builds a logger") {
+    auto sink = std::make_shared<MemorySink>();
+    traincb::MetricLogger logger({sink});
+    traincb::EpochMetricLogger epoch_logger({sink});
+    REQUIRE(logger.sinks().size() == 1);
+    REQUIRE(epoch_logger.sinks().size() == 1);
+}
