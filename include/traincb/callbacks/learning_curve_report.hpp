@@ -1,0 +1,923 @@
+#pragma once
+/// @file callbacks/learning_curve_report.hpp
+/// LearningCurveReport: one self-contained HTML file (inline SVG and CSS; no script, no network,
+/// no external font) with a chart per metric, the best and stopped epochs, learning-rate changes,
+/// checkpoint saves and a table of final values. It is rewritten atomically at every epoch end,
+/// so a browser can open it while training runs, and once more at train end with the stop reason.
+///
+///     traincb::EarlyStopping es({.monitor = "val_loss", .patience = 10});
+///     traincb::LearningCurveReport report({.path = "runs/r1/report.html", .early_stopping = &es});
+///     trainer.fit(x, y, {.callbacks = {lr_scheduler, es, report}});
+///
+/// Add it after the callbacks that add log keys (schedulers write "learning_rate") and after
+/// EarlyStopping, so each epoch's file already shows their results. Epochs are 0-based in the API
+/// (mark(), data-epoch attributes) and labelled from 1 in the page, as Keras prints them.
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "traincb/callback.hpp"
+#include "traincb/callbacks/early_stopping.hpp"
+#include "traincb/detail/monitor.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
+#include "traincb/logs.hpp"
+
+namespace traincb::inline v0 {
+
+/// LearningCurveReport's options.
+struct LearningCurveReportOptions {
+    std::filesystem::path path = "report.html";  ///< the HTML file (missing directories are created)
+    std::string title = "traincb run";           ///< page heading and <title>
+    /// The EarlyStopping whose best and stopped epochs are marked (it must outlive the report);
+    /// null: the best epoch of `monitor` is computed here, and a stop seen at train end is marked.
+    const EarlyStopping* early_stopping = nullptr;
+    /// The metric whose best epoch is marked when no EarlyStopping is given; "" picks "val_loss"
+    /// when it is logged, else "loss".
+    std::string monitor{};
+    Mode mode = Mode::Auto;  ///< direction of `monitor` (Auto: from the metric's declaration or name)
+    std::string learning_rate_key = "learning_rate";  ///< the log key of the learning rate
+    /// At most this many learning-rate changes are marked (a scheduler that changes the rate every
+    /// epoch would bury the curves); beyond, the learning_rate chart alone shows them.
+    int max_lr_markers = 12;
+    /// > 0: a <meta http-equiv="refresh"> makes an open browser reload the page every that many
+    /// seconds while training runs (removed from the final file). 0: never.
+    int refresh_seconds = 0;
+};
+
+/// An event drawn as a small marker on the x axis of every chart (a checkpoint save, ...).
+struct ReportMark {
+    int epoch = 0;        ///< 0-based absolute epoch
+    std::string kind{};   ///< "checkpoint" or any word; becomes a CSS class suffix
+    std::string label{};  ///< free text (a file path, a note), shown on hover and in the events table
+};
+
+namespace detail::lcr {
+
+/// Escapes text for HTML/SVG content and quoted attribute values.
+inline std::string escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    for (const char c : s) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+/// A CSS class suffix made of [a-z0-9-] only (so a kind can never break out of the attribute).
+inline std::string css_ident(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            out += c;
+        else if (c >= 'A' && c <= 'Z')
+            out += static_cast<char>(c - 'A' + 'a');
+        else if (!out.empty() && out.back() != '-')
+            out += '-';
+    }
+    while (!out.empty() && out.back() == '-') out.pop_back();
+    return out.empty() ? std::string("other") : out;
+}
+
+/// `v` with `decimals` digits after the point (std::to_chars: locale-independent, deterministic).
+inline std::string fixed(double v, int decimals) {
+    if (v == 0) v = 0;  // no "-0.0"
+    char buf[400];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, decimals);
+    return r.ec == std::errc() ? std::string(buf, r.ptr) : std::string("0");
+}
+
+/// `v` with at most `digits` significant digits ("0.3123", "1e-05"); "nan", "inf", "-inf".
+inline std::string sig(double v, int digits) {
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    if (v == 0) v = 0;
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, digits);
+    return std::string(buf, r.ptr);
+}
+
+/// Appends every piece to `out` in one pass (no temporary strings).
+template <class... Pieces>
+void put(std::string& out, const Pieces&... pieces) {
+    auto one = [&out](const auto& piece) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(piece)>, char>)
+            out += piece;
+        else
+            out.append(std::string_view(piece));
+    };
+    (one(pieces), ...);
+}
+
+/// A pixel coordinate (one decimal is finer than any screen needs and keeps the file small).
+inline std::string px(double v) {
+    return fixed(v, 1);
+}
+
+/// Rough rendered width of `s` at `font_px` (for placing labels without a layout engine).
+inline double text_width(std::string_view s, double font_px) {
+    std::size_t chars = 0;
+    for (const char c : s)
+        if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) ++chars;  // count UTF-8 code points
+    return static_cast<double>(chars) * font_px * 0.6;
+}
+
+/// Ticks of an axis: the domain [lo, hi] and the labelled values within it.
+struct Axis {
+    double lo = 0;
+    double hi = 1;
+    std::vector<double> ticks{};
+    std::vector<std::string> labels{};
+};
+
+/// A 1, 2 or 5 times a power of ten close to range / target.
+inline double nice_step(double range, double target) {
+    const double raw = range / target;
+    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double r = raw / mag;
+    return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
+}
+
+/// Round ticks covering [min, max] (Heckbert's "nice numbers"); the domain snaps to them.
+inline Axis value_axis(double mn, double mx) {
+    Axis a;
+    if (!(mn <= mx)) mn = mx = 0;
+    if (mn == mx) {  // a flat curve or a single point: open a small range around it
+        const double pad = mn == 0 ? 1.0 : std::abs(mn) * 0.1;
+        mn -= pad;
+        mx += pad;
+    }
+    const double range = mx - mn;
+    if (!std::isfinite(range) || !(range > 0)) {  // beyond double's range: label the ends only
+        a.lo = mn;
+        a.hi = mx;
+        a.ticks = {mn, mx};
+        a.labels = {sig(mn, 3), sig(mx, 3)};
+        return a;
+    }
+    const double step = nice_step(range, 5);
+    const double first = std::floor(mn / step);
+    const double last = std::ceil(mx / step);
+    a.lo = first * step;
+    a.hi = last * step;
+    const int k = static_cast<int>(std::floor(std::log10(step) + 1e-9));  // step = m * 10^k
+    const double big = std::max(std::abs(a.lo), std::abs(a.hi));
+    const bool plain = big < 1e6 && (big >= 1e-3 || big == 0) && step >= 1e-4;
+    const int decimals = std::max(0, -k);
+    const int digits = std::max(1, static_cast<int>(std::floor(std::log10(big))) - k + 1);
+    const double n = last - first;
+    for (int i = 0; i <= static_cast<int>(std::min(n, 40.0)); ++i) {
+        const double t = (first + i) * step;
+        a.ticks.push_back(t);
+        a.labels.push_back(plain ? fixed(t, decimals) : sig(t, digits));
+    }
+    return a;
+}
+
+/// Integer ticks for 1-based epoch labels from `first` to `last`.
+inline Axis epoch_axis(int first, int last) {
+    Axis a;
+    a.lo = first;
+    a.hi = last;
+    // A little room at both ends so the first and last points do not sit on the frame.
+    const double pad = std::max(0.5, 0.02 * (last - first));
+    a.lo -= pad;
+    a.hi += pad;
+    const double step = std::max(1.0, nice_step(std::max(1.0, static_cast<double>(last - first)), 8));
+    // Only epochs that exist in the run: no "0" tick when epochs are numbered from 1.
+    const long long istep = std::llround(step);  // a whole 1, 2, 5, 10, ... here
+    for (long long t = (first + istep - 1) / istep * istep; t <= last; t += istep) {
+        a.ticks.push_back(static_cast<double>(t));
+        a.labels.push_back(std::to_string(t));
+    }
+    return a;
+}
+
+}  // namespace detail::lcr
+
+/// Writes a learning-curve report: one self-contained HTML page rewritten atomically at every
+/// epoch end and at train end. Other callbacks add markers with mark() (ModelCheckpoint marks
+/// its saves as "checkpoint").
+/// @code
+/// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
+/// @endcode
+class LearningCurveReport final : public Callback {
+public:
+    /// @throws InvalidArgument for an empty path, a path ending in a separator, an empty
+    /// learning_rate_key, or a negative max_lr_markers or refresh_seconds.
+    /// @throws IoError naming the path when it is a directory or an ancestor is a regular file.
+    explicit LearningCurveReport(LearningCurveReportOptions options = {}) : opt_(std::move(options)) {
+        auto bad = [](const std::string& what) { throw InvalidArgument("traincb: LearningCurveReport: " + what); };
+        if (opt_.path.empty()) bad("path is empty; pass the HTML file to write, e.g. \"report.html\"");
+        if (!opt_.path.has_filename())
+            bad("path '" + opt_.path.string() + "' names a directory; pass a file name, e.g. \"" +
+                (opt_.path / "report.html").string() + "\"");
+        if (opt_.learning_rate_key.empty()) bad("learning_rate_key is empty; pass the log key, e.g. \"learning_rate\"");
+        if (opt_.max_lr_markers < 0) bad("max_lr_markers must be >= 0, got " + std::to_string(opt_.max_lr_markers));
+        if (opt_.refresh_seconds < 0)
+            bad("refresh_seconds must be >= 0 (0 = no reload), got " + std::to_string(opt_.refresh_seconds));
+        probe_path();
+    }
+
+    /// The options it was built with.
+    [[nodiscard]] const LearningCurveReportOptions& options() const noexcept { return opt_; }
+    /// The markers added with mark(), in the order they were added.
+    [[nodiscard]] const std::vector<ReportMark>& marks() const noexcept { return marks_; }
+    /// The 0-based epochs recorded in this run.
+    [[nodiscard]] const std::vector<int>& epochs() const noexcept { return epochs_; }
+    /// Number of times the file was written in this run.
+    [[nodiscard]] int writes() const noexcept { return writes_; }
+
+    /// Adds a marker at 0-based `epoch` (shown from the next write on; on_train_begin forgets the
+    /// previous run's), e.g. `report.mark(epoch, "checkpoint", path)`.
+    /// @throws InvalidArgument for a negative epoch or an empty kind.
+    void mark(int epoch, std::string kind, std::string label) {
+        if (epoch < 0)
+            throw InvalidArgument("traincb: LearningCurveReport: mark() got epoch " + std::to_string(epoch) +
+                                  "; pass the 0-based epoch the event happened in (ctx.epoch())");
+        if (kind.empty())
+            throw InvalidArgument(
+                "traincb: LearningCurveReport: mark() got an empty kind; pass a word such as "
+                "\"checkpoint\"");
+        marks_.push_back({epoch, std::move(kind), std::move(label)});
+    }
+
+    /// The page as it would be written now (deterministic: the same calls give the same bytes).
+    [[nodiscard]] std::string render() const;
+
+    /// Writes render() to the path atomically (temporary file, fsync, rename).
+    /// @throws IoError naming the path; the previous file is then left intact
+    void write() {
+        const std::string html = render();
+        try {
+            io::write_file_atomic(opt_.path, std::as_bytes(std::span(html.data(), html.size())), name());
+        } catch (const IoError& e) {
+            if (e.path() == opt_.path) throw;
+            // A failing parent directory: name the report too, which is what the user configured.
+            throw IoError(name(), "cannot write (failed at '" + e.path().string() + "')", opt_.path, e.code());
+        }
+        ++writes_;
+    }
+
+    /// "LearningCurveReport" (starts its error messages).
+    [[nodiscard]] std::string name() const override { return "LearningCurveReport"; }
+
+    /// Forgets the previous run, resolves the monitor's direction and writes a first (empty)
+    /// page, so a bad path fails before the first epoch.
+    /// @throws InvalidArgument when an explicit monitor's direction cannot be inferred
+    /// @throws IoError naming the path
+    void on_train_begin(Context& ctx) override {
+        epochs_.clear();
+        cols_.clear();
+        marks_.clear();
+        ended_ = false;
+        end_ = {};
+        writes_ = 0;
+        total_epochs_ = ctx.params().epochs;
+        declared_ = ctx.params().metric_directions;
+        if (!opt_.early_stopping && !opt_.monitor.empty())
+            dir_ = detail::resolve_mode(name(), opt_.mode, opt_.monitor, declared_);
+        write();
+    }
+
+    /// Records the epoch's logs and rewrites the file. @throws IoError naming the path
+    void on_epoch_end(Context& ctx) override {
+        record(ctx.epoch(), ctx.logs());
+        write();
+    }
+
+    /// Rewrites the file with how training ended (kind, source, reason). Keys that callbacks
+    /// after this one added to the last epoch's logs are merged in first.
+    /// @throws IoError naming the path
+    void on_train_end(Context& ctx) override {
+        if (!epochs_.empty() && ctx.epoch() == epochs_.back()) {
+            const std::size_t n = epochs_.size();
+            for (const auto& [k, v] : ctx.logs()) {
+                auto& col = cols_[k];
+                col.resize(n);
+                col.back() = v;
+            }
+        }
+        ended_ = true;
+        end_.kind = ctx.end().kind;
+        end_.source = ctx.end().source;
+        end_.reason = ctx.end().reason;
+        write();
+    }
+
+private:
+    using Column = std::vector<std::optional<double>>;
+
+    // A vertical line across every chart: best, stopped, learning-rate change.
+    struct Event {
+        int epoch = 0;
+        std::string cls{};
+        std::string label{};
+        std::string tip{};
+        double x = 0;   // centre of the plot line
+        double lx = 0;  // centre of the label, shifted to stay inside the chart
+        int lane = 0;   // label row above the plot
+    };
+    struct Group {
+        std::string base{};
+        std::string train{};  // "" when absent
+        std::string val{};    // "" when absent
+    };
+    struct Best {
+        std::string key{};
+        int epoch = 0;
+        double value = 0;
+    };
+
+    static constexpr double kWidth = 560;
+    static constexpr double kLeft = 62;
+    static constexpr double kRight = 18;
+    static constexpr double kPlotH = 190;
+    static constexpr double kBottom = 40;
+    static constexpr double kTitleH = 28;
+    static constexpr double kLaneH = 14;
+    static constexpr int kMaxLanes = 4;
+
+    void probe_path() const {
+        struct stat st {};
+        if (::stat(opt_.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+            throw IoError(name(), "cannot write", opt_.path, EISDIR);
+        // The nearest existing ancestor must be a directory; a regular file there can never work.
+        std::filesystem::path p = opt_.path.parent_path();
+        while (!p.empty()) {
+            if (::stat(p.c_str(), &st) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                    throw IoError(name(), "cannot write (not a directory: '" + p.string() + "')", opt_.path, ENOTDIR);
+                return;
+            }
+            if (errno != ENOENT) throw IoError(name(), "cannot write", opt_.path, errno);
+            if (p == p.parent_path()) return;
+            p = p.parent_path();
+        }
+    }
+
+    void record(int epoch, const Logs& logs) {
+        const std::size_t n = epochs_.size();
+        epochs_.push_back(epoch);
+        for (const auto& [k, v] : logs) {
+            auto& col = cols_[k];
+            col.resize(n);
+            col.push_back(v);
+        }
+        for (auto& [k, col] : cols_) col.resize(n + 1);
+    }
+
+    [[nodiscard]] std::string monitor_key() const {
+        if (opt_.early_stopping) return opt_.early_stopping->options().monitor;
+        if (!opt_.monitor.empty()) return opt_.monitor;
+        return cols_.count("val_loss") ? "val_loss" : "loss";
+    }
+
+    [[nodiscard]] std::optional<Best> best() const {
+        const std::string key = monitor_key();
+        const auto it = cols_.find(key);
+        if (opt_.early_stopping) {
+            const auto be = opt_.early_stopping->best_epoch();
+            const auto bv = opt_.early_stopping->best();
+            if (!be || !bv) return std::nullopt;
+            return Best{key, *be, *bv};
+        }
+        if (it == cols_.end()) return std::nullopt;
+        std::optional<Direction> dir = dir_;
+        if (!dir && opt_.mode == Mode::Min) dir = Direction::Min;
+        if (!dir && opt_.mode == Mode::Max) dir = Direction::Max;
+        if (!dir) dir = detail::direction_from_name(key, declared_);
+        if (!dir) return std::nullopt;
+        std::optional<Best> b;
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            const auto& v = it->second[i];
+            if (!v || std::isnan(*v)) continue;
+            if (!b || detail::better(*dir, *v, b->value, 0.0)) b = Best{key, epochs_[i], *v};
+        }
+        return b;
+    }
+
+    struct Stop {
+        int epoch = 0;
+        std::string word{};    // "stopped", "exception", "interrupted"
+        std::string reason{};  // "patience", the exception's message, ...
+    };
+    // The stopped epoch, from EarlyStopping, else from a run that did not complete.
+    [[nodiscard]] std::optional<Stop> stopped() const {
+        if (opt_.early_stopping) {
+            if (const auto se = opt_.early_stopping->stopped_epoch())
+                return Stop{*se, "stopped", to_string(opt_.early_stopping->stop_reason())};
+        }
+        if (ended_ && end_.kind != EndKind::Completed && !epochs_.empty())
+            return Stop{epochs_.back(), to_string(end_.kind), end_.reason};
+        return std::nullopt;
+    }
+
+    // Epochs where the learning rate differs from the previous logged value, with both values.
+    [[nodiscard]] std::vector<std::pair<int, std::pair<double, double>>> lr_changes() const {
+        std::vector<std::pair<int, std::pair<double, double>>> out;
+        const auto it = cols_.find(opt_.learning_rate_key);
+        if (it == cols_.end()) return out;
+        std::optional<double> prev;
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            const auto& v = it->second[i];
+            if (!v || !std::isfinite(*v)) continue;
+            if (prev && *v != *prev) out.push_back({epochs_[i], {*prev, *v}});
+            prev = v;
+        }
+        return out;
+    }
+
+    [[nodiscard]] std::vector<Group> groups() const {
+        std::map<std::string, Group> by_base;
+        for (const auto& [k, col] : cols_) {
+            const bool is_val = k.size() > 4 && k.starts_with("val_") && k != "val_" + opt_.learning_rate_key;
+            const std::string base = is_val ? k.substr(4) : k;
+            Group& g = by_base[base];
+            g.base = base;
+            (is_val ? g.val : g.train) = k;
+        }
+        // loss first (what everyone looks at), the learning rate last, the rest by name.
+        std::vector<Group> out;
+        if (auto it = by_base.find("loss"); it != by_base.end()) out.push_back(it->second);
+        for (const auto& [b, g] : by_base)
+            if (b != "loss" && b != opt_.learning_rate_key) out.push_back(g);
+        if (auto it = by_base.find(opt_.learning_rate_key); it != by_base.end()) out.push_back(it->second);
+        return out;
+    }
+
+    [[nodiscard]] double x_of(double epoch1, const detail::lcr::Axis& ax) const {
+        return kLeft + (epoch1 - ax.lo) / (ax.hi - ax.lo) * (kWidth - kLeft - kRight);
+    }
+
+    // Places event labels in rows above the plots so that none overlaps another.
+    static int layout_lanes(std::vector<Event>& events) {
+        std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.x < b.x; });
+        std::vector<double> lane_end;
+        for (auto& e : events) {
+            const double w = detail::lcr::text_width(e.label, 11) + 6;
+            e.lx = std::clamp(e.x, 4 + w / 2, kWidth - 4 - w / 2);
+            int lane = -1;
+            for (std::size_t i = 0; i < lane_end.size(); ++i)
+                if (lane_end[i] <= e.lx - w / 2) {
+                    lane = static_cast<int>(i);
+                    break;
+                }
+            if (lane < 0 && static_cast<int>(lane_end.size()) < kMaxLanes) {
+                lane = static_cast<int>(lane_end.size());
+                lane_end.push_back(0);
+            }
+            if (lane < 0)  // every row is taken: overlap in the row that frees up first
+                lane = static_cast<int>(std::min_element(lane_end.begin(), lane_end.end()) - lane_end.begin());
+            e.lane = lane;
+            lane_end[static_cast<std::size_t>(lane)] = e.lx + w / 2;
+        }
+        return static_cast<int>(lane_end.size());
+    }
+
+    void render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa, const std::vector<Event>& events,
+                      int lanes, const std::optional<Best>& best_mark) const;
+
+    LearningCurveReportOptions opt_;
+    std::vector<int> epochs_{};
+    std::map<std::string, Column, std::less<>> cols_{};
+    std::vector<ReportMark> marks_{};
+    std::vector<std::pair<std::string, Direction>> declared_{};
+    std::optional<Direction> dir_{};
+    int total_epochs_ = 0;
+    bool ended_ = false;
+    TrainEnd end_{};
+    int writes_ = 0;
+};
+
+inline void LearningCurveReport::render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa,
+                                              const std::vector<Event>& events, int lanes,
+                                              const std::optional<Best>& best_mark) const {
+    namespace L = detail::lcr;
+    using L::escape;
+    using L::px;
+    const double top = kTitleH + lanes * kLaneH + (lanes > 0 ? 6 : 0);
+    const double height = top + kPlotH + kBottom;
+    const double plot_w = kWidth - kLeft - kRight;
+    const double bottom = top + kPlotH;
+    const bool is_lr = g.base == opt_.learning_rate_key;
+
+    struct S {
+        std::string key;
+        std::string cls;
+        std::string legend;
+    };
+    std::vector<S> series;
+    const bool both = !g.train.empty() && !g.val.empty();
+    if (!g.train.empty()) series.push_back({g.train, is_lr ? "lr" : "train", both ? "training" : g.train});
+    if (!g.val.empty()) series.push_back({g.val, "val", both ? "validation" : g.val});
+
+    double mn = std::numeric_limits<double>::infinity();
+    double mx = -mn;
+    for (const auto& s : series)
+        for (const auto& v : cols_.at(s.key))
+            if (v && std::isfinite(*v)) {
+                mn = std::min(mn, *v);
+                mx = std::max(mx, *v);
+            }
+    const L::Axis ya = L::value_axis(mn, mx);
+    auto y_of = [&](double v) { return bottom - (v - ya.lo) / (ya.hi - ya.lo) * kPlotH; };
+
+    detail::lcr::put(o, "<figure class=\"chart\" data-metric=\"", escape(g.base), "\">\n");
+    detail::lcr::put(o, "<svg viewBox=\"0 0 ", px(kWidth), ' ', px(height), "\" width=\"", px(kWidth), "\" height=\"",
+                     px(height), "\" role=\"img\" aria-label=\"", escape(g.base), " by epoch\">\n");
+    detail::lcr::put(o, "<text class=\"ctitle\" x=\"14\" y=\"19\">", escape(g.base), "</text>\n");
+    // Legend, right-aligned on the title row.
+    double lx = kWidth - kRight;
+    for (auto it = series.rbegin(); it != series.rend(); ++it) {
+        const double w = L::text_width(it->legend, 11);
+        lx -= w;
+        detail::lcr::put(o, "<text class=\"legend\" x=\"", px(lx), "\" y=\"19\">", escape(it->legend), "</text>");
+        lx -= 24;
+        detail::lcr::put(o, "<line class=\"series s-", it->cls, "\" x1=\"", px(lx), "\" y1=\"15\" x2=\"", px(lx + 18),
+                         "\" y2=\"15\"/>\n");
+        lx -= 14;
+    }
+    // Grid and ticks.
+    o += "<g class=\"grid\">";
+    for (std::size_t i = 0; i < ya.ticks.size(); ++i) {
+        const std::string y = px(y_of(ya.ticks[i]));
+        detail::lcr::put(o, "<line x1=\"", px(kLeft), "\" y1=\"", y, "\" x2=\"", px(kLeft + plot_w), "\" y2=\"", y,
+                         "\"/>");
+    }
+    for (const double t : xa.ticks) {
+        const std::string x = px(x_of(t, xa));
+        detail::lcr::put(o, "<line x1=\"", x, "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"/>");
+    }
+    o += "</g>\n<g class=\"ticks\">";
+    for (std::size_t i = 0; i < ya.ticks.size(); ++i)
+        detail::lcr::put(o, "<text class=\"ytick\" x=\"", px(kLeft - 7), "\" y=\"", px(y_of(ya.ticks[i]) + 4), "\">",
+                         escape(ya.labels[i]), "</text>");
+    for (std::size_t i = 0; i < xa.ticks.size(); ++i)
+        detail::lcr::put(o, "<text class=\"xtick\" x=\"", px(x_of(xa.ticks[i], xa)), "\" y=\"", px(bottom + 16), "\">",
+                         escape(xa.labels[i]), "</text>");
+    o += "</g>\n";
+    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(bottom), "\" x2=\"", px(kLeft + plot_w),
+                     "\" y2=\"", px(bottom), "\"/>");
+    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(top), "\" x2=\"", px(kLeft), "\" y2=\"",
+                     px(bottom), "\"/>\n");
+    detail::lcr::put(o, "<text class=\"xlabel\" x=\"", px(kLeft + plot_w / 2), "\" y=\"", px(height - 6),
+                     "\">epoch (from 1)</text>\n");
+
+    // Event lines (best, stopped, learning-rate changes) with their labels above the plot.
+    o += "<g class=\"events\">";
+    for (const auto& e : events) {
+        const std::string x = px(e.x);
+        detail::lcr::put(o, "<line class=\"ev ev-", e.cls, "\" data-epoch=\"", std::to_string(e.epoch), "\" x1=\"", x,
+                         "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"><title>", escape(e.tip),
+                         "</title></line>");
+        detail::lcr::put(o, "<text class=\"evl ev-", e.cls, "\" x=\"", px(e.lx), "\" y=\"",
+                         px(kTitleH + (e.lane + 1) * kLaneH - 2), "\">", escape(e.label), "</text>\n");
+    }
+    o += "</g>\n";
+
+    // The curves: every finite point, in epoch order; non-finite values are skipped and flagged.
+    for (const auto& s : series) {
+        const Column& col = cols_.at(s.key);
+        std::string pts;
+        int n = 0;
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            if (!col[i] || !std::isfinite(*col[i])) continue;
+            if (n++ > 0) pts += ' ';
+            detail::lcr::put(pts, px(x_of(epochs_[i] + 1, xa)), ',', px(y_of(*col[i])));
+        }
+        detail::lcr::put(o, "<polyline class=\"series s-", s.cls, "\" data-key=\"", escape(s.key), "\" data-points=\"",
+                         std::to_string(n), "\" points=\"", pts, "\"/>\n");
+        if (n <= 60) {  // dots help read short runs; on long ones they would only thicken the line
+            detail::lcr::put(o, "<g class=\"dots d-", s.cls, "\">");
+            for (std::size_t i = 0; i < epochs_.size(); ++i) {
+                if (!col[i] || !std::isfinite(*col[i])) continue;
+                detail::lcr::put(o, "<circle cx=\"", px(x_of(epochs_[i] + 1, xa)), "\" cy=\"", px(y_of(*col[i])),
+                                 "\" r=\"2.6\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
+                                 " = ", L::sig(*col[i], 6), "</title></circle>");
+            }
+            o += "</g>\n";
+        }
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            if (!col[i] || std::isfinite(*col[i])) continue;
+            const double x = x_of(epochs_[i] + 1, xa);
+            const double y = top + 7;
+            detail::lcr::put(o, "<path class=\"nonfinite\" data-key=\"", escape(s.key), "\" data-epoch=\"",
+                             std::to_string(epochs_[i]), "\" d=\"M", px(x - 4), ' ', px(y - 4),
+                             "l8 8m0 -8l-8 8\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
+                             " = ", L::sig(*col[i], 6), "</title></path>\n");
+        }
+    }
+    // A ring on the best value of the monitored metric.
+    if (best_mark && (best_mark->key == g.train || best_mark->key == g.val) && std::isfinite(best_mark->value)) {
+        detail::lcr::put(o, "<circle class=\"best-ring\" data-epoch=\"", std::to_string(best_mark->epoch), "\" cx=\"",
+                         px(x_of(best_mark->epoch + 1, xa)), "\" cy=\"", px(y_of(best_mark->value)), "\" r=\"6\"/>\n");
+    }
+    // Marks (checkpoints, ...) as small triangles on the x axis.
+    for (const auto& m : marks_) {
+        const double x = x_of(m.epoch + 1, xa);
+        detail::lcr::put(o, "<path class=\"mark mark-", L::css_ident(m.kind), "\" data-epoch=\"",
+                         std::to_string(m.epoch), "\" d=\"M", px(x), ' ', px(bottom - 8), "l-5 8h10z\"><title>epoch ",
+                         std::to_string(m.epoch + 1), ": ", escape(m.kind),
+                         (m.label.empty() ? "" : " " + escape(m.label)), "</title></path>\n");
+    }
+    o += "</svg>\n</figure>\n";
+}
+
+inline std::string LearningCurveReport::render() const {
+    namespace L = detail::lcr;
+    using L::escape;
+    std::string o;
+    o.reserve(16384 + epochs_.size() * cols_.size() * 64);
+
+    const auto best_mark = best();
+    const auto stop = stopped();
+    const auto changes = lr_changes();
+    const bool lr_marked = static_cast<int>(changes.size()) <= opt_.max_lr_markers;
+    bool any_nonfinite = false;
+    for (const auto& [k, col] : cols_)
+        for (const auto& v : col) any_nonfinite = any_nonfinite || (v && !std::isfinite(*v));
+
+    // Status: waiting, running, or how it ended.
+    std::string status = "waiting";
+    std::string status_text = "waiting for the first epoch";
+    if (ended_) {
+        status = to_string(end_.kind);
+        status_text = std::string("training ") + to_string(end_.kind);
+        if (!end_.source.empty()) status_text += " by " + end_.source;
+        if (!end_.reason.empty()) status_text += ": " + end_.reason;
+    } else if (!epochs_.empty()) {
+        status = "running";
+        status_text = "running: epoch " + std::to_string(epochs_.back() + 1) +
+                      (total_epochs_ > 0 ? " of " + std::to_string(total_epochs_) : std::string());
+    }
+
+    o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
+    o += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n";
+    o += "<meta name=\"generator\" content=\"traincb LearningCurveReport\"/>\n";
+    if (opt_.refresh_seconds > 0 && !ended_)
+        detail::lcr::put(o, "<meta http-equiv=\"refresh\" content=\"", std::to_string(opt_.refresh_seconds), "\"/>\n");
+    detail::lcr::put(o, "<title>", escape(opt_.title), "</title>\n");
+    o += R"(<style>
+:root{--train:#1f77b4;--val:#ff7f0e;--best:#16a34a;--stop:#dc2626;--lr:#7c3aed;--ckpt:#475569;--mark:#b45309;--ink:#111827;--muted:#6b7280;--rule:#e5e7eb}
+*{box-sizing:border-box}
+body{margin:0;background:#f5f6f8;color:var(--ink);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:26px 22px 36px}
+h1{font-size:22px;margin:0 0 8px;font-weight:650}
+h2{font-size:15px;margin:0 0 10px;font-weight:650}
+.status{margin:0;color:#374151}
+.pill{display:inline-block;margin-right:8px;padding:1px 10px;border-radius:999px;font-size:11px;font-weight:700;text-transform:uppercase;letter-spacing:.05em;vertical-align:1px}
+.pill.completed{background:#dcfce7;color:#166534}.pill.stopped{background:#fef3c7;color:#92400e}
+.pill.exception,.pill.interrupted{background:#fee2e2;color:#991b1b}.pill.running,.pill.waiting{background:#dbeafe;color:#1e40af}
+.facts{display:flex;flex-wrap:wrap;gap:10px 34px;margin:16px 0 0}
+.facts dt{font-size:11px;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
+.facts dd{margin:0;font-weight:600}
+.legend-key{display:flex;flex-wrap:wrap;gap:6px 20px;margin:18px 0 14px;font-size:12px;color:#4b5563}
+.legend-key span{white-space:nowrap}.legend-key svg{vertical-align:-2px;margin-right:5px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:14px}
+figure.chart{margin:0;background:#fff;border:1px solid var(--rule);border-radius:8px;padding:6px 6px 2px}
+figure.chart svg{display:block;width:100%;height:auto}
+svg text{font-size:11px;fill:#4b5563}
+.ctitle{font-size:13px;font-weight:650;fill:var(--ink)}
+.grid line{stroke:#eceef1;stroke-width:1}
+.axis{stroke:#9ca3af;stroke-width:1}
+.ytick{text-anchor:end}.xtick,.xlabel,.evl{text-anchor:middle}
+.xlabel{fill:var(--muted)}
+.series{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}
+.s-train{stroke:var(--train)}.s-val{stroke:var(--val)}.s-lr{stroke:var(--lr)}
+.d-train{fill:var(--train)}.d-val{fill:var(--val)}.d-lr{fill:var(--lr)}
+.ev{stroke-width:1.4;stroke-dasharray:5 4}.ev-lr{stroke-dasharray:2 3}
+line.ev-best{stroke:var(--best)}line.ev-stopped{stroke:var(--stop)}line.ev-lr{stroke:var(--lr)}
+text.ev-best{fill:var(--best)}text.ev-stopped{fill:var(--stop)}text.ev-lr{fill:var(--lr)}
+.evl{font-weight:600}
+.best-ring{fill:none;stroke:var(--best);stroke-width:2}
+.nonfinite{fill:none;stroke:var(--stop);stroke-width:2}
+.mark{fill:var(--mark)}.mark-checkpoint{fill:var(--ckpt)}
+.tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:14px;margin-top:22px;align-items:start}
+.card{background:#fff;border:1px solid var(--rule);border-radius:8px;padding:14px 16px;overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:5px 8px;text-align:left;border-bottom:1px solid var(--rule);vertical-align:top}
+tr:last-child td{border-bottom:0}
+th{font-size:11px;font-weight:600;color:var(--muted);text-transform:uppercase;letter-spacing:.05em}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:12.5px}
+td.key{font-weight:600;overflow-wrap:break-word}
+td.num{white-space:nowrap}
+.at{color:var(--muted);font-size:11px}
+.bad{color:var(--stop);font-weight:700}
+.empty{color:var(--muted);font-style:italic}
+.tag{display:inline-block;min-width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:-1px}
+.t-best{background:var(--best)}.t-stopped{background:var(--stop)}.t-lr{background:var(--lr)}.t-checkpoint{background:var(--ckpt)}.t-mark{background:var(--mark)}
+td.detail{overflow-wrap:anywhere;color:#374151}
+footer{margin-top:22px;font-size:11px;color:var(--muted)}
+</style>
+</head>
+<body>
+<main>
+)";
+    detail::lcr::put(o, "<header>\n<h1>", escape(opt_.title), "</h1>\n");
+    detail::lcr::put(o, "<p class=\"status\" data-status=\"", escape(status), "\" data-source=\"", escape(end_.source),
+                     "\" data-reason=\"", escape(end_.reason), "\"><span class=\"pill ", escape(status), "\">",
+                     escape(status), "</span>", escape(status_text), "</p>\n");
+
+    // Key facts.
+    o += "<dl class=\"facts\">";
+    auto fact = [&o](const std::string& dt, const std::string& dd_html) {
+        detail::lcr::put(o, "<div><dt>", escape(dt), "</dt><dd>", dd_html, "</dd></div>");
+    };
+    if (!epochs_.empty())
+        fact("epochs", std::to_string(epochs_.size()) + " <span class=\"at\">(" + std::to_string(epochs_.front() + 1) +
+                           "&#8211;" + std::to_string(epochs_.back() + 1) + ")</span>");
+    if (best_mark)
+        fact("best " + best_mark->key, escape(L::sig(best_mark->value, 6)) + " <span class=\"at\">at epoch " +
+                                           std::to_string(best_mark->epoch + 1) + "</span>");
+    if (stop) fact(stop->word, "epoch " + std::to_string(stop->epoch + 1));
+    if (const auto it = cols_.find(opt_.learning_rate_key); it != cols_.end()) {
+        std::optional<double> last;
+        for (const auto& v : it->second)
+            if (v) last = v;
+        if (last)
+            fact("final " + opt_.learning_rate_key, escape(L::sig(*last, 6)) + " <span class=\"at\">(" +
+                                                        std::to_string(changes.size()) +
+                                                        (changes.size() == 1 ? " change" : " changes") + ")</span>");
+    }
+    std::size_t checkpoints = 0;
+    for (const auto& m : marks_) checkpoints += m.kind == "checkpoint";
+    if (checkpoints > 0) fact("checkpoints", std::to_string(checkpoints));
+    o += "</dl>\n</header>\n";
+
+    if (epochs_.empty()) {
+        o += "<p class=\"empty\">No epoch has ended yet.</p>\n";
+    } else {
+        // What the lines and markers mean.
+        o += "<div class=\"legend-key\">";
+        auto swatch = [&o](const std::string& svg, const std::string& text) {
+            detail::lcr::put(o, "<span><svg width=\"22\" height=\"10\" viewBox=\"0 0 22 10\">", svg, "</svg>", text,
+                             "</span>");
+        };
+        swatch(R"(<line class="series s-train" x1="1" y1="5" x2="21" y2="5"/>)", "training");
+        swatch(R"(<line class="series s-val" x1="1" y1="5" x2="21" y2="5"/>)", "validation");
+        if (best_mark) swatch(R"(<line class="ev ev-best" x1="1" y1="5" x2="21" y2="5"/>)", "best epoch");
+        if (stop) swatch(R"(<line class="ev ev-stopped" x1="1" y1="5" x2="21" y2="5"/>)", stop->word);
+        if (lr_marked && !changes.empty())
+            swatch(R"(<line class="ev ev-lr" x1="1" y1="5" x2="21" y2="5"/>)", "learning-rate change");
+        if (checkpoints > 0) swatch(R"(<path class="mark mark-checkpoint" d="M11 1l-5 8h10z"/>)", "checkpoint saved");
+        if (checkpoints < marks_.size()) swatch(R"(<path class="mark" d="M11 1l-5 8h10z"/>)", "other mark");
+        if (any_nonfinite) swatch(R"(<path class="nonfinite" d="M7 1l8 8m0 -8l-8 8"/>)", "nan / inf (not plotted)");
+        o += "</div>\n";
+
+        int first = epochs_.front();
+        int last = epochs_.front();
+        for (const int e : epochs_) {
+            first = std::min(first, e);
+            last = std::max(last, e);
+        }
+        for (const auto& m : marks_) last = std::max(last, m.epoch);
+        const L::Axis xa = L::epoch_axis(first + 1, last + 1);
+
+        std::vector<Event> events;
+        auto add_event = [&](int epoch, std::string cls, std::string label, std::string tip) {
+            Event e;
+            e.epoch = epoch;
+            e.cls = std::move(cls);
+            e.label = std::move(label);
+            e.tip = std::move(tip);
+            e.x = x_of(epoch + 1, xa);
+            events.push_back(std::move(e));
+        };
+        if (best_mark)
+            add_event(best_mark->epoch, "best", "best " + std::to_string(best_mark->epoch + 1),
+                      "best " + best_mark->key + " = " + L::sig(best_mark->value, 6) + " at epoch " +
+                          std::to_string(best_mark->epoch + 1));
+        if (stop)
+            add_event(stop->epoch, "stopped", stop->word + " " + std::to_string(stop->epoch + 1),
+                      stop->word + (stop->reason.empty() ? "" : " (" + stop->reason + ")") + " at epoch " +
+                          std::to_string(stop->epoch + 1));
+        if (lr_marked)
+            for (const auto& [e, ab] : changes)
+                add_event(e, "lr", "lr \xE2\x86\x92 " + L::sig(ab.second, 4),
+                          "learning rate " + L::sig(ab.first, 6) + " \xE2\x86\x92 " + L::sig(ab.second, 6) +
+                              " from epoch " + std::to_string(e + 1));
+        // Lanes are laid out once so every chart has the same height and the rows line up.
+        const int lanes = layout_lanes(events);
+        o += "<section class=\"charts\">\n";
+        for (const auto& g : groups()) render_chart(o, g, xa, events, lanes, best_mark);
+        o += "</section>\n";
+
+        // Final values of every key: the last logged value, and the extremes over the run.
+        o += "<div class=\"tables\">\n<section class=\"card\">\n<h2>Final values</h2>\n<table class=\"values\">\n"
+             "<thead><tr><th>key</th><th class=\"num\">last</th><th class=\"num\">epoch</th>"
+             "<th class=\"num\">min</th><th class=\"num\">max</th></tr></thead>\n<tbody>\n";
+        auto cell = [](double v) {
+            const std::string s = L::sig(v, 6);
+            return std::isfinite(v) ? "<td class=\"num\">" + s + "</td>" : "<td class=\"num bad\">" + s + "</td>";
+        };
+        for (const auto& [k, col] : cols_) {
+            std::optional<std::size_t> last_i;
+            std::optional<std::size_t> mn_i;
+            std::optional<std::size_t> mx_i;
+            for (std::size_t i = 0; i < col.size(); ++i) {
+                if (!col[i]) continue;
+                last_i = i;
+                if (!std::isfinite(*col[i])) continue;
+                if (!mn_i || *col[i] < *col[*mn_i]) mn_i = i;
+                if (!mx_i || *col[i] > *col[*mx_i]) mx_i = i;
+            }
+            detail::lcr::put(o, "<tr data-key=\"", escape(k), "\"><td class=\"key\">", escape(k), "</td>");
+            o += last_i ? cell(*col[*last_i]) + "<td class=\"num\">" + std::to_string(epochs_[*last_i] + 1) + "</td>"
+                        : std::string("<td class=\"num\">&#8212;</td><td class=\"num\"></td>");
+            for (const auto& ext : {mn_i, mx_i}) {
+                if (ext)
+                    detail::lcr::put(o, "<td class=\"num\">", L::sig(*col[*ext], 6), " <span class=\"at\">@",
+                                     std::to_string(epochs_[*ext] + 1), "</span></td>");
+                else
+                    o += "<td class=\"num\">&#8212;</td>";
+            }
+            o += "</tr>\n";
+        }
+        o += "</tbody>\n</table>\n</section>\n";
+
+        // Events, in epoch order.
+        struct Row {
+            int epoch;
+            std::string tag;
+            std::string what;
+            std::string detail;
+        };
+        std::vector<Row> rows;
+        if (best_mark)
+            rows.push_back(
+                {best_mark->epoch, "best", "best epoch", best_mark->key + " = " + L::sig(best_mark->value, 6)});
+        if (stop) {
+            std::string detail = stop->reason;
+            if (ended_ && !end_.source.empty())
+                detail = end_.source + (end_.reason.empty() ? "" : ": " + end_.reason);
+            else if (opt_.early_stopping)
+                detail = "EarlyStopping: " + detail;
+            rows.push_back({stop->epoch, "stopped", "training " + stop->word, detail});
+        }
+        if (lr_marked) {
+            for (const auto& [e, ab] : changes)
+                rows.push_back(
+                    {e, "lr", "learning rate", L::sig(ab.first, 6) + " \xE2\x86\x92 " + L::sig(ab.second, 6)});
+        } else if (!changes.empty()) {  // one row for a schedule that changes it all the time
+            rows.push_back({changes.front().first, "lr", "learning rate",
+                            std::to_string(changes.size()) + " changes, " + L::sig(changes.front().second.first, 6) +
+                                " \xE2\x86\x92 " + L::sig(changes.back().second.second, 6) + " (see its chart)"});
+        }
+        for (const auto& m : marks_)
+            rows.push_back({m.epoch, m.kind == "checkpoint" ? "checkpoint" : "mark", m.kind, m.label});
+        std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.epoch < b.epoch; });
+        o += "<section class=\"card\">\n<h2>Events</h2>\n";
+        if (rows.empty()) {
+            o += "<p class=\"empty\">None yet.</p>\n";
+        } else {
+            o += "<table class=\"events\">\n<thead><tr><th class=\"num\">epoch</th><th>event</th><th>detail</th></tr>"
+                 "</thead>\n<tbody>\n";
+            for (const auto& r : rows)
+                detail::lcr::put(o, "<tr data-epoch=\"", std::to_string(r.epoch), "\"><td class=\"num\">",
+                                 std::to_string(r.epoch + 1), "</td><td><span class=\"tag t-", r.tag, "\"></span>",
+                                 escape(r.what), "</td><td class=\"detail\">", escape(r.detail), "</td></tr>\n");
+            o += "</tbody>\n</table>\n";
+        }
+        o += "</section>\n</div>\n";
+    }
+    o += "<footer>Written by traincb LearningCurveReport after each epoch. Self-contained: no scripts, no "
+         "network. Epochs are numbered from 1, as Keras prints them.</footer>\n</main>\n</body>\n</html>\n";
+    return o;
+}
+
+}  // namespace traincb::inline v0

@@ -1,0 +1,944 @@
+// Tests for traincb/callbacks/learning_curve_report.hpp: the page is rewritten atomically after
+// every epoch, is well-formed, has one chart per metric with a point per finite value, marks the
+// best / stopped epochs, learning-rate changes and checkpoints at the right epochs, escapes every
+// key, is deterministic, and reports I/O errors naming the path. A last test renders a realistic
+// report with headless Chromium (skipped when it is not installed).
+#include "catch.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/learning_curve_report.hpp>
+#include <traincb/io/atomic_file.hpp>
+#include <tuple>
+#include <vector>
+
+namespace fs = std::filesystem;
+using traincb::CallbackList;
+using traincb::EarlyStopping;
+using traincb::LearningCurveReport;
+using traincb::Logs;
+
+namespace {
+
+const double kNan = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
+
+// A fresh directory per test, removed afterwards.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "traincb_lcr_XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<std::string> listing(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::size_t count_of(const std::string& hay, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size())) ++n;
+    return n;
+}
+
+// ---- A small, strict markup checker (independent of the code under test) --------------------
+
+struct Tag {
+    std::string name;
+    std::map<std::string, std::string> attrs;
+    std::size_t begin = 0;  // offset of '<'
+    std::size_t end = 0;    // offset after '>'
+    int depth = 0;
+    std::vector<std::string> ancestors;  // outermost first
+};
+
+struct Parsed {
+    std::string error;  // empty when well-formed
+    std::vector<Tag> tags;
+    // Text between a start tag and its end tag, by the start tag's index in `tags`.
+    std::map<std::size_t, std::string> inner;
+};
+
+bool name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == ':';
+}
+
+// Checks that every element is closed in order (or self-closed with "/>"), that attribute
+// values are double-quoted without a raw '<' or '"', that text holds no raw '<', and that
+// <style> holds no '<' at all. Returns the tags with their attributes.
+Parsed parse_markup(const std::string& s) {
+    Parsed out;
+    std::vector<std::size_t> stack;  // indices into out.tags
+    std::size_t i = 0;
+    auto fail = [&](const std::string& why) {
+        out.error = why + " at offset " + std::to_string(i) + ": '" + s.substr(i, 60) + "'";
+        return out;
+    };
+    while (i < s.size()) {
+        if (s[i] != '<') {
+            if (s[i] == '>') return fail("raw '>' in text");
+            ++i;
+            continue;
+        }
+        if (s.compare(i, 9, "<!DOCTYPE") == 0) {
+            i = s.find('>', i) + 1;
+            continue;
+        }
+        if (s.compare(i, 4, "<!--") == 0) return fail("comment (not expected)");
+        if (s.compare(i, 2, "</") == 0) {
+            std::size_t j = i + 2;
+            while (j < s.size() && name_char(s[j])) ++j;
+            const std::string name = s.substr(i + 2, j - i - 2);
+            if (j >= s.size() || s[j] != '>') return fail("bad end tag");
+            if (stack.empty()) return fail("end tag </" + name + "> with nothing open");
+            const std::size_t open = stack.back();
+            if (out.tags[open].name != name) return fail("</" + name + "> closes <" + out.tags[open].name + ">");
+            out.inner[open] = s.substr(out.tags[open].end, i - out.tags[open].end);
+            stack.pop_back();
+            i = j + 1;
+            continue;
+        }
+        Tag t;
+        t.begin = i;
+        std::size_t j = i + 1;
+        while (j < s.size() && name_char(s[j])) ++j;
+        t.name = s.substr(i + 1, j - i - 1);
+        if (t.name.empty()) return fail("raw '<' in text");
+        bool self_closed = false;
+        for (;;) {
+            while (j < s.size() && s[j] == ' ') ++j;
+            if (j >= s.size()) return fail("unterminated tag");
+            if (s[j] == '>') {
+                ++j;
+                break;
+            }
+            if (s.compare(j, 2, "/>") == 0) {
+                self_closed = true;
+                j += 2;
+                break;
+            }
+            const std::size_t k = j;
+            while (j < s.size() && name_char(s[j])) ++j;
+            if (j == k) return fail("bad attribute name");
+            const std::string an = s.substr(k, j - k);
+            if (j + 1 >= s.size() || s[j] != '=' || s[j + 1] != '"') return fail("attribute not double-quoted");
+            const std::size_t q = s.find('"', j + 2);
+            if (q == std::string::npos) return fail("unterminated attribute");
+            const std::string av = s.substr(j + 2, q - j - 2);
+            if (av.find('<') != std::string::npos) return fail("raw '<' in attribute");
+            t.attrs[an] = av;
+            j = q + 1;
+        }
+        t.end = j;
+        t.depth = static_cast<int>(stack.size());
+        for (const std::size_t a : stack) t.ancestors.push_back(out.tags[a].name);
+        out.tags.push_back(t);
+        const bool is_void = t.name == "meta";  // the only HTML void element the page may use
+        if (!self_closed && !is_void) stack.push_back(out.tags.size() - 1);
+        i = j;
+        if (t.name == "style") {  // raw text up to </style>, which must hold no '<'
+            const std::size_t e = s.find("</style>", i);
+            if (e == std::string::npos) return fail("unterminated <style>");
+            if (s.substr(i, e - i).find('<') != std::string::npos) return fail("'<' inside <style>");
+            i = e;
+        }
+    }
+    if (!stack.empty()) {
+        i = out.tags[stack.back()].begin;
+        return fail("<" + out.tags[stack.back()].name + "> never closed");
+    }
+    return out;
+}
+
+// Tags named `name` whose class list contains `cls` ("" = any).
+std::vector<Tag> find_tags(const Parsed& p, const std::string& name, const std::string& cls = "") {
+    std::vector<Tag> out;
+    for (const auto& t : p.tags) {
+        if (t.name != name) continue;
+        if (!cls.empty()) {
+            const auto it = t.attrs.find("class");
+            if (it == t.attrs.end()) continue;
+            std::istringstream words(it->second);
+            std::string w;
+            bool has = false;
+            while (words >> w) has = has || w == cls;
+            if (!has) continue;
+        }
+        out.push_back(t);
+    }
+    return out;
+}
+
+std::string attr(const Tag& t, const std::string& a) {
+    const auto it = t.attrs.find(a);
+    return it == t.attrs.end() ? std::string("<none>") : it->second;
+}
+
+// Number of "x,y" pairs in a polyline's points attribute.
+int point_pairs(const std::string& points) {
+    std::istringstream in(points);
+    std::string pair;
+    int n = 0;
+    while (in >> pair) {
+        const auto comma = pair.find(',');
+        REQUIRE(comma != std::string::npos);
+        (void)std::stod(pair.substr(0, comma));
+        (void)std::stod(pair.substr(comma + 1));
+        ++n;
+    }
+    return n;
+}
+
+// The polyline of log key `key` (escaped as in the file) inside the chart of `metric`.
+std::optional<Tag> polyline_of(const Parsed& p, const std::string& key) {
+    for (const auto& t : find_tags(p, "polyline", "series"))
+        if (attr(t, "data-key") == key) return t;
+    return std::nullopt;
+}
+
+bool in_chart(const Tag& t) {
+    return std::find(t.ancestors.begin(), t.ancestors.end(), "figure") != t.ancestors.end();
+}
+
+// The tags `name`.`cls` drawn inside the charts (not the swatches of the page's key).
+std::vector<Tag> chart_tags(const Parsed& p, const std::string& name, const std::string& cls) {
+    std::vector<Tag> out;
+    for (const auto& t : find_tags(p, name, cls))
+        if (in_chart(t)) out.push_back(t);
+    return out;
+}
+
+// The data-epoch values of the tags `name`.`cls` inside the charts.
+std::vector<std::string> epochs_of(const Parsed& p, const std::string& name, const std::string& cls) {
+    std::vector<std::string> out;
+    for (const auto& t : chart_tags(p, name, cls)) out.push_back(attr(t, "data-epoch"));
+    return out;
+}
+
+Parsed parse_file(const fs::path& file) {
+    REQUIRE(fs::exists(file));
+    Parsed p = parse_markup(slurp(file));
+    INFO(p.error);
+    REQUIRE(p.error.empty());
+    return p;
+}
+
+// Drives a run through CallbackList as a training loop would; stops when a callback asks.
+// `after_epoch(e)` runs after each epoch's hooks (to inspect the file or add marks).
+template <class F>
+void drive(CallbackList& cbs, const std::vector<Logs>& epochs, F&& after_epoch, int total = 0) {
+    cbs.set_params({.epochs = total > 0 ? total : static_cast<int>(epochs.size())});
+    cbs.on_train_begin();
+    for (int e = 0; e < static_cast<int>(epochs.size()); ++e) {
+        cbs.on_epoch_begin(e);
+        Logs logs = epochs[static_cast<std::size_t>(e)];
+        cbs.on_epoch_end(e, logs);
+        after_epoch(e);
+        if (cbs.stop_requested()) break;
+    }
+    cbs.on_train_end();
+}
+void drive(CallbackList& cbs, const std::vector<Logs>& epochs) {
+    drive(cbs, epochs, [](int) {});
+}
+
+std::vector<Logs> simple_epochs(int n) {
+    std::vector<Logs> out;
+    out.reserve(static_cast<std::size_t>(n));
+    for (int e = 0; e < n; ++e)
+        out.push_back({{"loss", 1.0 / (e + 1)},
+                       {"val_loss", 1.2 / (e + 1) + 0.05 * e},
+                       {"accuracy", 0.5 + 0.04 * e},
+                       {"val_accuracy", 0.45 + 0.03 * e}});
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("the page exists after train begin and after each epoch, well-formed, one chart per metric") {
+    TempDir dir;
+    const fs::path file = dir / "report.html";
+    LearningCurveReport report({.path = file, .title = "unit run"});
+    CallbackList cbs{report};
+    const auto epochs = simple_epochs(4);
+    cbs.set_params({.epochs = 4});
+    cbs.on_train_begin();
+    {
+        const Parsed p = parse_file(file);
+        CHECK(find_tags(p, "figure", "chart").empty());
+        CHECK(attr(find_tags(p, "p", "status").at(0), "data-status") == "waiting");
+    }
+    for (int e = 0; e < 4; ++e) {
+        cbs.on_epoch_begin(e);
+        Logs logs = epochs[static_cast<std::size_t>(e)];
+        cbs.on_epoch_end(e, logs);
+        CHECK(report.writes() == e + 2);  // one at train begin, one per epoch
+        const Parsed p = parse_file(file);
+        // html > body > main and the charts are inside <svg> inside <figure>.
+        REQUIRE(find_tags(p, "html").size() == 1);
+        REQUIRE(find_tags(p, "svg", "").size() >= 2);
+        std::vector<std::string> metrics;
+        for (const auto& f : find_tags(p, "figure", "chart")) metrics.push_back(attr(f, "data-metric"));
+        // x and val_x share a chart: 4 keys -> 2 charts, loss first.
+        CHECK(metrics == std::vector<std::string>{"loss", "accuracy"});
+        for (const std::string key : {"loss", "val_loss", "accuracy", "val_accuracy"}) {
+            const auto pl = polyline_of(p, key);
+            REQUIRE(pl);
+            CHECK(point_pairs(attr(*pl, "points")) == e + 1);
+            CHECK(std::count(pl->ancestors.begin(), pl->ancestors.end(), "svg") == 1);
+        }
+        // The training and validation lines use different classes (colours), and each chart has a
+        // legend naming both.
+        CHECK(attr(*polyline_of(p, "loss"), "class") == "series s-train");
+        CHECK(attr(*polyline_of(p, "val_loss"), "class") == "series s-val");
+        CHECK(find_tags(p, "text", "legend").size() == 4);
+        CHECK(attr(find_tags(p, "p", "status").at(0), "data-status") == "running");
+    }
+    cbs.on_train_end();
+    const Parsed p = parse_file(file);
+    CHECK(attr(find_tags(p, "p", "status").at(0), "data-status") == "completed");
+    CHECK(find_tags(p, "line", "ev-stopped").empty());  // a completed run has no stop marker
+    // Nothing but the report in the directory: no temporary file left behind.
+    CHECK(listing(dir.path) == std::vector<std::string>{"report.html"});
+    // A self-contained page: no script, no external resource.
+    const std::string html = slurp(file);
+    CHECK(html.find("<script") == std::string::npos);
+    CHECK(html.find("http://") == std::string::npos);
+    CHECK(html.find("https://") == std::string::npos);
+    CHECK(html.find("@import") == std::string::npos);
+    CHECK(html.find("url(") == std::string::npos);
+}
+
+TEST_CASE("the final values table lists every key and the axis is labelled") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    // Hand-picked values: last loss 0.25 at epoch 3 (1-based), min 0.25 @3, max 1 @1.
+    drive(cbs, {{{"loss", 1.0}, {"mae", -2.0}}, {{"loss", 0.5}, {"mae", -4.5}}, {{"loss", 0.25}, {"mae", 3.0}}});
+    const Parsed p = parse_file(dir / "r.html");
+    std::map<std::string, std::vector<std::string>> rows;
+    for (std::size_t i = 0; i < p.tags.size(); ++i) {
+        if (p.tags[i].name != "tr" || !p.tags[i].attrs.count("data-key")) continue;
+        std::vector<std::string> cells;
+        for (std::size_t j = i + 1; j < p.tags.size() && p.tags[j].depth > p.tags[i].depth; ++j)
+            if (p.tags[j].name == "td") cells.push_back(p.inner.at(j));
+        rows[attr(p.tags[i], "data-key")] = cells;
+    }
+    REQUIRE(rows.size() == 2);
+    // Cells: key, last, epoch, min, max.
+    CHECK(rows["loss"].at(0) == "loss");
+    CHECK(rows["loss"].at(1) == "0.25");
+    CHECK(rows["loss"].at(2) == "3");
+    CHECK(rows["loss"].at(3) == "0.25 <span class=\"at\">@3</span>");
+    CHECK(rows["loss"].at(4) == "1 <span class=\"at\">@1</span>");
+    CHECK(rows["mae"].at(1) == "3");
+    CHECK(rows["mae"].at(3) == "-4.5 <span class=\"at\">@2</span>");
+    CHECK(rows["mae"].at(4) == "3 <span class=\"at\">@3</span>");
+    const std::string html = slurp(dir / "r.html");
+    CHECK(count_of(html, ">epoch (from 1)</text>") == 2);
+}
+
+TEST_CASE("NaN and inf are skipped in the curves, flagged on the chart and spelled out in the table") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    drive(cbs, {{{"loss", 1.0}, {"val_loss", 1.1}},
+                {{"loss", 0.8}, {"val_loss", kNan}},
+                {{"loss", 0.6}, {"val_loss", kInf}},
+                {{"loss", 0.5}, {"val_loss", 0.9}},
+                {{"loss", -kInf}, {"val_loss", kNan}}});
+    const Parsed p = parse_file(dir / "r.html");
+    // Finite values by hand: loss at epochs 0-3 (4), val_loss at epochs 0 and 3 (2).
+    CHECK(point_pairs(attr(*polyline_of(p, "loss"), "points")) == 4);
+    CHECK(attr(*polyline_of(p, "loss"), "data-points") == "4");
+    CHECK(point_pairs(attr(*polyline_of(p, "val_loss"), "points")) == 2);
+    std::vector<std::string> flagged;
+    for (const auto& t : chart_tags(p, "path", "nonfinite"))
+        flagged.push_back(attr(t, "data-key") + "@" + attr(t, "data-epoch"));
+    std::sort(flagged.begin(), flagged.end());
+    CHECK(flagged == std::vector<std::string>{"loss@4", "val_loss@1", "val_loss@2", "val_loss@4"});
+    const std::string html = slurp(dir / "r.html");
+    // The last values: loss -inf, val_loss nan, both marked as bad.
+    CHECK(html.find("<td class=\"num bad\">-inf</td>") != std::string::npos);
+    CHECK(html.find("<td class=\"num bad\">nan</td>") != std::string::npos);
+    // The y range comes from the finite values only: no "nan"/"inf" coordinate or tick label.
+    CHECK(html.find("\"nan") == std::string::npos);
+    CHECK(html.find("\"inf") == std::string::npos);
+    CHECK(html.find(">nan</text>") == std::string::npos);
+}
+
+TEST_CASE("a key that is all NaN gets a chart with an empty curve and no tick labels from NaN") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    drive(cbs, {{{"loss", kNan}}, {{"loss", kNan}}});
+    const Parsed p = parse_file(dir / "r.html");
+    CHECK(point_pairs(attr(*polyline_of(p, "loss"), "points")) == 0);
+    const std::string html = slurp(dir / "r.html");
+    CHECK(html.find(">nan</text>") == std::string::npos);
+}
+
+TEST_CASE("best and stopped epochs come from the EarlyStopping given in the options") {
+    TempDir dir;
+    EarlyStopping es({.monitor = "val_loss", .patience = 3});
+    LearningCurveReport report({.path = dir / "r.html", .early_stopping = &es});
+    CallbackList cbs{es, report};
+    // val_loss falls to its minimum 0.6 at epoch 2, then rises: by early-stopping.md, wait
+    // reaches patience 3 at epoch 5, which is where it stops. Epoch 6 never runs.
+    const std::vector<double> val = {1.0, 0.8, 0.6, 0.7, 0.75, 0.9, 0.1};
+    std::vector<Logs> epochs;
+    epochs.reserve(val.size());
+    for (double v : val) epochs.push_back({{"loss", 0.5}, {"val_loss", v}});
+    drive(cbs, epochs);
+    REQUIRE(es.best_epoch() == 2);
+    REQUIRE(es.stopped_epoch() == 5);
+    const Parsed p = parse_file(dir / "r.html");
+    const std::size_t charts = find_tags(p, "figure", "chart").size();
+    REQUIRE(charts == 1);
+    CHECK(epochs_of(p, "line", "ev-best") == std::vector<std::string>{"2"});
+    CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>{"5"});
+    CHECK(epochs_of(p, "circle", "best-ring") == std::vector<std::string>{"2"});
+    // The labels say the 1-based epoch, as Keras prints it.
+    const std::string html = slurp(dir / "r.html");
+    CHECK(html.find(">best 3</text>") != std::string::npos);
+    CHECK(html.find(">stopped 6</text>") != std::string::npos);
+    // The stop reason from ctx.end(): kind, source and reason.
+    const Tag status = find_tags(p, "p", "status").at(0);
+    CHECK(attr(status, "data-status") == "stopped");
+    CHECK(attr(status, "data-source") == "EarlyStopping");
+    CHECK(attr(status, "data-reason") == "patience");
+    CHECK(html.find("training stopped by EarlyStopping: patience") != std::string::npos);
+    CHECK(point_pairs(attr(*polyline_of(p, "val_loss"), "points")) == 6);
+}
+
+TEST_CASE("without EarlyStopping the best epoch is the monitored metric's best value") {
+    TempDir dir;
+    // Hand-derived: val_loss is lowest (0.4) at epoch 1; val_accuracy highest (0.9) at epoch 2;
+    // a tie (0.4 again at epoch 3) keeps the first.
+    const std::vector<Logs> epochs = {{{"loss", 1.0}, {"val_loss", 0.7}, {"val_accuracy", 0.5}},
+                                      {{"loss", 0.9}, {"val_loss", 0.4}, {"val_accuracy", 0.8}},
+                                      {{"loss", 0.8}, {"val_loss", 0.5}, {"val_accuracy", 0.9}},
+                                      {{"loss", 0.7}, {"val_loss", 0.4}, {"val_accuracy", 0.7}}};
+    SECTION("auto: val_loss, minimised") {
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        drive(cbs, epochs);
+        const Parsed p = parse_file(dir / "r.html");
+        CHECK(epochs_of(p, "line", "ev-best").size() == find_tags(p, "figure", "chart").size());
+        CHECK(epochs_of(p, "line", "ev-best").at(0) == "1");
+        CHECK(epochs_of(p, "circle", "best-ring") == std::vector<std::string>{"1"});
+        CHECK(find_tags(p, "line", "ev-stopped").empty());
+    }
+    SECTION("an explicit maximised monitor") {
+        LearningCurveReport report({.path = dir / "r.html", .monitor = "val_accuracy"});
+        CallbackList cbs{report};
+        drive(cbs, epochs);
+        CHECK(epochs_of(parse_file(dir / "r.html"), "circle", "best-ring") == std::vector<std::string>{"2"});
+    }
+    SECTION("only a training loss: loss is monitored") {
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        drive(cbs, {{{"loss", 0.3}}, {{"loss", 0.2}}, {{"loss", 0.25}}});
+        CHECK(epochs_of(parse_file(dir / "r.html"), "circle", "best-ring") == std::vector<std::string>{"1"});
+    }
+    SECTION("a monitor whose direction cannot be inferred fails at train begin, Mode::Max fixes it") {
+        LearningCurveReport report({.path = dir / "r.html", .monitor = "score"});
+        CallbackList cbs{report};
+        try {
+            cbs.on_train_begin();
+            FAIL("expected InvalidArgument");
+        } catch (const traincb::InvalidArgument& e) {
+            CHECK(std::string(e.what()).starts_with("traincb: LearningCurveReport: "));
+            CHECK(std::string(e.what()).find("'score'") != std::string::npos);
+        }
+        LearningCurveReport fixed({.path = dir / "r.html", .monitor = "score", .mode = traincb::Mode::Max});
+        CallbackList cbs2{fixed};
+        drive(cbs2, {{{"score", 1.0}}, {{"score", 3.0}}, {{"score", 2.0}}});
+        CHECK(epochs_of(parse_file(dir / "r.html"), "circle", "best-ring") == std::vector<std::string>{"1"});
+    }
+}
+
+TEST_CASE("a stop requested by another callback, and an exception, are marked at the last epoch") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    SECTION("a stop request") {
+        cbs.on_train_begin();
+        for (int e = 0; e < 3; ++e) {
+            cbs.on_epoch_begin(e);
+            Logs logs{{"loss", 1.0 - 0.1 * e}};
+            cbs.on_epoch_end(e, logs);
+        }
+        cbs.context().request_stop("TerminateOnNaN", "non_finite_loss");
+        cbs.on_train_end();
+        const Parsed p = parse_file(dir / "r.html");
+        CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>{"2"});
+        CHECK(attr(find_tags(p, "p", "status").at(0), "data-source") == "TerminateOnNaN");
+        CHECK(attr(find_tags(p, "p", "status").at(0), "data-reason") == "non_finite_loss");
+    }
+    SECTION("an exception, whose message is escaped") {
+        cbs.on_train_begin();
+        cbs.on_epoch_begin(0);
+        Logs logs{{"loss", 1.0}};
+        cbs.on_epoch_end(0, logs);
+        cbs.on_train_end(std::make_exception_ptr(std::runtime_error("bad <batch> & \"shape\"")));
+        const Parsed p = parse_file(dir / "r.html");
+        const Tag status = find_tags(p, "p", "status").at(0);
+        CHECK(attr(status, "data-status") == "exception");
+        CHECK(attr(status, "data-reason") == "bad &lt;batch&gt; &amp; &quot;shape&quot;");
+        CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>{"0"});
+        CHECK(slurp(dir / "r.html").find(">exception 1</text>") != std::string::npos);
+    }
+}
+
+TEST_CASE("learning-rate changes are marked at the first epoch with the new rate, and charted") {
+    TempDir dir;
+    // Changes by hand: 0.1 -> 0.01 at epoch 2, 0.01 -> 0.001 at epoch 4; epoch 3 repeats 0.01.
+    const std::vector<double> lr = {0.1, 0.1, 0.01, 0.01, 0.001};
+    std::vector<Logs> epochs;
+    for (std::size_t e = 0; e < lr.size(); ++e)
+        epochs.push_back({{"loss", 1.0 / static_cast<double>(e + 1)}, {"val_loss", 1.0}, {"learning_rate", lr[e]}});
+    SECTION("drawn on every chart") {
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        drive(cbs, epochs);
+        const Parsed p = parse_file(dir / "r.html");
+        std::vector<std::string> metrics;
+        for (const auto& f : find_tags(p, "figure", "chart")) metrics.push_back(attr(f, "data-metric"));
+        CHECK(metrics == std::vector<std::string>{"loss", "learning_rate"});  // the rate's own chart, last
+        CHECK(point_pairs(attr(*polyline_of(p, "learning_rate"), "points")) == 5);
+        CHECK(attr(*polyline_of(p, "learning_rate"), "class") == "series s-lr");
+        CHECK(epochs_of(p, "line", "ev-lr") == std::vector<std::string>{"2", "4", "2", "4"});
+        const std::string html = slurp(dir / "r.html");
+        CHECK(count_of(html, ">lr \xE2\x86\x92 0.01</text>") == 2);
+        CHECK(count_of(html, ">lr \xE2\x86\x92 0.001</text>") == 2);
+        CHECK(html.find("0.1 \xE2\x86\x92 0.01") != std::string::npos);  // events table: old -> new
+    }
+    SECTION("beyond max_lr_markers, only the learning-rate chart shows them") {
+        LearningCurveReport report({.path = dir / "r.html", .max_lr_markers = 1});
+        CallbackList cbs{report};
+        drive(cbs, epochs);
+        const Parsed p = parse_file(dir / "r.html");
+        CHECK(find_tags(p, "line", "ev-lr").empty());
+        CHECK(point_pairs(attr(*polyline_of(p, "learning_rate"), "points")) == 5);
+        // One summary row in the events table, at the first change: 2 changes, 0.1 -> 0.001.
+        CHECK(slurp(dir / "r.html")
+                  .find("<tr data-epoch=\"2\"><td class=\"num\">3</td><td><span class=\"tag t-lr\">"
+                        "</span>learning rate</td><td class=\"detail\">2 changes, 0.1 \xE2\x86\x92 "
+                        "0.001 (see its chart)</td></tr>") != std::string::npos);
+    }
+}
+
+TEST_CASE("mark() adds checkpoint and custom markers on every chart and in the events table") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    drive(cbs, simple_epochs(5), [&](int e) {
+        if (e == 1) report.mark(1, "checkpoint", "ckpt/epoch_002.safetensors");
+        if (e == 3) report.mark(3, "checkpoint", "ckpt/epoch_004.safetensors");
+        if (e == 4) report.mark(2, "My Note!", "data reshuffled");
+    });
+    CHECK(report.marks().size() == 3);
+    const Parsed p = parse_file(dir / "r.html");
+    // Two charts (loss, accuracy), each with both checkpoint markers.
+    CHECK(epochs_of(p, "path", "mark-checkpoint") == std::vector<std::string>{"1", "3", "1", "3"});
+    CHECK(epochs_of(p, "path", "mark-my-note") == std::vector<std::string>{"2", "2"});
+    std::vector<std::string> rows;
+    for (const auto& t : find_tags(p, "tr"))
+        if (t.attrs.count("data-epoch")) rows.push_back(attr(t, "data-epoch"));
+    // Events table, in epoch order: the marks at 1, 2, 3 and the best val_loss at 4 (1.2/(e+1) +
+    // 0.05e is 1.2, 0.65, 0.5, 0.45, 0.44 for e = 0..4: lowest at the last epoch).
+    CHECK(rows == std::vector<std::string>{"1", "2", "3", "4"});
+    const std::string html = slurp(dir / "r.html");
+    CHECK(html.find("ckpt/epoch_004.safetensors") != std::string::npos);
+    CHECK(html.find(">My Note!</td>") != std::string::npos);
+    CHECK(html.find("<dt>checkpoints</dt><dd>2</dd>") != std::string::npos);
+}
+
+TEST_CASE("mark() rejects a negative epoch and an empty kind") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CHECK_THROWS_AS(report.mark(-1, "checkpoint", "x"), traincb::InvalidArgument);
+    CHECK_THROWS_AS(report.mark(0, "", "x"), traincb::InvalidArgument);
+    try {
+        report.mark(-1, "checkpoint", "x");
+    } catch (const traincb::InvalidArgument& e) {
+        CHECK(std::string(e.what()).starts_with("traincb: LearningCurveReport: mark() got epoch -1"));
+    }
+    CHECK(report.marks().empty());
+}
+
+TEST_CASE("keys, title, labels and reasons are escaped in HTML and SVG") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html", .title = "run <b>&'1'"});
+    CallbackList cbs{report};
+    drive(cbs, {{{"a<b&\"c\"", 1.0}, {"val_a<b&\"c\"", 2.0}}, {{"a<b&\"c\"", 0.5}, {"val_a<b&\"c\"", 1.5}}},
+          [&](int e) {
+              if (e == 1) report.mark(1, "checkpoint", "</svg><script>alert(1)</script>");
+          });
+    const std::string html = slurp(dir / "r.html");
+    const Parsed p = parse_markup(html);
+    INFO(p.error);
+    REQUIRE(p.error.empty());
+    CHECK(html.find("a<b") == std::string::npos);
+    CHECK(html.find("<script>") == std::string::npos);
+    CHECK(html.find("<b>") == std::string::npos);
+    const std::string esc = "a&lt;b&amp;&quot;c&quot;";
+    REQUIRE(find_tags(p, "figure", "chart").size() == 1);  // the two keys still pair up
+    CHECK(attr(find_tags(p, "figure", "chart").at(0), "data-metric") == esc);
+    CHECK(polyline_of(p, esc).has_value());
+    CHECK(polyline_of(p, "val_" + esc).has_value());
+    CHECK(html.find("<title>run &lt;b&gt;&amp;&#39;1&#39;</title>") != std::string::npos);
+    CHECK(html.find("&lt;/svg&gt;&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+}
+
+TEST_CASE("the same run gives the same bytes") {
+    TempDir a;
+    TempDir b;
+    for (const auto& d : {&a, &b}) {
+        EarlyStopping es({.monitor = "val_loss", .patience = 2});
+        LearningCurveReport report({.path = *d / "r.html", .early_stopping = &es});
+        CallbackList cbs{es, report};
+        drive(cbs, simple_epochs(8), [&](int e) {
+            if (e == 2) report.mark(2, "checkpoint", "c.safetensors");
+        });
+    }
+    const std::string x = slurp(a / "r.html");
+    CHECK(x.size() > 1000);
+    CHECK(x == slurp(b / "r.html"));
+}
+
+TEST_CASE("a single epoch, hundreds of epochs, very different scales and negative values") {
+    TempDir dir;
+    SECTION("a single epoch") {
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        drive(cbs, {{{"loss", 0.5}, {"val_loss", 0.5}}});
+        const Parsed p = parse_file(dir / "r.html");
+        CHECK(point_pairs(attr(*polyline_of(p, "loss"), "points")) == 1);
+        CHECK(find_tags(p, "circle").size() >= 2);  // a lone point is still visible as a dot
+        std::vector<std::string> xt;
+        for (std::size_t i = 0; i < p.tags.size(); ++i)
+            if (p.tags[i].name == "text" && attr(p.tags[i], "class") == "xtick") xt.push_back(p.inner.at(i));
+        CHECK(xt == std::vector<std::string>{"1"});
+        // One value 0.5: the axis opens around it, 10% each side (0.45..0.55), on round ticks.
+        std::vector<double> yt;
+        for (std::size_t i = 0; i < p.tags.size(); ++i)
+            if (p.tags[i].name == "text" && attr(p.tags[i], "class") == "ytick") yt.push_back(std::stod(p.inner.at(i)));
+        REQUIRE(!yt.empty());
+        CHECK(yt.front() <= 0.45);
+        CHECK(yt.back() >= 0.55);
+    }
+    SECTION("hundreds of epochs, all points kept") {
+        // 200 rewrites: skip the disk flushes (durability is test_atomic_file's business) so the
+        // test costs CPU time only.
+        auto ops = traincb::detail::system_file_ops();
+        ops.fsync = [](int) { return 0; };
+        traincb::detail::ScopedFileOps no_flush(ops);
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        std::vector<Logs> epochs;
+        epochs.reserve(200);
+        for (int e = 0; e < 200; ++e)
+            epochs.push_back({{"loss", std::exp(-e / 50.0)}, {"val_loss", std::exp(-e / 60.0)}});
+        drive(cbs, epochs);
+        const Parsed p = parse_file(dir / "r.html");
+        CHECK(point_pairs(attr(*polyline_of(p, "loss"), "points")) == 200);
+        CHECK(point_pairs(attr(*polyline_of(p, "val_loss"), "points")) == 200);
+        CHECK(find_tags(p, "g", "dots").empty());  // no per-point dots on long runs
+    }
+    SECTION("each chart has its own y range; negative values") {
+        LearningCurveReport report({.path = dir / "r.html"});
+        CallbackList cbs{report};
+        // loss around 1e-6, reward between -5000 and -1000: independent ranges.
+        drive(cbs, {{{"loss", 3e-6}, {"reward", -5000.0}},
+                    {{"loss", 2e-6}, {"reward", -3000.0}},
+                    {{"loss", 1e-6}, {"reward", -1000.0}}});
+        const Parsed p = parse_file(dir / "r.html");
+        std::map<std::string, std::vector<double>> ticks;
+        std::string chart;
+        for (std::size_t i = 0; i < p.tags.size(); ++i) {
+            if (p.tags[i].name == "figure") chart = attr(p.tags[i], "data-metric");
+            if (p.tags[i].name == "text" && attr(p.tags[i], "class") == "ytick")
+                ticks[chart].push_back(std::stod(p.inner.at(i)));
+        }
+        for (const auto& [name, lo, hi] : {std::tuple{"loss", 1e-6, 3e-6}, std::tuple{"reward", -5000.0, -1000.0}}) {
+            INFO(name);
+            const auto& t = ticks[name];
+            REQUIRE(t.size() >= 3);
+            CHECK(t.front() <= lo);
+            CHECK(t.back() >= hi);
+            CHECK(t.back() - t.front() <= 2 * (hi - lo));  // fitted to its own data, not a shared range
+        }
+    }
+}
+
+TEST_CASE("nice axis ticks (hand-derived)") {
+    namespace L = traincb::detail::lcr;
+    // [0.23, 0.87]: range 0.64, /5 = 0.128 -> step 0.1; snapped to 0.2..0.9.
+    auto a = L::value_axis(0.23, 0.87);
+    CHECK(a.labels == std::vector<std::string>{"0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"});
+    CHECK(a.lo == Approx(0.2));
+    CHECK(a.hi == Approx(0.9));
+    // [-3, 7]: range 10, /5 = 2 -> step 2; -4..8.
+    CHECK(L::value_axis(-3, 7).labels == std::vector<std::string>{"-4", "-2", "0", "2", "4", "6", "8"});
+    // [1e-5, 1e-4]: /5 = 1.8e-5 -> step 2e-5; 0..1e-4 in exponent form below 1e-3.
+    CHECK(L::value_axis(1e-5, 1e-4).labels ==
+          std::vector<std::string>{"0", "2e-05", "4e-05", "6e-05", "8e-05", "0.0001"});
+    // [0, 2.5e6]: /5 = 5e5 -> step 5e5; large values in exponent form.
+    CHECK(L::value_axis(0, 2.5e6).labels ==
+          std::vector<std::string>{"0", "5e+05", "1e+06", "1.5e+06", "2e+06", "2.5e+06"});
+    // All zero: opened to [-1, 1]; /5 = 0.4 -> step 0.5.
+    CHECK(L::value_axis(0, 0).labels == std::vector<std::string>{"-1.0", "-0.5", "0.0", "0.5", "1.0"});
+    // Epochs 1..30: 29/8 = 3.6 -> step 5.
+    CHECK(L::epoch_axis(1, 30).labels == std::vector<std::string>{"5", "10", "15", "20", "25", "30"});
+    // Epochs 1..4: 3/8 < 1 -> step 1.
+    CHECK(L::epoch_axis(1, 4).labels == std::vector<std::string>{"1", "2", "3", "4"});
+}
+
+TEST_CASE("keys added to the last epoch's logs by later callbacks appear at train end") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    struct AddsKey final : traincb::Callback {
+        void on_epoch_end(traincb::Context& ctx) override { ctx.logs().set("late_key", 7.0); }
+    } adds;
+    CallbackList cbs{report, adds};  // the report runs first and does not see late_key per epoch
+    drive(cbs, {{{"loss", 1.0}}, {{"loss", 0.5}}});
+    const Parsed p = parse_file(dir / "r.html");
+    bool found = false;
+    for (const auto& t : find_tags(p, "tr")) found = found || attr(t, "data-key") == "late_key";
+    CHECK(found);
+}
+
+TEST_CASE("refresh_seconds adds a reload while training and drops it from the final page") {
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html", .refresh_seconds = 5});
+    CallbackList cbs{report};
+    drive(cbs, simple_epochs(2), [&](int) {
+        CHECK(slurp(dir / "r.html").find("<meta http-equiv=\"refresh\" content=\"5\"/>") != std::string::npos);
+    });
+    CHECK(slurp(dir / "r.html").find("http-equiv") == std::string::npos);
+}
+
+TEST_CASE("bad options throw InvalidArgument at construction") {
+    TempDir dir;
+    auto message = [](const traincb::LearningCurveReportOptions& o) {
+        try {
+            LearningCurveReport r(o);
+        } catch (const traincb::InvalidArgument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no throw");
+    };
+    CHECK(message({.path = ""}).starts_with("traincb: LearningCurveReport: path is empty"));
+    CHECK(message({.path = dir.path / "sub/"}).find("names a directory") != std::string::npos);
+    CHECK(message({.path = dir / "r.html", .learning_rate_key = ""}).find("learning_rate_key is empty") !=
+          std::string::npos);
+    CHECK(message({.path = dir / "r.html", .max_lr_markers = -1}).find("max_lr_markers must be >= 0, got -1") !=
+          std::string::npos);
+    CHECK(message({.path = dir / "r.html", .refresh_seconds = -2}).find("refresh_seconds must be >= 0") !=
+          std::string::npos);
+    CHECK(listing(dir.path).empty());  // construction writes nothing
+}
+
+TEST_CASE("an unwritable path raises IoError naming it, at construction or at the first write") {
+    TempDir dir;
+    { std::ofstream(dir / "afile") << "x"; }
+    SECTION("the parent is a regular file: at construction") {
+        const fs::path target = dir / "afile" / "report.html";
+        try {
+            LearningCurveReport r({.path = target});
+            FAIL("expected IoError");
+        } catch (const traincb::IoError& e) {
+            CHECK(e.path() == target);
+            CHECK(e.code() == std::error_code(ENOTDIR, std::generic_category()));
+            CHECK(std::string(e.what()).starts_with("traincb: LearningCurveReport: "));
+            CHECK(std::string(e.what()).find("'" + target.string() + "'") != std::string::npos);
+        }
+    }
+    SECTION("a deeper ancestor is a regular file") {
+        const fs::path target = dir / "afile" / "a" / "b" / "report.html";
+        CHECK_THROWS_AS(LearningCurveReport({.path = target}), traincb::IoError);
+    }
+    SECTION("the path is a directory") {
+        fs::create_directory(dir / "adir");
+        try {
+            LearningCurveReport r({.path = dir / "adir"});
+            FAIL("expected IoError");
+        } catch (const traincb::IoError& e) {
+            CHECK(e.path() == dir / "adir");
+            CHECK(e.code() == std::error_code(EISDIR, std::generic_category()));
+        }
+    }
+    SECTION("the directory turns into a file after construction: at the first write") {
+        const fs::path target = dir / "later" / "report.html";
+        LearningCurveReport report({.path = target});  // "later" does not exist yet: fine
+        { std::ofstream(dir / "later") << "x"; }
+        CallbackList cbs{report};
+        try {
+            cbs.on_train_begin();
+            FAIL("expected IoError");
+        } catch (const traincb::IoError& e) {
+            CHECK(e.path() == target);
+            CHECK(std::string(e.what()).find("'" + target.string() + "'") != std::string::npos);
+            CHECK(std::string(e.what()).find("Not a directory") != std::string::npos);
+        }
+    }
+    SECTION("missing directories are created") {
+        const fs::path target = dir / "x" / "y" / "report.html";
+        LearningCurveReport report({.path = target});
+        CallbackList cbs{report};
+        drive(cbs, simple_epochs(1));
+        CHECK(fs::is_regular_file(target));
+        CHECK(listing(dir / "x" / "y") == std::vector<std::string>{"report.html"});
+    }
+}
+
+TEST_CASE("a failed rewrite leaves the previous page intact and no temporary file") {
+    TempDir dir;
+    const fs::path file = dir / "r.html";
+    LearningCurveReport report({.path = file});
+    CallbackList cbs{report};
+    cbs.on_train_begin();
+    cbs.on_epoch_begin(0);
+    Logs logs{{"loss", 1.0}};
+    cbs.on_epoch_end(0, logs);
+    const std::string before = slurp(file);
+    REQUIRE(before.find("data-key=\"loss\"") != std::string::npos);
+    {
+        // Every rename fails with EXDEV: the new page never replaces the old one.
+        auto ops = traincb::detail::system_file_ops();
+        ops.rename = [](const char*, const char*) {
+            errno = EXDEV;
+            return -1;
+        };
+        traincb::detail::ScopedFileOps scoped(ops);
+        cbs.on_epoch_begin(1);
+        Logs l2{{"loss", 0.5}};
+        try {
+            cbs.on_epoch_end(1, l2);
+            FAIL("expected IoError");
+        } catch (const traincb::IoError& e) {
+            CHECK(e.path() == file);
+            CHECK(e.code() == std::error_code(EXDEV, std::generic_category()));
+        }
+    }
+    CHECK(slurp(file) == before);
+    CHECK(listing(dir.path) == std::vector<std::string>{"r.html"});
+    CHECK(report.writes() == 2);
+}
+
+// ---- Rendering in a real browser ----------------------------------------------------------------
+
+namespace {
+
+// ~30 epochs of realistic curves: loss falling, val_loss U-shaped (lowest at epoch 15, 1-based),
+// accuracy rising, the learning rate cut tenfold from epoch 20, EarlyStopping (patience 10)
+// stopping at epoch 25, and two checkpoint saves.
+void write_demo_report(const fs::path& file, EarlyStopping& es) {
+    LearningCurveReport report({.path = file, .title = "mnist-mlp \xC2\xB7 run 7", .early_stopping = &es});
+    CallbackList cbs{es, report};
+    std::vector<Logs> epochs;
+    for (int e = 0; e < 30; ++e) {
+        const double t = e;
+        const double wiggle = 0.0009 * std::sin(1.7 * t);
+        // Left of epoch 14 (0-based) a parabola falling to 0.35, right of it a gentler rise: the
+        // wiggle (< 0.001) is smaller than either side's step away from the minimum (>= 0.0018).
+        const double val = e <= 14 ? 0.35 + 0.9 * (1 - t / 14) * (1 - t / 14) : 0.35 + 0.0018 * (t - 14) * (t - 14);
+        epochs.push_back({{"loss", 0.22 + 0.95 * std::exp(-t / 7) + 0.004 * std::sin(2.3 * t)},
+                          {"val_loss", val + wiggle},
+                          {"accuracy", 0.97 - 0.55 * std::exp(-t / 5.5)},
+                          {"val_accuracy", 0.915 - 0.5 * std::exp(-t / 5) - 0.0006 * std::max(0.0, t - 14) * (t - 14)},
+                          {"learning_rate", e < 19 ? 1e-3 : 1e-4}});
+    }
+    drive(
+        cbs, epochs,
+        [&](int e) {
+            if (e == 9) report.mark(9, "checkpoint", "ckpt/epoch_010-val_loss_0.4003.safetensors");
+            if (e == 14) report.mark(14, "checkpoint", "ckpt/epoch_015-val_loss_0.3491.safetensors");
+        },
+        30);
+}
+
+bool chromium_installed() {
+    return std::system("command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1") == 0;
+}
+
+}  // namespace
+
+TEST_CASE("the demo report marks best 15, stopped 25, lr change 20 and two checkpoints") {
+    TempDir dir;
+    EarlyStopping es({.monitor = "val_loss", .patience = 10});
+    write_demo_report(dir / "r.html", es);
+    REQUIRE(es.best_epoch() == 14);     // by construction of val_loss (see write_demo_report)
+    REQUIRE(es.stopped_epoch() == 24);  // 14 + patience 10
+    const Parsed p = parse_file(dir / "r.html");
+    CHECK(find_tags(p, "figure", "chart").size() == 3);  // loss, accuracy, learning_rate
+    CHECK(epochs_of(p, "line", "ev-best") == std::vector<std::string>(3, "14"));
+    CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>(3, "24"));
+    CHECK(epochs_of(p, "line", "ev-lr") == std::vector<std::string>(3, "19"));
+    CHECK(epochs_of(p, "path", "mark-checkpoint").size() == 6);
+    CHECK(point_pairs(attr(*polyline_of(p, "val_loss"), "points")) == 25);
+}
+
+TEST_CASE("headless Chromium renders the report (screenshot)") {
+    if (!chromium_installed()) TRAINCB_SKIP("chromium is not installed (apt-get install chromium)");
+    // Kept in the build tree so a person can look at it: build/<dir>/learning_curve_report/.
+    const fs::path out = fs::path(TRAINCB_BINARY_DIR) / "learning_curve_report";
+    fs::create_directories(out);
+    const fs::path html = out / "report.html";
+    const fs::path png = out / "report.png";
+    EarlyStopping es({.monitor = "val_loss", .patience = 10});
+    write_demo_report(html, es);
+    fs::remove(png);
+    const std::string cmd = "bash '" + std::string(TRAINCB_SOURCE_DIR) + "/tests/tools/screenshot_report.sh' '" +
+                            html.string() + "' '" + png.string() + "' 1200x1600";
+    const int rc = std::system(cmd.c_str());
+    REQUIRE(rc == 0);
+    const std::string bytes = slurp(png);
+    REQUIRE(bytes.size() > 24);
+    CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+    // IHDR: width and height, big-endian, at offsets 16 and 20.
+    auto be32 = [&](std::size_t at) {
+        std::uint32_t v = 0;
+        for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
+        return v;
+    };
+    CHECK(be32(16) == 1200);
+    CHECK(be32(20) == 1600);
+    // A blank 1200x1600 page compresses to a few KB; charts, text and tables make it far larger.
+    CHECK(bytes.size() > std::size_t{40} * 1024);
+}
