@@ -1,0 +1,689 @@
+#pragma once
+/// @file io/safetensors.hpp
+/// Reading and writing the safetensors format (Hugging Face): an 8-byte little-endian header
+/// length, a JSON header, then the row-major tensor bytes. The writer produces the same bytes as
+/// the reference Python/Rust writer; the reader applies every check of the reference loader, in
+/// its order, and names the failed one in its FormatError. The format is the one described in
+/// the "Format" section of the Hugging Face safetensors README.
+///
+///     traincb::StateDict d;
+///     traincb::io::put_tensor(d, "dense.weight", W);       // any Eigen expression, stored row-major
+///     traincb::io::save_safetensors("model.safetensors", d, {{"format", "pt"}}, {.checksum = true});
+///     auto f = traincb::io::load_safetensors("model.safetensors");
+///     Eigen::MatrixXd W2;
+///     traincb::io::get_tensor(f.tensors, "dense.weight", W2);
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "traincb/detail/hash.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
+#include "traincb/state.hpp"
+
+namespace traincb::inline v0::io {
+
+/// How save_safetensors / serialize_safetensors write a file.
+struct SaveOptions {
+    /// Store an XXH64 of the tensor bytes under metadata key "traincb.checksum" (as
+    /// "xxh64:<16 hex digits>"); load_safetensors then verifies it and rejects a corrupted file.
+    bool checksum = false;
+};
+
+/// A parsed safetensors file.
+struct SafetensorsFile {
+    StateDict tensors;                            ///< in file (data offset) order
+    std::map<std::string, std::string> metadata;  ///< the "__metadata__" map (empty when absent)
+};
+
+/// The metadata key holding the checksum written by SaveOptions::checksum.
+inline constexpr std::string_view kChecksumKey = "traincb.checksum";
+
+/// The reference's limit on the JSON header size (MAX_HEADER_SIZE).
+inline constexpr std::uint64_t kMaxHeaderSize = 100'000'000;
+
+}  // namespace traincb::inline v0::io
+
+namespace traincb::inline v0::detail {
+
+/// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF),
+/// the same rule as Rust's `str::from_utf8`, which the reference loader applies to the header.
+[[nodiscard]] inline bool is_valid_utf8(std::string_view s) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = p + s.size();
+    while (p < end) {
+        const unsigned c = *p;
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        std::size_t len = 0;
+        unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;  // no overlong forms
+            if (c == 0xED) hi = 0x9F;  // no UTF-16 surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;  // no overlong forms
+            if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+        } else {
+            return false;  // continuation byte, overlong 2-byte lead (C0, C1), or F5..FF
+        }
+        if (static_cast<std::size_t>(end - p) < len) return false;
+        if (p[1] < lo || p[1] > hi) return false;
+        for (std::size_t i = 2; i < len; ++i)
+            if (p[i] < 0x80 || p[i] > 0xBF) return false;
+        p += len;
+    }
+    return true;
+}
+
+/// One dtype name of the format, with its size in bits and the traincb DType it maps to.
+struct SafetensorsDtype {
+    std::string_view name;
+    unsigned bits;
+    std::optional<DType> dtype;  ///< nullopt: valid safetensors, but traincb does not load it
+};
+
+/// Every dtype the reference defines (spec §2); a name outside this list is not a valid file.
+inline constexpr std::array<SafetensorsDtype, 22> kSafetensorsDtypes{{
+    {"BOOL", 8, DType::Bool},         {"U8", 8, DType::U8},         {"I8", 8, std::nullopt},
+    {"I16", 16, std::nullopt},        {"U16", 16, std::nullopt},    {"F16", 16, std::nullopt},
+    {"BF16", 16, std::nullopt},       {"I32", 32, DType::I32},      {"U32", 32, std::nullopt},
+    {"F32", 32, DType::F32},          {"F64", 64, DType::F64},      {"I64", 64, DType::I64},
+    {"U64", 64, std::nullopt},        {"C64", 64, std::nullopt},    {"F4", 4, std::nullopt},
+    {"F6_E2M3", 6, std::nullopt},     {"F6_E3M2", 6, std::nullopt}, {"F8_E5M2", 8, std::nullopt},
+    {"F8_E4M3", 8, std::nullopt},     {"F8_E8M0", 8, std::nullopt}, {"F8_E4M3FNUZ", 8, std::nullopt},
+    {"F8_E5M2FNUZ", 8, std::nullopt},
+}};
+
+/// The position of a dtype in the reference writer's sort (its `Dtype` enum order, by alignment):
+/// higher is written first. Equivalent to element size descending, with I64 before F64, F32
+/// before I32 and U8 before BOOL, which makes our files byte-identical to Python's.
+[[nodiscard]] constexpr int safetensors_write_rank(DType t) noexcept {
+    switch (t) {
+        case DType::I64:
+            return 5;
+        case DType::F64:
+            return 4;
+        case DType::F32:
+            return 3;
+        case DType::I32:
+            return 2;
+        case DType::U8:
+            return 1;
+        case DType::Bool:
+            return 0;
+    }
+    return 0;
+}
+
+/// Throws the FormatError of a failed check: "traincb: safetensors: '<source>': <Check>: <why>".
+[[noreturn]] inline void safetensors_error(std::string_view source, std::string_view check, const std::string& why) {
+    throw FormatError("traincb: safetensors: '" + std::string(source) + "': " + std::string(check) + ": " + why);
+}
+
+/// "[1,2,3]"
+template <class Int>
+[[nodiscard]] std::string shape_string(const std::vector<Int>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i != 0) s += ',';
+        s += std::to_string(shape[i]);
+    }
+    s += ']';
+    return s;
+}
+
+/// The writer's plan: the 8-byte length and padded header, and the tensors in data order.
+struct SafetensorsPlan {
+    std::string head;                  ///< 8-byte little-endian N, then the N-byte header
+    std::vector<const Tensor*> order;  ///< tensors in offset order
+};
+
+/// Validates `dict` and builds the header exactly as the reference writer does (spec §3).
+/// @throws InvalidArgument for a tensor whose bytes do not match its shape, duplicate or reserved
+/// names, invalid UTF-8, or a header above 100 MB
+[[nodiscard]] inline SafetensorsPlan plan_safetensors(const StateDict& dict,
+                                                      const std::map<std::string, std::string>& metadata,
+                                                      const io::SaveOptions& options) {
+    auto invalid = [](const std::string& why) { throw InvalidArgument("traincb: safetensors: " + why); };
+    SafetensorsPlan plan;
+    plan.order.reserve(dict.size());
+    for (const Tensor& t : dict.tensors()) plan.order.push_back(&t);
+    std::sort(plan.order.begin(), plan.order.end(), [](const Tensor* a, const Tensor* b) {
+        const int ra = safetensors_write_rank(a->dtype), rb = safetensors_write_rank(b->dtype);
+        return ra != rb ? ra > rb : a->name < b->name;
+    });
+    for (const Tensor* tp : plan.order) {
+        const Tensor& t = *tp;
+        if (t.name == "__metadata__")
+            invalid("a tensor cannot be named '__metadata__' (the format reserves it); rename it");
+        if (!is_valid_utf8(t.name)) invalid("tensor name '" + t.name + "' is not valid UTF-8");
+        std::uint64_t n = 1;
+        for (std::int64_t d : t.shape) {
+            if (d < 0) invalid("tensor '" + t.name + "' has a negative dimension in shape " + shape_string(t.shape));
+            if (d != 0 && n > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d))
+                invalid("tensor '" + t.name + "' shape " + shape_string(t.shape) + " overflows");
+            n *= static_cast<std::uint64_t>(d);
+        }
+        if (n > std::numeric_limits<std::uint64_t>::max() / dtype_size(t.dtype) ||
+            n * dtype_size(t.dtype) != t.data.size())
+            invalid("tensor '" + t.name + "' (" + dtype_name(t.dtype) + " " + shape_string(t.shape) + ") needs " +
+                    std::to_string(n) + " x " + std::to_string(dtype_size(t.dtype)) + " bytes but holds " +
+                    std::to_string(t.data.size()));
+    }
+    if (plan.order.size() > 1) {
+        std::vector<std::string_view> names;
+        names.reserve(plan.order.size());
+        for (const Tensor* t : plan.order) names.emplace_back(t->name);
+        std::sort(names.begin(), names.end());
+        if (const auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end())
+            invalid("two tensors are named '" + std::string(*dup) + "'; tensor names must be unique");
+    }
+
+    std::map<std::string, std::string> meta = metadata;
+    // A stale checksum (copied from a loaded file) must never be written next to new data.
+    meta.erase(std::string(io::kChecksumKey));
+    if (options.checksum) {
+        Xxh64 h;
+        for (const Tensor* t : plan.order) h.update(t->data);
+        meta.emplace(std::string(io::kChecksumKey), "xxh64:" + hex64(h.digest()));
+    }
+    for (const auto& [k, v] : meta)
+        if (!is_valid_utf8(k) || !is_valid_utf8(v)) invalid("metadata entry '" + k + "' is not valid UTF-8");
+
+    // The top level is assembled by hand (each piece is an nlohmann::ordered_json dump, which is
+    // what one ordered_json of the whole header would print): inserting n keys into one
+    // ordered_json costs O(n^2), which a model with many tensors would feel.
+    std::string header = "{";
+    if (!meta.empty()) {
+        nlohmann::ordered_json m = nlohmann::ordered_json::object();
+        for (const auto& [k, v] : meta) m[k] = v;
+        header += "\"__metadata__\":" + m.dump();
+    }
+    std::uint64_t offset = 0;
+    for (const Tensor* t : plan.order) {
+        nlohmann::ordered_json e = nlohmann::ordered_json::object();
+        e["dtype"] = dtype_name(t->dtype);
+        nlohmann::ordered_json shape = nlohmann::ordered_json::array();
+        for (std::int64_t d : t->shape) shape.push_back(static_cast<std::uint64_t>(d));
+        e["shape"] = std::move(shape);
+        const std::uint64_t end = offset + t->data.size();
+        e["data_offsets"] = {offset, end};
+        offset = end;
+        if (header.size() > 1) header += ',';
+        header += nlohmann::ordered_json(t->name).dump() + ':' + e.dump();
+    }
+    header += '}';
+    header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-aligned, as Python writes
+    if (header.size() > io::kMaxHeaderSize)
+        invalid("the header would be " + std::to_string(header.size()) +
+                " bytes, above the format's limit of 100000000; save fewer tensors per file");
+    plan.head.resize(8);
+    std::uint64_t n = header.size();
+    for (std::size_t i = 0; i < 8; ++i, n >>= 8) plan.head[i] = static_cast<char>(n & 0xFFU);
+    plan.head += header;
+    return plan;
+}
+
+/// One tensor entry of a parsed header.
+struct SafetensorsEntry {
+    std::string name;
+    const SafetensorsDtype* dtype = nullptr;
+    std::vector<std::uint64_t> shape;
+    std::uint64_t begin = 0;
+    std::uint64_t end = 0;
+};
+
+/// A parsed and validated header.
+struct SafetensorsLayout {
+    std::uint64_t header_size = 0;          ///< N
+    std::vector<SafetensorsEntry> entries;  ///< sorted by data offsets
+    std::map<std::string, std::string> metadata;
+};
+
+/// Checks the 8-byte length prefix against the file size (spec §4 rows 1-3) and returns N.
+[[nodiscard]] inline std::uint64_t safetensors_header_size(std::span<const std::byte> prefix, std::uint64_t file_size,
+                                                           std::string_view source) {
+    if (file_size < 8 || prefix.size() < 8)
+        safetensors_error(source, "HeaderTooSmall",
+                          "the file has " + std::to_string(file_size) +
+                              " bytes, fewer than the 8-byte header length; it is empty or truncated");
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < 8; ++i) n |= static_cast<std::uint64_t>(prefix[i]) << (8 * i);
+    if (n > io::kMaxHeaderSize)
+        safetensors_error(
+            source, "HeaderTooLarge",
+            "the header length is " + std::to_string(n) +
+                " bytes, above the limit of 100000000; this is not a safetensors file or it is corrupted");
+    if (n > file_size - 8)
+        safetensors_error(source, "InvalidHeaderLength",
+                          "the header length is " + std::to_string(n) + " bytes but only " +
+                              std::to_string(file_size - 8) + " bytes follow; the file is truncated");
+    return n;
+}
+
+/// Parses and validates the header (spec §4 rows 4-10, in order). `file_size` is the size of the
+/// whole file.
+[[nodiscard]] inline SafetensorsLayout parse_safetensors_header(std::span<const std::byte> header,
+                                                                std::uint64_t file_size, std::string_view source) {
+    SafetensorsLayout layout;
+    layout.header_size = header.size();
+    const std::string_view text(reinterpret_cast<const char*>(header.data()), header.size());
+    if (!is_valid_utf8(text)) safetensors_error(source, "InvalidHeader", "the JSON header is not valid UTF-8");
+
+    auto bad = [&](const std::string& why) { safetensors_error(source, "InvalidHeaderDeserialization", why); };
+    // serde_json (the reference) rejects a byte order mark; nlohmann would skip it.
+    if (text.starts_with("\xEF\xBB\xBF")) bad("the header starts with a UTF-8 byte order mark");
+    // A valid header nests at most three levels ({ name: { shape: [ ] } }); refusing deeper input
+    // while parsing bounds the memory a hostile header can make us allocate. Duplicate keys are
+    // refused as serde refuses duplicate fields (the spec disallows them everywhere).
+    struct Reject {
+        std::string why;
+    };
+    std::vector<std::set<std::string>> keys;
+    nlohmann::json root;
+    try {
+        root = nlohmann::json::parse(
+            text.begin(), text.end(), [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                using E = nlohmann::json::parse_event_t;
+                if ((event == E::object_start || event == E::array_start) && depth >= 3)
+                    throw Reject{"the header nests deeper than a safetensors header can"};
+                if (event == E::object_start)
+                    keys.emplace_back();
+                else if (event == E::object_end)
+                    keys.pop_back();
+                else if (event == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+                    throw Reject{"the key '" + parsed.get<std::string>() + "' appears twice"};
+                return true;
+            });
+    } catch (const Reject& r) {
+        bad(r.why);
+    } catch (const nlohmann::json::exception& e) {
+        bad(std::string("the header is not valid JSON (") + e.what() + ")");
+    }
+    if (!root.is_object()) bad("the header is a JSON " + std::string(root.type_name()) + ", not an object");
+
+    auto u64 = [](const nlohmann::json& v) -> std::optional<std::uint64_t> {
+        // Only non-negative integers: nlohmann types them as unsigned (as serde's usize wants).
+        if (!v.is_number_unsigned()) return std::nullopt;
+        return v.get<std::uint64_t>();
+    };
+    for (auto& [name, value] : root.items()) {
+        if (name == "__metadata__") {
+            if (value.is_null()) continue;  // serde reads null as an absent Option
+            if (!value.is_object()) bad("'__metadata__' is a " + std::string(value.type_name()) + ", not an object");
+            for (auto& [k, v] : value.items()) {
+                if (!v.is_string())
+                    bad("metadata value '" + k + "' is a " + std::string(v.type_name()) +
+                        "; the format allows only strings (stringify numbers and JSON)");
+                layout.metadata.emplace(k, v.get<std::string>());
+            }
+            continue;
+        }
+        const std::string where = "tensor '" + name + "'";
+        if (!value.is_object()) bad(where + " is a " + std::string(value.type_name()) + ", not an object");
+        SafetensorsEntry e;
+        e.name = name;
+        const auto d = value.find("dtype");
+        if (d == value.end() || !d->is_string()) bad(where + " has no string 'dtype'");
+        const auto& dname = d->get_ref<const std::string&>();
+        for (const auto& known : kSafetensorsDtypes)
+            if (known.name == dname) e.dtype = &known;
+        if (e.dtype == nullptr) {
+            std::string why = where;
+            why.append(" has unknown dtype '").append(dname).append("'");
+            bad(why);
+        }
+        const auto s = value.find("shape");
+        if (s == value.end() || !s->is_array()) bad(where + " has no 'shape' array");
+        for (const auto& dim : *s) {
+            const auto v = u64(dim);
+            if (!v) bad(where + " has a shape entry " + dim.dump() + " that is not a non-negative integer");
+            e.shape.push_back(*v);
+        }
+        const auto o = value.find("data_offsets");
+        if (o == value.end() || !o->is_array() || o->size() != 2 || !u64((*o)[0]) || !u64((*o)[1]))
+            bad(where + " has no 'data_offsets' pair of non-negative integers");
+        e.begin = *u64((*o)[0]);
+        e.end = *u64((*o)[1]);
+        layout.entries.push_back(std::move(e));
+    }
+
+    // Metadata::validate: the entries, sorted by offsets, must tile the buffer from 0.
+    std::stable_sort(layout.entries.begin(), layout.entries.end(), [](const auto& a, const auto& b) {
+        return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    std::uint64_t start = 0;
+    for (const auto& e : layout.entries) {
+        const std::string where = "tensor '" + e.name + "'";
+        if (e.begin != start || e.end < e.begin)
+            safetensors_error(source, "InvalidOffset(" + e.name + ")",
+                              where + " has data_offsets [" + std::to_string(e.begin) + "," + std::to_string(e.end) +
+                                  "] but must start at " + std::to_string(start) +
+                                  " (tensors must tile the buffer without gaps or overlaps)");
+        start = e.end;
+        std::uint64_t n = 1;
+        for (std::uint64_t dim : e.shape) {
+            if (dim != 0 && n > std::numeric_limits<std::uint64_t>::max() / dim)
+                safetensors_error(source, "ValidationOverflow",
+                                  where + " shape " + shape_string(e.shape) + " overflows");
+            n *= dim;
+        }
+        if (n > std::numeric_limits<std::uint64_t>::max() / e.dtype->bits)
+            safetensors_error(source, "ValidationOverflow", where + " shape " + shape_string(e.shape) + " overflows");
+        const std::uint64_t bits = n * e.dtype->bits;
+        if (bits % 8 != 0)
+            safetensors_error(source, "MisalignedSlice",
+                              where + " (" + std::string(e.dtype->name) + " " + shape_string(e.shape) +
+                                  ") does not fill a whole number of bytes");
+        if (e.end - e.begin != bits / 8)
+            safetensors_error(source, "TensorInvalidInfo",
+                              where + " (" + std::string(e.dtype->name) + " " + shape_string(e.shape) + ") needs " +
+                                  std::to_string(bits / 8) + " bytes but its data_offsets span " +
+                                  std::to_string(e.end - e.begin));
+    }
+    const std::uint64_t available = file_size - 8 - layout.header_size;
+    if (start != available)
+        safetensors_error(source, "MetadataIncompleteBuffer",
+                          "the header describes " + std::to_string(start) + " bytes of tensor data but " +
+                              std::to_string(available) + " bytes follow the header; the file is " +
+                              (start > available ? "truncated" : "longer than its data (trailing bytes)"));
+    return layout;
+}
+
+/// Builds the tensors of a validated layout; `fill(span)` must deliver the data buffer in order.
+template <class Fill>
+[[nodiscard]] io::SafetensorsFile read_safetensors_data(SafetensorsLayout& layout, std::string_view source,
+                                                        Fill&& fill) {
+    // traincb's own limits, checked before any data is read.
+    for (const auto& e : layout.entries) {
+        if (!e.dtype->dtype)
+            safetensors_error(source, "UnsupportedDtype",
+                              "tensor '" + e.name + "' has dtype " + std::string(e.dtype->name) +
+                                  ", which is valid safetensors but traincb only loads F32, F64, I64, I32, U8 and "
+                                  "BOOL; convert the tensor before loading it");
+        std::uint64_t n = 1;
+        for (std::uint64_t dim : e.shape) {
+            constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+            if (dim > kMax || (dim != 0 && n > kMax / dim))
+                safetensors_error(source, "UnsupportedShape",
+                                  "tensor '" + e.name + "' shape " + shape_string(e.shape) +
+                                      " has dimensions beyond the 63-bit range traincb supports");
+            if (dim != 0) n *= dim;
+        }
+    }
+    std::optional<std::uint64_t> expected;
+    if (const auto it = layout.metadata.find(std::string(io::kChecksumKey)); it != layout.metadata.end()) {
+        const std::string& v = it->second;
+        const auto colon = v.find(':');
+        if (colon == std::string::npos || v.substr(0, colon) != "xxh64")
+            safetensors_error(source, "checksum mismatch",
+                              "metadata '" + std::string(io::kChecksumKey) + "' is '" + v +
+                                  "', an unsupported checksum (traincb writes 'xxh64:<16 hex digits>')");
+        std::uint64_t h = 0;
+        const char* first = v.data() + colon + 1;
+        const char* last = v.data() + v.size();
+        const auto r = std::from_chars(first, last, h, 16);
+        if (last - first != 16 || r.ec != std::errc{} || r.ptr != last)
+            safetensors_error(
+                source, "checksum mismatch",
+                "metadata '" + std::string(io::kChecksumKey) + "' is '" + v + "', not 'xxh64:<16 hex digits>'");
+        expected = h;
+    }
+
+    io::SafetensorsFile out;
+    out.metadata = std::move(layout.metadata);
+    auto& tensors = out.tensors.tensors();
+    tensors.reserve(layout.entries.size());
+    Xxh64 hash;
+    // Hash each chunk right after it arrives, while it is still in cache.
+    constexpr std::size_t kChunk = std::size_t{4} << 20;
+    for (auto& e : layout.entries) {
+        Tensor t;
+        t.name = std::move(e.name);
+        t.dtype = *e.dtype->dtype;
+        t.shape.assign(e.shape.begin(), e.shape.end());
+        t.data.resize(static_cast<std::size_t>(e.end - e.begin));
+        for (std::size_t off = 0; off < t.data.size(); off += kChunk) {
+            const std::span<std::byte> chunk(t.data.data() + off, std::min(kChunk, t.data.size() - off));
+            fill(chunk);
+            if (expected) hash.update(chunk);
+        }
+        // A bool byte other than 0/1 is undefined behaviour once read as a C++ bool.
+        if (t.dtype == DType::Bool)
+            for (std::byte& b : t.data) b = b == std::byte{0} ? std::byte{0} : std::byte{1};
+        tensors.push_back(std::move(t));
+    }
+    if (expected && hash.digest() != *expected)
+        safetensors_error(source, "checksum mismatch",
+                          "the tensor data hashes to xxh64:" + hex64(hash.digest()) + " but the file records xxh64:" +
+                              hex64(*expected) + "; the file is corrupted, restore it from another copy");
+    return out;
+}
+
+}  // namespace traincb::inline v0::detail
+
+namespace traincb::inline v0::io {
+
+/// The bytes of a safetensors file holding `dict` (sorted and laid out as the reference writer
+/// does, so the output matches Python's `save_file` byte for byte).
+/// @throws InvalidArgument for an inconsistent tensor, a duplicate or reserved name, invalid UTF-8
+[[nodiscard]] inline std::vector<std::byte> serialize_safetensors(
+    const StateDict& dict, const std::map<std::string, std::string>& metadata = {}, const SaveOptions& options = {}) {
+    const detail::SafetensorsPlan plan = detail::plan_safetensors(dict, metadata, options);
+    std::size_t total = plan.head.size();
+    for (const Tensor* t : plan.order) total += t->data.size();
+    std::vector<std::byte> out;
+    out.reserve(total);
+    const auto head = std::as_bytes(std::span(plan.head));
+    out.insert(out.end(), head.begin(), head.end());
+    for (const Tensor* t : plan.order) out.insert(out.end(), t->data.begin(), t->data.end());
+    return out;
+}
+
+/// Writes `dict` to `path` crash-safely (temporary file, fsync, rename; see AtomicFile), streaming
+/// each tensor's bytes without assembling the file in memory.
+/// @throws InvalidArgument as serialize_safetensors @throws IoError naming the path (the previous
+/// file is then left intact)
+inline void save_safetensors(const std::filesystem::path& path, const StateDict& dict,
+                             const std::map<std::string, std::string>& metadata = {}, const SaveOptions& options = {},
+                             std::string_view component = "safetensors") {
+    const detail::SafetensorsPlan plan = detail::plan_safetensors(dict, metadata, options);
+    AtomicFile f(path, component);
+    f.write(std::as_bytes(std::span(plan.head)));
+    for (const Tensor* t : plan.order) f.write(t->data);
+    f.commit();
+}
+
+/// Parses a whole safetensors file held in memory; `source_name` names it in error messages.
+/// @throws FormatError "traincb: safetensors: '<source>': <Check>: ..." where Check is the
+/// reference's name of the failed validation (HeaderTooSmall, ..., MetadataIncompleteBuffer),
+/// UnsupportedDtype, UnsupportedShape or "checksum mismatch"
+[[nodiscard]] inline SafetensorsFile parse_safetensors(std::span<const std::byte> bytes,
+                                                       std::string_view source_name = "(memory)") {
+    const std::uint64_t n = detail::safetensors_header_size(bytes, bytes.size(), source_name);
+    detail::SafetensorsLayout layout =
+        detail::parse_safetensors_header(bytes.subspan(8, static_cast<std::size_t>(n)), bytes.size(), source_name);
+    std::size_t pos = 8 + static_cast<std::size_t>(n);
+    return detail::read_safetensors_data(layout, source_name, [&](std::span<std::byte> dst) {
+        std::memcpy(dst.data(), bytes.data() + pos, dst.size());
+        pos += dst.size();
+    });
+}
+
+/// Reads and parses a safetensors file, reading each tensor straight into its buffer.
+/// @throws IoError (missing, unreadable) @throws FormatError as parse_safetensors
+[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path,
+                                                      std::string_view component = "safetensors") {
+    detail::FileReader in(path, std::string(component));
+    const std::string source = path.string();
+    std::array<std::byte, 8> prefix{};
+    const std::size_t got = in.read(prefix);
+    const std::uint64_t n = detail::safetensors_header_size(std::span(prefix).first(got), in.size(), source);
+    std::vector<std::byte> header(static_cast<std::size_t>(n));
+    if (in.read(header) != header.size())
+        detail::safetensors_error(source, "InvalidHeaderLength", "the file shrank while it was being read");
+    detail::SafetensorsLayout layout = detail::parse_safetensors_header(header, in.size(), source);
+    return detail::read_safetensors_data(layout, source, [&](std::span<std::byte> dst) {
+        if (in.read(dst) != dst.size())
+            detail::safetensors_error(source, "MetadataIncompleteBuffer", "the file shrank while it was being read");
+    });
+}
+
+// ---- Eigen <-> tensor helpers (shape convention of the spec §6) ----------------------------
+
+/// An owned row-major tensor holding `m`: shape [n] for a vector type (one compile-time
+/// dimension is 1), [] for a compile-time 1x1, else [rows, cols]. Column-major and strided
+/// inputs are packed in row-major order, so numpy sees the same matrix.
+template <class Derived>
+[[nodiscard]] Tensor make_tensor(std::string name, const Eigen::DenseBase<Derived>& m) {
+    using Scalar = typename Derived::Scalar;
+    constexpr bool kScalar = Derived::RowsAtCompileTime == 1 && Derived::ColsAtCompileTime == 1;
+    constexpr bool kVector = Derived::RowsAtCompileTime == 1 || Derived::ColsAtCompileTime == 1;
+    Tensor t;
+    t.name = std::move(name);
+    t.dtype = dtype_of<Scalar>();
+    if constexpr (kScalar)
+        t.shape = {};
+    else if constexpr (kVector)
+        t.shape = {static_cast<std::int64_t>(m.size())};
+    else
+        t.shape = {static_cast<std::int64_t>(m.rows()), static_cast<std::int64_t>(m.cols())};
+    t.data.resize(static_cast<std::size_t>(m.size()) * sizeof(Scalar));
+    if (t.data.empty()) return t;
+    if constexpr (std::is_base_of_v<Eigen::PlainObjectBase<Derived>, Derived> && (kVector || Derived::IsRowMajor)) {
+        std::memcpy(t.data.data(), m.derived().data(), t.data.size());  // already packed row-major
+    } else {
+        const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm = m.derived().matrix();
+        std::memcpy(t.data.data(), rm.data(), t.data.size());
+    }
+    return t;
+}
+
+/// An owned rank-0 tensor (shape []) holding a scalar.
+template <class T>
+requires std::is_arithmetic_v<T>
+[[nodiscard]] Tensor make_tensor(std::string name, T value) {
+    Tensor t;
+    t.name = std::move(name);
+    t.dtype = dtype_of<T>();
+    t.data.resize(sizeof(T));
+    std::memcpy(t.data.data(), &value, sizeof(T));
+    return t;
+}
+
+/// Adds (or replaces) `name` in `dict`: an Eigen expression (see make_tensor) or a scalar.
+template <class Value>
+void put_tensor(StateDict& dict, std::string name, const Value& value) {
+    dict.put(make_tensor(std::move(name), value));
+}
+
+/// Copies `t` into an Eigen matrix, vector or array, resizing dynamic dimensions. Shape [r, c]
+/// gives r x c; [n] gives n x 1 (1 x n for a row-vector type); [] gives 1 x 1. A vector type also
+/// accepts [n,1] and [1,n].
+/// @throws FormatError when the dtype differs from the Scalar type or the shape does not fit
+template <class Derived>
+void get_tensor(const Tensor& t, Eigen::PlainObjectBase<Derived>& out) {
+    using Scalar = typename Derived::Scalar;
+    auto mismatch = [&](const std::string& why) {
+        throw FormatError("traincb: safetensors: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
+                          detail::shape_string(t.shape) + ", " + why);
+    };
+    if (t.dtype != dtype_of<Scalar>())
+        mismatch(std::string("but the destination holds ") + dtype_name(dtype_of<Scalar>()) +
+                 "; read it into a matrix of the file's type");
+    std::int64_t rows = 1, cols = 1;
+    if (t.shape.size() == 1) {
+        rows = t.shape[0];
+        if constexpr (Derived::RowsAtCompileTime == 1) std::swap(rows, cols);
+    } else if (t.shape.size() == 2) {
+        rows = t.shape[0];
+        cols = t.shape[1];
+        if constexpr (Derived::ColsAtCompileTime == 1 && Derived::RowsAtCompileTime != 1)
+            if (rows == 1) std::swap(rows, cols);
+        if constexpr (Derived::RowsAtCompileTime == 1 && Derived::ColsAtCompileTime != 1)
+            if (cols == 1) std::swap(rows, cols);
+    } else if (t.shape.size() > 2) {
+        mismatch("which has more than 2 dimensions and does not fit an Eigen matrix");
+    }
+    if (rows < 0 || cols < 0 || static_cast<std::size_t>(rows * cols) * sizeof(Scalar) != t.data.size())
+        mismatch("but holds " + std::to_string(t.data.size()) + " bytes");
+    if ((Derived::RowsAtCompileTime != Eigen::Dynamic && rows != Derived::RowsAtCompileTime) ||
+        (Derived::ColsAtCompileTime != Eigen::Dynamic && cols != Derived::ColsAtCompileTime) ||
+        (Derived::MaxRowsAtCompileTime != Eigen::Dynamic && rows > Derived::MaxRowsAtCompileTime) ||
+        (Derived::MaxColsAtCompileTime != Eigen::Dynamic && cols > Derived::MaxColsAtCompileTime))
+        mismatch("which does not fit a destination of " + std::to_string(Derived::RowsAtCompileTime) + " x " +
+                 std::to_string(Derived::ColsAtCompileTime) + " (-1 = dynamic)");
+    out.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+    if (t.data.empty()) return;
+    if constexpr (std::is_same_v<Scalar, bool>) {
+        // Any nonzero byte is true; copying a byte like 2 into a bool would be undefined.
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < cols; ++c)
+                out(r, c) = t.data[static_cast<std::size_t>(r * cols + c)] != std::byte{0};
+    } else if (Derived::IsRowMajor || rows == 1 || cols == 1) {
+        std::memcpy(out.data(), t.data.data(), t.data.size());
+    } else {
+        Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm(rows, cols);
+        std::memcpy(rm.data(), t.data.data(), t.data.size());
+        out.derived().matrix() = rm;  // the assignment converts the storage order (also for Arrays)
+    }
+}
+
+/// The tensor named `name` of `dict`, copied into `out` (see get_tensor(const Tensor&, ...)).
+/// @throws FormatError when the tensor is missing (naming the closest name) or does not fit
+template <class Derived>
+void get_tensor(const StateDict& dict, std::string_view name, Eigen::PlainObjectBase<Derived>& out) {
+    const Tensor* t = dict.find(name);
+    if (t == nullptr) {
+        std::vector<std::string_view> names;
+        for (const auto& e : dict.tensors()) names.emplace_back(e.name);
+        const std::string close = detail::closest_match(name, names);
+        throw FormatError("traincb: safetensors: no tensor '" + std::string(name) + "'" +
+                          (close.empty() ? "" : " (did you mean '" + close + "'?)") +
+                          "; the tensors are: " + detail::join(names));
+    }
+    get_tensor(*t, out);
+}
+
+/// The value of a one-element tensor (shape [], [1], [1,1], ...).
+/// @throws FormatError when the dtype differs from T or the tensor has more than one element
+template <class T>
+requires std::is_arithmetic_v<T>
+[[nodiscard]] T get_scalar(const Tensor& t) {
+    if (t.dtype != dtype_of<T>() || t.data.size() != sizeof(T))
+        throw FormatError("traincb: safetensors: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
+                          detail::shape_string(t.shape) + ", not a single " + dtype_name(dtype_of<T>()) + " value");
+    if constexpr (std::is_same_v<T, bool>) {
+        return t.data[0] != std::byte{0};
+    } else {
+        T v;
+        std::memcpy(&v, t.data.data(), sizeof(T));
+        return v;
+    }
+}
+
+}  // namespace traincb::inline v0::io

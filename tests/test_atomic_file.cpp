@@ -1,0 +1,565 @@
+// Tests for traincb/io/atomic_file.hpp: crash-safe replacement, failure at every step (through the
+// FileOps seam, a real read-only mount, a real full tmpfs and /dev/full), and read_file.
+#include "catch.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <traincb/io/atomic_file.hpp>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace io = traincb::io;
+using traincb::detail::FileOps;
+
+namespace {
+
+// A fresh directory per test, removed afterwards.
+struct TempDir {
+    fs::path path;
+    explicit TempDir(const std::string& tag) {
+        path = fs::temp_directory_path() / ("traincb_atomic_" + std::to_string(::getpid()) + "_" + tag);
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+    const auto b = std::as_bytes(std::span(s));
+    return {b.begin(), b.end()};
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void spit(const fs::path& p, const std::string& s) {
+    std::ofstream out(p, std::ios::binary);
+    out << s;
+}
+
+// Names in `dir` other than `keep` (a failed write must leave no temporary file behind).
+std::vector<std::string> stray_files(const fs::path& dir, const std::vector<std::string>& keep) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (std::find(keep.begin(), keep.end(), n) == keep.end()) out.push_back(n);
+    }
+    return out;
+}
+
+// ---- fault injection through the FileOps seam ------------------------------------------------
+enum Op { kOpen, kRead, kWrite, kFsync, kClose, kRename, kMkdir, kOpCount };
+
+struct Faults {
+    static inline std::array<int, kOpCount> calls{};
+    static inline std::array<int, kOpCount> fail_at{};  // 0-based index of the call that fails, -1: none
+    static inline std::array<int, kOpCount> err{};
+    static inline std::size_t max_write = 0;       // >0: short writes of at most this many bytes
+    static inline bool eintr_every_other = false;  // writes and reads alternate EINTR / progress
+    static inline int devfull_fd = -1;             // >=0: every write goes to /dev/full
+    static inline std::string last_open;
+    static inline int zero_write_at = -1;  // that write call returns 0
+
+    static void reset() {
+        calls.fill(0);
+        fail_at.fill(-1);
+        err.fill(0);
+        max_write = 0;
+        eintr_every_other = false;
+        devfull_fd = -1;
+        last_open.clear();
+        zero_write_at = -1;
+    }
+    static bool hit(Op op) {
+        const int n = calls[op]++;
+        if (n == fail_at[op]) {
+            errno = err[op];
+            return true;
+        }
+        return false;
+    }
+};
+
+FileOps faulty_ops() {
+    FileOps f{};
+    f.open = [](const char* p, int flags, mode_t mode) -> int {
+        Faults::last_open = p;
+        if (Faults::hit(kOpen)) return -1;
+        return ::open(p, flags, mode);
+    };
+    f.read = [](int fd, void* b, std::size_t n) -> ssize_t {
+        if (Faults::hit(kRead)) return -1;
+        if (Faults::eintr_every_other && Faults::calls[kRead] % 2 == 1) {
+            errno = EINTR;
+            return -1;
+        }
+        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
+        return ::read(fd, b, n);
+    };
+    f.write = [](int fd, const void* b, std::size_t n) -> ssize_t {
+        if (Faults::hit(kWrite)) return -1;
+        if (Faults::calls[kWrite] - 1 == Faults::zero_write_at) return 0;
+        if (Faults::eintr_every_other && Faults::calls[kWrite] % 2 == 1) {
+            errno = EINTR;
+            return -1;
+        }
+        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
+        return ::write(Faults::devfull_fd >= 0 ? Faults::devfull_fd : fd, b, n);
+    };
+    f.fsync = [](int fd) -> int { return Faults::hit(kFsync) ? -1 : ::fsync(fd); };
+    f.close = [](int fd) -> int {
+        // A failing close still releases the descriptor, as POSIX close does.
+        const bool fail = Faults::hit(kClose);
+        const int rc = ::close(fd);
+        return fail ? -1 : rc;
+    };
+    f.rename = [](const char* a, const char* b) -> int { return Faults::hit(kRename) ? -1 : ::rename(a, b); };
+    f.mkdir = [](const char* p, mode_t m) -> int { return Faults::hit(kMkdir) ? -1 : ::mkdir(p, m); };
+    return f;
+}
+
+struct FaultGuard {
+    traincb::detail::ScopedFileOps ops{faulty_ops()};
+    FaultGuard() { Faults::reset(); }
+    FaultGuard(const FaultGuard&) = delete;
+    FaultGuard& operator=(const FaultGuard&) = delete;
+    ~FaultGuard() { Faults::reset(); }
+    static void fail(Op op, int call, int err) {
+        Faults::fail_at[op] = call;
+        Faults::err[op] = err;
+    }
+};
+
+// The error expected for `err` at `path`: component prefix, path and the OS message.
+void check_io_error(const traincb::IoError& e, const fs::path& path, int err) {
+    const std::string msg = e.what();
+    INFO(msg);
+    REQUIRE(msg.rfind("traincb: ModelCheckpoint: ", 0) == 0);
+    REQUIRE(msg.find("'" + path.string() + "'") != std::string::npos);
+    REQUIRE(msg.find(std::strerror(err)) != std::string::npos);
+    REQUIRE(e.code() == std::error_code(err, std::generic_category()));
+    REQUIRE(e.path() == path);
+}
+
+// Runs a mount command; false when the environment does not allow it (not root, no privileges).
+bool sh(const std::string& cmd) {
+    return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+struct Mount {
+    fs::path dir;
+    bool mounted = false;
+    Mount(const fs::path& d, const std::string& options) : dir(d) {
+        fs::create_directories(dir);
+        mounted = sh("mount -t tmpfs -o " + options + " traincb_test " + dir.string());
+    }
+    Mount(const Mount&) = delete;
+    Mount& operator=(const Mount&) = delete;
+    ~Mount() {
+        if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("write_file_atomic creates the file and its missing parent directories") {
+    TempDir tmp("create");
+    const fs::path target = tmp.path / "a" / "b" / "c" / "ckpt.bin";
+    io::write_file_atomic(target, bytes_of("hello"), "ModelCheckpoint");
+    REQUIRE(slurp(target) == "hello");
+    REQUIRE(stray_files(target.parent_path(), {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("write_file_atomic replaces an existing file and leaves no temporary file") {
+    TempDir tmp("replace");
+    const fs::path target = tmp.path / "ckpt.bin";
+    spit(target, "old contents");
+    io::write_file_atomic(target, bytes_of("new"), "ModelCheckpoint");
+    REQUIRE(slurp(target) == "new");
+    io::write_file_atomic(target, std::span<const std::byte>{}, "ModelCheckpoint");
+    REQUIRE(fs::file_size(target) == 0);
+    REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("write_file_atomic in the current directory (a path without a parent)") {
+    TempDir tmp("cwd");
+    const fs::path old = fs::current_path();
+    fs::current_path(tmp.path);
+    io::write_file_atomic("plain.bin", bytes_of("x"), "ModelCheckpoint");
+    fs::current_path(old);
+    REQUIRE(slurp(tmp.path / "plain.bin") == "x");
+}
+
+TEST_CASE("the streaming variant writes the pieces back to back, small and large") {
+    TempDir tmp("pieces");
+    const fs::path target = tmp.path / "f.bin";
+    // Sizes straddle the 256 KiB gathering buffer: tiny, empty, exactly at it, above it.
+    std::string expected;
+    std::vector<std::vector<std::byte>> storage;
+    for (std::size_t size : {std::size_t{3}, std::size_t{0}, std::size_t{256} << 10, std::size_t{17},
+                             (std::size_t{256} << 10) - 1, std::size_t{1} << 20, std::size_t{5}}) {
+        std::string s(size, '\0');
+        for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + size) % 26);
+        expected += s;
+        storage.push_back(bytes_of(s));
+    }
+    // Many tiny pieces too: they are gathered, not written one system call each.
+    for (int i = 0; i < 5000; ++i) {
+        expected += "ab";
+        storage.push_back(bytes_of("ab"));
+    }
+    std::vector<std::span<const std::byte>> pieces(storage.begin(), storage.end());
+    FaultGuard guard;  // counts the write calls
+    io::write_file_atomic(target, pieces, "ModelCheckpoint");
+    REQUIRE(slurp(target) == expected);
+    REQUIRE(Faults::calls[kWrite] < 20);
+    io::write_file_atomic(target, {std::as_bytes(std::span("ab", 2)), std::as_bytes(std::span("cd", 2))},
+                          "ModelCheckpoint");
+    REQUIRE(slurp(target) == "abcd");
+}
+
+TEST_CASE("short writes and EINTR are resumed until every byte is written") {
+    TempDir tmp("short");
+    const fs::path target = tmp.path / "f.bin";
+    std::string content(300000, '\0');
+    for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 31 % 251);
+    FaultGuard guard;
+    Faults::max_write = 4093;
+    Faults::eintr_every_other = true;
+    io::write_file_atomic(target, bytes_of(content), "ModelCheckpoint");
+    REQUIRE(slurp(target) == content);
+    REQUIRE(Faults::calls[kWrite] > 100);  // the limits above really were in force
+}
+
+TEST_CASE("the temporary file is hidden, next to the target, and names the target and the pid") {
+    TempDir tmp("tempname");
+    const fs::path target = tmp.path / "model.safetensors";
+    FaultGuard guard;
+    FaultGuard::fail(kRename, 0, EACCES);  // stop before the rename so the temp name can be checked
+    REQUIRE_THROWS_AS(io::write_file_atomic(target, bytes_of("x"), "ModelCheckpoint"), traincb::IoError);
+    const fs::path temp = Faults::last_open;  // the last open before the failure is the temp file
+    REQUIRE(temp.parent_path() == tmp.path);
+    const std::string name = temp.filename().string();
+    REQUIRE(name.rfind(".model.safetensors.tmp." + std::to_string(::getpid()) + ".", 0) == 0);
+    REQUIRE(name.size() > (".model.safetensors.tmp." + std::to_string(::getpid()) + ".").size());
+    REQUIRE_FALSE(fs::exists(temp));
+}
+
+TEST_CASE("a target name near NAME_MAX still gets a valid temporary name") {
+    TempDir tmp("longname");
+    const fs::path target = tmp.path / std::string(250, 'n');
+    io::write_file_atomic(target, bytes_of("long"), "ModelCheckpoint");
+    REQUIRE(slurp(target) == "long");
+}
+
+TEST_CASE("a failure at any step throws IoError and leaves the previous file intact") {
+    struct Case {
+        const char* what;
+        Op op;
+        int call;
+        int err;
+    };
+    // Each row fails one system call of the sequence mkdir? -> open(temp) -> write... -> fsync ->
+    // close -> rename.
+    const Case cases[] = {
+        {"read-only directory (open of the temporary file)", kOpen, 0, EACCES},
+        {"read-only file system (open)", kOpen, 0, EROFS},
+        {"disk full on the first write", kWrite, 0, ENOSPC},
+        {"disk full on a later write", kWrite, 1, ENOSPC},
+        {"I/O error on write", kWrite, 0, EIO},
+        {"quota exceeded", kWrite, 0, EDQUOT},
+        {"fsync of the file", kFsync, 0, EIO},
+        {"fsync reports a full disk (delayed allocation)", kFsync, 0, ENOSPC},
+        {"close of the file", kClose, 0, EIO},
+        {"rename over the target", kRename, 0, EACCES},
+        {"rename across devices", kRename, 0, EXDEV},
+    };
+    for (const Case& c : cases) {
+        SECTION(c.what) {
+            TempDir tmp("fault");
+            const fs::path target = tmp.path / "ckpt.bin";
+            spit(target, "previous checkpoint");
+            std::string content(600 << 10, 'n');
+            FaultGuard guard;
+            Faults::max_write = 64 << 10;  // the content takes several write calls
+            FaultGuard::fail(c.op, c.call, c.err);
+            try {
+                io::write_file_atomic(target, bytes_of(content), "ModelCheckpoint");
+                FAIL("no exception");
+            } catch (const traincb::IoError& e) {
+                check_io_error(e, target, c.err);
+            }
+            REQUIRE(slurp(target) == "previous checkpoint");
+            REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+            // The failure left nothing behind that would stop the next save.
+            Faults::reset();
+            io::write_file_atomic(target, bytes_of("next"), "ModelCheckpoint");
+            REQUIRE(slurp(target) == "next");
+        }
+    }
+}
+
+TEST_CASE("a write call that accepts 0 bytes is an I/O error, not an endless loop") {
+    TempDir tmp("zero");
+    const fs::path target = tmp.path / "ckpt.bin";
+    spit(target, "previous");
+    FaultGuard guard;
+    Faults::zero_write_at = 0;
+    try {
+        io::write_file_atomic(target, bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, target, EIO);
+    }
+    REQUIRE(slurp(target) == "previous");
+    REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("a failing mkdir of a missing parent names the directory") {
+    TempDir tmp("mkdir");
+    const fs::path target = tmp.path / "new" / "ckpt.bin";
+    FaultGuard guard;
+    FaultGuard::fail(kMkdir, 0, EACCES);
+    try {
+        io::write_file_atomic(target, bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path / "new", EACCES);
+    }
+    REQUIRE_FALSE(fs::exists(tmp.path / "new"));
+}
+
+TEST_CASE("a parent that is a regular file gives ENOTDIR") {
+    TempDir tmp("notdir");
+    spit(tmp.path / "file", "i am a file");
+    const fs::path target = tmp.path / "file" / "ckpt.bin";
+    try {
+        io::write_file_atomic(target, bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path / "file", ENOTDIR);
+    }
+    // Deeper: a regular file in the middle of the missing chain.
+    try {
+        io::write_file_atomic(tmp.path / "file" / "x" / "y" / "ckpt.bin", bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        REQUIRE(e.code() == std::error_code(ENOTDIR, std::generic_category()));
+    }
+    REQUIRE(slurp(tmp.path / "file") == "i am a file");
+}
+
+TEST_CASE("a target that is a directory gives EISDIR and the directory is untouched") {
+    TempDir tmp("isdir");
+    fs::create_directories(tmp.path / "ckpt" / "inner");
+    try {
+        io::write_file_atomic(tmp.path / "ckpt", bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path / "ckpt", EISDIR);
+    }
+    REQUIRE(fs::is_directory(tmp.path / "ckpt" / "inner"));
+    REQUIRE(stray_files(tmp.path, {"ckpt"}).empty());
+    // A path ending in a separator names a directory too.
+    const fs::path slash = tmp.path.string() + "/other/";
+    try {
+        io::write_file_atomic(slash, bytes_of("abc"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        REQUIRE(e.code() == std::error_code(EISDIR, std::generic_category()));
+    }
+}
+
+TEST_CASE("an empty path is an InvalidArgument") {
+    REQUIRE_THROWS_AS(io::write_file_atomic("", bytes_of("abc"), "ModelCheckpoint"), traincb::InvalidArgument);
+}
+
+TEST_CASE("flushing the directory: a failure is reported, an unsupported fsync is not") {
+    TempDir tmp("dirsync");
+    const fs::path target = tmp.path / "ckpt.bin";
+    spit(target, "previous");
+    {
+        FaultGuard guard;
+        FaultGuard::fail(kFsync, 1, EIO);  // call 0 is the file, call 1 the directory
+        try {
+            io::write_file_atomic(target, bytes_of("new"), "ModelCheckpoint");
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            check_io_error(e, target, EIO);
+            REQUIRE(std::string(e.what()).find("directory") != std::string::npos);
+        }
+        // The rename had happened: the new file is in place (durability is what failed).
+        REQUIRE(slurp(target) == "new");
+        REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+    }
+    {
+        FaultGuard guard;
+        FaultGuard::fail(kOpen, 1, EACCES);  // opening the directory
+        REQUIRE_THROWS_AS(io::write_file_atomic(target, bytes_of("newer"), "ModelCheckpoint"), traincb::IoError);
+        REQUIRE(slurp(target) == "newer");
+    }
+    {
+        FaultGuard guard;
+        FaultGuard::fail(kFsync, 1, EINVAL);  // a file system that cannot fsync directories
+        io::write_file_atomic(target, bytes_of("newest"), "ModelCheckpoint");
+        REQUIRE(slurp(target) == "newest");
+    }
+}
+
+TEST_CASE("AtomicFile: destroying without commit abandons; use after commit is a LogicError") {
+    TempDir tmp("abandon");
+    const fs::path target = tmp.path / "ckpt.bin";
+    spit(target, "previous");
+    fs::path temp;
+    {
+        io::AtomicFile f(target, "ModelCheckpoint");
+        f.write(bytes_of("partial"));
+        temp = f.temp_path();
+        REQUIRE(fs::exists(temp));
+        REQUIRE(f.path() == target);
+    }
+    REQUIRE_FALSE(fs::exists(temp));
+    REQUIRE(slurp(target) == "previous");
+
+    io::AtomicFile f(target, "ModelCheckpoint");
+    f.write(bytes_of("done"));
+    f.commit();
+    REQUIRE(f.temp_path().empty());
+    REQUIRE(slurp(target) == "done");
+    REQUIRE_THROWS_AS(f.write(bytes_of("more")), traincb::LogicError);
+    REQUIRE_THROWS_AS(f.commit(), traincb::LogicError);
+
+    io::AtomicFile g(target, "ModelCheckpoint");
+    g.abandon();
+    REQUIRE_THROWS_AS(g.commit(), traincb::LogicError);
+    REQUIRE(slurp(target) == "done");
+    REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("/dev/full: a real ENOSPC from the kernel surfaces as IoError") {
+    const int full = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
+    if (full < 0) TRAINCB_SKIP("/dev/full is not available");
+    TempDir tmp("devfull");
+    const fs::path target = tmp.path / "ckpt.bin";
+    spit(target, "previous");
+    {
+        FaultGuard guard;
+        Faults::devfull_fd = full;  // the data goes to /dev/full, which always answers ENOSPC
+        try {
+            io::write_file_atomic(target, bytes_of("abc"), "ModelCheckpoint");
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            check_io_error(e, target, ENOSPC);
+        }
+    }
+    ::close(full);
+    REQUIRE(slurp(target) == "previous");
+    REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("a real read-only mount: EROFS, and the previous file stays readable") {
+    TempDir tmp("romount");
+    Mount m(tmp.path / "mnt", "size=1m,mode=0755");
+    if (!m.mounted) TRAINCB_SKIP("cannot mount a tmpfs here (needs root with mount privileges)");
+    const fs::path target = m.dir / "ckpt.bin";
+    io::write_file_atomic(target, bytes_of("previous"), "ModelCheckpoint");
+    REQUIRE(sh("mount -o remount,ro " + m.dir.string()));
+    try {
+        io::write_file_atomic(target, bytes_of("new"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, target, EROFS);
+    }
+    try {
+        io::write_file_atomic(m.dir / "sub" / "ckpt.bin", bytes_of("new"), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, m.dir / "sub", EROFS);
+    }
+    REQUIRE(slurp(target) == "previous");
+    REQUIRE(io::read_file(target, "ModelCheckpoint") == bytes_of("previous"));
+    REQUIRE(stray_files(m.dir, {"ckpt.bin"}).empty());
+}
+
+TEST_CASE("a real full disk (small tmpfs): ENOSPC, previous file intact, space released") {
+    TempDir tmp("fullmount");
+    Mount m(tmp.path / "mnt", "size=256k");
+    if (!m.mounted) TRAINCB_SKIP("cannot mount a tmpfs here (needs root with mount privileges)");
+    const fs::path target = m.dir / "ckpt.bin";
+    const std::string small(64 << 10, 's');
+    io::write_file_atomic(target, bytes_of(small), "ModelCheckpoint");
+    try {
+        io::write_file_atomic(target, bytes_of(std::string(1 << 20, 'B')), "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, target, ENOSPC);
+    }
+    REQUIRE(slurp(target) == small);
+    REQUIRE(stray_files(m.dir, {"ckpt.bin"}).empty());
+    // The partial temporary file was removed, so its space is free again.
+    io::write_file_atomic(target, bytes_of(std::string(128 << 10, 't')), "ModelCheckpoint");
+    REQUIRE(fs::file_size(target) == (128U << 10));
+}
+
+TEST_CASE("read_file returns the whole file, resuming after short reads and EINTR") {
+    TempDir tmp("read");
+    const fs::path p = tmp.path / "data.bin";
+    std::string content(200000, '\0');
+    for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 13 % 256);
+    spit(p, content);
+    REQUIRE(io::read_file(p, "ModelCheckpoint") == bytes_of(content));
+    spit(tmp.path / "empty", "");
+    REQUIRE(io::read_file(tmp.path / "empty", "ModelCheckpoint").empty());
+    FaultGuard guard;
+    Faults::max_write = 1000;
+    Faults::eintr_every_other = true;
+    REQUIRE(io::read_file(p, "ModelCheckpoint") == bytes_of(content));
+}
+
+TEST_CASE("read_file of a pipe-like file without a size reads to the end") {
+    // /proc files report size 0 but have content: read_file must not trust the size.
+    const auto bytes = io::read_file("/proc/self/stat", "ModelCheckpoint");
+    REQUIRE_FALSE(bytes.empty());
+}
+
+TEST_CASE("read_file errors name the path and the OS error") {
+    TempDir tmp("readerr");
+    try {
+        (void)io::read_file(tmp.path / "missing.bin", "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path / "missing.bin", ENOENT);
+    }
+    try {
+        (void)io::read_file(tmp.path, "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path, EISDIR);
+    }
+    spit(tmp.path / "f", "abc");
+    FaultGuard guard;
+    FaultGuard::fail(kRead, 0, EIO);
+    try {
+        (void)io::read_file(tmp.path / "f", "ModelCheckpoint");
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, tmp.path / "f", EIO);
+    }
+}
