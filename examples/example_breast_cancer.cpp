@@ -3,21 +3,74 @@
 //
 // Standardised with training statistics, a stratified 60/20/20 train/validation/test split, an
 // MLP 30 -> 16 (relu) -> 1 (sigmoid) trained with Adam on binary cross-entropy, EarlyStopping on
-// val_loss with restore_best_weights, and a MetricLogger writing DIR/history.csv and the console.
+// val_loss with restore_best_weights, and a MetricLogger writing DIR/history.csv, TensorBoard
+// event files under DIR/tensorboard/ and the console.
 //
-//   example_breast_cancer [--out DIR] [--epochs 300] [--patience 20] [--batch-size 16] [--seed 1] [--json]
+// Checkpoints: DIR/checkpoints/best.safetensors (the weights of the best val_loss epoch) and
+// DIR/checkpoints/last.safetensors (the full state, every epoch). After a crash, a kill or Ctrl-C,
+// `--resume` continues from DIR/checkpoints and ends bit-identical to an uninterrupted run with
+// the same seed (history.csv holds only values the seed determines). Ctrl-C stops gracefully
+// after the current batch, saving last.safetensors; a second Ctrl-C kills at once.
+//
+//   example_breast_cancer [--out DIR] [--resume] [--epochs 300] [--patience 20] [--batch-size 16] [--seed 1] [--json]
+#include <chrono>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <thread>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/callbacks/model_checkpoint.hpp>
 #include <traincb/metrics.hpp>
 #include <traincb/sinks/console.hpp>
 #include <traincb/sinks/csv.hpp>
+#include <traincb/sinks/tensorboard.hpp>
 #include <traincb/trainer.hpp>
 
 #include "common/cli.hpp"
 #include "common/dataset.hpp"
 #include "common/mlp.hpp"
+
+namespace {
+
+// For crash tests (--checkpoint-ballast-mb): adds a large deterministic tensor to every full
+// checkpoint so that writing one takes long enough for a kill to land in the middle of it, and
+// checks it when a run resumes.
+class Ballast final : public traincb::Callback {
+public:
+    explicit Ballast(std::size_t bytes) : bytes_(bytes) {}
+    [[nodiscard]] std::string name() const override { return "Ballast"; }
+    [[nodiscard]] std::string state_key() const override { return "ballast"; }
+    void save_state(traincb::CallbackState& s) const override {
+        traincb::Tensor t{.name = "bytes", .dtype = traincb::DType::U8, .shape = {static_cast<std::int64_t>(bytes_)}, .data = {}};
+        t.data.resize(bytes_);
+        for (std::size_t i = 0; i < bytes_; ++i) t.data[i] = static_cast<std::byte>((i * 131U) >> 3U);
+        s.json = {{"bytes", bytes_}};
+        s.tensors.put(std::move(t));
+    }
+    void load_state(const traincb::CallbackState& s, traincb::Context&) override {
+        const traincb::Tensor* t = s.tensors.find("bytes");
+        if (t == nullptr || t->data.size() != s.json.at("bytes").get<std::size_t>())
+            throw traincb::FormatError("traincb: Ballast: the checkpoint's ballast tensor is missing or truncated");
+    }
+
+private:
+    std::size_t bytes_;
+};
+
+// For crash tests (--epoch-delay-ms): makes each epoch last longer, so that a run can be killed
+// several times before it completes.
+class EpochDelay final : public traincb::Callback {
+public:
+    explicit EpochDelay(int ms) : ms_(ms) {}
+    void on_epoch_end(traincb::Context&) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms_)); }
+
+private:
+    int ms_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
     std::string out = "breast_cancer_run";
@@ -27,15 +80,21 @@ int main(int argc, char** argv) {
     int seed = 1;
     bool json = false;
     bool quiet = false;
+    bool resume = false;
+    int ballast_mb = 0;
+    int epoch_delay_ms = 0;
     traincb_examples::Cli cli("example_breast_cancer",
                               "Trains an MLP on the UCI breast cancer data with EarlyStopping and a CSV/console log.");
-    cli.flag("out", out, "output directory (history.csv is written there)");
+    cli.flag("out", out, "output directory (history.csv, checkpoints/, tensorboard/ are written there)");
+    cli.flag("resume", resume, "continue from the newest checkpoint in DIR/checkpoints (fresh run if there is none)");
     cli.flag("epochs", epochs, "maximum number of epochs");
     cli.flag("patience", patience, "EarlyStopping patience on val_loss");
     cli.flag("batch-size", batch_size, "samples per batch");
     cli.flag("seed", seed, "seed for the split, the initial weights and the shuffling");
     cli.flag("quiet", quiet, "no per-epoch console lines");
     cli.flag("json", json, "print a one-line JSON summary as the last line");
+    cli.flag("checkpoint-ballast-mb", ballast_mb, "crash tests: add this many MB of dummy data to each full checkpoint");
+    cli.flag("epoch-delay-ms", epoch_delay_ms, "crash tests: sleep this long at the end of each epoch");
     cli.parse_or_exit(argc, argv);
 
     try {
@@ -58,10 +117,25 @@ int main(int argc, char** argv) {
                              .learning_rate = 0.001,
                              .seed = useed});
         fs::create_directories(out);
+        const fs::path checkpoints = fs::path(out) / "checkpoints";
         traincb::EarlyStopping early_stopping({.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
-        traincb::MetricLogger logger({std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"})});
+        // best.safetensors: the weights of the best val_loss epoch; last.safetensors: the full
+        // state after every epoch (and on Ctrl-C), which --resume continues from.
+        traincb::ModelCheckpoint checkpoint({.filepath = checkpoints / "best.safetensors",
+                                             .monitor = "val_loss",
+                                             .save_best_only = true,
+                                             .save_weights_only = true,
+                                             .save_last = true});
+        traincb::MetricLogger logger({std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
+                                      std::make_shared<traincb::sinks::TensorBoardSink>(traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
         if (!quiet)
             logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
+        traincb::CallbackList callbacks(early_stopping, checkpoint);
+        Ballast ballast(static_cast<std::size_t>(std::max(ballast_mb, 0)) << 20U);
+        if (ballast_mb > 0) callbacks.add(ballast);
+        EpochDelay delay(epoch_delay_ms);
+        if (epoch_delay_ms > 0) callbacks.add(delay);
+        callbacks.add(logger);  // last, so that it logs what the other callbacks added
 
         traincb::Trainer trainer(model);
         const traincb::History history = trainer.fit(
@@ -71,8 +145,15 @@ int main(int argc, char** argv) {
              .seed = useed,
              .validation_data = traincb::ValidationData<double>{xv, yv},
              .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"}),
-                         std::make_shared<traincb::metrics::RocAuc>()}},
-            early_stopping, logger);
+                         std::make_shared<traincb::metrics::RocAuc>()},
+             .resume_from = resume ? checkpoints : fs::path(),
+             .handle_signals = true},
+            callbacks);
+        if (history.end.kind == traincb::EndKind::Interrupted) {
+            std::cout << "\ninterrupted (" << history.end.reason << "): the state is saved in "
+                      << checkpoint.last_model_path().string() << "; continue with --resume\n";
+            return 130;
+        }
 
         // Held-out test set, with the best epoch's weights (restored by EarlyStopping).
         const Eigen::MatrixXd scores = model.predict(xt);
@@ -97,6 +178,9 @@ int main(int argc, char** argv) {
                   << "  benign     " << std::setw(6) << cm(0, 0) << "  " << std::setw(9) << cm(0, 1) << '\n'
                   << "  malignant  " << std::setw(6) << cm(1, 0) << "  " << std::setw(9) << cm(1, 1) << '\n';
         std::cout << "history: " << (fs::path(out) / "history.csv").string() << '\n';
+        std::cout << "checkpoints: " << checkpoint.best_model_path().string() << " (best val_loss "
+                  << checkpoint.best_score().value_or(std::nan("")) << "), " << checkpoint.last_model_path().string()
+                  << '\n';
         if (json) {
             nlohmann::json s;
             s["test_accuracy"] = acc;
@@ -109,6 +193,7 @@ int main(int argc, char** argv) {
             s["epochs_run"] = history.size();
             s["stop_reason"] = history.end.reason.empty() ? nlohmann::json() : nlohmann::json(history.end.reason);
             s["confusion_matrix"] = {{cm(0, 0), cm(0, 1)}, {cm(1, 0), cm(1, 1)}};
+            s["best_checkpoint"] = checkpoint.best_model_path().string();
             print_json_summary(s);
         }
         return 0;

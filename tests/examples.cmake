@@ -46,3 +46,9 @@ traincb_example_test("reaches 0.95 test accuracy" example_breast_cancer ARGS --o
   JSON_MIN "test_accuracy=0.95")
 traincb_example_test("reaches 0.95 test accuracy" example_digits ARGS --quiet --json
   JSON_KEYS test_accuracy test_macro_f1 epochs_run JSON_MIN "test_accuracy=0.95")
+
+if(TARGET test_example_outputs)
+  add_dependencies(test_example_outputs example_breast_cancer)
+  target_compile_definitions(test_example_outputs PRIVATE
+    TRAINCB_EXAMPLE_BREAST_CANCER="$<TARGET_FILE:example_breast_cancer>")
+endif()

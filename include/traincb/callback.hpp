@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,6 +35,7 @@ struct TrainParams {
     int verbose = 0;              ///< the driver's verbosity
     bool has_validation = false;  ///< some epochs will log val_* keys
     bool resumed = false;         ///< the run continues from a checkpoint (initial_epoch is where)
+    std::filesystem::path resumed_from{};  ///< the checkpoint file the run resumed from (empty if none)
     /// The keys epoch logs will hold (training and val_*); empty when unknown. Used to check
     /// every monitored name before the first epoch.
     std::vector<std::string> log_keys{};
@@ -56,6 +58,18 @@ struct CallbackState {
 };
 
 class CallbackList;
+
+/// What the driver of a run knows beyond the callbacks, for checkpoints: the data order and the
+/// running training loss. Trainer fills it; a hand-written loop may fill it too
+/// (CallbackList::set_run_state) so that its checkpoints can resume it.
+struct RunState {
+    std::uint64_t seed = 0;  ///< the shuffling seed (the epoch permutation is a function of seed and epoch)
+    /// The options that determine the data order and the run's length (epochs, batch_size,
+    /// shuffle, samples, ...), as JSON, so a resumed run can name what changed.
+    nlohmann::json fit_options = nlohmann::json::object();
+    double loss_sum = 0;          ///< sample-weighted sum of the batch losses of the current epoch so far
+    std::int64_t loss_count = 0;  ///< samples behind loss_sum
+};
 
 /// The one argument of every hook. Which fields are meaningful depends on the hook:
 /// epoch() in epoch, batch and test hooks; batch() in batch hooks; logs() in on_*_end hooks
@@ -96,9 +110,20 @@ public:
     [[nodiscard]] const std::string& stop_reason() const noexcept { return stop_reason_; }
     /// How training ended (meaningful in on_train_end only).
     [[nodiscard]] const TrainEnd& end() const noexcept { return end_; }
+    /// The list running this hook: every callback of the run (ModelCheckpoint saves their states).
+    [[nodiscard]] CallbackList& callbacks() const noexcept { return *list_; }
+    /// The run's History so far (it includes the current epoch from on_epoch_commit on), or
+    /// nullptr when the driver keeps none (CallbackList::set_history).
+    [[nodiscard]] const History* history() const noexcept { return history_; }
+    /// The driver's run state (seed, data-order options, running loss), or nullptr when the
+    /// driver provides none (CallbackList::set_run_state).
+    [[nodiscard]] const RunState* run_state() const noexcept { return run_state_; }
 
 private:
     friend class CallbackList;
+    CallbackList* list_ = nullptr;
+    History* history_ = nullptr;
+    const RunState* run_state_ = nullptr;
     int epoch_ = -1;
     int batch_ = -1;
     std::int64_t global_step_ = 0;
@@ -139,6 +164,16 @@ public:
     virtual void on_test_begin(Context&) {}
     /// After validation, with the unprefixed validation values.
     virtual void on_test_end(Context&) {}
+    /// After EVERY callback's on_epoch_end (and after the epoch was recorded in the History): the
+    /// place to persist state, since every callback has then decided on this epoch, whatever the
+    /// order of the list. ModelCheckpoint writes its files here.
+    virtual void on_epoch_commit(Context&) {}
+    /// After every callback's on_train_batch_end: as on_epoch_commit, for batch-level saves.
+    virtual void on_train_batch_commit(Context&) {}
+    /// Training is being interrupted (SIGINT/SIGTERM, see interrupt.hpp): called after the last
+    /// completed batch (ctx.batch() >= 0) or epoch (ctx.batch() == -1), before on_train_end, so
+    /// that a checkpoint can be saved from which the run resumes.
+    virtual void on_interrupt(Context&) {}
 
     /// A short name used in messages and as the source of stop requests ("EarlyStopping").
     [[nodiscard]] virtual std::string name() const { return "Callback"; }
@@ -169,7 +204,10 @@ enum HookBit : unsigned {
     kBatchEnd = 1U << 5,
     kTestBegin = 1U << 6,
     kTestEnd = 1U << 7,
-    kAllHooks = 0xFFU,
+    kEpochCommit = 1U << 8,
+    kBatchCommit = 1U << 9,
+    kInterrupt = 1U << 10,
+    kAllHooks = 0x7FFU,
 };
 using HookPtr = void (Callback::*)(Context&);
 /// The hooks that C overrides (a member pointer still of type `void (Callback::*)` means "not").
@@ -184,6 +222,9 @@ constexpr unsigned hook_mask() {
     if constexpr (!std::is_same_v<decltype(&C::on_train_batch_end), HookPtr>) m |= kBatchEnd;
     if constexpr (!std::is_same_v<decltype(&C::on_test_begin), HookPtr>) m |= kTestBegin;
     if constexpr (!std::is_same_v<decltype(&C::on_test_end), HookPtr>) m |= kTestEnd;
+    if constexpr (!std::is_same_v<decltype(&C::on_epoch_commit), HookPtr>) m |= kEpochCommit;
+    if constexpr (!std::is_same_v<decltype(&C::on_train_batch_commit), HookPtr>) m |= kBatchCommit;
+    if constexpr (!std::is_same_v<decltype(&C::on_interrupt), HookPtr>) m |= kInterrupt;
     return m;
 }
 /// A callback that needs the learning-rate capability declares
@@ -264,6 +305,11 @@ public:
     void set_communicator(Communicator& comm) noexcept { ctx_.comm_ = &comm; }
     /// Sets the global step (batches done so far), e.g. after resuming.
     void set_global_step(std::int64_t s) noexcept { ctx_.global_step_ = s; }
+    /// Records each epoch's logs into `h` at on_epoch_end, after every callback's on_epoch_end and
+    /// before on_epoch_commit (so a checkpoint holds the History up to its epoch); nullptr stops it.
+    void set_history(History* h) noexcept { ctx_.history_ = h; }
+    /// Publishes the driver's run state to callbacks (kept by the caller); nullptr for none.
+    void set_run_state(const RunState* s) noexcept { ctx_.run_state_ = s; }
 
     /// The shared context (read it after a hook to see stop requests etc.).
     [[nodiscard]] Context& context() noexcept { return ctx_; }
@@ -271,8 +317,11 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
     /// The i-th callback.
     [[nodiscard]] Callback& operator[](std::size_t i) const noexcept { return *entries_[i].cb; }
-    /// True when some callback overrides on_train_batch_end (the driver can skip building batch logs otherwise).
-    [[nodiscard]] bool wants_batch_logs() const noexcept { return !batch_end_.empty(); }
+    /// True when some callback overrides on_train_batch_end or on_train_batch_commit (the driver
+    /// can skip building batch logs otherwise).
+    [[nodiscard]] bool wants_batch_logs() const noexcept { return !batch_end_.empty() || !batch_commit_.empty(); }
+    /// True when some callback overrides on_interrupt (e.g. a ModelCheckpoint that saves then).
+    [[nodiscard]] bool handles_interrupt() const noexcept { return !interrupt_.empty(); }
 
     /// Checks, before the first epoch, that every callback's capabilities and keys are available.
     /// @throws InvalidArgument naming the callback, the missing key (with the closest known key)
@@ -345,12 +394,14 @@ public:
         ctx_.logs_ = nullptr;
         for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
     }
-    /// After training batch `batch`, with the running epoch means; counts one global step.
+    /// After training batch `batch`, with the running epoch means; counts one global step. Then
+    /// runs every on_train_batch_commit.
     void on_train_batch_end(int batch, Logs& logs) {
         ctx_.batch_ = batch;
         ++ctx_.global_step_;
         ctx_.logs_ = &logs;
         for (Callback* cb : batch_end_) cb->on_train_batch_end(ctx_);
+        for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
     }
     /// After training batch `batch`, for loops that keep no batch logs.
     void on_train_batch_end(int batch) { on_train_batch_end(batch, scratch_); }
@@ -366,13 +417,31 @@ public:
         ctx_.logs_ = &logs;
         for (Callback* cb : test_end_) cb->on_test_end(ctx_);
     }
-    /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks).
+    /// Continues epoch `epoch` from the middle (a resumed run): no hook runs, since the epoch's
+    /// on_epoch_begin ran in the run that wrote the checkpoint and its effects are in the
+    /// restored state.
+    void on_epoch_resume(int epoch) noexcept {
+        ctx_.epoch_ = epoch;
+        ctx_.batch_ = -1;
+        ctx_.logs_ = nullptr;
+    }
+    /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks). Then records
+    /// the logs in the History (set_history) and runs every on_epoch_commit.
     void on_epoch_end(int epoch, Logs& logs) {
         ctx_.epoch_ = epoch;
         ctx_.batch_ = -1;
         ctx_.logs_ = &logs;
         for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
         last_logs_ = logs;
+        if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
+        for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
+    }
+    /// Training is being interrupted after the last completed batch (`batch` >= 0, 0-based within
+    /// `epoch`) or epoch (`batch` == -1): runs every on_interrupt (checkpoints are saved there).
+    void on_interrupt(int epoch, int batch) {
+        ctx_.epoch_ = epoch;
+        ctx_.batch_ = batch;
+        for (Callback* cb : interrupt_) cb->on_interrupt(ctx_);
     }
     /// True (on every rank) once any callback asked to stop.
     [[nodiscard]] bool stop_requested() { return ctx_.comm().any(ctx_.stop_requested_); }
@@ -449,11 +518,14 @@ private:
         fill(batch_end_, detail::kBatchEnd);
         fill(test_begin_, detail::kTestBegin);
         fill(test_end_, detail::kTestEnd);
+        fill(epoch_commit_, detail::kEpochCommit);
+        fill(batch_commit_, detail::kBatchCommit);
+        fill(interrupt_, detail::kInterrupt);
     }
 
     std::vector<Entry> entries_{};
     std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_,
-        test_begin_, test_end_;
+        test_begin_, test_end_, epoch_commit_, batch_commit_, interrupt_;
     ModelHandle null_model_;
     std::unique_ptr<ModelHandle> owned_model_{};
     Context ctx_ = make_context();
@@ -464,6 +536,7 @@ private:
         Context c;
         c.model_ = &null_model_;
         c.comm_ = &local_communicator();
+        c.list_ = this;
         return c;
     }
 };

@@ -9,10 +9,12 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -20,7 +22,10 @@
 
 #include "traincb/callback.hpp"
 #include "traincb/detail/strings.hpp"
+#include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/interrupt.hpp"
+#include "traincb/io/checkpoint.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/metrics.hpp"
 #include "traincb/model.hpp"
@@ -53,6 +58,20 @@ struct FitOptions {
     /// the whole validation set as val_<name>).
     std::vector<std::shared_ptr<metrics::Metric>> metrics{};
     int verbose = 0;  ///< 0 silent; 1 one line per epoch on stdout (use MetricLogger for more)
+    /// Continue a run from a checkpoint: a full checkpoint file, or a directory whose newest valid
+    /// full checkpoint is used (io::find_latest_checkpoint). A directory with no checkpoint, or a
+    /// missing path without the ".safetensors" extension (a directory not created yet), starts a
+    /// fresh run with a warning; a missing ".safetensors" file is an IoError. Restores the model,
+    /// the position (epoch and batch), the global step, the running loss of a mid-epoch
+    /// checkpoint, every callback's state (after on_train_begin) and the History. An option changed
+    /// since the checkpoint wins, with a warning naming it. See docs/checkpoints.md.
+    std::filesystem::path resume_from{};
+    /// Install a SignalGuard (interrupt.hpp) during fit: SIGINT/SIGTERM then end training gracefully
+    /// after the current batch, with a checkpoint (see interrupt_checkpoint) and EndKind::Interrupted.
+    bool handle_signals = false;
+    /// When training is interrupted (signal or request_interrupt), also save a full checkpoint
+    /// here (besides ModelCheckpoint's last.safetensors when save_last is set). Empty: none.
+    std::filesystem::path interrupt_checkpoint{};
 };
 
 namespace detail {
@@ -247,9 +266,49 @@ private:
             }
         }
         std::sort(params.log_keys.begin(), params.log_keys.end());
+
+        // What a checkpoint records about the data order (see RunState); also what a resumed run
+        // compares against the checkpoint's.
+        RunState run_state;
+        run_state.seed = opt.seed;
+        run_state.fit_options = {{"epochs", opt.epochs},
+                                 {"batch_size", opt.batch_size},
+                                 {"shuffle", opt.shuffle},
+                                 {"samples", static_cast<std::int64_t>(n_train)},
+                                 {"steps_per_epoch", params.steps_per_epoch},
+                                 {"validation_freq", opt.validation_freq},
+                                 {"has_validation", has_val}};
+
+        History history;
+        int first_epoch = opt.initial_epoch;
+        std::optional<io::Checkpoint> resume;
+        if (!opt.resume_from.empty()) {
+            if constexpr (!HasState<M>) {
+                throw InvalidArgument(
+                    "traincb: Trainer::fit: resume_from is set, but the model has no "
+                    "visit_state(traincb::StateVisitor&), so its state cannot be restored; add it (see "
+                    "traincb/state.hpp) or specialise traincb::model_traits");
+            } else {
+                const std::filesystem::path path = resolve_resume_path(opt.resume_from);
+                if (!path.empty()) {
+                    resume = io::load_checkpoint(path, "Trainer");
+                    check_resume(*resume, path, run_state, opt);
+                    first_epoch = resume->position.next_epoch();
+                    params.resumed = true;
+                    params.initial_epoch = first_epoch;
+                    params.resumed_from = path;
+                    io::restore_model(*resume, model_);
+                    history.epoch = std::move(resume->history.epoch);
+                    history.history = std::move(resume->history.history);
+                }
+            }
+        }
         list.set_model(model_);
         list.set_params(params);
-        list.set_global_step(static_cast<std::int64_t>(opt.initial_epoch) * params.steps_per_epoch);
+        list.set_global_step(resume ? resume->position.global_step
+                                    : static_cast<std::int64_t>(opt.initial_epoch) * params.steps_per_epoch);
+        list.set_history(&history);
+        list.set_run_state(&run_state);
 
         // Batch buffers, allocated once: full batches and the (smaller) tail batch.
         const Eigen::Index bs = std::min<Eigen::Index>(opt.batch_size, n_train);
@@ -259,22 +318,58 @@ private:
         std::vector<Eigen::Index> idx(static_cast<std::size_t>(n_train));
         for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
 
-        History history;
         Logs batch_logs, epoch_logs, val_logs;
         // Insert the batch keys once so per-batch updates never allocate.
         batch_logs.set("loss", 0.0);
         for (const auto& m : train_metrics) batch_logs.set(m->name(), 0.0);
 
+        std::optional<SignalGuard> guard;
+        if (opt.handle_signals) {
+            guard.emplace();
+            if (!list.handles_interrupt() && opt.interrupt_checkpoint.empty())
+                warn("traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
+                     "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
+        }
+        int interrupted_by = 0;  // the signal that interrupted training (0: none)
         try {
             list.on_train_begin();
-            for (int epoch = opt.initial_epoch; epoch < opt.epochs; ++epoch) {
+            // A checkpoint taken after a stop request resumes into that stop: the rest of its epoch
+            // (if any) is skipped as the original run skipped it, and no further epoch runs.
+            bool resumed_stopped = false;
+            if (resume) {
+                load_callback_states(list, *resume, params.resumed_from);
+                if (resume->stopped) {
+                    list.context().request_stop(resume->stop_source, resume->stop_reason);
+                    resumed_stopped = true;
+                }
+            }
+            const bool resume_mid_epoch = resume && !resume->position.epoch_completed;
+            for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
+                if (resumed_stopped && !(resume_mid_epoch && epoch == first_epoch)) break;
                 if (opt.shuffle) detail::epoch_permutation(idx, opt.seed, epoch);
                 for (auto& m : train_metrics) m->reset();
                 double loss_sum = 0;
                 std::int64_t seen = 0;
-                list.on_epoch_begin(epoch);
+                std::int64_t first_batch = 0;
+                if (resume_mid_epoch && epoch == first_epoch) {
+                    loss_sum = resume->loss_sum;
+                    seen = resume->loss_count;
+                    first_batch = resumed_stopped ? params.steps_per_epoch : resume->position.next_batch();
+                    list.on_epoch_resume(epoch);
+                    if (!train_metrics.empty())
+                        warn("traincb: Trainer::fit: resumed in the middle of epoch " + std::to_string(epoch + 1) +
+                             " (after batch " + std::to_string(first_batch) + " of " +
+                             std::to_string(params.steps_per_epoch) +
+                             "): the training loss is restored exactly, but the training metrics of this epoch "
+                             "cover only the batches after the resume (metric objects have no saved state)");
+                } else {
+                    list.on_epoch_begin(epoch);
+                }
+                run_state.loss_sum = loss_sum;
+                run_state.loss_count = seen;
                 const bool batch_logs_wanted = list.wants_batch_logs();
-                for (std::int64_t b = 0; b < params.steps_per_epoch; ++b) {
+                std::int64_t last_batch = -1;
+                for (std::int64_t b = first_batch; b < params.steps_per_epoch; ++b) {
                     const Eigen::Index begin = static_cast<Eigen::Index>(b) * opt.batch_size;
                     const Eigen::Index rows = std::min<Eigen::Index>(opt.batch_size, n_train - begin);
                     Mat& bx = rows == bs ? xb : xt;
@@ -289,13 +384,26 @@ private:
                     const double loss = detail::batch_loss(result);
                     loss_sum += loss * static_cast<double>(rows);
                     seen += rows;
+                    run_state.loss_sum = loss_sum;
+                    run_state.loss_count = seen;
                     if (!train_metrics.empty()) update_train_metrics(train_metrics, result, bx, by);
                     if (batch_logs_wanted) {
                         batch_logs.set("loss", loss_sum / static_cast<double>(seen));
                         for (const auto& m : train_metrics) batch_logs.set(m->name(), m->result());
                     }
                     list.on_train_batch_end(static_cast<int>(b), batch_logs);
+                    last_batch = b;
                     if (list.stop_requested()) break;
+                    // After the epoch's last batch the epoch is finished first: the checkpoint is
+                    // then an epoch-boundary one, from which nothing is lost.
+                    if (b + 1 < params.steps_per_epoch && interrupt_requested()) {
+                        interrupted_by = interrupt_signal();
+                        break;
+                    }
+                }
+                if (interrupted_by != 0) {
+                    list.on_interrupt(epoch, static_cast<int>(last_batch));
+                    break;
                 }
                 epoch_logs.clear();
                 epoch_logs.set("loss", loss_sum / static_cast<double>(seen));
@@ -323,18 +431,116 @@ private:
                     list.on_test_end(val_logs);
                     for (const auto& [k, v] : val_logs) epoch_logs.set("val_" + k, v);
                 }
+                // Runs every on_epoch_end, records the epoch in `history`, then every on_epoch_commit.
                 list.on_epoch_end(epoch, epoch_logs);
-                history.record(epoch, epoch_logs);
                 if (opt.verbose > 0) print_epoch(epoch, opt.epochs, epoch_logs);
                 if (list.stop_requested()) break;
+                if (interrupt_requested()) {
+                    interrupted_by = interrupt_signal();
+                    list.on_interrupt(epoch, -1);
+                    break;
+                }
+            }
+            if (interrupted_by != 0) {
+                clear_interrupt();
+                if (!opt.interrupt_checkpoint.empty())
+                    io::save_checkpoint(opt.interrupt_checkpoint,
+                                        io::capture_checkpoint(list.context(), io::CheckpointKind::Full), "Trainer");
             }
         } catch (...) {
             list.on_train_end(std::current_exception());
             throw;
         }
-        list.on_train_end();
+        if (interrupted_by != 0) {
+            TrainEnd end;
+            end.kind = EndKind::Interrupted;
+            end.source = "signal";
+            end.reason = interrupt_signal_name(interrupted_by);
+            list.on_train_end(std::move(end));
+        } else {
+            list.on_train_end();
+        }
+        // A signal that arrived after the last check belongs to this fit, not to the next one.
+        if (guard) clear_interrupt();
         history.end = list.context().end();
         return history;
+    }
+
+    // The checkpoint file named by resume_from, or an empty path for a fresh run.
+    static std::filesystem::path resolve_resume_path(const std::filesystem::path& p) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        const fs::file_status st = fs::status(p, ec);
+        if (ec && ec != std::errc::no_such_file_or_directory) throw IoError("Trainer", "cannot resume from", p, ec);
+        if (fs::is_directory(st)) {
+            if (auto latest = io::find_latest_checkpoint(p)) return *latest;
+            warn("traincb: Trainer::fit: resume_from '" + p.string() +
+                 "' holds no valid checkpoint yet; starting a fresh run");
+            return {};
+        }
+        if (fs::exists(st)) return p;  // load_checkpoint reports anything wrong with the file
+        if (p.extension() == ".safetensors") throw IoError("Trainer", "cannot resume from", p, ENOENT);
+        warn("traincb: Trainer::fit: resume_from '" + p.string() +
+             "' does not exist yet (taken as a checkpoint directory); starting a fresh run");
+        return {};
+    }
+
+    // Warns about every option changed since the checkpoint; refuses to continue mid-epoch when
+    // the data order changed (the batches already done could not be told apart from the rest).
+    template <class S>
+    static void check_resume(const io::Checkpoint& c, const std::filesystem::path& path, const RunState& now,
+                             const FitOptions<S>& opt) {
+        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
+        if (c.kind != io::CheckpointKind::Full)
+            throw InvalidArgument(where +
+                                  "it is a weights-only checkpoint, which cannot resume a run; resume from a full "
+                                  "checkpoint (ModelCheckpoint without save_weights_only, or its last.safetensors), "
+                                  "or load the weights with traincb::io::load_weights and train afresh");
+        std::vector<std::string> order_changed;
+        for (const auto& [key, value] : now.fit_options.items()) {
+            const auto it = c.fit_options.find(key);
+            if (it == c.fit_options.end() || *it == value) continue;
+            warn(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
+                 "); the new value applies");
+            if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
+                order_changed.push_back(key);
+        }
+        if (c.seed != now.seed) {
+            warn(where + "'seed' changed since the checkpoint (was " + std::to_string(c.seed) + ", now " +
+                 std::to_string(now.seed) + "); the new value applies, so the batches differ from the original run's");
+            if (opt.shuffle) order_changed.emplace_back("seed");
+        }
+        if (!c.position.epoch_completed && !order_changed.empty())
+            throw InvalidArgument(where + "it was taken in the middle of epoch " + std::to_string(c.position.epoch + 1) +
+                                  ", and " + detail::join(order_changed) +
+                                  " changed since, so the rest of that epoch's batches cannot be determined; pass "
+                                  "the checkpoint's values, or resume from an epoch-boundary checkpoint");
+        if (opt.initial_epoch != 0 && opt.initial_epoch != c.position.next_epoch())
+            warn(where + "initial_epoch " + std::to_string(opt.initial_epoch) +
+                 " is ignored; the run continues where the checkpoint left off (initial_epoch " +
+                 std::to_string(c.position.next_epoch()) + ")");
+    }
+
+    // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
+    static void load_callback_states(CallbackList& list, const io::Checkpoint& c, const std::filesystem::path& path) {
+        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
+        std::set<std::string, std::less<>> used;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            Callback& cb = list[i];
+            const std::string key = cb.state_key();
+            if (key.empty()) continue;
+            const auto it = c.callbacks.find(key);
+            if (it == c.callbacks.end()) {
+                warn(where + "the checkpoint holds no state for callback '" + key + "' (" + cb.name() +
+                     "); it starts fresh");
+                continue;
+            }
+            cb.load_state(it->second, list.context());
+            used.insert(key);
+        }
+        for (const auto& [key, state] : c.callbacks)
+            if (!used.contains(key))
+                warn(where + "the checkpoint holds state for '" + key + "', which no callback of this run has; it is ignored");
     }
 
     template <class S>

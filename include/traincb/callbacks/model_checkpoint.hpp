@@ -1,0 +1,470 @@
+#pragma once
+/// @file callbacks/model_checkpoint.hpp
+/// ModelCheckpoint: Keras's callback (keras-reference.md section 4) writing traincb checkpoints
+/// (io/checkpoint.hpp: safetensors, written atomically, checksummed), plus Lightning's save_top_k,
+/// save_last and every_n_epochs, and resumable state of its own.
+///
+///     traincb::ModelCheckpoint best({.filepath = "ckpt/best.safetensors", .monitor = "val_loss",
+///                                    .save_best_only = true, .save_weights_only = true,
+///                                    .save_last = true});   // also ckpt/last.safetensors, full state
+///     trainer.fit(x, y, {.epochs = 100, .resume_from = "ckpt"}, best);
+///
+/// Files are written in on_epoch_commit (or on_train_batch_commit), after EVERY callback's
+/// on_epoch_end: a full checkpoint of epoch E holds each callback's state after epoch E, whatever
+/// the order of the callback list. The save decision and the bookkeeping (best, top-k) happen in
+/// on_epoch_end, so that another ModelCheckpoint's file records them too.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "traincb/callback.hpp"
+#include "traincb/detail/monitor.hpp"
+#include "traincb/detail/path_template.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/diagnostics.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/io/checkpoint.hpp"
+
+namespace traincb::inline v0 {
+
+/// ModelCheckpoint's options (defaults as Keras where Keras has the option).
+struct ModelCheckpointOptions {
+    /// Where to save: a template such as "ckpt/model-{epoch:02d}-{val_loss:.4f}.safetensors"
+    /// ({epoch} and {batch} are 1-based; any log key; a subset of Python's format spec, see
+    /// docs/checkpoints.md). Must end in ".safetensors". Missing directories are created.
+    std::filesystem::path filepath{};
+    std::string monitor = "val_loss";  ///< log key compared by save_best_only and save_top_k
+    Mode mode = Mode::Auto;            ///< Min, Max, or Auto (from the metric's direction or name)
+    bool save_best_only = false;       ///< save only when the monitor improves on the best so far
+    bool save_weights_only = false;    ///< "weights" files (the model's state only) instead of "full" ones
+    /// 0: save at the end of each epoch (Keras's "epoch"); N > 0: after every N-th batch, counted
+    /// in global steps (batches since the start of the whole run, across epochs and resumes).
+    std::int64_t save_freq = 0;
+    int every_n_epochs = 1;   ///< >= 1; with save_freq 0, save only after epochs where (epoch+1) % n == 0
+    /// -1 keeps every file; k >= 0 keeps the k best by monitor, deleting the files that drop out
+    /// (never the file the run resumed from); 0 saves none (but last.safetensors with save_last).
+    int save_top_k = -1;
+    /// Also write "last.safetensors" (full state, to resume from) in the template's directory at
+    /// every epoch end, after every batch save, and when training is interrupted.
+    bool save_last = false;
+    std::optional<double> initial_value_threshold{};  ///< the best value to beat at first (save_best_only)
+    int verbose = 0;     ///< > 0: print Keras's messages (epochs numbered from 1)
+    bool strict = true;  ///< a missing monitor is an error (else Keras >= 3.10: warn once, save anyway)
+    std::string id{};    ///< explicit state key, for two instances with the same file name template
+};
+
+/// One file kept by ModelCheckpoint (the top-k list).
+struct KeptCheckpoint {
+    std::filesystem::path path{};       ///< the file
+    std::optional<double> score{};      ///< the monitored value when it was saved (none when missing)
+    int epoch = 0;                      ///< 0-based epoch it was saved in
+    std::int64_t global_step = 0;       ///< batches done in the run when it was saved
+    friend bool operator==(const KeptCheckpoint&, const KeptCheckpoint&) = default;
+};
+
+/// Saves checkpoints during training (see the file comment and docs/checkpoints.md).
+class ModelCheckpoint final : public Callback {
+public:
+    /// @throws InvalidArgument for an empty filepath or one not ending in ".safetensors", a
+    /// template syntax error or unsupported format spec, {batch} without save_freq, a negative
+    /// save_freq, every_n_epochs < 1, save_top_k < -1, a NaN initial_value_threshold, an empty
+    /// monitor when one is needed, or save_last with a templated directory
+    explicit ModelCheckpoint(ModelCheckpointOptions options) : opt_(std::move(options)) {
+        auto bad = [](const std::string& what) { throw InvalidArgument("traincb: ModelCheckpoint: " + what); };
+        const std::string text = opt_.filepath.string();
+        if (text.empty()) bad("filepath is empty; pass a file name such as \"ckpt/model-{epoch:02d}.safetensors\"");
+        if (!text.ends_with(".safetensors"))
+            bad("filepath '" + text + "' must end in \".safetensors\" (the file format; resume looks for such files)");
+        template_ = detail::PathTemplate(text, "traincb: ModelCheckpoint", {"epoch", "batch"});
+        if (opt_.save_freq < 0)
+            bad("save_freq must be 0 (each epoch) or a number of batches > 0, got " + std::to_string(opt_.save_freq));
+        if (opt_.every_n_epochs < 1) bad("every_n_epochs must be >= 1, got " + std::to_string(opt_.every_n_epochs));
+        if (opt_.save_top_k < -1)
+            bad("save_top_k must be -1 (keep all), 0 or a number of files to keep, got " +
+                std::to_string(opt_.save_top_k));
+        if (opt_.initial_value_threshold && std::isnan(*opt_.initial_value_threshold))
+            bad("initial_value_threshold is NaN; pass a number or leave it unset");
+        if (template_.uses("batch") && opt_.save_freq == 0)
+            bad("filepath '" + text + "' uses {batch}, which exists only for batch saves; set save_freq > 0");
+        if (needs_monitor() && opt_.monitor.empty())
+            bad("monitor is empty, but save_best_only or save_top_k compares it; pass a log key such as \"val_loss\"");
+        if (needs_monitor() && opt_.save_freq > 0 && opt_.strict && opt_.monitor.starts_with("val_"))
+            bad("monitor '" + opt_.monitor + "' is a validation key, but save_freq > 0 saves after batches, whose "
+                "logs hold only training values; monitor a training key or save per epoch (save_freq = 0)");
+        if (opt_.save_last) {
+            if (!template_.directory_is_literal())
+                bad("save_last writes last.safetensors beside the checkpoints, so the directory of filepath '" + text +
+                    "' must not contain {fields}");
+            last_path_ = opt_.filepath.parent_path() / "last.safetensors";
+            if (opt_.filepath.filename() == "last.safetensors")
+                bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
+        }
+        best_ = opt_.initial_value_threshold;
+        if (opt_.mode != Mode::Auto) dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor);
+        else if (auto d = detail::direction_from_name(opt_.monitor)) dir_ = *d;
+    }
+
+    /// The options it was built with.
+    [[nodiscard]] const ModelCheckpointOptions& options() const noexcept { return opt_; }
+    /// The file with the best monitored value saved so far (empty before one).
+    [[nodiscard]] const std::filesystem::path& best_model_path() const noexcept { return best_path_; }
+    /// The best monitored value so far (initial_value_threshold until something beats it).
+    [[nodiscard]] std::optional<double> best_score() const noexcept { return best_; }
+    /// The files kept (with save_top_k >= 0, at most k scored ones), in the order they were saved.
+    [[nodiscard]] const std::vector<KeptCheckpoint>& kept() const noexcept { return kept_; }
+    /// The path of last.safetensors (empty unless save_last).
+    [[nodiscard]] const std::filesystem::path& last_model_path() const noexcept { return last_path_; }
+    /// The resolved direction (nullopt until resolved: Auto on a name only a metric object declares).
+    [[nodiscard]] std::optional<Direction> direction() const noexcept { return dir_; }
+
+    /// "ModelCheckpoint".
+    [[nodiscard]] std::string name() const override { return "ModelCheckpoint"; }
+    /// Under strict, the monitor when save_best_only or save_top_k compares it.
+    [[nodiscard]] std::vector<std::string> required_keys() const override {
+        if (opt_.strict && needs_monitor()) return {opt_.monitor};
+        return {};
+    }
+    /// The model's state (visit_state).
+    [[nodiscard]] Capabilities required_capabilities() const override { return {.learning_rate = false, .state = true}; }
+
+    /// Resolves Auto mode, remembers the file the run resumed from, and removes temporary files
+    /// that killed processes left in the checkpoint directory. Best and kept files carry over
+    /// from an earlier fit of the same instance, as Keras's best does.
+    /// @throws InvalidArgument when the monitor is compared and Auto cannot be resolved
+    void on_train_begin(Context& ctx) override {
+        if (!dir_) {
+            if (needs_monitor())
+                dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor, ctx.params().metric_directions);
+            else
+                dir_ = detail::direction_from_name(opt_.monitor, ctx.params().metric_directions);
+        }
+        resumed_from_ = ctx.params().resumed_from;
+        pending_.reset();
+        to_delete_.clear();
+        warned_missing_ = false;
+        if (template_.directory_is_literal()) {
+            const std::filesystem::path dir = opt_.filepath.parent_path();
+            (void)io::remove_stale_temp_files(dir.empty() ? std::filesystem::path(".") : dir);
+        }
+    }
+
+    /// Decides whether this epoch saves (and updates best and the kept list); the file is written
+    /// in on_epoch_commit. @throws InvalidArgument for a filepath key or (strict) monitor that is
+    /// not in the logs, naming the available keys
+    void on_epoch_end(Context& ctx) override {
+        if (opt_.save_freq > 0) return;
+        if ((ctx.epoch() + 1) % opt_.every_n_epochs != 0) return;
+        decide(ctx, false);
+    }
+    /// Writes the file decided in on_epoch_end, then last.safetensors (save_last).
+    /// @throws IoError naming the path (earlier files are intact; best and kept are rolled back)
+    void on_epoch_commit(Context& ctx) override { commit(ctx, true); }
+    /// Every save_freq global steps, decides whether this batch saves.
+    /// @throws InvalidArgument as on_epoch_end
+    void on_train_batch_end(Context& ctx) override {
+        if (opt_.save_freq <= 0 || ctx.global_step() % opt_.save_freq != 0) return;
+        decide(ctx, true);
+    }
+    /// Writes the file decided in on_train_batch_end, then last.safetensors (save_last).
+    /// @throws IoError as on_epoch_commit
+    void on_train_batch_commit(Context& ctx) override {
+        if (pending_) commit(ctx, false);
+    }
+    /// With save_last, writes last.safetensors at the interrupted position.
+    /// @throws IoError naming the path
+    void on_interrupt(Context& ctx) override {
+        if (!opt_.save_last) return;
+        io::save_checkpoint(last_path_, io::capture_checkpoint(ctx, io::CheckpointKind::Full), "ModelCheckpoint");
+        if (opt_.verbose > 0)
+            std::cout << "Epoch " << ctx.epoch() + 1 << ": training interrupted, saved the full state to "
+                      << last_path_.string() << '\n';
+    }
+
+    /// The explicit id, else "ModelCheckpoint:<file name template>": the directory is left out (as
+    /// Lightning does), so a run directory can be moved or reached by another path and resumed.
+    [[nodiscard]] std::string state_key() const override {
+        return opt_.id.empty() ? "ModelCheckpoint:" + opt_.filepath.filename().string() : opt_.id;
+    }
+    /// Writes best, best path, the kept list and the options (version 1).
+    void save_state(CallbackState& s) const override {
+        s.version = kStateVersion;
+        nlohmann::json kept = nlohmann::json::array();
+        for (const auto& k : kept_)
+            kept.push_back({{"path", k.path.string()},
+                            {"score", k.score ? detail::json_double(*k.score) : nlohmann::json()},
+                            {"epoch", k.epoch},
+                            {"global_step", k.global_step}});
+        s.json = {{"best", best_ ? detail::json_double(*best_) : nlohmann::json()},
+                  {"best_path", best_path_.string()},
+                  {"kept", std::move(kept)},
+                  {"options", options_json()}};
+    }
+    /// Restores the state written by save_state. An option changed since gets a warning naming
+    /// it; with another monitor or mode the saved best and scores are not comparable and are
+    /// dropped (the files stay on disk).
+    /// @throws FormatError for another version or a malformed field
+    void load_state(const CallbackState& s, Context&) override {
+        const std::string c = "traincb: ModelCheckpoint: checkpointed state (key '" + state_key() + "'): ";
+        if (s.version != kStateVersion)
+            throw FormatError(c + "version " + std::to_string(s.version) + " is not readable; this traincb reads version " +
+                              std::to_string(kStateVersion));
+        try {
+            const nlohmann::json& j = s.json;
+            bool comparable = true;
+            const nlohmann::json now = options_json();
+            if (const auto it = j.find("options"); it != j.end())
+                for (const auto& [key, value] : now.items()) {
+                    const auto old = it->find(key);
+                    if (old == it->end() || *old == value) continue;
+                    warn(c + "option '" + key + "' changed since the checkpoint (was " + old->dump() + ", now " +
+                         value.dump() + "); the new value applies");
+                    if (key == "monitor" || key == "mode") comparable = false;
+                }
+            std::vector<KeptCheckpoint> kept;
+            for (const auto& e : j.at("kept")) {
+                KeptCheckpoint k;
+                k.path = e.at("path").get<std::string>();
+                if (!e.at("score").is_null() && comparable)
+                    k.score = detail::parse_json_double(e.at("score"), "ModelCheckpoint score", state_key());
+                k.epoch = e.at("epoch").get<int>();
+                k.global_step = e.at("global_step").get<std::int64_t>();
+                kept.push_back(std::move(k));
+            }
+            if (comparable) {
+                best_ = j.at("best").is_null()
+                            ? std::nullopt
+                            : std::optional<double>(detail::parse_json_double(j.at("best"), "ModelCheckpoint best", state_key()));
+                best_path_ = j.at("best_path").get<std::string>();
+            }
+            kept_ = std::move(kept);
+        } catch (const nlohmann::json::exception& e) {
+            throw FormatError(c + "malformed (" + e.what() + ")");
+        }
+    }
+
+private:
+    static constexpr int kStateVersion = 1;
+
+    struct Pending {
+        std::filesystem::path path;
+        // For rollback when the write fails.
+        std::optional<double> old_best;
+        std::filesystem::path old_best_path;
+        std::vector<KeptCheckpoint> old_kept;
+    };
+
+    [[nodiscard]] bool needs_monitor() const noexcept { return opt_.save_best_only || opt_.save_top_k >= 0; }
+
+    [[nodiscard]] nlohmann::json options_json() const {
+        // The file name only: the directory may move between runs (see state_key).
+        return {{"filename", opt_.filepath.filename().string()},
+                {"monitor", opt_.monitor},
+                {"mode", opt_.mode == Mode::Auto ? "auto" : opt_.mode == Mode::Min ? "min" : "max"},
+                {"save_best_only", opt_.save_best_only},
+                {"save_weights_only", opt_.save_weights_only},
+                {"save_freq", opt_.save_freq},
+                {"every_n_epochs", opt_.every_n_epochs},
+                {"save_top_k", opt_.save_top_k},
+                {"save_last", opt_.save_last}};
+    }
+
+    [[nodiscard]] static bool has_val_keys(const Logs& logs) {
+        for (const auto& kv : logs)
+            if (kv.first.starts_with("val_")) return true;
+        return false;
+    }
+
+    // The file name of this save, or nullopt when it uses a val_ key in an epoch without validation.
+    [[nodiscard]] std::optional<std::filesystem::path> format_path(Context& ctx, bool batch_save) const {
+        const Logs& logs = ctx.logs();
+        bool skip = false;
+        std::string p = template_.format(
+            [&](const std::string& key) -> std::optional<detail::TemplateValue> {
+                if (key == "epoch") return detail::TemplateValue(static_cast<std::int64_t>(ctx.epoch()) + 1);
+                if (key == "batch" && batch_save) return detail::TemplateValue(static_cast<std::int64_t>(ctx.batch()) + 1);
+                if (const double* v = logs.find(key)) return detail::TemplateValue(*v);
+                return std::nullopt;
+            },
+            [&](const std::string& key) -> detail::TemplateValue {
+                if (key.starts_with("val_") && !batch_save && !has_val_keys(logs)) {
+                    skip = true;  // an epoch without validation: nothing to name the file with
+                    return 0.0;
+                }
+                std::vector<std::string> keys{"epoch"};
+                if (batch_save) keys.emplace_back("batch");
+                for (const auto& kv : logs) keys.push_back(kv.first);
+                std::string msg = "traincb: ModelCheckpoint: filepath '" + template_.text() + "' uses {" + key +
+                                  "}, which is not available " + (batch_save ? "after a batch" : "at this epoch's end") +
+                                  "; available keys: " + detail::join(keys);
+                if (auto m = detail::closest_match(key, keys); !m.empty()) msg += "; did you mean '" + m + "'?";
+                if (batch_save && key.starts_with("val_")) msg += " (batch logs hold training values only)";
+                throw InvalidArgument(msg);
+            });
+        if (skip) return std::nullopt;
+        return std::filesystem::path(std::move(p));
+    }
+
+    [[nodiscard]] static std::string num(const std::optional<double>& v) {
+        if (!v) return "None";
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.5f", *v);
+        return buf;
+    }
+
+    [[nodiscard]] bool is_resumed_from(const std::filesystem::path& p) const {
+        if (resumed_from_.empty()) return false;
+        std::error_code ec;
+        if (std::filesystem::equivalent(p, resumed_from_, ec)) return true;
+        return std::filesystem::absolute(p, ec).lexically_normal() ==
+               std::filesystem::absolute(resumed_from_, ec).lexically_normal();
+    }
+
+    void decide(Context& ctx, bool batch_save) {
+        // A list driven without on_train_begin resolves the direction here, failing loudly.
+        if (needs_monitor() && !dir_)
+            dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor, ctx.params().metric_directions);
+        const std::optional<std::filesystem::path> path = format_path(ctx, batch_save);
+        if (!path) return;
+        const Logs& logs = ctx.logs();
+        const double* pv = opt_.monitor.empty() ? nullptr : logs.find(opt_.monitor);
+        const std::string epoch_str = "Epoch " + std::to_string(ctx.epoch() + 1) + ": ";
+        std::optional<double> score;
+        if (pv != nullptr) score = *pv;
+        if (needs_monitor()) {
+            if (pv == nullptr) {
+                if (!batch_save && opt_.monitor.starts_with("val_") && !has_val_keys(logs))
+                    return;  // an epoch without validation: nothing to compare
+                std::string msg = logs.missing_key_message("ModelCheckpoint", opt_.monitor);
+                if (opt_.strict) throw InvalidArgument(msg + " (set strict = false to save anyway, as Keras >= 3.10)");
+                if (!warned_missing_) {
+                    warned_missing_ = true;
+                    warn(msg + "; saving anyway, as Keras >= 3.10 does (warned once per run)");
+                }
+            } else if (std::isnan(*pv)) {
+                if (opt_.verbose > 0)
+                    std::cout << epoch_str << opt_.monitor << " is NaN, which is never best; not saving\n";
+                return;
+            } else {
+                const bool improved = !best_ || detail::better(*dir_, *pv, *best_, 0.0);
+                if (opt_.save_best_only && !improved) {
+                    if (opt_.verbose > 0)
+                        std::cout << epoch_str << opt_.monitor << " did not improve from " << num(best_) << '\n';
+                    return;
+                }
+                if (opt_.save_top_k == 0) return;
+                if (opt_.save_top_k > 0) {
+                    const KeptCheckpoint* worst = worst_scored(*path);
+                    if (worst != nullptr && scored_count(*path) >= static_cast<std::size_t>(opt_.save_top_k) &&
+                        !detail::better(*dir_, *pv, *worst->score, 0.0)) {
+                        if (opt_.verbose > 0)
+                            std::cout << epoch_str << opt_.monitor << " (" << num(score) << ") is not in the top "
+                                      << opt_.save_top_k << '\n';
+                        return;
+                    }
+                }
+                if (opt_.verbose > 0 && opt_.save_best_only)
+                    std::cout << epoch_str << opt_.monitor << " improved from " << num(best_) << " to " << num(score)
+                              << ", saving model to " << path->string() << '\n';
+            }
+        }
+        Pending p{*path, best_, best_path_, kept_};
+        if (score && !std::isnan(*score) && dir_.has_value() && (!best_ || detail::better(*dir_, *score, *best_, 0.0))) {
+            best_ = score;
+            best_path_ = *path;
+        } else if (best_path_ == *path) {
+            best_path_.clear();  // overwritten by a worse model
+        }
+        std::erase_if(kept_, [&](const KeptCheckpoint& k) { return k.path == *path; });
+        KeptCheckpoint k;
+        k.path = *path;
+        if (score && !std::isnan(*score)) k.score = score;
+        k.epoch = ctx.epoch();
+        k.global_step = ctx.global_step();
+        kept_.push_back(std::move(k));
+        if (opt_.save_top_k > 0)
+            while (scored_count({}) > static_cast<std::size_t>(opt_.save_top_k)) {
+                const KeptCheckpoint* worst = worst_scored({});
+                const std::filesystem::path gone = worst->path;
+                if (!is_resumed_from(gone) && gone != *path) to_delete_.push_back(gone);
+                if (best_path_ == gone) best_path_.clear();
+                std::erase_if(kept_, [&](const KeptCheckpoint& e) { return e.path == gone; });
+            }
+        pending_ = std::move(p);
+    }
+
+    // Scored entries other than `except`.
+    [[nodiscard]] std::size_t scored_count(const std::filesystem::path& except) const {
+        std::size_t n = 0;
+        for (const auto& k : kept_) n += (k.score && k.path != except) ? 1U : 0U;
+        return n;
+    }
+    // The worst scored entry other than `except` (the oldest among equals), or nullptr.
+    [[nodiscard]] const KeptCheckpoint* worst_scored(const std::filesystem::path& except) const {
+        const KeptCheckpoint* w = nullptr;
+        for (const auto& k : kept_) {
+            if (!k.score || k.path == except) continue;
+            if (w == nullptr || detail::better(*dir_, *w->score, *k.score, 0.0)) w = &k;
+        }
+        return w;
+    }
+
+    void commit(Context& ctx, bool epoch_end) {
+        std::optional<io::SafetensorsFile> full;
+        if (pending_) {
+            Pending p = std::move(*pending_);
+            pending_.reset();
+            const auto kind = opt_.save_weights_only ? io::CheckpointKind::Weights : io::CheckpointKind::Full;
+            if (opt_.verbose > 0 && !opt_.save_best_only)
+                std::cout << "Epoch " << ctx.epoch() + 1 << ": saving model to " << p.path.string() << '\n';
+            try {
+                io::SafetensorsFile file = io::encode_checkpoint(io::capture_checkpoint(ctx, kind));
+                io::save_checkpoint_file(p.path, file, "ModelCheckpoint");
+                if (kind == io::CheckpointKind::Full) full = std::move(file);
+            } catch (...) {
+                best_ = p.old_best;
+                best_path_ = p.old_best_path;
+                kept_ = std::move(p.old_kept);
+                to_delete_.clear();
+                throw;
+            }
+            if (opt_.verbose > 0)
+                std::cout << "Epoch " << ctx.epoch() + 1 << ": finished saving model to " << p.path.string() << '\n';
+            for (const auto& gone : to_delete_) {
+                std::error_code ec;
+                std::filesystem::remove(gone, ec);
+                if (ec)
+                    warn("traincb: ModelCheckpoint: cannot delete '" + gone.string() +
+                         "', which dropped out of the top " + std::to_string(opt_.save_top_k) + ": " + ec.message());
+            }
+            to_delete_.clear();
+            if (!epoch_end && !opt_.save_last) return;
+        }
+        if (!opt_.save_last) return;
+        if (!full) full = io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full));
+        io::save_checkpoint_file(last_path_, *full, "ModelCheckpoint");
+    }
+
+    ModelCheckpointOptions opt_;
+    detail::PathTemplate template_{};
+    std::filesystem::path last_path_{};
+    std::optional<Direction> dir_{};
+    std::optional<double> best_{};
+    std::filesystem::path best_path_{};
+    std::vector<KeptCheckpoint> kept_{};
+    std::filesystem::path resumed_from_{};
+    std::optional<Pending> pending_{};
+    std::vector<std::filesystem::path> to_delete_{};
+    bool warned_missing_ = false;
+};
+
+}  // namespace traincb::inline v0

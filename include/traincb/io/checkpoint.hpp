@@ -1,0 +1,523 @@
+#pragma once
+/// @file io/checkpoint.hpp
+/// traincb's checkpoint file: a safetensors file (readable by numpy, torch, ...) holding
+///
+///  - the model's state tensors as "model/<name>" (row-major, as the model's visit_state names them);
+///  - each stateful callback's tensors as "callbacks/<state_key>/<name>" (e.g. EarlyStopping's best
+///    weights);
+///  - `__metadata__` = {"format": "pt", "traincb.version", "traincb.kind": "full" | "weights",
+///    "traincb.state": one JSON document as a string (position, seed, data-order options, running
+///    loss, every callback's versioned JSON state, the History), "traincb.state.checksum" (XXH64 of
+///    that string) and "traincb.checksum" (XXH64 of the tensor bytes)}.
+///
+/// Files are replaced atomically (temporary file, fsync, rename, fsync of the directory), and a
+/// checkpoint is loaded only when both checksums match: a truncated or corrupted file is a
+/// FormatError, never a crash or a silent load. See docs/checkpoints.md.
+///
+///     auto ckpt = traincb::io::load_checkpoint("ckpt/last.safetensors");
+///     traincb::io::restore_model(ckpt, model);          // any model with visit_state()
+///     auto latest = traincb::io::find_latest_checkpoint("ckpt");   // newest valid full checkpoint
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "traincb/callback.hpp"
+#include "traincb/detail/hash.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/diagnostics.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
+#include "traincb/io/safetensors.hpp"
+#include "traincb/logs.hpp"
+#include "traincb/model.hpp"
+#include "traincb/state.hpp"
+#include "traincb/version.hpp"
+
+namespace traincb::inline v0::io {
+
+/// What a checkpoint holds: everything needed to resume, or the model's state alone.
+enum class CheckpointKind {
+    Full,     ///< model, callbacks, position, History: a run resumes from it
+    Weights,  ///< the model's state tensors only (plus the position, for information)
+};
+
+/// "full" or "weights" (the value of the metadata key "traincb.kind").
+[[nodiscard]] constexpr const char* to_string(CheckpointKind k) noexcept {
+    return k == CheckpointKind::Full ? "full" : "weights";
+}
+
+/// The version of the "traincb.state" document this traincb writes and reads.
+inline constexpr int kCheckpointFormatVersion = 1;
+
+/// Where a run stood when a checkpoint was taken.
+struct CheckpointPosition {
+    int epoch = -1;                ///< 0-based epoch the checkpoint was taken in (-1: before any)
+    bool epoch_completed = true;   ///< the epoch's on_epoch_end ran (false: taken after a batch)
+    std::int64_t batch = 0;        ///< batches of `epoch` completed
+    std::int64_t global_step = 0;  ///< batches completed in the whole run
+
+    /// The first epoch a resumed run runs.
+    [[nodiscard]] int next_epoch() const noexcept { return epoch_completed ? epoch + 1 : epoch; }
+    /// The first batch (0-based) of next_epoch() a resumed run runs.
+    [[nodiscard]] std::int64_t next_batch() const noexcept { return epoch_completed ? 0 : batch; }
+    friend bool operator==(const CheckpointPosition&, const CheckpointPosition&) = default;
+};
+
+/// A checkpoint in memory: what load_checkpoint returns and save_checkpoint writes.
+struct Checkpoint {
+    CheckpointKind kind = CheckpointKind::Full;  ///< full or weights
+    std::string version{};                       ///< the traincb version that wrote it
+    CheckpointPosition position{};               ///< where the run stood
+    std::uint64_t seed = 0;                      ///< the run's shuffling seed
+    nlohmann::json fit_options = nlohmann::json::object();  ///< data-order and length options of the run
+    double loss_sum = 0;          ///< running training loss of a mid-epoch checkpoint (sample-weighted sum)
+    std::int64_t loss_count = 0;  ///< samples behind loss_sum
+    bool stopped = false;         ///< a callback had asked to stop training when it was taken
+    std::string stop_source{};    ///< who asked ("EarlyStopping")
+    std::string stop_reason{};    ///< why ("patience")
+    StateDict model{};            ///< the model's state, names without the "model/" prefix
+    std::map<std::string, CallbackState, std::less<>> callbacks{};  ///< by state key
+    History history{};            ///< every epoch recorded up to the position (History::end unset)
+};
+
+}  // namespace traincb::inline v0::io
+
+namespace traincb::inline v0::detail {
+
+inline constexpr std::string_view kModelPrefix = "model/";
+inline constexpr std::string_view kCallbacksPrefix = "callbacks/";
+inline constexpr std::string_view kStateKey = "traincb.state";
+inline constexpr std::string_view kStateChecksumKey = "traincb.state.checksum";
+inline constexpr std::string_view kKindKey = "traincb.kind";
+inline constexpr std::string_view kVersionKey = "traincb.version";
+
+/// Doubles travel as strings: the shortest round-trip digits, and "nan"/"inf"/"-inf" (JSON has none).
+[[nodiscard]] inline nlohmann::json json_double(double v) { return format_double(v); }
+
+/// Parses a double written by json_double. @throws FormatError naming `what`.
+[[nodiscard]] inline double parse_json_double(const nlohmann::json& j, std::string_view what, std::string_view source) {
+    if (j.is_string()) {
+        const std::string& s = j.get_ref<const std::string&>();
+        double v = 0;
+        const char* first = s.data();
+        const char* last = s.data() + s.size();
+        const auto r = std::from_chars(first, last, v);
+        if (r.ec == std::errc{} && r.ptr == last && !s.empty()) return v;
+    }
+    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + std::string(what) +
+                      " is not a number written as a string: " + j.dump());
+}
+
+/// Throws "traincb: checkpoint: '<source>': <why>".
+[[noreturn]] inline void checkpoint_error(std::string_view source, const std::string& why) {
+    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + why);
+}
+
+/// "xxh64:<16 hex digits>" of a text.
+[[nodiscard]] inline std::string text_checksum(std::string_view text) { return "xxh64:" + hex64(xxh64(text)); }
+
+}  // namespace traincb::inline v0::detail
+
+namespace traincb::inline v0::io {
+
+/// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
+/// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
+/// step, the driver's run state, and, for a full checkpoint, every stateful callback of
+/// ctx.callbacks() and the History.
+/// @throws InvalidArgument when the model exposes no state (no visit_state)
+[[nodiscard]] inline Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
+    ModelHandle& model = ctx.model();
+    if (!model.has_state())
+        throw InvalidArgument(
+            "traincb: checkpoint: the model has no visit_state(traincb::StateVisitor&), so there is nothing to "
+            "save; add it (see traincb/state.hpp) or specialise traincb::model_traits");
+    Checkpoint c;
+    c.kind = kind;
+    c.version = version_string;
+    c.position.epoch = ctx.epoch();
+    c.position.epoch_completed = ctx.batch() < 0;
+    c.position.batch = ctx.batch() >= 0 ? ctx.batch() + 1 : ctx.params().steps_per_epoch;
+    c.position.global_step = ctx.global_step();
+    if (const RunState* rs = ctx.run_state()) {
+        c.seed = rs->seed;
+        c.fit_options = rs->fit_options;
+        if (!c.position.epoch_completed) {
+            c.loss_sum = rs->loss_sum;
+            c.loss_count = rs->loss_count;
+        }
+    }
+    {
+        StateCollector collector(c.model);
+        model.visit_state(collector);
+    }
+    if (kind == CheckpointKind::Weights) return c;
+    c.stopped = ctx.stop_requested();
+    c.stop_source = ctx.stop_source();
+    c.stop_reason = ctx.stop_reason();
+    const CallbackList& list = ctx.callbacks();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const Callback& cb = list[i];
+        std::string key = cb.state_key();
+        if (key.empty()) continue;
+        CallbackState s;
+        cb.save_state(s);
+        c.callbacks.insert_or_assign(std::move(key), std::move(s));
+    }
+    if (const History* h = ctx.history()) {
+        c.history.epoch = h->epoch;
+        c.history.history = h->history;
+    }
+    return c;
+}
+
+/// The "traincb.state" JSON document of a checkpoint (see docs/checkpoints.md for every field).
+[[nodiscard]] inline nlohmann::json checkpoint_state_json(const Checkpoint& c) {
+    nlohmann::json j = nlohmann::json::object();
+    j["format_version"] = kCheckpointFormatVersion;
+    j["epoch"] = c.position.epoch;
+    j["epoch_completed"] = c.position.epoch_completed;
+    j["batch"] = c.position.batch;
+    j["global_step"] = c.position.global_step;
+    j["seed"] = c.seed;
+    j["fit_options"] = c.fit_options;
+    if (c.kind == CheckpointKind::Weights) return j;
+    if (!c.position.epoch_completed)
+        j["loss"] = {{"sum", detail::json_double(c.loss_sum)}, {"count", c.loss_count}};
+    j["stop"] = c.stopped ? nlohmann::json{{"source", c.stop_source}, {"reason", c.stop_reason}} : nlohmann::json();
+    nlohmann::json cbs = nlohmann::json::object();
+    for (const auto& [key, s] : c.callbacks) cbs[key] = {{"version", s.version}, {"json", s.json}};
+    j["callbacks"] = std::move(cbs);
+    nlohmann::json values = nlohmann::json::object();
+    for (const auto& [key, col] : c.history.history) {
+        nlohmann::json arr = nlohmann::json::array();
+        for (double v : col) arr.push_back(detail::json_double(v));
+        values[key] = std::move(arr);
+    }
+    j["history"] = {{"epoch", c.history.epoch}, {"values", std::move(values)}};
+    return j;
+}
+
+/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`).
+/// @throws InvalidArgument when a callback's state key is empty or two tensor names collide
+[[nodiscard]] inline SafetensorsFile encode_checkpoint(Checkpoint c) {
+    SafetensorsFile f;
+    const std::string state = checkpoint_state_json(c).dump();
+    f.metadata = {{"format", "pt"},
+                  {std::string(detail::kVersionKey), c.version.empty() ? std::string(version_string) : c.version},
+                  {std::string(detail::kKindKey), to_string(c.kind)},
+                  {std::string(detail::kStateKey), state},
+                  {std::string(detail::kStateChecksumKey), detail::text_checksum(state)}};
+    auto& out = f.tensors.tensors();
+    out.reserve(c.model.size());
+    for (Tensor& t : c.model.tensors()) {
+        t.name.insert(0, detail::kModelPrefix);
+        out.push_back(std::move(t));
+    }
+    if (c.kind == CheckpointKind::Full)
+        for (auto& [key, s] : c.callbacks) {
+            if (key.empty())
+                throw InvalidArgument("traincb: checkpoint: a callback state has an empty key; give the callback an id");
+            for (Tensor& t : s.tensors.tensors()) {
+                t.name = std::string(detail::kCallbacksPrefix) + key + "/" + t.name;
+                out.push_back(std::move(t));
+            }
+        }
+    return f;
+}
+
+/// Writes `file` (from encode_checkpoint) to `path` crash-safely, with the tensor checksum.
+/// `component` starts error messages ("ModelCheckpoint").
+/// @throws IoError naming the path and the OS error (EACCES, ENOSPC, EISDIR for a directory, ...);
+/// every earlier file, including the previous content of `path`, is then left intact
+inline void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
+                                 std::string_view component = "checkpoint") {
+    struct ::stat st {};
+    // rename() over a directory would fail too, but only after writing the whole file.
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw IoError(std::string(component), "cannot write the checkpoint", path, EISDIR);
+    save_safetensors(path, file.tensors, file.metadata, SaveOptions{.checksum = true}, component);
+}
+
+/// Writes checkpoint `c` to `path` crash-safely (see save_checkpoint_file).
+/// @throws IoError naming the path and the OS error; earlier files are left intact
+inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std::string_view component = "checkpoint") {
+    save_checkpoint_file(path, encode_checkpoint(std::move(c)), component);
+}
+
+/// Decodes the metadata of a checkpoint file (kind, version, state; no tensors); `source` names
+/// the file in messages.
+/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, or
+/// a field of its state is missing or malformed
+[[nodiscard]] inline Checkpoint decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
+                                                           std::string_view source) {
+    using traincb::detail::checkpoint_error;
+    auto meta = [&](std::string_view key) -> const std::string& {
+        const auto it = metadata.find(std::string(key));
+        if (it == metadata.end())
+            checkpoint_error(source, "the metadata has no '" + std::string(key) +
+                                         "'; this is not a checkpoint written by traincb (load plain safetensors "
+                                         "files with traincb::io::load_safetensors)");
+        return it->second;
+    };
+    (void)meta(kChecksumKey);  // present, hence verified by the loader: an unchecked file is refused
+    Checkpoint c;
+    const std::string& kind = meta(detail::kKindKey);
+    if (kind == "full") c.kind = CheckpointKind::Full;
+    else if (kind == "weights") c.kind = CheckpointKind::Weights;
+    else checkpoint_error(source, "'traincb.kind' is '" + kind + "', expected 'full' or 'weights'");
+    c.version = meta(detail::kVersionKey);
+    const std::string& state = meta(detail::kStateKey);
+    const std::string& sum = meta(detail::kStateChecksumKey);
+    if (sum != detail::text_checksum(state))
+        checkpoint_error(source, "checksum mismatch: 'traincb.state' hashes to " + detail::text_checksum(state) +
+                                     " but the file records " + sum +
+                                     "; the file is corrupted, resume from another checkpoint");
+    try {
+        const nlohmann::json j = nlohmann::json::parse(state);
+        if (!j.is_object()) checkpoint_error(source, "'traincb.state' is not a JSON object");
+        const int fv = j.at("format_version").get<int>();
+        if (fv != kCheckpointFormatVersion)
+            checkpoint_error(source, "state format version " + std::to_string(fv) + " is not readable by this traincb (" +
+                                         version_string + ", reads version " +
+                                         std::to_string(kCheckpointFormatVersion) + ")");
+        c.position.epoch = j.at("epoch").get<int>();
+        c.position.epoch_completed = j.at("epoch_completed").get<bool>();
+        c.position.batch = j.at("batch").get<std::int64_t>();
+        c.position.global_step = j.at("global_step").get<std::int64_t>();
+        if (c.position.epoch < -1 || c.position.batch < 0 || c.position.global_step < 0)
+            checkpoint_error(source, "the position (epoch " + std::to_string(c.position.epoch) + ", batch " +
+                                         std::to_string(c.position.batch) + ", global step " +
+                                         std::to_string(c.position.global_step) + ") is out of range");
+        c.seed = j.at("seed").get<std::uint64_t>();
+        c.fit_options = j.at("fit_options");
+        if (!c.fit_options.is_object()) checkpoint_error(source, "'fit_options' is not a JSON object");
+        if (c.kind == CheckpointKind::Weights) return c;
+        if (const auto it = j.find("loss"); it != j.end()) {
+            c.loss_sum = detail::parse_json_double(it->at("sum"), "loss.sum", source);
+            c.loss_count = it->at("count").get<std::int64_t>();
+        }
+        const auto& stop = j.at("stop");
+        if (!stop.is_null()) {
+            c.stopped = true;
+            c.stop_source = stop.at("source").get<std::string>();
+            c.stop_reason = stop.at("reason").get<std::string>();
+        }
+        for (const auto& [key, v] : j.at("callbacks").items()) {
+            CallbackState s;
+            s.version = v.at("version").get<int>();
+            s.json = v.at("json");
+            c.callbacks.emplace(key, std::move(s));
+        }
+        const auto& h = j.at("history");
+        c.history.epoch = h.at("epoch").get<std::vector<int>>();
+        for (const auto& [key, col] : h.at("values").items()) {
+            if (!col.is_array() || col.size() != c.history.epoch.size())
+                checkpoint_error(source, "history column '" + key + "' does not hold one value per recorded epoch");
+            auto& out = c.history.history[key];
+            out.reserve(col.size());
+            for (const auto& v : col)
+                out.push_back(detail::parse_json_double(v, "history value of '" + key + "'", source));
+        }
+    } catch (const nlohmann::json::exception& e) {
+        checkpoint_error(source, std::string("'traincb.state' is malformed (") + e.what() + ")");
+    }
+    return c;
+}
+
+/// Decodes a parsed safetensors file as a checkpoint; `source` names it in messages.
+/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, a
+/// field of its state is missing or malformed, or it holds no model tensor
+[[nodiscard]] inline Checkpoint decode_checkpoint(SafetensorsFile&& f, std::string_view source) {
+    using traincb::detail::checkpoint_error;
+    Checkpoint c = decode_checkpoint_metadata(f.metadata, source);
+    for (Tensor& t : f.tensors.tensors()) {
+        const std::string_view name = t.name;
+        if (name.starts_with(detail::kModelPrefix)) {
+            t.name.erase(0, detail::kModelPrefix.size());
+            c.model.tensors().push_back(std::move(t));
+        } else if (name.starts_with(detail::kCallbacksPrefix) && c.kind == CheckpointKind::Full) {
+            // The longest key that prefixes the name owns it (a key may itself contain '/').
+            const std::string_view rest = name.substr(detail::kCallbacksPrefix.size());
+            CallbackState* owner = nullptr;
+            std::size_t owner_len = 0;
+            for (auto& [key, s] : c.callbacks)
+                if (rest.size() > key.size() + 1 && rest.starts_with(key) && rest[key.size()] == '/' &&
+                    key.size() >= owner_len) {
+                    owner = &s;
+                    owner_len = key.size();
+                }
+            if (owner == nullptr)
+                checkpoint_error(source, "tensor '" + t.name + "' belongs to no callback state recorded in 'traincb.state'");
+            t.name.erase(0, detail::kCallbacksPrefix.size() + owner_len + 1);
+            owner->tensors.tensors().push_back(std::move(t));
+        }
+        // Other tensors are not traincb's: kept out of the way (a later format may add some).
+    }
+    if (c.model.empty()) checkpoint_error(source, "the file holds no 'model/' tensor");
+    return c;
+}
+
+/// Parses a checkpoint held in memory; `source` names it in messages.
+/// @throws FormatError for a malformed file (see parse_safetensors and decode_checkpoint)
+[[nodiscard]] inline Checkpoint parse_checkpoint(std::span<const std::byte> bytes, std::string_view source = "(memory)") {
+    return decode_checkpoint(parse_safetensors(bytes, source), source);
+}
+
+/// Reads and verifies the checkpoint at `path` (both checksums).
+/// @throws IoError when it cannot be read (missing, a directory, EACCES, ...); FormatError when it
+/// is truncated, corrupted or not a traincb checkpoint
+[[nodiscard]] inline Checkpoint load_checkpoint(const std::filesystem::path& path, std::string_view component = "checkpoint") {
+    return decode_checkpoint(load_safetensors(path, component), path.string());
+}
+
+/// Loads the model state of `c` into `model` (a ModelHandle or any model with visit_state).
+/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
+inline void restore_model(const Checkpoint& c, ModelHandle& model) {
+    StateLoader loader(c.model);
+    model.visit_state(loader);
+}
+
+/// Loads the model state of `c` into `model`.
+/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
+template <class M>
+    requires HasState<M>
+void restore_model(const Checkpoint& c, M& model) {
+    StateLoader loader(c.model);
+    model_traits<M>::visit_state(model, loader);
+}
+
+/// Loads the model state stored in the checkpoint file `path` (full or weights) into `model`.
+/// @throws IoError, FormatError as load_checkpoint and restore_model
+template <class M>
+    requires HasState<M>
+void load_weights(const std::filesystem::path& path, M& model) {
+    restore_model(load_checkpoint(path), model);
+}
+
+namespace detail_ckpt {
+/// The position and kind of a checkpoint file, from its header alone (no tensor data is read).
+struct Header {
+    CheckpointKind kind = CheckpointKind::Full;
+    CheckpointPosition position{};
+};
+[[nodiscard]] inline Header read_header(const std::filesystem::path& path) {
+    traincb::detail::FileReader in(path, "checkpoint");
+    const std::string source = path.string();
+    std::array<std::byte, 8> prefix{};
+    const std::size_t got = in.read(prefix);
+    const std::uint64_t n = traincb::detail::safetensors_header_size(std::span(prefix).first(got), in.size(), source);
+    std::vector<std::byte> header(static_cast<std::size_t>(n));
+    if (in.read(header) != header.size()) throw FormatError("traincb: checkpoint: '" + source + "': the file shrank");
+    const traincb::detail::SafetensorsLayout layout =
+        traincb::detail::parse_safetensors_header(header, in.size(), source);
+    const Checkpoint c = decode_checkpoint_metadata(layout.metadata, source);
+    return {c.kind, c.position};
+}
+}  // namespace detail_ckpt
+
+/// The newest VALID full checkpoint in `dir` (by the run position it records: global step, then
+/// whether its epoch had ended; not by modification time; at equal positions "last.safetensors",
+/// then name order), or nullopt when there is none. Looks
+/// at the `*.safetensors` files directly in `dir` (not hidden temporary files); weights-only
+/// files are passed over. Each invalid file it skips (truncated, corrupted, not a checkpoint)
+/// gets a warning (traincb::warn) naming it and the failed check.
+/// @throws IoError when `dir` exists but cannot be listed
+[[nodiscard]] inline std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return std::nullopt;
+    struct Candidate {
+        fs::path path;
+        CheckpointPosition pos;
+    };
+    std::vector<Candidate> found;
+    fs::directory_iterator it(dir, ec);
+    if (ec) throw IoError("checkpoint", "cannot list", dir, ec);
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) throw IoError("checkpoint", "cannot list", dir, ec);
+        const fs::path& p = it->path();
+        const std::string name = p.filename().string();
+        if (name.empty() || name.front() == '.' || p.extension() != ".safetensors") continue;
+        std::error_code fe;
+        if (!it->is_regular_file(fe)) continue;
+        try {
+            const detail_ckpt::Header h = detail_ckpt::read_header(p);
+            if (h.kind == CheckpointKind::Full) found.push_back({p, h.position});
+        } catch (const Error& e) {
+            warn("traincb: checkpoint: skipping invalid checkpoint '" + p.string() + "': " + e.what());
+        }
+    }
+    // Newest first. Among equal positions (ModelCheckpoint writes its file and last.safetensors
+    // from the same moment) last.safetensors wins: save_top_k never deletes the file a run resumed
+    // from, and last is not subject to it. Then name order, so the listing order never decides.
+    std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) {
+        if (a.pos.global_step != b.pos.global_step) return a.pos.global_step > b.pos.global_step;
+        if (a.pos.epoch_completed != b.pos.epoch_completed) return a.pos.epoch_completed;
+        if (a.pos.epoch != b.pos.epoch) return a.pos.epoch > b.pos.epoch;
+        const bool a_last = a.path.filename() == "last.safetensors", b_last = b.path.filename() == "last.safetensors";
+        if (a_last != b_last) return a_last;
+        return a.path < b.path;
+    });
+    for (const Candidate& c : found) {
+        try {
+            (void)load_checkpoint(c.path);  // the tensor checksum is checked only with the data
+            return c.path;
+        } catch (const Error& e) {
+            warn("traincb: checkpoint: skipping invalid checkpoint '" + c.path.string() + "': " + e.what());
+        }
+    }
+    return std::nullopt;
+}
+
+/// Removes the temporary files that a killed process left next to `*.safetensors` targets in
+/// `dir` (".<name>.safetensors.tmp.<pid>.<random>", see AtomicFile) when process <pid> no longer
+/// exists; files of live processes are left alone. Returns how many were removed. Never throws.
+inline std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noexcept {
+    namespace fs = std::filesystem;
+    std::size_t removed = 0;
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) return 0;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        try {
+            const std::string name = it->path().filename().string();
+            constexpr std::string_view kMark = ".safetensors.tmp.";
+            const std::size_t m = name.find(kMark);
+            if (name.empty() || name.front() != '.' || m == std::string::npos) continue;
+            const std::size_t pid_begin = m + kMark.size();
+            const std::size_t pid_end = name.find('.', pid_begin);
+            if (pid_end == std::string::npos) continue;
+            long pid = 0;
+            const auto r = std::from_chars(name.data() + pid_begin, name.data() + pid_end, pid);
+            if (r.ec != std::errc{} || r.ptr != name.data() + pid_end || pid <= 0) continue;
+            if (static_cast<pid_t>(pid) == ::getpid()) continue;
+            if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+            std::error_code re;
+            if (fs::remove(it->path(), re)) ++removed;
+        } catch (...) {
+            // a name that cannot be converted: not one of ours
+        }
+    }
+    return removed;
+}
+
+}  // namespace traincb::inline v0::io

@@ -1,0 +1,470 @@
+// Tests for traincb/io/checkpoint.hpp: the file layout pinned by issue 5 (tensor names, metadata
+// keys, the "traincb.state" document), round trips, checksums, crash safety on I/O failures,
+// find_latest_checkpoint and the removal of stale temporary files; numpy reads the file with the
+// snippet of docs/checkpoints.md.
+#include "catch.hpp"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/io/checkpoint.hpp>
+#include <traincb/version.hpp>
+
+#include "checkpoint_test_support.hpp"
+
+using namespace ckpt_test;
+namespace io = traincb::io;
+using traincb::Logs;
+
+namespace {
+
+// A stateful callback with a versioned JSON state and a tensor.
+struct Counter final : traincb::Callback {
+    int epochs_seen = 0;
+    Eigen::MatrixXd memory = Eigen::MatrixXd::Zero(2, 3);
+    void on_epoch_end(traincb::Context& c) override {
+        ++epochs_seen;
+        memory(1, 2) += c.epoch() + 0.5;
+    }
+    [[nodiscard]] std::string state_key() const override { return "Counter"; }
+    void save_state(traincb::CallbackState& s) const override {
+        s.version = 3;
+        s.json = {{"epochs_seen", epochs_seen}};
+        io::put_tensor(s.tensors, "memory", memory);
+    }
+    void load_state(const traincb::CallbackState& s, traincb::Context&) override {
+        epochs_seen = s.json.at("epochs_seen").get<int>();
+        io::get_tensor(s.tensors, "memory", memory);
+    }
+};
+
+// Three epochs driven by hand with EarlyStopping (restore_best_weights: a snapshot tensor state)
+// and Counter; the third epoch has no "extra" key, so the History holds a NaN there.
+struct SmallRun {
+    Net net{4, 3, 1};
+    traincb::EarlyStopping es{{.monitor = "val_loss", .patience = 5, .restore_best_weights = true}};
+    Counter counter;
+    Driver d{net};
+    SmallRun() {
+        d.list.add(es);
+        d.list.add(counter);
+        d.begin();
+        d.epoch(0, Logs{{"loss", 0.9}, {"val_loss", 0.5}, {"extra", 1.0}});
+        d.epoch(1, Logs{{"loss", 0.8}, {"val_loss", 0.4}, {"extra", 2.0}});
+        d.epoch(2, Logs{{"loss", 0.7}, {"val_loss", 0.45}});
+    }
+    io::Checkpoint capture(io::CheckpointKind kind = io::CheckpointKind::Full) {
+        return io::capture_checkpoint(d.list.context(), kind);
+    }
+};
+
+// The row-major bytes of a column-major matrix, built element by element (independently of the
+// library's conversion).
+std::vector<std::byte> row_major_bytes(const Eigen::MatrixXd& m) {
+    std::vector<std::byte> out;
+    for (Eigen::Index r = 0; r < m.rows(); ++r)
+        for (Eigen::Index c = 0; c < m.cols(); ++c) {
+            const double v = m(r, c);
+            const auto* p = reinterpret_cast<const std::byte*>(&v);
+            out.insert(out.end(), p, p + sizeof v);
+        }
+    return out;
+}
+
+std::set<std::string> tensor_names(const traincb::StateDict& d) {
+    std::set<std::string> s;
+    for (const auto& t : d.tensors()) s.insert(t.name);
+    return s;
+}
+
+io::Checkpoint at_position(Net& net, int epoch, bool completed, std::int64_t batch, std::int64_t step,
+                           io::CheckpointKind kind = io::CheckpointKind::Full) {
+    io::Checkpoint c;
+    c.kind = kind;
+    c.position = {epoch, completed, batch, step};
+    c.model = state_of(net);
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and the documented metadata") {
+    TempDir dir("ckpt_layout");
+    SmallRun run;
+    const fs::path path = dir / "c.safetensors";
+    io::save_checkpoint(path, run.capture());
+
+    const io::SafetensorsFile raw = io::load_safetensors(path);
+    // Names from issue 5's contract: the model under "model/", each stateful callback's tensors
+    // under "callbacks/<state_key>/"; EarlyStopping's snapshot uses the model's names.
+    const std::set<std::string> expected{"model/w1",
+                                         "model/w2",
+                                         "model/b",
+                                         "model/opt.v1",
+                                         "model/opt.v2",
+                                         "model/opt.lr",
+                                         "model/opt.steps",
+                                         "callbacks/Counter/memory",
+                                         "callbacks/EarlyStopping:val_loss/w1",
+                                         "callbacks/EarlyStopping:val_loss/w2",
+                                         "callbacks/EarlyStopping:val_loss/b",
+                                         "callbacks/EarlyStopping:val_loss/opt.v1",
+                                         "callbacks/EarlyStopping:val_loss/opt.v2",
+                                         "callbacks/EarlyStopping:val_loss/opt.lr",
+                                         "callbacks/EarlyStopping:val_loss/opt.steps"};
+    CHECK(tensor_names(raw.tensors) == expected);
+    const traincb::Tensor* w1 = raw.tensors.find("model/w1");
+    REQUIRE(w1 != nullptr);
+    CHECK(w1->dtype == traincb::DType::F64);
+    CHECK(w1->shape == std::vector<std::int64_t>{4, 3});
+    CHECK(w1->data == row_major_bytes(run.net.w1));
+    const traincb::Tensor* steps = raw.tensors.find("model/opt.steps");
+    REQUIRE(steps != nullptr);
+    CHECK(steps->dtype == traincb::DType::I64);
+    CHECK(steps->shape.empty());  // a scalar is rank 0
+    CHECK(io::get_scalar<std::int64_t>(*steps) == 3);
+
+    const auto& meta = raw.metadata;
+    CHECK(meta.at("format") == "pt");
+    CHECK(meta.at("traincb.version") == traincb::version_string);
+    CHECK(meta.at("traincb.kind") == "full");
+    CHECK(meta.at("traincb.checksum").starts_with("xxh64:"));
+    const std::string& state = meta.at("traincb.state");
+    CHECK(meta.at("traincb.state.checksum") == "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state)));
+
+    const nlohmann::json j = nlohmann::json::parse(state);
+    CHECK(j.at("format_version") == 1);
+    CHECK(j.at("epoch") == 2);
+    CHECK(j.at("epoch_completed") == true);
+    CHECK(j.at("batch") == 1);        // steps_per_epoch of the Driver
+    CHECK(j.at("global_step") == 3);  // one batch per epoch
+    CHECK(!j.contains("loss"));       // a running loss only for mid-epoch checkpoints
+    CHECK(j.at("stop").is_null());
+    CHECK(j.at("callbacks").at("Counter") == nlohmann::json{{"version", 3}, {"json", {{"epochs_seen", 3}}}});
+    CHECK(j.at("callbacks").at("EarlyStopping:val_loss").at("json").at("best") == "0.4");
+    CHECK(j.at("history").at("epoch") == nlohmann::json{0, 1, 2});
+    CHECK(j.at("history").at("values").at("val_loss") == nlohmann::json{"0.5", "0.4", "0.45"});
+    CHECK(j.at("history").at("values").at("extra") == nlohmann::json{"1", "2", "nan"});
+}
+
+TEST_CASE("checkpoint: load_checkpoint returns exactly what was captured") {
+    TempDir dir("ckpt_roundtrip");
+    SmallRun run;
+    const io::Checkpoint before = run.capture();
+    const fs::path path = dir / "c.safetensors";
+    io::save_checkpoint(path, before);
+    const io::Checkpoint after = io::load_checkpoint(path);
+    CHECK(after.kind == io::CheckpointKind::Full);
+    CHECK(after.version == traincb::version_string);
+    CHECK(after.position == before.position);
+    CHECK(after.seed == before.seed);
+    CHECK(same_state(after.model, state_of(run.net)));
+    CHECK(after.callbacks.size() == 2);
+    for (const auto& [key, s] : before.callbacks) {
+        INFO(key);
+        REQUIRE(after.callbacks.count(key) == 1);
+        CHECK(after.callbacks.at(key).version == s.version);
+        CHECK(after.callbacks.at(key).json == s.json);
+        CHECK(same_state(after.callbacks.at(key).tensors, s.tensors));
+    }
+    CHECK(same_history(after.history, run.d.history));
+    CHECK(std::isnan(after.history.at("extra")[2]));
+
+    // The restored callback state equals the saved one.
+    Counter fresh;
+    fresh.load_state(after.callbacks.at("Counter"), run.d.list.context());
+    CHECK(fresh.epochs_seen == 3);
+    CHECK(fresh.memory == run.counter.memory);
+}
+
+TEST_CASE("checkpoint: a mid-epoch checkpoint records the batch position and the running loss exactly") {
+    TempDir dir("ckpt_mid");
+    Net net(4, 3, 1);
+    Driver d(net);
+    traincb::RunState rs;
+    rs.seed = 0xFFFF'FFFF'FFFF'FFFFULL;  // the whole uint64 range survives
+    rs.fit_options = {{"batch_size", 7}};
+    rs.loss_sum = 0.1 + 0.2;  // 0.30000000000000004: must come back bit for bit
+    rs.loss_count = 21;
+    d.list.set_run_state(&rs);
+    d.begin();
+    d.list.on_epoch_begin(4);
+    d.list.on_train_batch_begin(2);
+    Logs bl{{"loss", 1.0}};
+    d.list.set_global_step(40);
+    d.list.on_train_batch_end(2, bl);  // batch index 2: three batches of epoch 4 done
+    const fs::path path = dir / "mid.safetensors";
+    io::save_checkpoint(path, io::capture_checkpoint(d.list.context(), io::CheckpointKind::Full));
+    const io::Checkpoint c = io::load_checkpoint(path);
+    CHECK(c.position == io::CheckpointPosition{4, false, 3, 41});
+    CHECK(c.position.next_epoch() == 4);
+    CHECK(c.position.next_batch() == 3);
+    CHECK(c.seed == 0xFFFF'FFFF'FFFF'FFFFULL);
+    CHECK(c.fit_options == nlohmann::json{{"batch_size", 7}});
+    CHECK(same_bits(c.loss_sum, 0.1 + 0.2));
+    CHECK(c.loss_count == 21);
+}
+
+TEST_CASE("checkpoint: a weights checkpoint holds the model state only") {
+    TempDir dir("ckpt_weights");
+    SmallRun run;
+    const fs::path path = dir / "w.safetensors";
+    io::save_checkpoint(path, run.capture(io::CheckpointKind::Weights));
+    const io::SafetensorsFile raw = io::load_safetensors(path);
+    for (const auto& t : raw.tensors.tensors()) CHECK(t.name.starts_with("model/"));
+    CHECK(raw.metadata.at("traincb.kind") == "weights");
+    const nlohmann::json j = nlohmann::json::parse(raw.metadata.at("traincb.state"));
+    CHECK(!j.contains("callbacks"));
+    CHECK(!j.contains("history"));
+    const io::Checkpoint c = io::load_checkpoint(path);
+    CHECK(c.kind == io::CheckpointKind::Weights);
+    CHECK(c.callbacks.empty());
+    CHECK(same_state(c.model, state_of(run.net)));
+}
+
+TEST_CASE("checkpoint: restore_model and load_weights put the saved state back") {
+    TempDir dir("ckpt_restore");
+    SmallRun run;
+    const traincb::StateDict saved = state_of(run.net);
+    const fs::path path = dir / "w.safetensors";
+    io::save_checkpoint(path, run.capture(io::CheckpointKind::Weights));
+    Net other(4, 3, 1);
+    other.lr = 9.0;
+    other.steps = 77;
+    io::load_weights(path, other);
+    CHECK(same_state(state_of(other), saved));
+
+    Net wrong(4, 2, 1);  // another architecture
+    CHECK_THROWS_AS(io::load_weights(path, wrong), traincb::FormatError);
+}
+
+TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the file and the check") {
+    TempDir dir("ckpt_corrupt");
+    SmallRun run;
+    const fs::path good = dir / "good.safetensors";
+    io::save_checkpoint(good, run.capture());
+    const std::string bytes = slurp(good);
+    const fs::path bad = dir / "bad.safetensors";
+
+    for (std::size_t len : {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{100}, bytes.size() / 2,
+                            bytes.size() - 1}) {
+        INFO("truncated to " << len);
+        spit(bad, bytes.substr(0, len));
+        try {
+            (void)io::load_checkpoint(bad);
+            FAIL("no exception");
+        } catch (const traincb::FormatError& e) {
+            CHECK(std::string(e.what()).find("bad.safetensors") != std::string::npos);
+        }
+    }
+    {
+        INFO("one flipped bit in the last tensor byte");
+        std::string b = bytes;
+        b.back() = static_cast<char>(b.back() ^ 0x01);
+        spit(bad, b);
+        CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("checksum mismatch"));
+    }
+    {
+        INFO("one changed digit in traincb.state (same length, valid JSON)");
+        std::string b = bytes;
+        const std::size_t at = b.find("\\\"global_step\\\":3");
+        REQUIRE(at != std::string::npos);
+        b[at + std::string("\\\"global_step\\\":").size()] = '4';
+        spit(bad, b);
+        CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("checksum mismatch: 'traincb.state'"));
+    }
+    {
+        INFO("a plain safetensors file is not a checkpoint");
+        traincb::StateDict d;
+        io::put_tensor(d, "model/w", Eigen::MatrixXd::Ones(2, 2));
+        io::save_safetensors(bad, d, {{"format", "pt"}});
+        CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("not a checkpoint written by traincb"));
+    }
+    {
+        INFO("an unknown kind");
+        traincb::StateDict d;
+        io::put_tensor(d, "model/w", Eigen::MatrixXd::Ones(2, 2));
+        const std::string state = R"({"format_version":1})";
+        io::save_safetensors(bad, d,
+                             {{"traincb.kind", "everything"},
+                              {"traincb.version", "0.1.0"},
+                              {"traincb.state", state},
+                              {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
+                             {.checksum = true});
+        CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("'traincb.kind' is 'everything'"));
+    }
+    {
+        INFO("a state document with a missing field");
+        traincb::StateDict d;
+        io::put_tensor(d, "model/w", Eigen::MatrixXd::Ones(2, 2));
+        const std::string state = R"({"format_version":1,"epoch":0})";
+        io::save_safetensors(bad, d,
+                             {{"traincb.kind", "full"},
+                              {"traincb.version", "0.1.0"},
+                              {"traincb.state", state},
+                              {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
+                             {.checksum = true});
+        CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("'traincb.state' is malformed"));
+    }
+    CHECK_THROWS_AS(io::load_checkpoint(dir / "missing.safetensors"), traincb::IoError);
+    CHECK_THROWS_AS(io::load_checkpoint(dir.path), traincb::IoError);
+    CHECK(io::load_checkpoint(good).position.global_step == 3);  // the original is untouched
+}
+
+TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the OS error, earlier files intact") {
+    TempDir dir("ckpt_iofail");
+    SmallRun run;
+    const fs::path path = dir / "c.safetensors";
+    io::save_checkpoint(path, run.capture());
+    const std::string original = slurp(path);
+    run.d.epoch(3, Logs{{"loss", 0.6}, {"val_loss", 0.3}});  // a newer state to fail to write
+
+    struct Case {
+        Op op;
+        int nth;
+        int err;
+        const char* text;
+    };
+    // The OS texts are strerror's (glibc) for each errno.
+    for (const Case& c : {Case{Op::Write, 0, ENOSPC, "No space left on device"}, Case{Op::Fsync, 0, EIO, "Input/output error"},
+                          Case{Op::Open, 0, EACCES, "Permission denied"}, Case{Op::Rename, 0, EIO, "Input/output error"}}) {
+        INFO(c.text);
+        {
+            InjectFault fault(c.op, c.nth, c.err);
+            try {
+                io::save_checkpoint(path, run.capture(), "ModelCheckpoint");
+                FAIL("no exception");
+            } catch (const traincb::IoError& e) {
+                const std::string what = e.what();
+                CHECK(what.find("traincb: ModelCheckpoint:") == 0);
+                CHECK(what.find(path.string()) != std::string::npos);
+                CHECK(what.find(c.text) != std::string::npos);
+                CHECK(e.code().value() == c.err);
+            }
+        }
+        CHECK(slurp(path) == original);
+        CHECK(io::load_checkpoint(path).position.global_step == 3);
+        CHECK(names_in(dir.path) == std::set<std::string>{"c.safetensors"});  // no temporary file left
+    }
+    {
+        INFO("a missing parent directory that cannot be created");
+        InjectFault fault(Op::Mkdir, 0, EACCES);
+        CHECK_THROWS_AS(io::save_checkpoint(dir / "sub/c.safetensors", run.capture()), traincb::IoError);
+    }
+    {
+        INFO("a path that is a directory");
+        fs::create_directories(dir / "adir.safetensors");
+        CHECK_THROWS_WITH(io::save_checkpoint(dir / "adir.safetensors", run.capture()), Catch::Contains("Is a directory"));
+        CHECK(fs::is_directory(dir / "adir.safetensors"));
+    }
+    // A missing parent directory is created.
+    io::save_checkpoint(dir / "a/b/c.safetensors", run.capture());
+    CHECK(io::load_checkpoint(dir / "a/b/c.safetensors").position.global_step == 4);
+}
+
+TEST_CASE("checkpoint: find_latest_checkpoint picks the furthest position, not the newest file, and skips invalid ones") {
+    TempDir dir("ckpt_latest");
+    Net net(4, 3, 1);
+    Warnings warnings;
+    CHECK(!io::find_latest_checkpoint(dir.path).has_value());
+    CHECK(!io::find_latest_checkpoint(dir / "does_not_exist").has_value());
+
+    io::save_checkpoint(dir / "a.safetensors", at_position(net, 5, true, 10, 60));
+    io::save_checkpoint(dir / "m.safetensors", at_position(net, 5, false, 4, 54));
+    io::save_checkpoint(dir / "z.safetensors", at_position(net, 2, true, 10, 30));
+    // The oldest position is the newest file: modification times must not decide.
+    fs::last_write_time(dir / "a.safetensors", fs::file_time_type::clock::now() - std::chrono::hours(2));
+    fs::last_write_time(dir / "z.safetensors", fs::file_time_type::clock::now() + std::chrono::hours(1));
+    CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
+
+    // Same global step: an ended epoch is further than a batch checkpoint; equal positions go by name.
+    io::save_checkpoint(dir / "b_mid.safetensors", at_position(net, 6, false, 10, 60));
+    io::save_checkpoint(dir / "c.safetensors", at_position(net, 5, true, 10, 60));
+    CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
+
+    // Weights files cannot resume a run; temporary and foreign files are not checkpoints.
+    io::save_checkpoint(dir / "w.safetensors", at_position(net, 50, true, 10, 500, io::CheckpointKind::Weights));
+    spit(dir / ".a.safetensors.tmp.123.abcdef", "half a file");
+    spit(dir / "notes.txt", "hello");
+    CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
+    CHECK(warnings.messages.empty());
+
+    // Newer but invalid: a truncated header, and a corrupted tensor (found only when loading the data).
+    io::save_checkpoint(dir / "t.safetensors", at_position(net, 9, true, 10, 100));
+    const std::string t = slurp(dir / "t.safetensors");
+    spit(dir / "t.safetensors", t.substr(0, 20));
+    io::save_checkpoint(dir / "x.safetensors", at_position(net, 8, true, 10, 90));
+    std::string x = slurp(dir / "x.safetensors");
+    x.back() = static_cast<char>(x.back() ^ 0x40);
+    spit(dir / "x.safetensors", x);
+    CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
+    INFO(warnings.all());
+    CHECK(warnings.messages.size() == 2);
+    CHECK(warnings.any_contains("skipping invalid checkpoint '" + (dir / "t.safetensors").string() + "'"));
+    CHECK(warnings.any_contains("skipping invalid checkpoint '" + (dir / "x.safetensors").string() + "'"));
+    CHECK(warnings.any_contains("checksum mismatch"));
+}
+
+TEST_CASE("checkpoint: remove_stale_temp_files removes only the temporary files of dead processes") {
+    TempDir dir("ckpt_stale");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) ::_exit(0);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);  // reaped: the pid is free now
+    const std::string dead = ".last.safetensors.tmp." + std::to_string(child) + ".0123456789ab";
+    const std::string mine = ".last.safetensors.tmp." + std::to_string(::getpid()) + ".0123456789ab";
+    const std::string init = ".last.safetensors.tmp.1.0123456789ab";  // pid 1 always exists
+    for (const auto& n : {dead, mine, init, std::string("last.safetensors"), std::string(".hidden")}) spit(dir / n, "x");
+    CHECK(io::remove_stale_temp_files(dir.path) == 1);
+    CHECK(names_in(dir.path) == std::set<std::string>{mine, init, "last.safetensors", ".hidden"});
+    CHECK(io::remove_stale_temp_files(dir / "missing") == 0);
+}
+
+TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs/checkpoints.md") {
+    const std::string python = TRAINCB_PYTHON3;
+    if (python.empty()) TRAINCB_SKIP("no python3 on this machine");
+    if (std::system((python + " -c 'import numpy' 2>/dev/null").c_str()) != 0) TRAINCB_SKIP("python3 has no numpy");
+
+    // The ```python block of the docs, verbatim, then checks printed for C++ to compare.
+    const std::string doc = slurp(fs::path(TRAINCB_SOURCE_DIR) / "docs" / "checkpoints.md");
+    const std::size_t b = doc.find("```python\n");
+    REQUIRE(b != std::string::npos);
+    const std::size_t e = doc.find("```", b + 10);
+    REQUIRE(e != std::string::npos);
+    TempDir dir("ckpt_numpy");
+    SmallRun run;
+    const fs::path path = dir / "last.safetensors";
+    io::save_checkpoint(path, run.capture());
+    spit(dir / "read.py", doc.substr(b + 10, e - b - 10) +
+                              "\nimport sys\n"
+                              "tensors, meta, state = load_checkpoint(sys.argv[1])\n"
+                              "w1 = tensors['model/w1']\n"
+                              "print(w1.shape[0], w1.shape[1], w1.dtype)\n"
+                              "print(' '.join(repr(float(v)) for v in w1.ravel()))\n"
+                              "print(int(tensors['model/opt.steps']), state['epoch'], meta['traincb.kind'])\n");
+    const std::string out_file = (dir / "out.txt").string();
+    REQUIRE(std::system((python + " " + (dir / "read.py").string() + " " + path.string() + " > " + out_file).c_str()) == 0);
+    std::istringstream out(slurp(out_file));
+    int rows = 0, cols = 0;
+    std::string dtype;
+    out >> rows >> cols >> dtype;
+    CHECK(rows == 4);
+    CHECK(cols == 3);
+    CHECK(dtype == "float64");
+    // numpy's C-order ravel of the [4, 3] tensor is the model's w1 read row by row; repr() round-trips.
+    for (Eigen::Index r = 0; r < 4; ++r)
+        for (Eigen::Index c = 0; c < 3; ++c) {
+            std::string v;
+            out >> v;
+            CHECK(std::stod(v) == run.net.w1(r, c));
+        }
+    std::int64_t steps = 0;
+    int epoch = 0;
+    std::string kind;
+    out >> steps >> epoch >> kind;
+    CHECK(steps == 3);
+    CHECK(epoch == 2);
+    CHECK(kind == "full");
+}
