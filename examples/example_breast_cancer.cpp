@@ -3,7 +3,7 @@
 //
 // Standardised with training statistics, a stratified 60/20/20 train/validation/test split, an
 // MLP 30 -> 16 (relu) -> 1 (sigmoid) trained with Adam on binary cross-entropy, EarlyStopping on
-// val_loss with restore_best_weights, and a MetricLogger writing DIR/history.csv, TensorBoard
+// val_loss with restore_best_weights, DIR/report.html (learning curves), and a MetricLogger writing DIR/history.csv, TensorBoard
 // event files under DIR/tensorboard/ and the console.
 //
 // Checkpoints: DIR/checkpoints/best.safetensors (the weights of the best val_loss epoch) and
@@ -18,8 +18,11 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 #include <thread>
 #include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/lambda_callback.hpp>
+#include <traincb/callbacks/learning_curve_report.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
 #include <traincb/callbacks/model_checkpoint.hpp>
 #include <traincb/metrics.hpp>
@@ -130,7 +133,19 @@ int main(int argc, char** argv) {
                                       std::make_shared<traincb::sinks::TensorBoardSink>(traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
         if (!quiet)
             logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
-        traincb::CallbackList callbacks(early_stopping, checkpoint);
+        // report.html: the learning curves with the best and stopped epochs, rewritten each epoch;
+        // every save of best.safetensors is marked on it.
+        traincb::LearningCurveReport report({.path = fs::path(out) / "report.html",
+                                             .title = "example_breast_cancer",
+                                             .early_stopping = &early_stopping});
+        std::optional<double> marked_best;
+        traincb::LambdaCallback mark_saves({.on_epoch_end = [&](traincb::Context& ctx) {
+            if (checkpoint.best_score() != marked_best) {
+                marked_best = checkpoint.best_score();
+                report.mark(ctx.epoch(), "checkpoint", checkpoint.best_model_path().filename().string());
+            }
+        }});
+        traincb::CallbackList callbacks(early_stopping, checkpoint, mark_saves, report);
         Ballast ballast(static_cast<std::size_t>(std::max(ballast_mb, 0)) << 20U);
         if (ballast_mb > 0) callbacks.add(ballast);
         EpochDelay delay(epoch_delay_ms);

@@ -110,3 +110,14 @@ TEST_CASE("example_breast_cancer: the TensorBoard event files decode to exactly 
     }
     CHECK(compared >= 6 * csv.rows.size());
 }
+
+TEST_CASE("example_breast_cancer: writes report.html with the curves and the checkpoint marks") {
+    const fs::path d = fresh_dir("report");
+    REQUIRE(run_example(d / "run") == 0);
+    const std::string html = tfevents::slurp(d / "run" / "report.html");
+    CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+    CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("val_loss") != std::string::npos);
+    CHECK(html.find("best.safetensors") != std::string::npos);  // a checkpoint save is marked
+    CHECK(html.find("<script") == std::string::npos);           // self-contained, no JavaScript
+}

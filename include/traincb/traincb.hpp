@@ -19,6 +19,7 @@
 #include "traincb/callbacks/learning_curve_report.hpp"
 #include "traincb/callbacks/learning_rate_scheduler.hpp"
 #include "traincb/callbacks/metric_logger.hpp"
+#include "traincb/callbacks/model_checkpoint.hpp"
 #include "traincb/callbacks/reduce_lr_on_plateau.hpp"
 #include "traincb/callbacks/terminate_on_nan.hpp"
 #include "traincb/callbacks/time_limit.hpp"
@@ -32,3 +33,5 @@
 
 #include "traincb/io/atomic_file.hpp"
 #include "traincb/io/safetensors.hpp"
+#include "traincb/io/checkpoint.hpp"
+#include "traincb/interrupt.hpp"
