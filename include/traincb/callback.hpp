@@ -349,7 +349,9 @@ public:
                 if (found) continue;
                 std::string msg = "traincb: " + e.cb->name() + ": monitor '" + k +
                                   "' will not be in the logs; the logged keys are: " + detail::join(known);
-                if (k.starts_with("val_") && !ctx_.params_.has_validation)
+                bool any_val = false;
+                for (const auto& kk : known) any_val = any_val || kk.starts_with("val_");
+                if (k.starts_with("val_") && !ctx_.params_.has_validation && !any_val)
                     msg += "; there is no validation data: pass validation_data or validation_split, "
                            "or monitor a training key";
                 else if (auto c = detail::closest_match(k, known); !c.empty())

@@ -7,7 +7,7 @@
 ///
 ///     traincb::EarlyStopping es({.monitor = "val_loss", .patience = 10});
 ///     traincb::LearningCurveReport report({.path = "runs/r1/report.html", .early_stopping = &es});
-///     trainer.fit(x, y, {.callbacks = {lr_scheduler, es, report}});
+///     trainer.fit(x, y, {.epochs = 100}, lr_scheduler, es, report);
 ///
 /// Add it after the callbacks that add log keys (schedulers write "learning_rate") and after
 /// EarlyStopping, so each epoch's file already shows their results. Epochs are 0-based in the API
