@@ -8,8 +8,8 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -37,7 +37,10 @@ struct Net {
     std::int64_t steps = 0;
 
     Net(int in, int hidden, int outs)
-        : w1(in, hidden), w2(hidden, outs), b(Eigen::MatrixXd::Zero(1, outs)), v1(Eigen::MatrixXd::Zero(in, hidden)),
+        : w1(in, hidden),
+          w2(hidden, outs),
+          b(Eigen::MatrixXd::Zero(1, outs)),
+          v1(Eigen::MatrixXd::Zero(in, hidden)),
           v2(Eigen::MatrixXd::Zero(hidden, outs)) {
         for (Eigen::Index i = 0; i < w1.size(); ++i) w1.data()[i] = std::sin(1.7 * static_cast<double>(i) + 0.3) * 0.5;
         for (Eigen::Index i = 0; i < w2.size(); ++i) w2.data()[i] = std::cos(0.9 * static_cast<double>(i) + 0.1) * 0.5;
@@ -204,7 +207,9 @@ struct InjectFault {
 };
 
 // A History compared bit for bit (NaN equals NaN).
-inline bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b)); }
+inline bool same_bits(double a, double b) {
+    return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b));
+}
 inline bool same_history(const traincb::History& a, const traincb::History& b) {
     if (a.epoch != b.epoch || a.history.size() != b.history.size()) return false;
     for (const auto& [k, col] : a.history) {

@@ -423,7 +423,7 @@ TEST_CASE("flushing the directory: a failure is reported, an unsupported fsync i
     }
 }
 
-TEST_CASE("AtomicFile: destroying without commit abandons; use after commit is a LogicError") {
+TEST_CASE("AtomicFile: destroying without commit abandons, use after commit is a LogicError") {
     TempDir tmp("abandon");
     const fs::path target = tmp.path / "ckpt.bin";
     spit(target, "previous");

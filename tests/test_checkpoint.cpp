@@ -247,8 +247,8 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
     const std::string bytes = slurp(good);
     const fs::path bad = dir / "bad.safetensors";
 
-    for (std::size_t len : {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{100}, bytes.size() / 2,
-                            bytes.size() - 1}) {
+    for (std::size_t len :
+         {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
         INFO("truncated to " << len);
         spit(bad, bytes.substr(0, len));
         try {
@@ -286,12 +286,13 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
         traincb::StateDict d;
         io::put_tensor(d, "model/w", Eigen::MatrixXd::Ones(2, 2));
         const std::string state = R"({"format_version":1})";
-        io::save_safetensors(bad, d,
-                             {{"traincb.kind", "everything"},
-                              {"traincb.version", "0.1.0"},
-                              {"traincb.state", state},
-                              {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
-                             {.checksum = true});
+        io::save_safetensors(
+            bad, d,
+            {{"traincb.kind", "everything"},
+             {"traincb.version", "0.1.0"},
+             {"traincb.state", state},
+             {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
+            {.checksum = true});
         CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("'traincb.kind' is 'everything'"));
     }
     {
@@ -299,12 +300,13 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
         traincb::StateDict d;
         io::put_tensor(d, "model/w", Eigen::MatrixXd::Ones(2, 2));
         const std::string state = R"({"format_version":1,"epoch":0})";
-        io::save_safetensors(bad, d,
-                             {{"traincb.kind", "full"},
-                              {"traincb.version", "0.1.0"},
-                              {"traincb.state", state},
-                              {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
-                             {.checksum = true});
+        io::save_safetensors(
+            bad, d,
+            {{"traincb.kind", "full"},
+             {"traincb.version", "0.1.0"},
+             {"traincb.state", state},
+             {"traincb.state.checksum", "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state))}},
+            {.checksum = true});
         CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("'traincb.state' is malformed"));
     }
     CHECK_THROWS_AS(io::load_checkpoint(dir / "missing.safetensors"), traincb::IoError);
@@ -327,8 +329,9 @@ TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the 
         const char* text;
     };
     // The OS texts are strerror's (glibc) for each errno.
-    for (const Case& c : {Case{Op::Write, 0, ENOSPC, "No space left on device"}, Case{Op::Fsync, 0, EIO, "Input/output error"},
-                          Case{Op::Open, 0, EACCES, "Permission denied"}, Case{Op::Rename, 0, EIO, "Input/output error"}}) {
+    for (const Case& c :
+         {Case{Op::Write, 0, ENOSPC, "No space left on device"}, Case{Op::Fsync, 0, EIO, "Input/output error"},
+          Case{Op::Open, 0, EACCES, "Permission denied"}, Case{Op::Rename, 0, EIO, "Input/output error"}}) {
         INFO(c.text);
         {
             InjectFault fault(c.op, c.nth, c.err);
@@ -355,7 +358,8 @@ TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the 
     {
         INFO("a path that is a directory");
         fs::create_directories(dir / "adir.safetensors");
-        CHECK_THROWS_WITH(io::save_checkpoint(dir / "adir.safetensors", run.capture()), Catch::Contains("Is a directory"));
+        CHECK_THROWS_WITH(io::save_checkpoint(dir / "adir.safetensors", run.capture()),
+                          Catch::Contains("Is a directory"));
         CHECK(fs::is_directory(dir / "adir.safetensors"));
     }
     // A missing parent directory is created.
@@ -363,7 +367,8 @@ TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the 
     CHECK(io::load_checkpoint(dir / "a/b/c.safetensors").position.global_step == 4);
 }
 
-TEST_CASE("checkpoint: find_latest_checkpoint picks the furthest position, not the newest file, and skips invalid ones") {
+TEST_CASE(
+    "checkpoint: find_latest_checkpoint picks the furthest position, not the newest file, and skips invalid ones") {
     TempDir dir("ckpt_latest");
     Net net(4, 3, 1);
     Warnings warnings;
@@ -416,7 +421,8 @@ TEST_CASE("checkpoint: remove_stale_temp_files removes only the temporary files 
     const std::string dead = ".last.safetensors.tmp." + std::to_string(child) + ".0123456789ab";
     const std::string mine = ".last.safetensors.tmp." + std::to_string(::getpid()) + ".0123456789ab";
     const std::string init = ".last.safetensors.tmp.1.0123456789ab";  // pid 1 always exists
-    for (const auto& n : {dead, mine, init, std::string("last.safetensors"), std::string(".hidden")}) spit(dir / n, "x");
+    for (const auto& n : {dead, mine, init, std::string("last.safetensors"), std::string(".hidden")})
+        spit(dir / n, "x");
     CHECK(io::remove_stale_temp_files(dir.path) == 1);
     CHECK(names_in(dir.path) == std::set<std::string>{mine, init, "last.safetensors", ".hidden"});
     CHECK(io::remove_stale_temp_files(dir / "missing") == 0);
@@ -445,7 +451,8 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
                               "print(' '.join(repr(float(v)) for v in w1.ravel()))\n"
                               "print(int(tensors['model/opt.steps']), state['epoch'], meta['traincb.kind'])\n");
     const std::string out_file = (dir / "out.txt").string();
-    REQUIRE(std::system((python + " " + (dir / "read.py").string() + " " + path.string() + " > " + out_file).c_str()) == 0);
+    REQUIRE(std::system((python + " " + (dir / "read.py").string() + " " + path.string() + " > " + out_file).c_str()) ==
+            0);
     std::istringstream out(slurp(out_file));
     int rows = 0, cols = 0;
     std::string dtype;

@@ -36,8 +36,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const std::vector<std::string> kArgs = {"--out", "run", "--quiet", "--seed", "3", "--epochs", "40", "--patience", "10",
-                                        "--checkpoint-ballast-mb", "4"};
+const std::vector<std::string> kArgs = {
+    "--out", "run", "--quiet", "--seed", "3", "--epochs", "40", "--patience", "10", "--checkpoint-ballast-mb", "4"};
 
 // Starts the example in `dir` with `args`; its stdout and stderr are appended to dir/log.txt.
 pid_t spawn(const fs::path& dir, const std::vector<std::string>& args) {
@@ -110,7 +110,8 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
         REQUIRE(pid > 0);
         const bool target_write = runs % 2 == 0;
         int writes_to_skip = std::uniform_int_distribution<int>(0, 3)(rng);
-        const auto deadline = Clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 400)(rng));
+        const auto deadline =
+            Clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 400)(rng));
         const auto give_up = Clock::now() + std::chrono::seconds(3);  // kill anyway: a run must not outlive its turn
         bool was_writing = false;
         int status = 0;
@@ -170,8 +171,10 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
     }
     // The last run removed the temporary files its killed predecessors left behind.
     bool stale = false;
-    for (const auto& e : fs::directory_iterator(ckpt)) stale = stale || e.path().filename().string().find(".tmp.") != std::string::npos;
+    for (const auto& e : fs::directory_iterator(ckpt))
+        stale = stale || e.path().filename().string().find(".tmp.") != std::string::npos;
     CHECK(!stale);
-    WARN("crash/resume: " << runs << " runs, " << kills << " SIGKILLs, " << kills_in_write << " during a checkpoint write");
+    WARN("crash/resume: " << runs << " runs, " << kills << " SIGKILLs, " << kills_in_write
+                          << " during a checkpoint write");
     fs::remove_all(work);
 }

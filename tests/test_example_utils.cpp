@@ -456,7 +456,7 @@ TEST_CASE("Cli --help and -h return the usage with types and defaults") {
     REQUIRE(err.str().empty());
 }
 
-TEST_CASE("Cli errors: unknown flag, bad or missing value, stray argument; exit code 2") {
+TEST_CASE("Cli errors: unknown flag, bad or missing value, stray argument, exit code 2") {
     Flags f;
     auto error_of = [&](std::vector<const char*> args) {
         const auto r = parse(f.cli, std::move(args));

@@ -23,7 +23,9 @@ using traincb::History;
 namespace {
 
 std::atomic<int> g_custom_calls{0};
-void custom_handler(int) { g_custom_calls.fetch_add(1); }
+void custom_handler(int) {
+    g_custom_calls.fetch_add(1);
+}
 
 struct sigaction handler_of(int sig) {
     struct sigaction sa {};
@@ -79,7 +81,8 @@ struct Run {
     traincb::ModelCheckpoint mc;
     Raiser raiser;
     History history;
-    explicit Run(const fs::path& dir) : mc({.filepath = dir / "best.safetensors", .save_best_only = true, .save_last = true}) {}
+    explicit Run(const fs::path& dir)
+        : mc({.filepath = dir / "best.safetensors", .save_best_only = true, .save_last = true}) {}
     History& fit(int epochs, fs::path resume = {}, fs::path interrupt_file = {}) {
         traincb::Trainer trainer(net);
         history = trainer.fit(data().x, data().y,
@@ -102,7 +105,8 @@ TEST_CASE("interrupt: a SignalGuard turns SIGINT and SIGTERM into a flag and rei
     struct sigaction custom {};
     custom.sa_handler = &custom_handler;
     sigemptyset(&custom.sa_mask);
-    struct sigaction old_int {}, old_term {};
+    struct sigaction old_int {
+    }, old_term{};
     REQUIRE(sigaction(SIGINT, &custom, &old_int) == 0);
     REQUIRE(sigaction(SIGTERM, &custom, &old_term) == 0);
     g_custom_calls = 0;
@@ -173,8 +177,8 @@ TEST_CASE("interrupt: SIGINT in a batch ends fit after that batch with a checkpo
     CHECK(interrupted.raiser.epochs_ended == std::vector<int>{0, 1});     // epoch 2 did not end
     CHECK(interrupted.raiser.interrupts == 1);
     CHECK(hi.size() == 2);
-    CHECK(!traincb::interrupt_requested());                            // handled: the flag is cleared
-    CHECK(handler_of(SIGINT).sa_handler == before.sa_handler);         // the guard is gone
+    CHECK(!traincb::interrupt_requested());                     // handled: the flag is cleared
+    CHECK(handler_of(SIGINT).sa_handler == before.sa_handler);  // the guard is gone
 
     // last.safetensors (save_last) and the interrupt_checkpoint hold the interrupted position.
     for (const char* name : {"b/last.safetensors", "b/interrupt.safetensors"}) {
@@ -216,7 +220,8 @@ TEST_CASE("interrupt: request_interrupt works without a signal, with nothing to 
     requester.at = 3;
     Warnings w;
     traincb::Trainer trainer(net);
-    const History h = trainer.fit(data().x, data().y, {.epochs = 3, .batch_size = 8, .handle_signals = true}, requester);
+    const History h =
+        trainer.fit(data().x, data().y, {.epochs = 3, .batch_size = 8, .handle_signals = true}, requester);
     CHECK(w.any_contains("handle_signals is set but nothing saves a checkpoint on interruption"));
     CHECK(h.end.kind == traincb::EndKind::Interrupted);
     CHECK(h.end.reason == "request_interrupt");

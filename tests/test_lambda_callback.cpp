@@ -82,7 +82,7 @@ TEST_CASE("LambdaCallback: empty hooks do nothing and the default name is Lambda
     REQUIRE_FALSE(cbs.stop_requested());
 }
 
-TEST_CASE("LambdaCallback: a key written in on_epoch_end is seen by later callbacks; stops are requested") {
+TEST_CASE("LambdaCallback: a key written in on_epoch_end is seen by later callbacks, stops are requested") {
     int calls = 0;
     LambdaCallback writer(
         {.on_epoch_end = [](Context& ctx) { ctx.logs().set("double_loss", 2 * ctx.logs().at("loss")); },

@@ -78,13 +78,14 @@ TEST_CASE("ModelCheckpoint template: Python format specs for epoch and log value
 }
 
 TEST_CASE("ModelCheckpoint template: syntax errors are InvalidArgument at construction") {
-    for (const std::string bad : {"m-{epoch", "m-epoch}", "m-{}", "{x:q}", "{x:,}", "{x:#x}", "{val_loss:d}", "{epoch:.2}",
-                                  "{x!r}", "{x:.}", "{x:5.2fz}"}) {
+    for (const std::string bad : {"m-{epoch", "m-epoch}", "m-{}", "{x:q}", "{x:,}", "{x:#x}", "{val_loss:d}",
+                                  "{epoch:.2}", "{x!r}", "{x:.}", "{x:5.2fz}"}) {
         INFO(bad);
         CHECK_THROWS_AS(PathTemplate(bad, "test", {"epoch", "batch"}), traincb::InvalidArgument);
         CHECK_THROWS_AS(ModelCheckpoint({.filepath = bad + ".safetensors"}), traincb::InvalidArgument);
     }
-    CHECK_THROWS_WITH(ModelCheckpoint({.filepath = "{val_loss:d}.safetensors"}), Catch::Contains("only epoch, batch are integers"));
+    CHECK_THROWS_WITH(ModelCheckpoint({.filepath = "{val_loss:d}.safetensors"}),
+                      Catch::Contains("only epoch, batch are integers"));
 }
 
 TEST_CASE("ModelCheckpoint template: values are sanitised so they never leave the target directory") {
@@ -139,8 +140,8 @@ TEST_CASE("ModelCheckpoint: save_best_only saves improvements only, NaN is never
     d.begin();
     // Improvements (strict, min mode): 1.0 (first), 0.8, 0.7, 0.6; 0.9 and the plateau 0.7 do not.
     run_epochs(d, {1.0, 0.8, 0.9, 0.7, kNaN, 0.7, 0.6});
-    CHECK(names_in(dir.path) == std::set<std::string>{"m-01.safetensors", "m-02.safetensors", "m-04.safetensors",
-                                                      "m-07.safetensors"});
+    CHECK(names_in(dir.path) ==
+          std::set<std::string>{"m-01.safetensors", "m-02.safetensors", "m-04.safetensors", "m-07.safetensors"});
     CHECK(mc.best_model_path() == dir / "m-07.safetensors");
     CHECK(mc.best_score() == 0.6);
     const io::Checkpoint c = io::load_checkpoint(mc.best_model_path());
@@ -165,7 +166,8 @@ TEST_CASE("ModelCheckpoint: initial_value_threshold must be beaten first") {
     TempDir dir("mc_threshold");
     Net net(4, 3, 1);
     Driver d(net);
-    ModelCheckpoint mc({.filepath = dir / "m-{epoch}.safetensors", .save_best_only = true, .initial_value_threshold = 0.75});
+    ModelCheckpoint mc(
+        {.filepath = dir / "m-{epoch}.safetensors", .save_best_only = true, .initial_value_threshold = 0.75});
     d.list.add(mc);
     d.begin();
     run_epochs(d, {1.0, 0.8, 0.75, 0.7, 0.72, 0.6});
@@ -174,7 +176,8 @@ TEST_CASE("ModelCheckpoint: initial_value_threshold must be beaten first") {
     TempDir dir2("mc_threshold_never");  // Keras cases 13-15: a threshold never beaten saves nothing
     Net net2(4, 3, 1);
     Driver d2(net2);
-    ModelCheckpoint never({.filepath = dir2 / "m-{epoch}.safetensors", .save_best_only = true, .initial_value_threshold = 0.1});
+    ModelCheckpoint never(
+        {.filepath = dir2 / "m-{epoch}.safetensors", .save_best_only = true, .initial_value_threshold = 0.1});
     d2.list.add(never);
     d2.begin();
     run_epochs(d2, {1.0, 0.5, 0.2});
@@ -209,7 +212,8 @@ TEST_CASE("ModelCheckpoint: save_top_k in max mode, and save_top_k 0 with save_l
     TempDir dir("mc_topk_max");
     Net net(4, 3, 1);
     Driver d(net);
-    ModelCheckpoint mc({.filepath = dir / "m-{epoch}.safetensors", .monitor = "val_acc", .mode = traincb::Mode::Max, .save_top_k = 1});
+    ModelCheckpoint mc(
+        {.filepath = dir / "m-{epoch}.safetensors", .monitor = "val_acc", .mode = traincb::Mode::Max, .save_top_k = 1});
     ModelCheckpoint none({.filepath = dir / "sub/n-{epoch}.safetensors", .save_top_k = 0, .save_last = true});
     traincb::TrainParams p = d.list.context().params();
     p.log_keys.push_back("val_acc");
@@ -246,7 +250,8 @@ TEST_CASE("ModelCheckpoint: save_last writes a full last.safetensors every epoch
     Net net(4, 3, 1);
     Driver d(net);
     traincb::EarlyStopping es({.monitor = "val_loss", .patience = 10});
-    ModelCheckpoint mc({.filepath = dir / "best.safetensors", .save_best_only = true, .save_weights_only = true, .save_last = true});
+    ModelCheckpoint mc(
+        {.filepath = dir / "best.safetensors", .save_best_only = true, .save_weights_only = true, .save_last = true});
     d.list.add(mc);
     d.list.add(es);
     d.begin();
@@ -303,16 +308,23 @@ TEST_CASE("ModelCheckpoint: a missing monitor is an error under strict, else a w
     {
         Driver d(net);  // without the pre-run check (no known log keys): the error comes at the epoch end
         d.list.set_params({});
-        ModelCheckpoint mc({.filepath = dir / "a.safetensors", .monitor = "val_los", .mode = traincb::Mode::Min, .save_best_only = true});
+        ModelCheckpoint mc({.filepath = dir / "a.safetensors",
+                            .monitor = "val_los",
+                            .mode = traincb::Mode::Min,
+                            .save_best_only = true});
         d.list.add(mc);
         d.begin();
-        CHECK_THROWS_WITH(d.epoch(0, Logs{{"loss", 1.0}, {"val_loss", 0.5}}), Catch::Contains("did you mean 'val_loss'?"));
+        CHECK_THROWS_WITH(d.epoch(0, Logs{{"loss", 1.0}, {"val_loss", 0.5}}),
+                          Catch::Contains("did you mean 'val_loss'?"));
     }
     {
         Warnings w;
         Driver d(net);
-        ModelCheckpoint mc({.filepath = dir / "b-{epoch}.safetensors", .monitor = "val_los", .mode = traincb::Mode::Min,
-                            .save_best_only = true, .strict = false});
+        ModelCheckpoint mc({.filepath = dir / "b-{epoch}.safetensors",
+                            .monitor = "val_los",
+                            .mode = traincb::Mode::Min,
+                            .save_best_only = true,
+                            .strict = false});
         d.list.add(mc);
         d.begin();
         run_epochs(d, {0.5, 0.4});
@@ -361,7 +373,8 @@ TEST_CASE("ModelCheckpoint: Auto mode that cannot be resolved fails at train beg
     CHECK_THROWS_WITH(d.begin(), Catch::Contains("cannot infer whether monitor 'val_custom'"));
 }
 
-TEST_CASE("ModelCheckpoint: a full checkpoint of epoch E holds every callback's state after epoch E, whatever the order") {
+TEST_CASE(
+    "ModelCheckpoint: a full checkpoint of epoch E holds every callback's state after epoch E, whatever the order") {
     TempDir dir("mc_order");
     Net net(4, 3, 1);
     Driver d(net);
@@ -470,4 +483,28 @@ TEST_CASE("ModelCheckpoint: two checkpoints with the same file name template nee
     d.list.add(a);
     d.list.add(b);
     CHECK_THROWS_WITH(d.begin(), Catch::Contains("two callbacks have the state key"));
+}
+
+TEST_CASE("ModelCheckpoint: save_best_only with batch saves compares the running training loss from the first batch") {
+    // Keras resolves the direction only at the first epoch end and fails (TypeError) on a second
+    // batch-level comparison before it; here the direction is known before the first batch.
+    TempDir dir("mc_batch_best");
+    Net net(4, 3, 1);
+    Eigen::MatrixXd x, y;
+    make_data(32, x, y);  // 4 batches of 8 per epoch
+    ModelCheckpoint mc(
+        {.filepath = dir / "s-{epoch}-{batch}.safetensors", .monitor = "loss", .save_best_only = true, .save_freq = 1});
+    traincb::Trainer trainer(net);
+    trainer.fit(x, y, {.epochs = 3, .batch_size = 8, .seed = 5}, mc);
+    REQUIRE(mc.kept().size() >= 2);
+    // Each save improved strictly on the previous one, and each file exists with its position.
+    for (std::size_t i = 0; i < mc.kept().size(); ++i) {
+        const traincb::KeptCheckpoint& k = mc.kept()[i];
+        INFO(k.path.string());
+        REQUIRE(k.score.has_value());
+        if (i > 0) CHECK(*k.score < *mc.kept()[i - 1].score);
+        CHECK(io::load_checkpoint(k.path).position.global_step == k.global_step);
+    }
+    CHECK(mc.best_score() == mc.kept().back().score);
+    CHECK(names_in(dir.path).size() == mc.kept().size());
 }

@@ -80,7 +80,8 @@ struct Rig {
           es({.monitor = "val_loss", .patience = patience, .restore_best_weights = true}),
           best(best_options(dir, mid_epoch)),
           steps({.filepath = dir / "steps/s{epoch}-{batch}.safetensors", .save_weights_only = true, .save_freq = 3}),
-          logger({std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = dir / "history.csv"})}) {}
+          logger({std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = dir / "history.csv"})}) {
+    }
     static fs::path made(fs::path d) {
         fs::create_directories(d);  // before the CsvSink, which checks its directory
         return d;
@@ -103,7 +104,8 @@ struct Rig {
         cb.save_state(s);
         std::string text = s.json.dump();
         const std::string d = dir.string();
-        for (std::size_t at = text.find(d); at != std::string::npos; at = text.find(d, at)) text.replace(at, d.size(), "<dir>");
+        for (std::size_t at = text.find(d); at != std::string::npos; at = text.find(d, at))
+            text.replace(at, d.size(), "<dir>");
         return nlohmann::json::parse(text);
     }
     [[nodiscard]] traincb::StateDict es_snapshot() const {
@@ -318,12 +320,15 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
 
     Net net(4, 6, 1);
     traincb::Trainer trainer(net);
-    traincb::FitOptions<double> o{.epochs = 4, .batch_size = 16, .seed = 11,
+    traincb::FitOptions<double> o{.epochs = 4,
+                                  .batch_size = 16,
+                                  .seed = 11,
                                   .validation_data = traincb::ValidationData<double>{data().xv, data().yv},
                                   .resume_from = tmp / "mid.safetensors"};
     {
         Warnings w;
-        CHECK_THROWS_WITH(trainer.fit(data().x, data().y, o), Catch::Contains("batch_size, steps_per_epoch changed since"));
+        CHECK_THROWS_WITH(trainer.fit(data().x, data().y, o),
+                          Catch::Contains("batch_size, steps_per_epoch changed since"));
         CHECK(w.any_contains("'batch_size' changed since the checkpoint (was 8, now 16)"));
     }
     {
@@ -346,14 +351,16 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
         traincb::EarlyStopping other({.monitor = "loss", .patience = 3});
         o.initial_epoch = 0;
         (void)trainer.fit(data().x, data().y, o, other);
-        CHECK(w.any_contains("the checkpoint holds no state for callback 'EarlyStopping:loss' (EarlyStopping); it starts fresh"));
+        CHECK(w.any_contains(
+            "the checkpoint holds no state for callback 'EarlyStopping:loss' (EarlyStopping); it starts fresh"));
     }
     {
         INFO("initial_epoch other than the checkpoint's is ignored, with a warning");
         Warnings w;
         o.initial_epoch = 3;
         (void)trainer.fit(data().x, data().y, o);
-        CHECK(w.any_contains("initial_epoch 3 is ignored; the run continues where the checkpoint left off (initial_epoch 1)"));
+        CHECK(w.any_contains(
+            "initial_epoch 3 is ignored; the run continues where the checkpoint left off (initial_epoch 1)"));
     }
 }
 

@@ -202,7 +202,7 @@ TEST_CASE("golden: 'attn0' [1,1,2,3] has a 65-byte header padded with 7 spaces t
     REQUIRE(io::parse_safetensors(expected, "attn0").tensors == d);
 }
 
-TEST_CASE("writer order: dtype alignment descending as the reference enum, then name; metadata first") {
+TEST_CASE("writer order: dtype alignment descending as the reference enum, then name, metadata first") {
     StateDict d;  // inserted in an order unrelated to the expected one
     d.put(tensor("y", DType::Bool, {2}, bytes_of({1, 0})));
     d.put(tensor("b", DType::F32, {2}, le_bytes<float>({1.5F, -2.0F})));
@@ -700,7 +700,7 @@ TEST_CASE("checksum: written as xxh64 of the tensor bytes, verified on load, fli
     }
 }
 
-TEST_CASE("checksum: malformed or unknown values are refused; stale ones never written") {
+TEST_CASE("checksum: malformed or unknown values are refused, stale ones never written") {
     const std::string entry = R"("t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]})";
     for (const char* value :
          {"xxh64:123", "xxh64:zzzzzzzzzzzzzzzz", "sha1:0000000000000000", "nothing", "xxh64:0123456789abcdef0"}) {
@@ -731,7 +731,7 @@ TEST_CASE("checksum: malformed or unknown values are refused; stale ones never w
 
 // ---- files ---------------------------------------------------------------------------------
 
-TEST_CASE("load_safetensors: I/O errors name the path; format errors name the file") {
+TEST_CASE("load_safetensors: I/O errors name the path, format errors name the file") {
     TempDir tmp("loaderr");
     try {
         (void)io::load_safetensors(tmp.path / "missing.safetensors", "ModelCheckpoint");

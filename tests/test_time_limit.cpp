@@ -149,7 +149,7 @@ TEST_CASE("TimeLimit: time before the first epoch is elapsed but not an epoch") 
     REQUIRE(tl.longest_epoch() == 1.0);
 }
 
-TEST_CASE("TimeLimit: stops after the batch that uses up the budget; the epoch still ends") {
+TEST_CASE("TimeLimit: stops after the batch that uses up the budget, the epoch still ends") {
     // One epoch of 4 s batches, budget 10: after batches at 4, 8 it goes on; at 12 >= 10 it stops.
     Clock clock;
     TimeLimit tl({.seconds = 10, .now_seconds = clock.fn()});

@@ -128,7 +128,7 @@ TEST_CASE("Trainer: a stop requested in on_train_begin still runs one batch (Ker
     CHECK(model.steps == 1);
 }
 
-TEST_CASE("Trainer: TerminateOnNaN stops after the batch; the epoch still ends with a NaN loss row") {
+TEST_CASE("Trainer: TerminateOnNaN stops after the batch, the epoch still ends with a NaN loss row") {
     Eigen::MatrixXd x, y;
     test_models::make_data(12, x, y);
     Linear model(2, 1);
@@ -146,7 +146,7 @@ TEST_CASE("Trainer: TerminateOnNaN stops after the batch; the epoch still ends w
     CHECK(rec.events.back() == "tend");
 }
 
-TEST_CASE("Trainer: TerminateOnNaN(raise_error) throws; every on_train_end still runs and learns why") {
+TEST_CASE("Trainer: TerminateOnNaN(raise_error) throws, every on_train_end still runs and learns why") {
     Eigen::MatrixXd x, y;
     test_models::make_data(12, x, y);
     Linear model(2, 1);
@@ -178,7 +178,7 @@ TEST_CASE("Trainer: an exception from the model runs on_train_end, restores best
     CHECK(model.steps == 8);  // the step counter is part of the state: back to the end of epoch 1
 }
 
-TEST_CASE("Trainer: same seed, same run bit for bit; another seed, other batches") {
+TEST_CASE("Trainer: same seed, same run bit for bit, another seed, other batches") {
     Eigen::MatrixXd x, y;
     test_models::make_data(50, x, y);
     auto train = [&](std::uint64_t seed) {
@@ -274,7 +274,7 @@ TEST_CASE("Trainer: restore_best_weights on a model without state fails before t
     CHECK(model.w.isZero());
 }
 
-TEST_CASE("Trainer: one Trainer and one callback serve a second fit; callbacks may be shared_ptrs or lists") {
+TEST_CASE("Trainer: one Trainer and one callback serve a second fit, callbacks may be shared_ptrs or lists") {
     Eigen::MatrixXd x, y;
     test_models::make_data(8, x, y);
     Linear model(2, 1);

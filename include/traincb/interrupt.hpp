@@ -22,7 +22,8 @@
 namespace traincb::inline v0 {
 
 namespace detail {
-static_assert(std::atomic<int>::is_always_lock_free, "traincb: the interrupt flag must be lock-free to be set from a signal handler");
+static_assert(std::atomic<int>::is_always_lock_free,
+              "traincb: the interrupt flag must be lock-free to be set from a signal handler");
 /// The pending signal number (0: none). A lock-free atomic is async-signal-safe; constant
 /// initialisation means the handler never runs a dynamic initialiser.
 inline std::atomic<int> g_interrupt_signal{0};
@@ -46,14 +47,18 @@ inline void traincb_interrupt_handler(int sig) {
     return detail::g_interrupt_signal.load(std::memory_order_relaxed) != 0;
 }
 /// The pending signal (SIGINT, SIGTERM, or -1 for request_interrupt), 0 when none.
-[[nodiscard]] inline int interrupt_signal() noexcept { return detail::g_interrupt_signal.load(std::memory_order_relaxed); }
+[[nodiscard]] inline int interrupt_signal() noexcept {
+    return detail::g_interrupt_signal.load(std::memory_order_relaxed);
+}
 /// Asks for a graceful interruption without a signal (e.g. from another thread or a UI).
 inline void request_interrupt() noexcept {
     int expected = 0;
     detail::g_interrupt_signal.compare_exchange_strong(expected, -1);
 }
 /// Forgets a pending interruption (Trainer does this once it has handled one).
-inline void clear_interrupt() noexcept { detail::g_interrupt_signal.store(0, std::memory_order_relaxed); }
+inline void clear_interrupt() noexcept {
+    detail::g_interrupt_signal.store(0, std::memory_order_relaxed);
+}
 /// "SIGINT", "SIGTERM", "request_interrupt" or "" for the value of interrupt_signal().
 [[nodiscard]] inline std::string interrupt_signal_name(int sig) {
     if (sig == SIGINT) return "SIGINT";

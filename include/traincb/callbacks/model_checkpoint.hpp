@@ -50,7 +50,7 @@ struct ModelCheckpointOptions {
     /// 0: save at the end of each epoch (Keras's "epoch"); N > 0: after every N-th batch, counted
     /// in global steps (batches since the start of the whole run, across epochs and resumes).
     std::int64_t save_freq = 0;
-    int every_n_epochs = 1;   ///< >= 1; with save_freq 0, save only after epochs where (epoch+1) % n == 0
+    int every_n_epochs = 1;  ///< >= 1; with save_freq 0, save only after epochs where (epoch+1) % n == 0
     /// -1 keeps every file; k >= 0 keeps the k best by monitor, deleting the files that drop out
     /// (never the file the run resumed from); 0 saves none (but last.safetensors with save_last).
     int save_top_k = -1;
@@ -58,17 +58,17 @@ struct ModelCheckpointOptions {
     /// every epoch end, after every batch save, and when training is interrupted.
     bool save_last = false;
     std::optional<double> initial_value_threshold{};  ///< the best value to beat at first (save_best_only)
-    int verbose = 0;     ///< > 0: print Keras's messages (epochs numbered from 1)
+    int verbose = 0;                                  ///< > 0: print Keras's messages (epochs numbered from 1)
     bool strict = true;  ///< a missing monitor is an error (else Keras >= 3.10: warn once, save anyway)
     std::string id{};    ///< explicit state key, for two instances with the same file name template
 };
 
 /// One file kept by ModelCheckpoint (the top-k list).
 struct KeptCheckpoint {
-    std::filesystem::path path{};       ///< the file
-    std::optional<double> score{};      ///< the monitored value when it was saved (none when missing)
-    int epoch = 0;                      ///< 0-based epoch it was saved in
-    std::int64_t global_step = 0;       ///< batches done in the run when it was saved
+    std::filesystem::path path{};   ///< the file
+    std::optional<double> score{};  ///< the monitored value when it was saved (none when missing)
+    int epoch = 0;                  ///< 0-based epoch it was saved in
+    std::int64_t global_step = 0;   ///< batches done in the run when it was saved
     friend bool operator==(const KeptCheckpoint&, const KeptCheckpoint&) = default;
 };
 
@@ -99,7 +99,8 @@ public:
         if (needs_monitor() && opt_.monitor.empty())
             bad("monitor is empty, but save_best_only or save_top_k compares it; pass a log key such as \"val_loss\"");
         if (needs_monitor() && opt_.save_freq > 0 && opt_.strict && opt_.monitor.starts_with("val_"))
-            bad("monitor '" + opt_.monitor + "' is a validation key, but save_freq > 0 saves after batches, whose "
+            bad("monitor '" + opt_.monitor +
+                "' is a validation key, but save_freq > 0 saves after batches, whose "
                 "logs hold only training values; monitor a training key or save per epoch (save_freq = 0)");
         if (opt_.save_last) {
             if (!template_.directory_is_literal())
@@ -110,8 +111,10 @@ public:
                 bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
         }
         best_ = opt_.initial_value_threshold;
-        if (opt_.mode != Mode::Auto) dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor);
-        else if (auto d = detail::direction_from_name(opt_.monitor)) dir_ = *d;
+        if (opt_.mode != Mode::Auto)
+            dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor);
+        else if (auto d = detail::direction_from_name(opt_.monitor))
+            dir_ = *d;
     }
 
     /// The options it was built with.
@@ -135,7 +138,9 @@ public:
         return {};
     }
     /// The model's state (visit_state).
-    [[nodiscard]] Capabilities required_capabilities() const override { return {.learning_rate = false, .state = true}; }
+    [[nodiscard]] Capabilities required_capabilities() const override {
+        return {.learning_rate = false, .state = true};
+    }
 
     /// Resolves Auto mode, remembers the file the run resumed from, and removes temporary files
     /// that killed processes left in the checkpoint directory. Best and kept files carry over
@@ -216,8 +221,8 @@ public:
     void load_state(const CallbackState& s, Context&) override {
         const std::string c = "traincb: ModelCheckpoint: checkpointed state (key '" + state_key() + "'): ";
         if (s.version != kStateVersion)
-            throw FormatError(c + "version " + std::to_string(s.version) + " is not readable; this traincb reads version " +
-                              std::to_string(kStateVersion));
+            throw FormatError(c + "version " + std::to_string(s.version) +
+                              " is not readable; this traincb reads version " + std::to_string(kStateVersion));
         try {
             const nlohmann::json& j = s.json;
             bool comparable = true;
@@ -241,9 +246,9 @@ public:
                 kept.push_back(std::move(k));
             }
             if (comparable) {
-                best_ = j.at("best").is_null()
-                            ? std::nullopt
-                            : std::optional<double>(detail::parse_json_double(j.at("best"), "ModelCheckpoint best", state_key()));
+                best_ = j.at("best").is_null() ? std::nullopt
+                                               : std::optional<double>(detail::parse_json_double(
+                                                     j.at("best"), "ModelCheckpoint best", state_key()));
                 best_path_ = j.at("best_path").get<std::string>();
             }
             kept_ = std::move(kept);
@@ -269,7 +274,9 @@ private:
         // The file name only: the directory may move between runs (see state_key).
         return {{"filename", opt_.filepath.filename().string()},
                 {"monitor", opt_.monitor},
-                {"mode", opt_.mode == Mode::Auto ? "auto" : opt_.mode == Mode::Min ? "min" : "max"},
+                {"mode", opt_.mode == Mode::Auto  ? "auto"
+                         : opt_.mode == Mode::Min ? "min"
+                                                  : "max"},
                 {"save_best_only", opt_.save_best_only},
                 {"save_weights_only", opt_.save_weights_only},
                 {"save_freq", opt_.save_freq},
@@ -291,7 +298,8 @@ private:
         std::string p = template_.format(
             [&](const std::string& key) -> std::optional<detail::TemplateValue> {
                 if (key == "epoch") return detail::TemplateValue(static_cast<std::int64_t>(ctx.epoch()) + 1);
-                if (key == "batch" && batch_save) return detail::TemplateValue(static_cast<std::int64_t>(ctx.batch()) + 1);
+                if (key == "batch" && batch_save)
+                    return detail::TemplateValue(static_cast<std::int64_t>(ctx.batch()) + 1);
                 if (const double* v = logs.find(key)) return detail::TemplateValue(*v);
                 return std::nullopt;
             },
@@ -304,7 +312,8 @@ private:
                 if (batch_save) keys.emplace_back("batch");
                 for (const auto& kv : logs) keys.push_back(kv.first);
                 std::string msg = "traincb: ModelCheckpoint: filepath '" + template_.text() + "' uses {" + key +
-                                  "}, which is not available " + (batch_save ? "after a batch" : "at this epoch's end") +
+                                  "}, which is not available " +
+                                  (batch_save ? "after a batch" : "at this epoch's end") +
                                   "; available keys: " + detail::join(keys);
                 if (auto m = detail::closest_match(key, keys); !m.empty()) msg += "; did you mean '" + m + "'?";
                 if (batch_save && key.starts_with("val_")) msg += " (batch logs hold training values only)";
@@ -378,7 +387,8 @@ private:
             }
         }
         Pending p{*path, best_, best_path_, kept_};
-        if (score && !std::isnan(*score) && dir_.has_value() && (!best_ || detail::better(*dir_, *score, *best_, 0.0))) {
+        if (score && !std::isnan(*score) && dir_.has_value() &&
+            (!best_ || detail::better(*dir_, *score, *best_, 0.0))) {
             best_ = score;
             best_path_ = *path;
         } else if (best_path_ == *path) {

@@ -54,7 +54,8 @@ struct FormatSpec {
     }
     const bool explicit_fill = i == 2;
     if (i < spec.size() && (spec[i] == '+' || spec[i] == '-' || spec[i] == ' ')) f.sign = spec[i++];
-    if (i < spec.size() && (spec[i] == 'z' || spec[i] == '#')) fail(std::string("uses '") + spec[i] + "', which is not supported");
+    if (i < spec.size() && (spec[i] == 'z' || spec[i] == '#'))
+        fail(std::string("uses '") + spec[i] + "', which is not supported");
     if (i < spec.size() && spec[i] == '0') {
         f.zero = true;
         ++i;
@@ -94,10 +95,14 @@ struct FormatSpec {
     if (len >= width) return sign + body;
     const std::size_t n = width - len;
     switch (f.align) {
-        case '<': return sign + body + std::string(n, f.fill);
-        case '=': return sign + std::string(n, f.fill) + body;
-        case '^': return std::string(n / 2, f.fill) + sign + body + std::string(n - n / 2, f.fill);
-        default: return std::string(n, f.fill) + sign + body;
+        case '<':
+            return sign + body + std::string(n, f.fill);
+        case '=':
+            return sign + std::string(n, f.fill) + body;
+        case '^':
+            return std::string(n / 2, f.fill) + sign + body + std::string(n - n / 2, f.fill);
+        default:
+            return std::string(n, f.fill) + sign + body;
     }
 }
 
@@ -128,10 +133,14 @@ struct FormatSpec {
         switch (f.type) {
             case 'f':
             case 'F':
-            case '%': r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, f.precision < 0 ? 6 : f.precision); break;
+            case '%':
+                r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed,
+                                  f.precision < 0 ? 6 : f.precision);
+                break;
             case 'e':
             case 'E':
-                r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific, f.precision < 0 ? 6 : f.precision);
+                r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific,
+                                  f.precision < 0 ? 6 : f.precision);
                 break;
             case 'g':
             case 'G':
@@ -205,7 +214,8 @@ public:
                 literal += '}';
                 ++i;
             } else if (c == '}') {
-                throw InvalidArgument(where + ": a single '}' at position " + std::to_string(i) + "; write '}}' for a brace");
+                throw InvalidArgument(where + ": a single '}' at position " + std::to_string(i) +
+                                      "; write '}}' for a brace");
             } else if (c == '{') {
                 const std::size_t close = text_.find('}', i + 1);
                 if (close == std::string::npos)

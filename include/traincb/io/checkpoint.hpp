@@ -83,10 +83,10 @@ struct CheckpointPosition {
 
 /// A checkpoint in memory: what load_checkpoint returns and save_checkpoint writes.
 struct Checkpoint {
-    CheckpointKind kind = CheckpointKind::Full;  ///< full or weights
-    std::string version{};                       ///< the traincb version that wrote it
-    CheckpointPosition position{};               ///< where the run stood
-    std::uint64_t seed = 0;                      ///< the run's shuffling seed
+    CheckpointKind kind = CheckpointKind::Full;             ///< full or weights
+    std::string version{};                                  ///< the traincb version that wrote it
+    CheckpointPosition position{};                          ///< where the run stood
+    std::uint64_t seed = 0;                                 ///< the run's shuffling seed
     nlohmann::json fit_options = nlohmann::json::object();  ///< data-order and length options of the run
     double loss_sum = 0;          ///< running training loss of a mid-epoch checkpoint (sample-weighted sum)
     std::int64_t loss_count = 0;  ///< samples behind loss_sum
@@ -95,7 +95,7 @@ struct Checkpoint {
     std::string stop_reason{};    ///< why ("patience")
     StateDict model{};            ///< the model's state, names without the "model/" prefix
     std::map<std::string, CallbackState, std::less<>> callbacks{};  ///< by state key
-    History history{};            ///< every epoch recorded up to the position (History::end unset)
+    History history{};  ///< every epoch recorded up to the position (History::end unset)
 };
 
 }  // namespace traincb::inline v0::io
@@ -110,7 +110,9 @@ inline constexpr std::string_view kKindKey = "traincb.kind";
 inline constexpr std::string_view kVersionKey = "traincb.version";
 
 /// Doubles travel as strings: the shortest round-trip digits, and "nan"/"inf"/"-inf" (JSON has none).
-[[nodiscard]] inline nlohmann::json json_double(double v) { return format_double(v); }
+[[nodiscard]] inline nlohmann::json json_double(double v) {
+    return format_double(v);
+}
 
 /// Parses a double written by json_double. @throws FormatError naming `what`.
 [[nodiscard]] inline double parse_json_double(const nlohmann::json& j, std::string_view what, std::string_view source) {
@@ -132,7 +134,9 @@ inline constexpr std::string_view kVersionKey = "traincb.version";
 }
 
 /// "xxh64:<16 hex digits>" of a text.
-[[nodiscard]] inline std::string text_checksum(std::string_view text) { return "xxh64:" + hex64(xxh64(text)); }
+[[nodiscard]] inline std::string text_checksum(std::string_view text) {
+    return "xxh64:" + hex64(xxh64(text));
+}
 
 }  // namespace traincb::inline v0::detail
 
@@ -199,8 +203,7 @@ namespace traincb::inline v0::io {
     j["seed"] = c.seed;
     j["fit_options"] = c.fit_options;
     if (c.kind == CheckpointKind::Weights) return j;
-    if (!c.position.epoch_completed)
-        j["loss"] = {{"sum", detail::json_double(c.loss_sum)}, {"count", c.loss_count}};
+    if (!c.position.epoch_completed) j["loss"] = {{"sum", detail::json_double(c.loss_sum)}, {"count", c.loss_count}};
     j["stop"] = c.stopped ? nlohmann::json{{"source", c.stop_source}, {"reason", c.stop_reason}} : nlohmann::json();
     nlohmann::json cbs = nlohmann::json::object();
     for (const auto& [key, s] : c.callbacks) cbs[key] = {{"version", s.version}, {"json", s.json}};
@@ -234,7 +237,8 @@ namespace traincb::inline v0::io {
     if (c.kind == CheckpointKind::Full)
         for (auto& [key, s] : c.callbacks) {
             if (key.empty())
-                throw InvalidArgument("traincb: checkpoint: a callback state has an empty key; give the callback an id");
+                throw InvalidArgument(
+                    "traincb: checkpoint: a callback state has an empty key; give the callback an id");
             for (Tensor& t : s.tensors.tensors()) {
                 t.name = std::string(detail::kCallbacksPrefix) + key + "/" + t.name;
                 out.push_back(std::move(t));
@@ -258,7 +262,8 @@ inline void save_checkpoint_file(const std::filesystem::path& path, const Safete
 
 /// Writes checkpoint `c` to `path` crash-safely (see save_checkpoint_file).
 /// @throws IoError naming the path and the OS error; earlier files are left intact
-inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std::string_view component = "checkpoint") {
+inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
+                            std::string_view component = "checkpoint") {
     save_checkpoint_file(path, encode_checkpoint(std::move(c)), component);
 }
 
@@ -280,9 +285,12 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std
     (void)meta(kChecksumKey);  // present, hence verified by the loader: an unchecked file is refused
     Checkpoint c;
     const std::string& kind = meta(detail::kKindKey);
-    if (kind == "full") c.kind = CheckpointKind::Full;
-    else if (kind == "weights") c.kind = CheckpointKind::Weights;
-    else checkpoint_error(source, "'traincb.kind' is '" + kind + "', expected 'full' or 'weights'");
+    if (kind == "full")
+        c.kind = CheckpointKind::Full;
+    else if (kind == "weights")
+        c.kind = CheckpointKind::Weights;
+    else
+        checkpoint_error(source, "'traincb.kind' is '" + kind + "', expected 'full' or 'weights'");
     c.version = meta(detail::kVersionKey);
     const std::string& state = meta(detail::kStateKey);
     const std::string& sum = meta(detail::kStateChecksumKey);
@@ -295,8 +303,8 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std
         if (!j.is_object()) checkpoint_error(source, "'traincb.state' is not a JSON object");
         const int fv = j.at("format_version").get<int>();
         if (fv != kCheckpointFormatVersion)
-            checkpoint_error(source, "state format version " + std::to_string(fv) + " is not readable by this traincb (" +
-                                         version_string + ", reads version " +
+            checkpoint_error(source, "state format version " + std::to_string(fv) +
+                                         " is not readable by this traincb (" + version_string + ", reads version " +
                                          std::to_string(kCheckpointFormatVersion) + ")");
         c.position.epoch = j.at("epoch").get<int>();
         c.position.epoch_completed = j.at("epoch_completed").get<bool>();
@@ -365,7 +373,8 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std
                     owner_len = key.size();
                 }
             if (owner == nullptr)
-                checkpoint_error(source, "tensor '" + t.name + "' belongs to no callback state recorded in 'traincb.state'");
+                checkpoint_error(source,
+                                 "tensor '" + t.name + "' belongs to no callback state recorded in 'traincb.state'");
             t.name.erase(0, detail::kCallbacksPrefix.size() + owner_len + 1);
             owner->tensors.tensors().push_back(std::move(t));
         }
@@ -377,14 +386,16 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std
 
 /// Parses a checkpoint held in memory; `source` names it in messages.
 /// @throws FormatError for a malformed file (see parse_safetensors and decode_checkpoint)
-[[nodiscard]] inline Checkpoint parse_checkpoint(std::span<const std::byte> bytes, std::string_view source = "(memory)") {
+[[nodiscard]] inline Checkpoint parse_checkpoint(std::span<const std::byte> bytes,
+                                                 std::string_view source = "(memory)") {
     return decode_checkpoint(parse_safetensors(bytes, source), source);
 }
 
 /// Reads and verifies the checkpoint at `path` (both checksums).
 /// @throws IoError when it cannot be read (missing, a directory, EACCES, ...); FormatError when it
 /// is truncated, corrupted or not a traincb checkpoint
-[[nodiscard]] inline Checkpoint load_checkpoint(const std::filesystem::path& path, std::string_view component = "checkpoint") {
+[[nodiscard]] inline Checkpoint load_checkpoint(const std::filesystem::path& path,
+                                                std::string_view component = "checkpoint") {
     return decode_checkpoint(load_safetensors(path, component), path.string());
 }
 
@@ -398,7 +409,7 @@ inline void restore_model(const Checkpoint& c, ModelHandle& model) {
 /// Loads the model state of `c` into `model`.
 /// @throws FormatError when a tensor the model has is missing or has another shape or dtype
 template <class M>
-    requires HasState<M>
+requires HasState<M>
 void restore_model(const Checkpoint& c, M& model) {
     StateLoader loader(c.model);
     model_traits<M>::visit_state(model, loader);
@@ -407,7 +418,7 @@ void restore_model(const Checkpoint& c, M& model) {
 /// Loads the model state stored in the checkpoint file `path` (full or weights) into `model`.
 /// @throws IoError, FormatError as load_checkpoint and restore_model
 template <class M>
-    requires HasState<M>
+requires HasState<M>
 void load_weights(const std::filesystem::path& path, M& model) {
     restore_model(load_checkpoint(path), model);
 }
