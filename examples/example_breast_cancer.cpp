@@ -105,14 +105,7 @@ int main(int argc, char** argv) {
         namespace fs = std::filesystem;
         const auto useed = static_cast<std::uint64_t>(seed);
         const Dataset data = load_csv(data_dir() / "breast_cancer.csv");
-        const Split split = stratified_split(data.labels, {.train = 0.6, .val = 0.2, .test = 0.2}, useed);
-        Standardizer scaler(take_rows(data.features, split.train));
-        const Eigen::MatrixXd x = scaler.transform(take_rows(data.features, split.train));
-        const Eigen::MatrixXd y = take_rows(data.labels, split.train);
-        const Eigen::MatrixXd xv = scaler.transform(take_rows(data.features, split.val));
-        const Eigen::MatrixXd yv = take_rows(data.labels, split.val);
-        const Eigen::MatrixXd xt = scaler.transform(take_rows(data.features, split.test));
-        const Eigen::MatrixXd yt = take_rows(data.labels, split.test);
+        const auto [x, y, xv, yv, xt, yt] = prepare_split(data, {.train = 0.6, .val = 0.2, .test = 0.2}, useed);
 
         Mlp model(MlpOptions{.inputs = x.cols(),
                              .layers = {{16, Activation::Relu}, {1, Activation::Sigmoid}},

@@ -510,3 +510,22 @@ TEST_CASE("print_json_summary prints one compact line") {
     REQUIRE_NOTHROW(te::print_json_summary(nlohmann::json{{"k", std::string("\xff")}}, out2));
     REQUIRE(out2.str().find('\n') == out2.str().size() - 1);
 }
+
+TEST_CASE("prepare_split: standardises every part with the training rows' statistics only") {
+    const te::Dataset data = te::load_csv(kDataDir / "breast_cancer.csv");
+    const auto p = te::prepare_split(data, {.train = 0.6, .val = 0.2, .test = 0.2}, 5);
+    REQUIRE(p.x.rows() + p.xv.rows() + p.xt.rows() == 569);
+    REQUIRE(p.y.rows() == p.x.rows());
+    REQUIRE(p.yv.rows() == p.xv.rows());
+    REQUIRE(p.yt.rows() == p.xt.rows());
+    // Training columns are centred (mean 0) and scaled (population sd 1); the other parts are not
+    // refitted, so their column means are not all 0 (the scaler saw only training rows).
+    const Eigen::RowVectorXd mean = p.x.colwise().mean();
+    CHECK(mean.cwiseAbs().maxCoeff() < 1e-12);
+    const Eigen::RowVectorXd sd = ((p.x.rowwise() - mean).array().square().colwise().mean()).sqrt();
+    CHECK((sd.array() - 1.0).abs().maxCoeff() < 1e-12);
+    CHECK(p.xv.colwise().mean().cwiseAbs().maxCoeff() > 1e-3);
+    // Same seed, same split (the split is deterministic).
+    const auto q = te::prepare_split(data, {.train = 0.6, .val = 0.2, .test = 0.2}, 5);
+    CHECK(q.xt == p.xt);
+}

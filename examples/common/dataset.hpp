@@ -375,6 +375,30 @@ template <class Derived>
     return out;
 }
 
+/// A data set split three ways, features standardised with the training rows' statistics.
+struct PreparedSplit {
+    Eigen::MatrixXd x{}, y{};    ///< training features and labels (N x 1)
+    Eigen::MatrixXd xv{}, yv{};  ///< validation
+    Eigen::MatrixXd xt{}, yt{};  ///< held-out test
+};
+
+/// stratified_split, then a Standardizer fitted on the training rows only and applied to all
+/// three parts (so no statistic of the validation or test rows leaks into training).
+/// @throws as stratified_split and Standardizer.
+[[nodiscard]] inline PreparedSplit prepare_split(const Dataset& data, const SplitFractions& fractions,
+                                                 std::uint64_t seed) {
+    const Split split = stratified_split(data.labels, fractions, seed);
+    const Standardizer scaler(take_rows(data.features, split.train));
+    PreparedSplit p;
+    p.x = scaler.transform(take_rows(data.features, split.train));
+    p.y = take_rows(data.labels, split.train);
+    p.xv = scaler.transform(take_rows(data.features, split.val));
+    p.yv = take_rows(data.labels, split.val);
+    p.xt = scaler.transform(take_rows(data.features, split.test));
+    p.yt = take_rows(data.labels, split.test);
+    return p;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data files
 // ---------------------------------------------------------------------------------------------
