@@ -221,7 +221,7 @@ TEST_CASE("TimeLimit: a new run starts a new budget") {
     cbs.on_train_begin();
     REQUIRE(tl.elapsed() == 0.0);
     REQUIRE(tl.longest_epoch() == 0.0);
-    REQUIRE(tl.stopped_epoch() == -1);
+    REQUIRE_FALSE(tl.stopped_epoch().has_value());
     REQUIRE(run(cbs, clock, uniform(10, 1, 3.0)).epochs == 3);
     TimeLimit named({.seconds = 1, .id = "job-limit"});
     REQUIRE(named.state_key() == "job-limit");

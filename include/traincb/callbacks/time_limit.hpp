@@ -23,6 +23,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -64,7 +65,7 @@ public:
         longest_epoch_ = 0.0;
         mark_ = run_start_;
         epoch_ended_ = false;
-        stopped_epoch_ = -1;
+        stopped_epoch_.reset();
     }
 
     /// Marks the start of the first epoch of the run (later epochs are measured end to end).
@@ -76,7 +77,7 @@ public:
     /// Stops once the budget is used up.
     void on_train_batch_end(Context& ctx) override {
         ensure_started();
-        if (stopped_epoch_ >= 0) return;
+        if (stopped_epoch_) return;
         const double elapsed = elapsed_at(opt_.now_seconds());
         if (elapsed < opt_.seconds) return;
         stop(ctx);
@@ -92,7 +93,7 @@ public:
         longest_epoch_ = std::max(longest_epoch_, t - mark_);
         mark_ = t;
         epoch_ended_ = true;
-        if (stopped_epoch_ >= 0) return;
+        if (stopped_epoch_) return;
         const double elapsed = elapsed_at(t);
         if (!(elapsed + longest_epoch_ > opt_.seconds)) return;
         stop(ctx);
@@ -135,8 +136,8 @@ public:
     [[nodiscard]] double elapsed() const { return elapsed_at(opt_.now_seconds()); }
     /// The longest epoch of this run, in seconds (0 before the first epoch end).
     [[nodiscard]] double longest_epoch() const noexcept { return longest_epoch_; }
-    /// The 0-based epoch in which TimeLimit asked to stop, or -1.
-    [[nodiscard]] int stopped_epoch() const noexcept { return stopped_epoch_; }
+    /// The 0-based epoch in which TimeLimit asked to stop; empty if it did not (as EarlyStopping's).
+    [[nodiscard]] std::optional<int> stopped_epoch() const noexcept { return stopped_epoch_; }
 
 private:
     static constexpr int kStateVersion = 1;
@@ -167,7 +168,7 @@ private:
     double mark_ = 0.0;
     bool epoch_ended_ = false;
     double longest_epoch_ = 0.0;
-    int stopped_epoch_ = -1;
+    std::optional<int> stopped_epoch_{};
 };
 
 }  // namespace traincb::inline v0
