@@ -2,6 +2,7 @@
 // lr = schedule(epoch, current lr) at each epoch begin (absolute 0-based epoch), logs
 // "learning_rate" at each epoch end, Keras's verbose message; plus traincb's output check.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <iostream>
@@ -11,6 +12,10 @@
 #include <traincb/callbacks/learning_rate_scheduler.hpp>
 #include <utility>
 #include <vector>
+
+using traincb_test::error_of;
+using traincb_test::contains;
+using traincb_test::CoutCapture;
 
 namespace {
 
@@ -39,29 +44,6 @@ std::vector<double> drive(traincb::CallbackList& cbs, FakeModel& m, int first, i
     }
     return logged;
 }
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "no exception";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
-struct CoutCapture {
-    std::ostringstream out;
-    std::streambuf* previous;
-    CoutCapture() : previous(std::cout.rdbuf(out.rdbuf())) {}
-    ~CoutCapture() { std::cout.rdbuf(previous); }
-    CoutCapture(const CoutCapture&) = delete;
-    CoutCapture& operator=(const CoutCapture&) = delete;
-};
 
 }  // namespace
 

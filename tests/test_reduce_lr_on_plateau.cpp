@@ -2,6 +2,7 @@
 // hand-derived from keras-reference.md section 3 (the rule is quoted where it matters); the Keras
 // test names are those of keras/src/callbacks/reduce_lr_on_plateau_test.py.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <iostream>
@@ -11,6 +12,11 @@
 #include <traincb/callbacks/reduce_lr_on_plateau.hpp>
 #include <traincb/diagnostics.hpp>
 #include <vector>
+
+using traincb_test::error_of;
+using traincb_test::contains;
+using traincb_test::CoutCapture;
+using traincb_test::WarningCapture;
 
 namespace {
 
@@ -76,42 +82,9 @@ std::string message_of_construction(ReduceLROnPlateauOptions o) {
     return "no exception";
 }
 
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
 // The message of the exception `f` throws ("no exception" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "no exception";
-}
 
 // Collects traincb warnings for the lifetime of the object.
-struct WarningCapture {
-    std::vector<std::string> messages;
-    traincb::WarningHandler previous;
-    WarningCapture() {
-        previous = traincb::set_warning_handler([this](std::string_view m) { messages.emplace_back(m); });
-    }
-    ~WarningCapture() { traincb::set_warning_handler(std::move(previous)); }
-    WarningCapture(const WarningCapture&) = delete;
-    WarningCapture& operator=(const WarningCapture&) = delete;
-};
-
-// Captures std::cout for the lifetime of the object.
-struct CoutCapture {
-    std::ostringstream out;
-    std::streambuf* previous;
-    CoutCapture() : previous(std::cout.rdbuf(out.rdbuf())) {}
-    ~CoutCapture() { std::cout.rdbuf(previous); }
-    CoutCapture(const CoutCapture&) = delete;
-    CoutCapture& operator=(const CoutCapture&) = delete;
-};
 
 }  // namespace
 

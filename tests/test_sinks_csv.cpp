@@ -2,6 +2,7 @@
 // section 5), the deviations that fix its traps (no phantom val_ columns, widening header, resume
 // without duplicate rows), RFC 4180 quoting, and the I/O error paths.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <unistd.h>
 
@@ -26,39 +27,14 @@ using traincb::sinks::CsvOptions;
 using traincb::sinks::CsvSink;
 using traincb::sinks::RunInfo;
 
+using traincb_test::TempDir;
+using traincb_test::read_bytes;
+using traincb_test::write_bytes;
+
 namespace {
 
 const double kNan = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
-
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "traincb_csv_XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary);
-    out << bytes;
-}
 
 // The files of `dir` (to check that no temporary file is left behind).
 std::vector<std::string> listing(const fs::path& dir) {

@@ -1,6 +1,7 @@
 // Tests for traincb/sinks/json_lines.hpp: exact lines, null for NaN/inf, resume without duplicate
 // lines, and the I/O error paths.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <unistd.h>
 
@@ -22,38 +23,14 @@ using traincb::sinks::JsonLinesOptions;
 using traincb::sinks::JsonLinesSink;
 using traincb::sinks::RunInfo;
 
+using traincb_test::TempDir;
+using traincb_test::read_bytes;
+using traincb_test::write_bytes;
+
 namespace {
 
 const double kNan = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "traincb_jsonl_XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-std::string read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary);
-    out << bytes;
-}
 
 void run(const std::shared_ptr<traincb::sinks::Sink>& sink, const std::vector<std::pair<int, Logs>>& epochs,
          traincb::TrainParams params = {}) {

@@ -3,6 +3,7 @@
 // elapsed + longest epoch > seconds, an epoch lasting from the previous epoch end (the epoch
 // begin for the first one) to its own end; after a batch, stop when elapsed >= seconds.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <functional>
@@ -12,6 +13,10 @@
 #include <string>
 #include <traincb/callbacks/time_limit.hpp>
 #include <vector>
+
+using traincb_test::error_of;
+using traincb_test::contains;
+using traincb_test::CoutCapture;
 
 namespace {
 
@@ -60,29 +65,6 @@ std::vector<std::vector<double>> uniform(int epochs, int batches, double batch_s
     return std::vector<std::vector<double>>(static_cast<std::size_t>(epochs),
                                             std::vector<double>(static_cast<std::size_t>(batches), batch_seconds));
 }
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "no exception";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
-struct CoutCapture {
-    std::ostringstream out;
-    std::streambuf* previous;
-    CoutCapture() : previous(std::cout.rdbuf(out.rdbuf())) {}
-    ~CoutCapture() { std::cout.rdbuf(previous); }
-    CoutCapture(const CoutCapture&) = delete;
-    CoutCapture& operator=(const CoutCapture&) = delete;
-};
 
 }  // namespace
 
