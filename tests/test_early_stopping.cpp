@@ -313,3 +313,27 @@ TEST_CASE("EarlyStopping: state round-trips through save_state/load_state") {
     lb.on_train_end();
     CHECK(model.tag == 1.0);  // the best snapshot came through the state
 }
+
+TEST_CASE("EarlyStopping: load_state rejects another state version, naming the key and both versions") {
+    EarlyStopping a({.monitor = "loss", .patience = 3});
+    CallbackList la(a);
+    la.on_train_begin();
+    Logs logs{{"loss", 1.0}};
+    la.on_epoch_end(0, logs);
+    traincb::CallbackState st;
+    a.save_state(st);
+    REQUIRE(st.version == 1);
+    st.version = 2;  // a format this traincb does not read
+    EarlyStopping b({.monitor = "loss", .patience = 3});
+    CallbackList lb(b);
+    lb.on_train_begin();
+    try {
+        b.load_state(st, lb.context());
+        FAIL("load_state accepted version 2");
+    } catch (const traincb::FormatError& e) {
+        const std::string msg = e.what();
+        CHECK(msg.starts_with("traincb: EarlyStopping: checkpointed state (key '" + a.state_key() + "')"));
+        CHECK(msg.find("version 2 is not readable; this traincb reads version 1") != std::string::npos);
+    }
+    CHECK_FALSE(b.best().has_value());  // nothing was half-loaded
+}

@@ -55,6 +55,15 @@ struct CallbackState {
     int version = 1;        ///< the callback's state format version
     nlohmann::json json{};    ///< counters, best values, options (for change detection)
     StateDict tensors{};      ///< e.g. EarlyStopping's best-weights snapshot
+
+    /// Checks that this state has the format version `expected` that `component` reads.
+    /// @throws FormatError naming the component, the state key and both versions.
+    void require_version(int expected, std::string_view component, std::string_view key) const {
+        if (version == expected) return;
+        throw FormatError("traincb: " + std::string(component) + ": checkpointed state (key '" + std::string(key) +
+                          "'): version " + std::to_string(version) + " is not readable; this traincb reads version " +
+                          std::to_string(expected) + " (use the traincb version that wrote it)");
+    }
 };
 
 class CallbackList;

@@ -246,9 +246,7 @@ public:
         if (snapshot_.has_value()) s.tensors = snapshot_.to_state_dict();
     }
     void load_state(const CallbackState& s, Context& ctx) override {
-        if (s.version != 1)
-            throw FormatError("traincb: EarlyStopping: checkpoint state version " + std::to_string(s.version) +
-                              " is not supported (expected 1)");
+        s.require_version(1, "EarlyStopping", state_key());
         const auto& j = s.json;
         auto num = [](const nlohmann::json& v) -> std::optional<double> {
             if (v.is_null()) return std::nullopt;

@@ -220,9 +220,7 @@ public:
     /// @throws FormatError for another version or a malformed field
     void load_state(const CallbackState& s, Context&) override {
         const std::string c = "traincb: ModelCheckpoint: checkpointed state (key '" + state_key() + "'): ";
-        if (s.version != kStateVersion)
-            throw FormatError(c + "version " + std::to_string(s.version) +
-                              " is not readable; this traincb reads version " + std::to_string(kStateVersion));
+        s.require_version(kStateVersion, "ModelCheckpoint", state_key());
         try {
             const nlohmann::json& j = s.json;
             bool comparable = true;

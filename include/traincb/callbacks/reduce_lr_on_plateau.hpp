@@ -196,11 +196,7 @@ public:
     /// state was saved for another monitor or direction.
     void load_state(const CallbackState& state, Context&) override {
         const std::string c = "traincb: ReduceLROnPlateau: checkpointed state (key '" + state_key() + "'): ";
-        if (state.version != kStateVersion)
-            throw FormatError(c + "version " + std::to_string(state.version) +
-                              " is not readable; this traincb reads "
-                              "version " +
-                              std::to_string(kStateVersion) + " (use the traincb version that wrote it)");
+        state.require_version(kStateVersion, "ReduceLROnPlateau", state_key());
         const nlohmann::json& j = state.json;
         if (!j.is_object()) throw FormatError(c + "expected a JSON object, got " + j.dump());
         auto field = [&](const char* key) -> const nlohmann::json& {

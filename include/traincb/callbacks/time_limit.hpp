@@ -117,11 +117,7 @@ public:
     /// @throws FormatError for another version or an elapsed time that is not a number >= 0.
     void load_state(const CallbackState& state, Context& ctx) override {
         const std::string c = "traincb: TimeLimit: checkpointed state (key '" + state_key() + "'): ";
-        if (state.version != kStateVersion)
-            throw FormatError(c + "version " + std::to_string(state.version) +
-                              " is not readable; this traincb reads "
-                              "version " +
-                              std::to_string(kStateVersion) + " (use the traincb version that wrote it)");
+        state.require_version(kStateVersion, "TimeLimit", state_key());
         const nlohmann::json& j = state.json;
         const auto it = j.is_object() ? j.find("elapsed") : j.end();
         if (it == j.end() || !it->is_number() || !(it->get<double>() >= 0.0) || std::isinf(it->get<double>()))
