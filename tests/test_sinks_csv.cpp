@@ -28,6 +28,7 @@ using traincb::sinks::CsvSink;
 using traincb::sinks::RunInfo;
 
 using traincb_test::TempDir;
+using traincb_test::WarningCapture;
 using traincb_test::read_bytes;
 using traincb_test::write_bytes;
 
@@ -262,12 +263,33 @@ TEST_CASE("append keeps an existing file's header and earlier rows, and widens i
     REQUIRE(read_bytes(path) == "epoch,accuracy,loss,val_loss\r\n0,NA,0.5,NA\r\n1,NA,0.25,NA\r\n2,0.5,0.125,NA\r\n");
 }
 
-TEST_CASE("append from epoch 0 replaces every row (the run owns the epochs from initial_epoch on)") {
+TEST_CASE("append from epoch 0 replaces every row (the run owns the epochs from initial_epoch on), with a warning") {
     TempDir dir;
     const auto path = dir / "log.csv";
     write_bytes(path, "epoch,loss\r\n0,0.5\r\n1,0.25\r\n");
+    WarningCapture warnings;
     run(std::make_shared<CsvSink>(CsvOptions{.path = path, .append = true}), {{0, Logs{{"loss", 9.0}}}});
     REQUIRE(read_bytes(path) == "epoch,loss\r\n0,9.0\r\n");
+    // Dropping rows of a file the user asked to append to is never silent: the two rows counted above.
+    REQUIRE(warnings.messages.size() == 1);
+    CHECK(warnings.messages[0].starts_with("traincb: CsvSink: append: '" + path.string() +
+                                           "' held 2 rows of epochs >= 0, which this run logs again"));
+}
+
+TEST_CASE("append warns only when it replaces rows, and a resume replaces them silently") {
+    TempDir dir;
+    const auto path = dir / "log.csv";
+    write_bytes(path, "epoch,loss\r\n0,0.5\r\n1,0.25\r\n");
+    WarningCapture warnings;
+    traincb::TrainParams params;
+    params.initial_epoch = 2;  // continues after the rows it holds: nothing replaced
+    run(std::make_shared<CsvSink>(CsvOptions{.path = path, .append = true}), {{2, Logs{{"loss", 0.125}}}}, params);
+    REQUIRE(read_bytes(path) == "epoch,loss\r\n0,0.5\r\n1,0.25\r\n2,0.125\r\n");
+    params.initial_epoch = 1;
+    params.resumed = true;  // a resume re-runs epochs 1 and 2 by design
+    run(std::make_shared<CsvSink>(CsvOptions{.path = path, .append = true}), {{1, Logs{{"loss", 0.375}}}}, params);
+    REQUIRE(read_bytes(path) == "epoch,loss\r\n0,0.5\r\n1,0.375\r\n");
+    CHECK(warnings.messages.empty());
 }
 
 TEST_CASE("Resume drops a last row cut off by a crash, and starts afresh after a cut-off header") {

@@ -24,6 +24,7 @@ using traincb::sinks::JsonLinesSink;
 using traincb::sinks::RunInfo;
 
 using traincb_test::TempDir;
+using traincb_test::WarningCapture;
 using traincb_test::read_bytes;
 using traincb_test::write_bytes;
 
@@ -112,6 +113,21 @@ TEST_CASE("JSON lines: append keeps earlier lines as they were, a fresh run trun
     REQUIRE(read_bytes(path) == "{\"loss\": 5.0, \"epoch\": 0}\n\n{\"epoch\":1,\"loss\":2.5}\n");
     run(std::make_shared<JsonLinesSink>(JsonLinesOptions{.path = path}), {});
     REQUIRE(read_bytes(path).empty());
+}
+
+TEST_CASE("JSON lines: append from an epoch the file already holds replaces those lines, with a warning") {
+    TempDir dir;
+    const auto path = dir / "log.jsonl";
+    write_bytes(path, "{\"epoch\":0,\"loss\":5.0}\n{\"epoch\":1,\"loss\":4.0}\n");
+    WarningCapture warnings;
+    traincb::TrainParams params;
+    params.initial_epoch = 1;
+    run(std::make_shared<JsonLinesSink>(JsonLinesOptions{.path = path, .append = true}), {{1, Logs{{"loss", 2.5}}}},
+        params);
+    REQUIRE(read_bytes(path) == "{\"epoch\":0,\"loss\":5.0}\n{\"epoch\":1,\"loss\":2.5}\n");
+    REQUIRE(warnings.messages.size() == 1);  // the one line of epoch 1 written above
+    CHECK(warnings.messages[0].starts_with("traincb: JsonLinesSink: append: '" + path.string() +
+                                           "' held 1 row of epochs >= 1"));
 }
 
 TEST_CASE("JSON lines: resuming into a file that is not a log throws FormatError naming the path and line") {

@@ -321,6 +321,16 @@ inline FileKind file_kind(const std::filesystem::path& path, const char* compone
     return S_ISREG(st.st_mode) ? FileKind::Regular : FileKind::Other;
 }
 
+/// Warns that an `append` run (not a resume) replaced `rows` complete rows of epochs >=
+/// `initial_epoch`: the user asked to keep the file, so dropping part of it must not be silent.
+inline void warn_replaced(const char* component, const std::filesystem::path& path, std::size_t rows,
+                          int initial_epoch) {
+    traincb::warn("traincb: " + std::string(component) + ": append: '" + path.string() + "' held " +
+                  std::to_string(rows) + (rows == 1 ? " row" : " rows") + " of epochs >= " +
+                  std::to_string(initial_epoch) + ", which this run logs again: they were replaced, not duplicated. "
+                  "To keep them, continue the run (FitOptions::initial_epoch or resume_from) or log to another file");
+}
+
 }  // namespace logfile
 
 }  // namespace traincb::inline v0::detail
@@ -386,7 +396,7 @@ public:
             for (const auto& k : info.params.log_keys) add_key(k);
             return;
         }
-        if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch);
+        if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch, !info.resumed);
         fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_APPEND, kComponent);
         if (!header_written_)
             for (const auto& k : info.params.log_keys) add_key(k);
@@ -501,8 +511,10 @@ private:
     }
 
     // Reads the existing file; keeps its header and its rows of epochs < initial_epoch; rewrites
-    // it atomically when a row was dropped.
-    void keep_rows_before(int initial_epoch) {
+    // it atomically when a row was dropped. `warn_replaced`: an `append` run that is not a resume
+    // warns about the complete rows it replaces (a resume replaces them by design, silently).
+    void keep_rows_before(int initial_epoch, bool warn_replaced) {
+        std::size_t replaced = 0;
         const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
         if (text.empty()) return;
         auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
@@ -534,11 +546,13 @@ private:
                 bad_file("row " + std::to_string(i) + " has the epoch '" + cell + "', not an integer");
             if (e >= initial_epoch) {
                 changed = true;
+                ++replaced;
                 continue;
             }
             append_cells(kept, row, opt_.separator);
         }
         if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
+        if (warn_replaced && replaced > 0) traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
         for (std::size_t i = 1; i < header.size(); ++i) {
             header_.push_back(header[i]);
             sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), header[i]), header[i]);

@@ -61,7 +61,7 @@ public:
             return;
         }
         if (traincb::detail::logfile::file_kind(opt_.path, kComponent) == traincb::detail::logfile::FileKind::Regular)
-            keep_lines_before(info.initial_epoch);
+            keep_lines_before(info.initial_epoch, !info.resumed);
         fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_APPEND, kComponent);
     }
 
@@ -102,7 +102,9 @@ public:
 private:
     static constexpr const char* kComponent = "JsonLinesSink";
 
-    void keep_lines_before(int initial_epoch) {
+    // As CsvSink::keep_rows_before.
+    void keep_lines_before(int initial_epoch, bool warn_replaced) {
+        std::size_t replaced = 0;
         const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
         std::string kept;
         bool changed = false;
@@ -135,12 +137,14 @@ private:
                                   "continue: delete it, move it, or choose another path");
             if (e->get<long long>() >= initial_epoch) {
                 changed = true;
+                ++replaced;
                 continue;
             }
             kept.append(line);
             kept += '\n';
         }
         if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
+        if (warn_replaced && replaced > 0) traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
     }
 
     JsonLinesOptions opt_;
