@@ -29,6 +29,7 @@ public:
 class InvalidArgument : public std::invalid_argument, public Error {
 public:
     using std::invalid_argument::invalid_argument;
+    /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::invalid_argument::what(); }
 };
 
@@ -36,6 +37,7 @@ public:
 class FormatError : public std::runtime_error, public Error {
 public:
     using std::runtime_error::runtime_error;
+    /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
 };
 
@@ -53,6 +55,7 @@ public:
     IoError(const std::string& component, const std::string& action, const std::filesystem::path& path,
             int errno_value)
         : IoError(component, action, path, std::error_code(errno_value, std::generic_category())) {}
+    /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
     /// The path the failed operation was about.
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
@@ -68,6 +71,7 @@ private:
 class TrainingError : public std::runtime_error, public Error {
 public:
     using std::runtime_error::runtime_error;
+    /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
 };
 
@@ -75,6 +79,7 @@ public:
 class LogicError : public std::logic_error, public Error {
 public:
     using std::logic_error::logic_error;
+    /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::logic_error::what(); }
 };
 

@@ -22,7 +22,9 @@ namespace traincb::inline v0 {
 /// Updating an existing key never allocates, so batch logs cost nothing on the hot path.
 class Logs {
 public:
+    /// One entry, (key, value), so that `for (const auto& [key, value] : logs)` works.
     using value_type = std::pair<std::string, double>;
+    /// Iterates the entries in sorted key order; the logs are read-only through iteration.
     using const_iterator = std::vector<value_type>::const_iterator;
 
     Logs() = default;
@@ -112,7 +114,7 @@ enum class EndKind {
 
 /// Why training ended, as on_train_end and History report it.
 struct TrainEnd {
-    EndKind kind = EndKind::Completed;
+    EndKind kind = EndKind::Completed;  ///< completed, stopped, exception or interrupted
     std::string source{};  ///< the component that stopped training ("EarlyStopping"), if any
     std::string reason{};  ///< its reason ("patience", "non_finite", the exception's what(), ...)
     std::exception_ptr exception{};  ///< set when kind == Exception

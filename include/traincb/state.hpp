@@ -77,13 +77,13 @@ template <class T>
 
 /// A non-owning view of one tensor of a model's state, in the model's own memory and layout.
 struct TensorView {
-    std::string_view name{};  ///< unique within the model, e.g. "dense1.weight"
-    DType dtype = DType::F64;
-    void* data = nullptr;   ///< rows*cols elements, densely packed
-    std::int64_t rows = 1;  ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
-    std::int64_t cols = 1;
-    int rank = 2;            ///< 0 (scalar), 1 (vector) or 2 (matrix)
-    bool row_major = false;  ///< storage order of `data` (Eigen's default is column-major)
+    std::string_view name{};   ///< unique within the model, e.g. "dense1.weight"
+    DType dtype = DType::F64;  ///< element type of `data`
+    void* data = nullptr;      ///< rows*cols elements, densely packed
+    std::int64_t rows = 1;     ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
+    std::int64_t cols = 1;     ///< the Eigen object's cols()
+    int rank = 2;              ///< 0 (scalar), 1 (vector) or 2 (matrix)
+    bool row_major = false;    ///< storage order of `data` (Eigen's default is column-major)
 
     /// Number of elements.
     [[nodiscard]] std::int64_t size() const noexcept { return rows * cols; }
@@ -139,8 +139,8 @@ void visit(StateVisitor& v, std::string_view name, T& value) {
 /// An owned tensor: a name, a dtype, a logical shape and densely packed ROW-MAJOR bytes (the
 /// safetensors layout, which numpy and torch read directly).
 struct Tensor {
-    std::string name{};
-    DType dtype = DType::F64;
+    std::string name{};        ///< the key in the checkpoint file, e.g. "model/dense1.weight"
+    DType dtype = DType::F64;  ///< element type of `data`
     std::vector<std::int64_t> shape{};  ///< [] = scalar
     std::vector<std::byte> data{};      ///< row-major, little-endian
 
@@ -244,6 +244,7 @@ class StateCollector final : public StateVisitor {
 public:
     /// @param out receives one tensor per visited view; `prefix` is prepended to each name.
     explicit StateCollector(StateDict& out, std::string prefix = {}) : out_(out), prefix_(std::move(prefix)) {}
+    /// Copies `v` (row-major) into the StateDict as prefix + name, replacing a tensor of that name.
     void visit(const TensorView& v) override {
         Tensor t = to_tensor(v);
         t.name = prefix_ + t.name;
@@ -320,6 +321,8 @@ public:
         return d;
     }
     /// Fills the snapshot from owned tensors, using the model's views for layout.
+    /// @throws FormatError when a tensor the model visits is missing from `d` or its dtype or shape
+    /// differ.
     template <class VisitFn>
     void from_state_dict(const StateDict& d, const std::string& prefix, VisitFn&& visit_fn) {
         take(visit_fn);  // sizes the buffers and records layouts

@@ -26,8 +26,10 @@ public:
     /// Builds it with `options`.
     explicit TerminateOnNaN(TerminateOnNaNOptions options = {}) : opt_(options) {}
 
+    /// "TerminateOnNaN", the source of its stop request.
     [[nodiscard]] std::string name() const override { return "TerminateOnNaN"; }
 
+    /// Forgets the previous run's terminated_batch().
     void on_train_begin(Context&) override { terminated_batch_ = -1; }
 
     /// Checks logs["loss"] (the running epoch mean, as in Keras).
