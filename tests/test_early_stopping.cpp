@@ -337,3 +337,41 @@ TEST_CASE("EarlyStopping: load_state rejects another state version, naming the k
     }
     CHECK_FALSE(b.best().has_value());  // nothing was half-loaded
 }
+
+TEST_CASE("EarlyStopping: a malformed checkpointed state is a FormatError and loads nothing") {
+    EarlyStopping a({.monitor = "loss", .patience = 3});
+    CallbackList la(a);
+    la.on_train_begin();
+    for (int e = 0; e < 3; ++e) {
+        Logs logs{{"loss", 3.0 - e}};
+        la.on_epoch_end(e, logs);
+    }
+    traincb::CallbackState good;
+    a.save_state(good);
+    // Each corruption of one field; the state is otherwise what save_state wrote.
+    const std::vector<std::pair<std::string, nlohmann::json>> bad = {
+        {"best", "1.5x"}, {"best", 1.5},          {"wait", -1},          {"wait", "2"},
+        {"best_epoch", "one"}, {"stop_reason", "bored"}, {"stopped_epoch", 2.5}};
+    for (const auto& [key, value] : bad) {
+        CAPTURE(key, value.dump());
+        traincb::CallbackState st = good;
+        st.json[key] = value;
+        EarlyStopping b({.monitor = "loss", .patience = 3});
+        CallbackList lb(b);
+        lb.on_train_begin();
+        try {
+            b.load_state(st, lb.context());
+            FAIL("load_state accepted a malformed state");
+        } catch (const traincb::FormatError& e) {
+            CHECK(std::string(e.what()).starts_with("traincb: EarlyStopping: checkpointed state (key 'EarlyStopping:loss') is malformed"));
+        }
+        CHECK_FALSE(b.best().has_value());  // all or nothing
+        CHECK(b.wait() == 0);
+    }
+    traincb::CallbackState missing = good;
+    missing.json.erase("wait");
+    EarlyStopping c({.monitor = "loss", .patience = 3});
+    CallbackList lc(c);
+    lc.on_train_begin();
+    REQUIRE_THROWS_AS(c.load_state(missing, lc.context()), traincb::FormatError);
+}

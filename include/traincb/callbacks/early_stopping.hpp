@@ -9,6 +9,7 @@
 #include <cmath>
 #include <iostream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,11 +130,14 @@ public:
     /// The in-memory snapshot of the best state (empty unless restore_best_weights).
     [[nodiscard]] const StateSnapshot& best_state() const noexcept { return snapshot_; }
 
+    /// "EarlyStopping" (the source of its stop requests and the start of its messages).
     [[nodiscard]] std::string name() const override { return "EarlyStopping"; }
+    /// The monitor when `strict` (checked against the keys the driver will log before epoch 1).
     [[nodiscard]] std::vector<std::string> required_keys() const override {
         if (!opt_.strict) return {};
         return {opt_.monitor};
     }
+    /// Model state, when `restore_best_weights` (checked before epoch 1).
     [[nodiscard]] Capabilities required_capabilities() const override {
         return {.learning_rate = false, .state = opt_.restore_best_weights};
     }
@@ -185,8 +189,8 @@ public:
 
     /// The outcome of one monitored value (exposed so tools can replay a history without a model).
     struct Decision {
-        bool improved = false;
-        StopReason stop = StopReason::None;
+        bool improved = false;               ///< the value became the new best
+        StopReason stop = StopReason::None;  ///< why training should stop now, or None
     };
     /// Feeds one monitored value for absolute epoch `epoch` (steps 2-6 of the decision); updates
     /// best, best_epoch, wait. Does not snapshot or request a stop: on_epoch_end does.
@@ -231,9 +235,12 @@ public:
         snapshot_.reset();
     }
 
+    /// The explicit id, else "EarlyStopping:<monitor>".
     [[nodiscard]] std::string state_key() const override {
         return opt_.id.empty() ? "EarlyStopping:" + opt_.monitor : opt_.id;
     }
+    /// Writes best, best_epoch, wait, stopped_epoch, the reason and the options (version 1), and
+    /// the best-weights snapshot as tensors.
     void save_state(CallbackState& s) const override {
         s.version = 1;
         auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json(); };
@@ -245,28 +252,63 @@ public:
                   {"options", options_json()}};
         if (snapshot_.has_value()) s.tensors = snapshot_.to_state_dict();
     }
+    /// Restores what save_state wrote; all or nothing. Changed options win, with a warning.
+    /// @throws FormatError for another version or a malformed state, naming the state key
     void load_state(const CallbackState& s, Context& ctx) override {
         s.require_version(1, "EarlyStopping", state_key());
         const auto& j = s.json;
-        auto num = [](const nlohmann::json& v) -> std::optional<double> {
-            if (v.is_null()) return std::nullopt;
-            return std::stod(v.get<std::string>());
-        };
-        best_ = num(j.at("best"));
-        best_epoch_ = j.at("best_epoch").is_null() ? std::nullopt : std::optional<int>(j.at("best_epoch").get<int>());
-        wait_ = j.at("wait").get<int>();
-        stopped_epoch_ = j.at("stopped_epoch").is_null() ? std::nullopt : std::optional<int>(j.at("stopped_epoch").get<int>());
-        reason_ = StopReason::None;
-        for (auto r : {StopReason::PatienceExhausted, StopReason::StoppingThreshold, StopReason::DivergenceThreshold,
-                       StopReason::NonFiniteMetric})
-            if (j.at("stop_reason").get<std::string>() == to_string(r)) reason_ = r;
-        if (j.contains("options") && j.at("options") != options_json())
-            warn("traincb: EarlyStopping: options changed since the checkpoint (was " + j.at("options").dump() +
-                 ", now " + options_json().dump() + "); the new options apply");
+        std::optional<double> best;
+        std::optional<int> best_epoch, stopped_epoch;
+        int wait = 0;
+        StopReason reason = StopReason::None;
+        try {
+            auto num = [](const nlohmann::json& v) -> std::optional<double> {
+                if (v.is_null()) return std::nullopt;
+                const std::string text = v.get<std::string>();  // format_double's round-trip text
+                std::size_t used = 0;
+                const double d = std::stod(text, &used);
+                if (used != text.size()) throw std::invalid_argument("best '" + text + "' is not a number");
+                return d;
+            };
+            auto integer = [](const nlohmann::json& v, const char* what) -> int {
+                if (!v.is_number_integer()) throw std::invalid_argument(std::string(what) + " " + v.dump() + " is not an integer");
+                return v.get<int>();
+            };
+            auto epoch = [&integer](const nlohmann::json& v, const char* what) -> std::optional<int> {
+                if (v.is_null()) return std::nullopt;
+                return integer(v, what);
+            };
+            best = num(j.at("best"));
+            best_epoch = epoch(j.at("best_epoch"), "best_epoch");
+            stopped_epoch = epoch(j.at("stopped_epoch"), "stopped_epoch");
+            wait = integer(j.at("wait"), "wait");
+            const std::string r = j.at("stop_reason").get<std::string>();
+            bool known = r == to_string(StopReason::None);
+            for (auto k : {StopReason::PatienceExhausted, StopReason::StoppingThreshold, StopReason::DivergenceThreshold,
+                           StopReason::NonFiniteMetric})
+                if (r == to_string(k)) {
+                    reason = k;
+                    known = true;
+                }
+            if (!known) throw std::invalid_argument("unknown stop_reason '" + r + "'");
+            if (wait < 0) throw std::invalid_argument("wait " + std::to_string(wait) + " < 0");
+        } catch (const std::exception& e) {
+            throw FormatError("traincb: EarlyStopping: checkpointed state (key '" + state_key() +
+                              "') is malformed (" + e.what() +
+                              "); it was not written by this traincb: resume from another checkpoint");
+        }
         if (!s.tensors.empty() && opt_.restore_best_weights && ctx.model().has_state()) {
             ModelHandle& m = ctx.model();
             snapshot_.from_state_dict(s.tensors, "", [&m](StateVisitor& v) { m.visit_state(v); });
         }
+        best_ = best;
+        best_epoch_ = best_epoch;
+        wait_ = wait;
+        stopped_epoch_ = stopped_epoch;
+        reason_ = reason;
+        if (j.contains("options") && j.at("options") != options_json())
+            warn("traincb: EarlyStopping: options changed since the checkpoint (was " + j.at("options").dump() +
+                 ", now " + options_json().dump() + "); the new options apply");
     }
 
 private:
