@@ -471,6 +471,18 @@ TEST_CASE("ModelCheckpoint: its state round-trips, a changed option is named in 
     traincb::CallbackState v2 = s;
     v2.version = 2;
     CHECK_THROWS_AS(again.load_state(v2, d.list.context()), traincb::FormatError);
+
+    // A malformed field is a FormatError and changes nothing (all or nothing).
+    for (const char* field : {"best_path", "kept", "best"}) {
+        CAPTURE(field);
+        traincb::CallbackState bad = s;
+        bad.json[field] = nlohmann::json::array({1, 2});
+        ModelCheckpoint fresh({.filepath = dir / "m-{epoch}.safetensors", .save_top_k = 2, .id = "x"});
+        CHECK_THROWS_AS(fresh.load_state(bad, d.list.context()), traincb::FormatError);
+        CHECK(fresh.kept().empty());
+        CHECK_FALSE(fresh.best_score().has_value());
+        CHECK(fresh.best_model_path().empty());
+    }
     CHECK(mc.state_key() == "ModelCheckpoint:m-{epoch}.safetensors");  // the directory is left out
     CHECK(ModelCheckpoint({.filepath = "other/dir/m-{epoch}.safetensors"}).state_key() == mc.state_key());
 }

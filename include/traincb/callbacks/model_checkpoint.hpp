@@ -243,11 +243,14 @@ public:
                 k.global_step = e.at("global_step").get<std::int64_t>();
                 kept.push_back(std::move(k));
             }
-            if (comparable) {
-                best_ = j.at("best").is_null() ? std::nullopt
-                                               : std::optional<double>(detail::parse_json_double(
-                                                     j.at("best"), "ModelCheckpoint best", state_key()));
-                best_path_ = j.at("best_path").get<std::string>();
+            if (comparable) {  // parsed in full before anything is assigned: all or nothing
+                std::optional<double> best = j.at("best").is_null()
+                                                 ? std::nullopt
+                                                 : std::optional<double>(detail::parse_json_double(
+                                                       j.at("best"), "ModelCheckpoint best", state_key()));
+                std::string best_path = j.at("best_path").get<std::string>();
+                best_ = best;
+                best_path_ = std::move(best_path);
             }
             kept_ = std::move(kept);
         } catch (const nlohmann::json::exception& e) {
