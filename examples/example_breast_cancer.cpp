@@ -9,7 +9,8 @@
 // Checkpoints: DIR/checkpoints/best.safetensors (the weights of the best val_loss epoch) and
 // DIR/checkpoints/last.safetensors (the full state, every epoch). After a crash, a kill or Ctrl-C,
 // `--resume` continues from DIR/checkpoints and ends bit-identical to an uninterrupted run with
-// the same seed (history.csv holds only values the seed determines). Ctrl-C stops gracefully
+// the same seed (history.csv, with the model's learning_rate column, and report.html hold only
+// values the seed determines). Ctrl-C stops gracefully
 // after the current batch, saving last.safetensors; a second Ctrl-C kills at once.
 //
 //   example_breast_cancer [--out DIR] [--resume] [--epochs 300] [--patience 20] [--batch-size 16] [--seed 1] [--json]
@@ -127,16 +128,15 @@ int main(int argc, char** argv) {
         if (!quiet)
             logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
         // report.html: the learning curves with the best and stopped epochs, rewritten each epoch;
-        // every save of best.safetensors is marked on it.
+        // every save of best.safetensors is marked on it. ModelCheckpoint decides in on_epoch_end
+        // and records the epoch of its save in kept(), which a resumed run restores, so the marks
+        // after a --resume are those of an uninterrupted run (the report restores the earlier ones).
         traincb::LearningCurveReport report({.path = fs::path(out) / "report.html",
                                              .title = "example_breast_cancer",
                                              .early_stopping = &early_stopping});
-        std::optional<double> marked_best;
         traincb::LambdaCallback mark_saves({.on_epoch_end = [&](traincb::Context& ctx) {
-            if (checkpoint.best_score() != marked_best) {
-                marked_best = checkpoint.best_score();
-                report.mark(ctx.epoch(), "checkpoint", checkpoint.best_model_path().filename().string());
-            }
+            for (const traincb::KeptCheckpoint& k : checkpoint.kept())
+                if (k.epoch == ctx.epoch()) report.mark(ctx.epoch(), "checkpoint", k.path.filename().string());
         }});
         traincb::CallbackList callbacks(early_stopping, checkpoint, mark_saves, report);
         Ballast ballast(static_cast<std::size_t>(std::max(ballast_mb, 0)) << 20U);

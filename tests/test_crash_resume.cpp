@@ -1,7 +1,9 @@
 // Issue 5's "done when" test: example_breast_cancer is killed with SIGKILL at random moments,
 // several times per run and including in the middle of checkpoint writes, and restarted with
-// --resume each time until a run completes. Its final last.safetensors, best.safetensors and
-// history.csv must equal, byte for byte, those of an uninterrupted run with the same seed. After
+// --resume each time until a run completes. Its final last.safetensors, best.safetensors,
+// history.csv and report.html must equal, byte for byte, those of an uninterrupted run with the
+// same seed (the report holds no timestamp or duration: everything in it is determined by the
+// seed, and LearningCurveReport's checkpointed state restores the epochs and marks). After
 // every kill, every .safetensors file in the checkpoint directory must load (atomic writes).
 //
 // Half of the runs are killed at a random moment; the other half the instant a temporary
@@ -165,7 +167,8 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
     CHECK(kills >= 5);
     CHECK(kills_in_write >= 1);
 
-    for (const char* f : {"run/history.csv", "run/checkpoints/last.safetensors", "run/checkpoints/best.safetensors"}) {
+    for (const char* f : {"run/history.csv", "run/report.html", "run/checkpoints/last.safetensors",
+                          "run/checkpoints/best.safetensors"}) {
         INFO(f);
         CHECK(slurp(work / "crashy" / f) == slurp(work / "clean" / f));
     }

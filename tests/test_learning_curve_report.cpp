@@ -2,7 +2,9 @@
 // every epoch, is well-formed, has one chart per metric with a point per finite value, marks the
 // best / stopped epochs, learning-rate changes and checkpoints at the right epochs, escapes every
 // key, is deterministic, and reports I/O errors naming the path. A last test renders a realistic
-// report with headless Chromium (skipped when it is not installed).
+// report with headless Chromium (skipped when it is not installed). The resume tests (at the end)
+// check that a run resumed through Trainer renders the same bytes as an uninterrupted one, and
+// that a bad checkpointed state is refused with a clear error.
 #include "catch.hpp"
 
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -21,10 +24,16 @@
 #include <stdexcept>
 #include <string>
 #include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/lambda_callback.hpp>
 #include <traincb/callbacks/learning_curve_report.hpp>
+#include <traincb/callbacks/model_checkpoint.hpp>
+#include <traincb/callbacks/reduce_lr_on_plateau.hpp>
 #include <traincb/io/atomic_file.hpp>
+#include <traincb/trainer.hpp>
 #include <tuple>
 #include <vector>
+
+#include "checkpoint_test_support.hpp"
 
 namespace fs = std::filesystem;
 using traincb::CallbackList;
@@ -941,4 +950,285 @@ TEST_CASE("headless Chromium renders the report (screenshot)") {
     CHECK(be32(20) == 1600);
     // A blank 1200x1600 page compresses to a few KB; charts, text and tables make it far larger.
     CHECK(bytes.size() > std::size_t{40} * 1024);
+}
+
+// ---- resuming (state_key / save_state / load_state) -------------------------------------------
+
+namespace {
+
+struct ResumeData {
+    Eigen::MatrixXd x, y, xv, yv;
+    ResumeData() {
+        ckpt_test::make_data(64, x, y);  // 8 batches of 8
+        Eigen::MatrixXd all_x, all_y;
+        ckpt_test::make_data(84, all_x, all_y);
+        xv = all_x.bottomRows(20);
+        yv = all_y.bottomRows(20);
+    }
+};
+const ResumeData& resume_data() {
+    static const ResumeData d;
+    return d;
+}
+
+// Throws at the end of epoch `at` (first in the list, so no other callback sees that epoch end),
+// or at global step `at_step`: leaves the files as a kill would.
+struct Crash final : traincb::Callback {
+    int at = -1;
+    std::int64_t at_step = -1;
+    void on_epoch_end(traincb::Context& c) override {
+        if (c.epoch() == at) throw std::runtime_error("crash");
+    }
+    void on_train_batch_end(traincb::Context& c) override {
+        if (c.global_step() == at_step) throw std::runtime_error("crash");
+    }
+};
+
+// One process's worth of objects writing into `dir`: EarlyStopping (best and stopped markers),
+// ReduceLROnPlateau (learning_rate in the logs: rate-change markers), ModelCheckpoint (last
+// .safetensors each epoch, or with `mid_epoch` a full checkpoint every 3 global steps) whose saves
+// are marked on the report as example_breast_cancer does, and the report.
+struct Rig {
+    fs::path dir;
+    ckpt_test::Net net{4, 6, 1};
+    Crash crash;
+    EarlyStopping es{{.monitor = "val_loss", .patience = 4}};
+    traincb::ReduceLROnPlateau rlr{{.monitor = "val_loss", .factor = 0.5, .patience = 1, .min_delta = 0.0}};
+    traincb::ModelCheckpoint ckpt;
+    LearningCurveReport report;
+    traincb::LambdaCallback marks{{.on_epoch_end = [this](traincb::Context& ctx) {
+        for (const auto& k : ckpt.kept())
+            if (k.epoch == ctx.epoch()) report.mark(ctx.epoch(), "checkpoint", k.path.filename().string());
+    }}};
+
+    Rig(const fs::path& d, bool mid_epoch, const std::string& report_id = "")
+        : dir(d),
+          ckpt(mid_epoch ? traincb::ModelCheckpointOptions{.filepath = d / "ckpt/b{epoch}-{batch}.safetensors",
+                                                           .save_freq = 3}
+                         : traincb::ModelCheckpointOptions{.filepath = d / "ckpt/e{epoch:02d}.safetensors",
+                                                           .save_top_k = 2,
+                                                           .save_last = true}),
+          report({.path = d / "report.html", .title = "resume", .early_stopping = &es, .id = report_id}) {}
+
+    traincb::History fit(int epochs, const fs::path& resume = {}) {
+        traincb::Trainer trainer(net);
+        return trainer.fit(resume_data().x, resume_data().y,
+                           {.epochs = epochs,
+                            .batch_size = 8,
+                            .seed = 11,
+                            .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
+                            .resume_from = resume},
+                           crash, es, rlr, ckpt, marks, report);
+    }
+    [[nodiscard]] std::string html() const { return slurp(dir / "report.html"); }
+};
+
+// The message of the FormatError that load_state throws for `state`, or "" when none is thrown.
+std::string load_error(LearningCurveReport& report, const traincb::CallbackState& state) {
+    CallbackList cbs{report};
+    try {
+        report.load_state(state, cbs.context());
+    } catch (const traincb::FormatError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("resume: a run crashed at an epoch end and resumed through Trainer renders the same bytes") {
+    ckpt_test::TempDir tmp("lcr_resume");
+    fs::create_directories(tmp / "a");
+    fs::create_directories(tmp / "b");
+    Rig straight(tmp / "a", false);
+    const traincb::History hs = straight.fit(14);
+    // The scenario exercises every part of the state: enough epochs, a rate change (a column
+    // and a marker), checkpoint marks before and after the crash epoch.
+    REQUIRE(hs.size() >= 8);
+    REQUIRE_FALSE(straight.rlr.reductions().empty());
+    REQUIRE(straight.rlr.reductions().front().epoch < 6);
+    REQUIRE(straight.report.marks().size() >= 2);
+    REQUIRE(straight.report.marks().front().epoch < 6);
+    {
+        Rig crashing(tmp / "b", false);
+        crashing.crash.at = 6;  // epoch 6 never ends: last.safetensors is from epoch 5
+        CHECK_THROWS(crashing.fit(14));
+    }
+    Rig resumed(tmp / "b", false);
+    const traincb::History hr = resumed.fit(14, tmp / "b/ckpt");
+    REQUIRE(hr.size() == hs.size());
+    CHECK(resumed.report.epochs() == straight.report.epochs());
+    CHECK(resumed.report.marks().size() == straight.report.marks().size());
+    const std::string html = resumed.html();
+    CHECK(html == straight.html());
+    CHECK(html.find("data-epoch=\"0\"") != std::string::npos);  // the events before the resume are there
+
+    // Sensitivity: a report whose state is not restored (renamed: it "starts fresh", warned)
+    // lacks the epochs before the resume, so the comparison above can fail.
+    ckpt_test::TempDir tmp2("lcr_resume_fresh");
+    {
+        Rig crashing(tmp2.path, false, "before");
+        crashing.crash.at = 6;
+        CHECK_THROWS(crashing.fit(14));
+    }
+    ckpt_test::Warnings w;
+    Rig fresh(tmp2.path, false, "after");
+    (void)fresh.fit(14, tmp2 / "ckpt");
+    CHECK(w.any_contains("no state for callback 'after'"));
+    CHECK(fresh.report.epochs().front() == 6);
+    CHECK(fresh.html() != straight.html());
+}
+
+TEST_CASE("resume: from a mid-epoch checkpoint the report renders the same bytes") {
+    ckpt_test::TempDir tmp("lcr_resume_mid");
+    fs::create_directories(tmp / "a");
+    fs::create_directories(tmp / "b");
+    Rig straight(tmp / "a", true);
+    const traincb::History hs = straight.fit(10);
+    REQUIRE(hs.size() >= 6);
+    {
+        Rig crashing(tmp / "b", true);
+        crashing.crash.at_step = 29;  // the newest checkpoint is at global step 27: epoch 3, batch 2
+        CHECK_THROWS(crashing.fit(10));
+    }
+    REQUIRE(traincb::io::find_latest_checkpoint(tmp / "b/ckpt") == tmp / "b/ckpt/b4-3.safetensors");
+    ckpt_test::Warnings w;  // the mid-epoch resume warns about training metrics (there are none)
+    Rig resumed(tmp / "b", true);
+    (void)resumed.fit(10, tmp / "b/ckpt");
+    CHECK(resumed.report.epochs() == straight.report.epochs());
+    CHECK(resumed.html() == straight.html());
+}
+
+TEST_CASE("resume: the state round-trips NaN, infinities, missing values and marks exactly") {
+    TempDir dir;
+    LearningCurveReport a({.path = dir / "a.html"});
+    CHECK(a.state_key() == "LearningCurveReport");
+    CHECK(LearningCurveReport({.path = dir / "x.html", .id = "mine"}).state_key() == "mine");
+    {
+        CallbackList cbs{a};
+        cbs.set_params({.epochs = 5});
+        cbs.on_train_begin();
+        std::vector<Logs> epochs = {{{"loss", 1.0}, {"val_loss", kNan}},
+                                    {{"loss", 0.1 + 0.2}, {"val_loss", kInf}, {"extra", -kInf}},
+                                    {{"loss", 5e-324}, {"val_loss", -0.0}},
+                                    {{"loss", 1.7976931348623157e308}, {"val_loss", 0.25}}};
+        for (int e = 0; e < 4; ++e) {
+            cbs.on_epoch_begin(e);
+            cbs.on_epoch_end(e, epochs[static_cast<std::size_t>(e)]);
+            if (e == 1) a.mark(e, "checkpoint", "e<1>&\"q\".safetensors");
+        }
+        a.mark(3, "note", "");
+    }
+    traincb::CallbackState state;
+    a.save_state(state);
+    CHECK(state.version == 1);
+    CHECK(state.tensors.empty());
+    // Survives the checkpoint's own JSON text round trip.
+    state.json = nlohmann::json::parse(state.json.dump());
+
+    LearningCurveReport b({.path = dir / "b.html"});
+    CallbackList cbs{b};
+    cbs.set_params({.epochs = 5});
+    cbs.on_train_begin();
+    const int writes = b.writes();
+    b.load_state(state, cbs.context());
+    CHECK(b.writes() == writes + 1);  // the page is rewritten at once
+    CHECK(b.epochs() == a.epochs());
+    REQUIRE(b.marks().size() == 2);
+    CHECK(b.marks()[0].label == "e<1>&\"q\".safetensors");
+    CHECK(b.marks()[1].kind == "note");
+    CHECK(b.render() == a.render());
+    CHECK(slurp(dir / "b.html") == b.render());
+    traincb::CallbackState again;
+    b.save_state(again);
+    CHECK(again.json == state.json);
+    // The key missing in three epochs stays missing there (null), not zero.
+    CHECK(state.json.at("columns").at("extra") == nlohmann::json::parse(R"([null, "-inf", null, null])"));
+    CHECK(state.json.at("columns").at("val_loss").at(0) == "nan");
+}
+
+TEST_CASE("resume: a state of another version or a malformed one is refused, the report unchanged") {
+    TempDir dir;
+    LearningCurveReport good({.path = dir / "good.html"});
+    {
+        CallbackList cbs{good};
+        cbs.on_train_begin();
+        Logs l{{"loss", 0.5}};
+        cbs.on_epoch_end(0, l);
+        good.mark(0, "checkpoint", "c.safetensors");
+    }
+    traincb::CallbackState valid;
+    good.save_state(valid);
+
+    LearningCurveReport report({.path = dir / "r.html", .id = "rep"});
+    {
+        CallbackList cbs{report};
+        cbs.on_train_begin();
+        Logs l{{"loss", 9.0}};
+        cbs.on_epoch_end(7, l);
+    }
+    const std::string before = report.render();
+    auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+        traincb::CallbackState s = valid;
+        edit(s.json);
+        return s;
+    };
+    traincb::CallbackState v2 = valid;
+    v2.version = 2;
+    const std::string prefix = "traincb: LearningCurveReport: checkpointed state (key 'rep'): ";
+    const std::vector<std::pair<traincb::CallbackState, std::string>> cases = {
+        {v2, "version 2 is not readable; this traincb reads version 1"},
+        {with([](nlohmann::json& j) { j = nlohmann::json::array(); }), "expected a JSON object"},
+        {with([](nlohmann::json& j) { j.erase("epochs"); }), "the field 'epochs' is missing"},
+        {with([](nlohmann::json& j) { j["marks"] = 3; }), "'marks' must be an array, got 3"},
+        {with([](nlohmann::json& j) { j["columns"] = nlohmann::json::array(); }), "'columns' must be an object"},
+        {with([](nlohmann::json& j) { j["epochs"][0] = -1; }), "an entry of 'epochs' must be an epoch"},
+        {with([](nlohmann::json& j) { j["epochs"][0] = "0"; }), "an entry of 'epochs' must be an epoch"},
+        {with([](nlohmann::json& j) { j["columns"]["loss"] = nlohmann::json::array(); }),
+         "column 'loss' must be an array of 1 values"},
+        {with([](nlohmann::json& j) { j["columns"]["loss"][0] = 0.5; }), "column 'loss' holds 0.5"},
+        {with([](nlohmann::json& j) { j["columns"]["loss"][0] = "0.5x"; }), "column 'loss' holds \"0.5x\""},
+        {with([](nlohmann::json& j) { j["marks"][0].erase("kind"); }), "a mark must be"},
+        {with([](nlohmann::json& j) { j["marks"][0]["kind"] = ""; }), "a mark must be"},
+        {with([](nlohmann::json& j) { j["marks"][0]["epoch"] = -2; }), "a mark's 'epoch' must be an epoch"},
+    };
+    for (const auto& [state, expected] : cases) {
+        INFO(expected);
+        const std::string msg = load_error(report, state);
+        CHECK(msg.rfind(prefix, 0) == 0);
+        CHECK(msg.find(expected) != std::string::npos);
+        CHECK(report.render() == before);  // nothing half-loaded
+    }
+    CHECK(load_error(report, valid).empty());
+    CHECK(report.render() != before);
+}
+
+TEST_CASE("resume: two reports in one run need distinct ids") {
+    TempDir dir;
+    LearningCurveReport a({.path = dir / "a.html"});
+    LearningCurveReport b({.path = dir / "b.html"});
+    CallbackList same{a, b};
+    REQUIRE_THROWS_AS(same.on_train_begin(), traincb::InvalidArgument);
+    LearningCurveReport c({.path = dir / "c.html", .id = "second"});
+    CallbackList distinct{a, c};
+    REQUIRE_NOTHROW(distinct.on_train_begin());
+}
+
+TEST_CASE("an axis whose rounded-out ticks would overflow near DBL_MAX labels its ends only") {
+    // nice_step(1.797e308, 5) = 5e307 and ceil(1.797e308 / 5e307) * 5e307 = 2e308 = inf: the
+    // domain falls back to [min, max], labelled with 3 significant digits.
+    const double big = std::numeric_limits<double>::max();
+    const auto a = traincb::detail::lcr::value_axis(0.0, big);
+    CHECK(a.lo == 0.0);
+    CHECK(a.hi == big);
+    CHECK(a.labels == std::vector<std::string>{"0", "1.8e+308"});
+    // And the page drawn from such values has no NaN coordinate.
+    TempDir dir;
+    LearningCurveReport report({.path = dir / "r.html"});
+    CallbackList cbs{report};
+    const std::vector<Logs> epochs = {{{"loss", 0.0}}, {{"loss", big}}};
+    drive(cbs, epochs);
+    const std::string html = slurp(dir / "r.html");
+    CHECK(html.find("nan\"") == std::string::npos);
+    CHECK(html.find(">1.8e+308<") != std::string::npos);
 }

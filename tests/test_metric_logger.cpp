@@ -8,6 +8,7 @@
 #include <string>
 #include <traincb/callbacks/metric_logger.hpp>
 #include <traincb/sinks/memory.hpp>
+#include <utility>
 #include <vector>
 
 using traincb::Logs;
@@ -201,4 +202,122 @@ TEST_CASE("A one-sink braced list builds a logger") {
     traincb::EpochMetricLogger epoch_logger({sink});
     REQUIRE(logger.sinks().size() == 1);
     REQUIRE(epoch_logger.sinks().size() == 1);
+}
+
+// ---- the model's learning rate ----------------------------------------------------------------
+
+namespace {
+
+// A model with only the learning-rate capability (all the logger reaches through ModelHandle).
+struct LrModel {
+    double lr = 0.5;
+    [[nodiscard]] double learning_rate() const { return lr; }
+    void set_learning_rate(double v) { lr = v; }
+};
+
+// Sets the rate at each epoch begin, as a scheduler does, and changes it again at epoch end
+// without logging it: a logger reading the rate at epoch end would see the later value.
+struct SetsRate final : traincb::Callback {
+    void on_epoch_begin(traincb::Context& ctx) override { ctx.model().set_learning_rate(0.25 * (ctx.epoch() + 1)); }
+    void on_epoch_end(traincb::Context& ctx) override { ctx.model().set_learning_rate(-1.0); }
+};
+
+}  // namespace
+
+TEST_CASE("The model's learning rate reaches the sinks: the rate of the epoch, in a copy of the logs") {
+    auto sink = std::make_shared<MemorySink>();
+    LrModel model;
+    SetsRate rate;
+    traincb::EpochMetricLogger logger({sink});
+    REQUIRE(logger.log_learning_rate());  // on by default
+    traincb::History history;
+    traincb::CallbackList cbs{rate, logger};
+    cbs.set_model(model);
+    cbs.set_history(&history);
+    // on_epoch_begin is a per-epoch hook: the logger still adds nothing per batch.
+    REQUIRE_FALSE(cbs.wants_batch_logs());
+    two_epochs(cbs);
+    REQUIRE(sink->rows().size() == 2);
+    // SetsRate set 0.25 * (epoch + 1) before the epoch (its on_epoch_begin runs first) and -1
+    // after it: the logged rate is the one the epoch trained with.
+    REQUIRE(sink->rows()[0].second == Logs{{"learning_rate", 0.25}, {"loss", 0.5}});
+    REQUIRE(sink->rows()[1].second == Logs{{"learning_rate", 0.5}, {"loss", 0.25}});
+    // The run's logs are untouched: History (and every other callback) sees what it saw before.
+    REQUIRE(history.history.count("learning_rate") == 0);
+    REQUIRE(history.history.at("loss") == std::vector<double>{0.5, 0.25});
+}
+
+TEST_CASE("A learning_rate logged by a callback wins over the model's") {
+    auto sink = std::make_shared<MemorySink>();
+    LrModel model;          // 0.5
+    AddsLearningRate adds;  // logs 0.125
+    traincb::MetricLogger logger({sink});
+    traincb::CallbackList cbs{adds, logger};
+    cbs.set_model(model);
+    two_epochs(cbs);
+    REQUIRE(sink->rows().size() == 2);
+    for (const auto& row : sink->rows()) REQUIRE(row.second.at("learning_rate") == 0.125);
+}
+
+TEST_CASE("No learning_rate without a model, for a model without one, or with log_learning_rate(false)") {
+    struct NoLr {
+        double w = 0;
+    };
+    auto none = std::make_shared<MemorySink>();
+    auto no_lr = std::make_shared<MemorySink>();
+    auto off = std::make_shared<MemorySink>();
+    std::vector<std::pair<int, Logs>> off_rows;
+    {
+        traincb::MetricLogger logger({none});
+        traincb::CallbackList cbs{logger};  // a hand-written loop with no model attached
+        two_epochs(cbs);
+    }
+    {
+        NoLr model;
+        traincb::MetricLogger logger({no_lr});
+        traincb::CallbackList cbs{logger};
+        cbs.set_model(model);
+        two_epochs(cbs);
+    }
+    {
+        LrModel model;
+        traincb::EpochMetricLogger logger({off});
+        REQUIRE_FALSE(logger.log_learning_rate(false).log_learning_rate());
+        traincb::CallbackList cbs{logger};
+        cbs.set_model(model);
+        two_epochs(cbs);
+        off_rows = off->rows();
+        // Switched back on, the next run logs it again (the sink keeps one run's rows).
+        logger.log_learning_rate(true);
+        two_epochs(cbs);
+        REQUIRE(off->rows().size() == 2);
+        REQUIRE(off->rows()[0].second == Logs{{"learning_rate", 0.5}, {"loss", 0.5}});
+    }
+    for (const std::vector<std::pair<int, Logs>>* rows : {&none->rows(), &no_lr->rows(), &std::as_const(off_rows)}) {
+        REQUIRE(rows->size() == 2);
+        REQUIRE((*rows)[0].second == Logs{{"loss", 0.5}});
+        REQUIRE((*rows)[1].second == Logs{{"loss", 0.25}});
+    }
+}
+
+TEST_CASE("An epoch resumed mid-way (no on_epoch_begin) logs the model's rate at its end") {
+    auto sink = std::make_shared<MemorySink>();
+    LrModel model;
+    model.lr = 0.75;
+    traincb::EpochMetricLogger logger({sink});
+    traincb::CallbackList cbs{logger};
+    cbs.set_model(model);
+    cbs.set_params({.epochs = 3, .initial_epoch = 1, .resumed = true});
+    cbs.on_train_begin();
+    cbs.on_epoch_resume(1);
+    Logs logs{{"loss", 1.0}};
+    cbs.on_epoch_end(1, logs);
+    // An on_epoch_begin of another epoch is not mistaken for this one's either.
+    cbs.on_epoch_begin(2);
+    model.lr = 0.125;
+    cbs.on_epoch_end(2, logs);
+    cbs.on_train_end();
+    REQUIRE(sink->rows().size() == 2);
+    REQUIRE(sink->rows()[0].second.at("learning_rate") == 0.75);
+    REQUIRE(sink->rows()[1].second.at("learning_rate") == 0.75);  // read at on_epoch_begin(2)
 }

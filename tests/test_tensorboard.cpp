@@ -27,12 +27,18 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <traincb/callbacks/lambda_callback.hpp>
+#include <traincb/callbacks/learning_rate_scheduler.hpp>
+#include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/callbacks/reduce_lr_on_plateau.hpp>
 #include <traincb/detail/crc32c.hpp>
 #include <traincb/detail/protobuf_wire.hpp>
 #include <traincb/sinks/tensorboard.hpp>
+#include <traincb/trainer.hpp>
 #include <vector>
 
 #include "tfevents_reader.hpp"
+#include "trainer_test_models.hpp"
 
 namespace fs = std::filesystem;
 using traincb::Logs;
@@ -842,4 +848,97 @@ TEST_CASE("TensorBoardSink validates its options and its call order") {
     sink.flush();  // nothing open: nothing to do
     sink.end({});  // idempotent outside a run
     REQUIRE_FALSE(fs::exists(dir.path / "train"));
+}
+
+// ---- the learning rate through Trainer (Keras's TensorBoard logs train/epoch_learning_rate) ----
+
+namespace {
+
+// Trains `model` for 3 epochs on test_models' data (with validation) through Trainer, with an
+// EpochMetricLogger holding one TensorBoardSink added last, and returns the train run's points.
+template <class Model, class... Callbacks>
+Series fit_and_load(const fs::path& log_dir, Model& model, bool log_lr, Callbacks&... callbacks) {
+    Eigen::MatrixXd x, y, xv, yv;
+    test_models::make_data(32, x, y);
+    test_models::make_data(8, xv, yv);
+    traincb::EpochMetricLogger logger({std::make_shared<TensorBoardSink>(
+        traincb::sinks::TensorBoardOptions{.log_dir = log_dir, .clock = fixed_clock(1.0)})});
+    logger.log_learning_rate(log_lr);
+    traincb::Trainer trainer(model);
+    const traincb::History h =
+        trainer.fit(x, y, {.epochs = 3, .batch_size = 8, .validation_data = traincb::ValidationData<double>{xv, yv}},
+                    callbacks..., logger);
+    REQUIRE(h.size() == 3);
+    return load_run(log_dir / "train");
+}
+
+// The (step, value) points of `lr(epoch)` for epochs 0..2, as float32 (simple_value).
+template <class F>
+std::vector<std::pair<std::int64_t, float>> per_epoch(F lr) {
+    std::vector<std::pair<std::int64_t, float>> out;
+    for (int e = 0; e < 3; ++e) out.emplace_back(e, f32(lr(e)));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Trainer: a model that exposes its learning rate gets train/epoch_learning_rate every epoch") {
+    TempDir dir;
+    test_models::Linear model(2, 1);  // lr = 0.05 (trainer_test_models.hpp), never changed here
+    const Series train = fit_and_load(dir.path / "logs", model, true);
+    REQUIRE(train.count("epoch_learning_rate") == 1);
+    REQUIRE(train.at("epoch_learning_rate") == per_epoch([](int) { return 0.05; }));
+    REQUIRE(train.at("epoch_loss").size() == 3);
+    // Only training values in the train run: the rate is not a validation value.
+    REQUIRE(load_run(dir.path / "logs" / "validation").count("epoch_learning_rate") == 0);
+}
+
+TEST_CASE("Trainer: a rate set per epoch is logged as the one that epoch trained with") {
+    auto schedule = [](int epoch, double) { return 0.1 / (epoch + 1); };  // epoch 0, 1, 2: 0.1, 0.05, 0.0333
+    SECTION("by a LearningRateScheduler (which logs learning_rate itself)") {
+        TempDir dir;
+        test_models::Linear model(2, 1);
+        traincb::LearningRateScheduler scheduler(schedule);
+        const Series train = fit_and_load(dir.path / "logs", model, true, scheduler);
+        REQUIRE(train.at("epoch_learning_rate") == per_epoch([&](int e) { return schedule(e, 0); }));
+    }
+    SECTION("by a callback that logs nothing and moves the rate again after the epoch") {
+        TempDir dir;
+        test_models::Linear model(2, 1);
+        traincb::LambdaCallback rate(
+            {.on_epoch_begin = [&](traincb::Context& ctx) { ctx.model().set_learning_rate(schedule(ctx.epoch(), 0)); },
+             .on_epoch_end = [](traincb::Context& ctx) { ctx.model().set_learning_rate(9.0); }});
+        const Series train = fit_and_load(dir.path / "logs", model, true, rate);
+        REQUIRE(train.at("epoch_learning_rate") == per_epoch([&](int e) { return schedule(e, 0); }));
+    }
+}
+
+TEST_CASE("Trainer: ReduceLROnPlateau's logged learning_rate wins over the logger's reading") {
+    TempDir dir;
+    test_models::Linear model(2, 1);
+    // Moves the rate to 0.3 + epoch after the logger read it at epoch begin (before validation):
+    // ReduceLROnPlateau logs the rate at epoch end (keras-reference.md 3, step 2), which is then
+    // 0.3 + epoch, while the logger's own reading was 0.05 at epoch 0 and 0.3 + epoch - 1 after.
+    traincb::LambdaCallback moves(
+        {.on_test_begin = [](traincb::Context& ctx) { ctx.model().set_learning_rate(0.3 + ctx.epoch()); }});
+    traincb::ReduceLROnPlateau plateau({.monitor = "val_loss", .patience = 100});
+    const Series train = fit_and_load(dir.path / "logs", model, true, moves, plateau);
+    REQUIRE(train.at("epoch_learning_rate") == per_epoch([](int e) { return 0.3 + e; }));
+}
+
+TEST_CASE("Trainer: no epoch_learning_rate for a model without a rate, or with log_learning_rate(false)") {
+    {
+        TempDir dir;
+        test_models::Minimal model;  // train_batch and predict only
+        const Series train = fit_and_load(dir.path / "logs", model, true);
+        REQUIRE(train.count("epoch_learning_rate") == 0);
+        REQUIRE(train.at("epoch_loss").size() == 3);
+    }
+    {
+        TempDir dir;
+        test_models::Linear model(2, 1);
+        const Series train = fit_and_load(dir.path / "logs", model, false);
+        REQUIRE(train.count("epoch_learning_rate") == 0);
+        REQUIRE(train.at("epoch_loss").size() == 3);
+    }
 }

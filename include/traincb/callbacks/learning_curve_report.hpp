@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -34,6 +35,7 @@
 #include "traincb/callback.hpp"
 #include "traincb/callbacks/early_stopping.hpp"
 #include "traincb/detail/monitor.hpp"
+#include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/io/atomic_file.hpp"
 #include "traincb/logs.hpp"
@@ -58,6 +60,9 @@ struct LearningCurveReportOptions {
     /// > 0: a <meta http-equiv="refresh"> makes an open browser reload the page every that many
     /// seconds while training runs (removed from the final file). 0: never.
     int refresh_seconds = 0;
+    /// The key of its state in checkpoints; "" means "LearningCurveReport". Give each of two
+    /// reports in one run its own id.
+    std::string id{};
 };
 
 /// An event drawn as a small marker on the x axis of every chart (a checkpoint save, ...).
@@ -125,9 +130,9 @@ inline std::string sig(double v, int digits) {
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     if (v == 0) v = 0;
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, digits);
-    return std::string(buf, r.ptr);
+    char buf[64];  // 17 significant digits (a double's most) and an exponent always fit
+    const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, std::clamp(digits, 1, 17));
+    return r.ec == std::errc() ? std::string(buf, r.ptr) : std::string("?");
 }
 
 /// Appends every piece to `out` in one pass (no temporary strings).
@@ -193,6 +198,13 @@ inline Axis value_axis(double mn, double mx) {
     const double last = std::ceil(mx / step);
     a.lo = first * step;
     a.hi = last * step;
+    if (!std::isfinite(a.lo) || !std::isfinite(a.hi)) {  // rounding out to a tick overflowed (near DBL_MAX)
+        a.lo = mn;
+        a.hi = mx;
+        a.ticks = {mn, mx};
+        a.labels = {sig(mn, 3), sig(mx, 3)};
+        return a;
+    }
     const int k = static_cast<int>(std::floor(std::log10(step) + 1e-9));  // step = m * 10^k
     const double big = std::max(std::abs(a.lo), std::abs(a.hi));
     const bool plain = big < 1e6 && (big >= 1e-3 || big == 0) && step >= 1e-4;
@@ -229,8 +241,10 @@ inline Axis epoch_axis(int first, int last) {
 }  // namespace detail::lcr
 
 /// Writes a learning-curve report: one self-contained HTML page rewritten atomically at every
-/// epoch end and at train end. Other callbacks add markers with mark() (ModelCheckpoint marks
-/// its saves as "checkpoint").
+/// epoch end and at train end. Other callbacks add markers with mark() (example_breast_cancer
+/// marks ModelCheckpoint's saves as "checkpoint" from a LambdaCallback). Resumable: a full checkpoint holds its epochs,
+/// values and marks (state_key()), so a resumed run's page shows the whole run, byte-identical to an uninterrupted one
+/// (the page holds no time).
 /// @code
 /// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
 /// @endcode
@@ -262,7 +276,7 @@ public:
     [[nodiscard]] int writes() const noexcept { return writes_; }
 
     /// Adds a marker at 0-based `epoch` (shown from the next write on; on_train_begin forgets the
-    /// previous run's), e.g. `report.mark(epoch, "checkpoint", path)`.
+    /// previous run's, load_state restores a checkpoint's), e.g. `report.mark(epoch, "checkpoint", path)`.
     /// @throws InvalidArgument for a negative epoch or an empty kind.
     void mark(int epoch, std::string kind, std::string label) {
         if (epoch < 0)
@@ -338,7 +352,98 @@ public:
         write();
     }
 
+    /// The explicit id, else "LearningCurveReport".
+    [[nodiscard]] std::string state_key() const override { return opt_.id.empty() ? std::string(name()) : opt_.id; }
+    /// Writes the recorded epochs, every column and the marks (version 1), so that a resumed run
+    /// draws the epochs and markers from before the resume. Values are strings ("nan", "inf" and
+    /// every double round-trip exactly; JSON numbers cannot hold the first two); an epoch
+    /// without a key holds null.
+    void save_state(CallbackState& state) const override {
+        state.version = kStateVersion;
+        nlohmann::json cols = nlohmann::json::object();
+        for (const auto& [key, col] : cols_) {
+            nlohmann::json arr = nlohmann::json::array();
+            for (const auto& v : col) arr.push_back(v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json());
+            cols[key] = std::move(arr);
+        }
+        nlohmann::json marks = nlohmann::json::array();
+        for (const auto& m : marks_) marks.push_back({{"epoch", m.epoch}, {"kind", m.kind}, {"label", m.label}});
+        state.json = {{"epochs", epochs_}, {"columns", std::move(cols)}, {"marks", std::move(marks)}};
+    }
+    /// Restores what save_state wrote (after on_train_begin of a resumed run) and rewrites the
+    /// page, which then shows the whole run so far.
+    /// @throws FormatError for another version or a malformed field (the report is then
+    /// unchanged); IoError naming the path
+    void load_state(const CallbackState& state, Context&) override {
+        const std::string c = "traincb: LearningCurveReport: checkpointed state (key '" + state_key() + "'): ";
+        state.require_version(kStateVersion, name(), state_key());
+        const nlohmann::json& j = state.json;
+        if (!j.is_object()) throw FormatError(c + "expected a JSON object, got " + j.dump());
+        auto field = [&](const char* key, bool want_object) -> const nlohmann::json& {
+            const auto it = j.find(key);
+            if (it == j.end()) throw FormatError(c + "the field '" + key + "' is missing");
+            if (want_object ? !it->is_object() : !it->is_array())
+                throw FormatError(c + "'" + key + "' must be " + (want_object ? "an object" : "an array") + ", got " +
+                                  it->dump());
+            return *it;
+        };
+        auto epoch_of = [&](const nlohmann::json& e, const std::string& where) {
+            if (!e.is_number_integer() || e.get<long long>() < 0 ||
+                e.get<long long>() > std::numeric_limits<int>::max())
+                throw FormatError(c + where + " must be an epoch (an integer >= 0), got " + e.dump());
+            return static_cast<int>(e.get<long long>());
+        };
+        std::vector<int> epochs;
+        for (const auto& e : field("epochs", false)) epochs.push_back(epoch_of(e, "an entry of 'epochs'"));
+        std::map<std::string, Column, std::less<>> cols;
+        for (const auto& [key, arr] : field("columns", true).items()) {
+            const std::string where = "column '" + key + "'";
+            if (!arr.is_array() || arr.size() != epochs.size())
+                throw FormatError(c + where + " must be an array of " + std::to_string(epochs.size()) +
+                                  " values (one per epoch), got " + arr.dump());
+            Column col;
+            col.reserve(arr.size());
+            for (const auto& v : arr) {
+                if (v.is_null()) {
+                    col.emplace_back();
+                    continue;
+                }
+                const std::optional<double> d = v.is_string() ? parse(v.get_ref<const std::string&>()) : std::nullopt;
+                if (!d) throw FormatError(c + where + " holds " + v.dump() + "; expected a number as a string or null");
+                col.emplace_back(d);
+            }
+            cols.emplace(key, std::move(col));
+        }
+        std::vector<ReportMark> marks;
+        for (const auto& m : field("marks", false)) {
+            const auto kind = m.is_object() ? m.find("kind") : m.end();
+            const auto label = m.is_object() ? m.find("label") : m.end();
+            if (!m.is_object() || !m.contains("epoch") || kind == m.end() || !kind->is_string() ||
+                kind->get_ref<const std::string&>().empty() || label == m.end() || !label->is_string())
+                throw FormatError(c +
+                                  "a mark must be {\"epoch\": int, \"kind\": non-empty string, \"label\": "
+                                  "string}, got " +
+                                  m.dump());
+            marks.push_back(
+                {epoch_of(m.at("epoch"), "a mark's 'epoch'"), kind->get<std::string>(), label->get<std::string>()});
+        }
+        epochs_ = std::move(epochs);
+        cols_ = std::move(cols);
+        marks_ = std::move(marks);
+        write();
+    }
+
 private:
+    static constexpr int kStateVersion = 1;
+
+    // A double written by detail::format_double ("nan", "inf" included); nullopt if it is not one.
+    static std::optional<double> parse(const std::string& s) {
+        double v = 0;
+        const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
+        return v;
+    }
+
     using Column = std::vector<std::optional<double>>;
 
     // A vertical line across every chart: best, stopped, learning-rate change.

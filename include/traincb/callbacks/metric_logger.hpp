@@ -11,15 +11,21 @@
 /// Add it LAST, as Keras puts History and ProgbarLogger after the user's callbacks: callbacks may
 /// add keys in on_epoch_end (ReduceLROnPlateau and LearningRateScheduler add `learning_rate`), and
 /// only callbacks after them see those keys.
+///
+/// When the attached model exposes a learning rate, the sinks also get `learning_rate` (the rate
+/// read at on_epoch_begin, i.e. the one used during the epoch) in epochs whose logs lack it, as
+/// Keras's TensorBoard logs `epoch_learning_rate`. log_learning_rate(false) turns that off.
 
 #include <exception>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "traincb/callback.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
 
 namespace traincb::inline v0 {
@@ -39,20 +45,49 @@ public:
     [[nodiscard]] const std::vector<std::shared_ptr<sinks::Sink>>& sinks() const noexcept { return sinks_; }
     /// True when some sink wants per-batch logs (then use MetricLogger, not EpochMetricLogger).
     [[nodiscard]] bool any_sink_wants_batches() const noexcept { return !batch_sinks_.empty(); }
+    /// Whether the model's learning rate is added for the sinks (default true; see the file comment).
+    MetricLoggerBase& log_learning_rate(bool on) noexcept {
+        log_lr_ = on;
+        return *this;
+    }
+    /// True when the model's learning rate is added for the sinks.
+    [[nodiscard]] bool log_learning_rate() const noexcept { return log_lr_; }
 
     /// Calls begin(RunInfo{params, params.resumed, params.initial_epoch}) on every sink.
     /// @throws the first sink's exception, after every sink was called.
     void on_train_begin(Context& ctx) override {
+        lr_epoch_ = -1;
         const sinks::RunInfo info{ctx.params(), ctx.params().resumed, ctx.params().initial_epoch};
         for_each_sink(sinks_, [&](sinks::Sink& s) { s.begin(info); });
     }
-    /// Calls write_epoch(epoch, logs) then flush() on every sink.
+    /// Reads the model's learning rate, when it has one: a scheduler earlier in the list has set
+    /// this epoch's rate by now, and a callback may change it in on_epoch_end (ReduceLROnPlateau
+    /// does), so this is the rate the epoch trains with. Once per epoch, never per batch.
+    /// @throws what the model's learning_rate() throws.
+    void on_epoch_begin(Context& ctx) override {
+        lr_epoch_ = -1;
+        if (!log_lr_ || !ctx.model().has_learning_rate()) return;
+        lr_ = ctx.model().learning_rate();
+        lr_epoch_ = ctx.epoch();
+    }
+    /// Calls write_epoch(epoch, logs) then flush() on every sink; the logs get `learning_rate`
+    /// (in a copy: the run's logs stay as the callbacks left them) when the model has one, the
+    /// option is on and no callback logged it (a callback's value wins).
     /// @throws the first sink's exception (e.g. IoError), after every sink was called.
     void on_epoch_end(Context& ctx) override {
         const int epoch = ctx.epoch();
-        const Logs& logs = ctx.logs();
+        const Logs* logs = &ctx.logs();
+        if (log_lr_ && !logs->contains(kLearningRateKey) && ctx.model().has_learning_rate()) {
+            // No on_epoch_begin for an epoch resumed from a mid-epoch checkpoint: the model's
+            // rate now, which only a callback that changes it in on_epoch_end without logging
+            // it could have moved.
+            const double lr = lr_epoch_ == epoch ? lr_ : ctx.model().learning_rate();
+            with_lr_ = *logs;  // a member: reuses the previous epoch's storage
+            with_lr_.set(kLearningRateKey, lr);
+            logs = &with_lr_;
+        }
         for_each_sink(sinks_, [&](sinks::Sink& s) {
-            s.write_epoch(epoch, logs);
+            s.write_epoch(epoch, *logs);
             s.flush();
         });
     }
@@ -87,8 +122,15 @@ protected:
         if (first) std::rethrow_exception(first);
     }
 
+    /// The log key of the learning rate, as ReduceLROnPlateau and LearningRateScheduler write it.
+    static constexpr std::string_view kLearningRateKey = "learning_rate";
+
     std::vector<std::shared_ptr<sinks::Sink>> sinks_;
     std::vector<sinks::Sink*> batch_sinks_;  // the sinks whose wants_batches() was true when added
+    bool log_lr_ = true;
+    int lr_epoch_ = -1;  // the epoch whose rate lr_ holds (-1: none)
+    double lr_ = 0;
+    Logs with_lr_;  // the epoch's logs plus learning_rate, handed to the sinks
 };
 
 /// Forwards the run's logs to its sinks: begin at on_train_begin, each epoch's logs (then flush)

@@ -477,7 +477,8 @@ struct TensorBoardOptions {
 };
 
 /// Writes the logs as TensorBoard scalars, laid out as Keras's TensorBoard callback does:
-/// training values (and `learning_rate`) in run `<log_dir>/train` as `epoch_<name>`, `val_<name>`
+/// training values (and `learning_rate`: a scheduler's, else the model's, which MetricLogger adds
+/// when the model exposes one) in run `<log_dir>/train` as `epoch_<name>`, `val_<name>`
 /// values in run `<log_dir>/validation` as `epoch_<name>`, at step = the 0-based epoch; with
 /// log_batches, `batch_<name>` in the train run at step = the global step. Each begin() starts new
 /// event files; a resumed run also writes a SessionLog START (see begin()). Values are float32.
