@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <traincb/io/atomic_file.hpp>
 #include <vector>
@@ -65,7 +66,7 @@ std::vector<std::string> stray_files(const fs::path& dir, const std::vector<std:
 }
 
 // ---- fault injection through the FileOps seam ------------------------------------------------
-enum Op { kOpen, kRead, kWrite, kFsync, kClose, kRename, kMkdir, kOpCount };
+enum Op { kOpen, kRead, kWrite, kFsync, kClose, kRename, kMkdir, kPwrite, kFadvise, kOpCount };
 
 struct Faults {
     static inline std::array<int, kOpCount> calls{};
@@ -75,7 +76,10 @@ struct Faults {
     static inline bool eintr_every_other = false;  // writes and reads alternate EINTR / progress
     static inline int devfull_fd = -1;             // >=0: every write goes to /dev/full
     static inline std::string last_open;
-    static inline int zero_write_at = -1;  // that write call returns 0
+    static inline int zero_write_at = -1;                 // that write call returns 0
+    static inline int zero_pwrite_at = -1;                // that pwrite call returns 0
+    static inline std::vector<std::string> fadvised;      // "<path>:<offset>:<length>:<advice>" per call
+    static inline std::map<int, std::string> open_paths;  // descriptor -> the path it was opened with
 
     static void reset() {
         calls.fill(0);
@@ -86,6 +90,9 @@ struct Faults {
         devfull_fd = -1;
         last_open.clear();
         zero_write_at = -1;
+        zero_pwrite_at = -1;
+        fadvised.clear();
+        open_paths.clear();
     }
     static bool hit(Op op) {
         const int n = calls[op]++;
@@ -102,7 +109,9 @@ FileOps faulty_ops() {
     f.open = [](const char* p, int flags, mode_t mode) -> int {
         Faults::last_open = p;
         if (Faults::hit(kOpen)) return -1;
-        return ::open(p, flags, mode);
+        const int fd = ::open(p, flags, mode);
+        if (fd >= 0) Faults::open_paths[fd] = p;
+        return fd;
     };
     f.read = [](int fd, void* b, std::size_t n) -> ssize_t {
         if (Faults::hit(kRead)) return -1;
@@ -132,6 +141,22 @@ FileOps faulty_ops() {
     };
     f.rename = [](const char* a, const char* b) -> int { return Faults::hit(kRename) ? -1 : ::rename(a, b); };
     f.mkdir = [](const char* p, mode_t m) -> int { return Faults::hit(kMkdir) ? -1 : ::mkdir(p, m); };
+    f.pwrite = [](int fd, const void* b, std::size_t n, off_t off) -> ssize_t {
+        if (Faults::hit(kPwrite)) return -1;
+        if (Faults::calls[kPwrite] - 1 == Faults::zero_pwrite_at) return 0;
+        if (Faults::eintr_every_other && Faults::calls[kPwrite] % 2 == 1) {
+            errno = EINTR;
+            return -1;
+        }
+        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
+        return ::pwrite(fd, b, n, off);
+    };
+    f.fadvise = [](int fd, off_t off, off_t n, int advice) -> int {
+        Faults::fadvised.push_back(Faults::open_paths[fd] + ":" + std::to_string(off) + ":" + std::to_string(n) + ":" +
+                                   std::to_string(advice));
+        if (Faults::hit(kFadvise)) return Faults::err[kFadvise];  // posix_fadvise returns the error
+        return ::posix_fadvise(fd, off, n, advice);
+    };
     return f;
 }
 
@@ -210,11 +235,12 @@ TEST_CASE("write_file_atomic in the current directory (a path without a parent)"
 TEST_CASE("the streaming variant writes the pieces back to back, small and large") {
     TempDir tmp("pieces");
     const fs::path target = tmp.path / "f.bin";
-    // Sizes straddle the 256 KiB gathering buffer: tiny, empty, exactly at it, above it.
+    // Sizes straddle the 64 KiB gathering buffer: tiny, empty, exactly at it, just below, above.
     std::string expected;
     std::vector<std::vector<std::byte>> storage;
-    for (std::size_t size : {std::size_t{3}, std::size_t{0}, std::size_t{256} << 10, std::size_t{17},
-                             (std::size_t{256} << 10) - 1, std::size_t{1} << 20, std::size_t{5}}) {
+    for (std::size_t size :
+         {std::size_t{3}, std::size_t{0}, std::size_t{64} << 10, std::size_t{17}, (std::size_t{64} << 10) - 1,
+          std::size_t{40} << 10, std::size_t{1} << 20, std::size_t{5}}) {
         std::string s(size, '\0');
         for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (i * 7 + size) % 26);
         expected += s;
@@ -248,6 +274,126 @@ TEST_CASE("short writes and EINTR are resumed until every byte is written") {
     REQUIRE(Faults::calls[kWrite] > 100);  // the limits above really were in force
 }
 
+TEST_CASE("overwrite replaces bytes already written, through short pwrites and EINTR") {
+    TempDir tmp("overwrite");
+    const fs::path target = tmp.path / "f.bin";
+    // 100 KiB of 'a', then 10 of 'b' (still in the gathering buffer when overwrite runs).
+    std::string expected(100 << 10, 'a');
+    FaultGuard guard;
+    {
+        io::AtomicFile f(target, "ModelCheckpoint");
+        f.write(bytes_of(expected));
+        f.write(bytes_of(std::string(10, 'b')));
+        expected += std::string(10, 'b');
+        REQUIRE(f.size() == expected.size());
+        Faults::max_write = 3;  // from here on every write and pwrite is short
+        Faults::eintr_every_other = true;
+        // Across the start, the middle, and the unflushed tail of the file.
+        f.overwrite(0, bytes_of("XYZ"));
+        f.overwrite(50000, bytes_of("0123456789"));
+        f.overwrite(expected.size() - 4, bytes_of("TAIL"));
+        REQUIRE(f.size() == expected.size());  // overwriting never grows the file
+        f.commit();
+    }
+    expected.replace(0, 3, "XYZ");
+    expected.replace(50000, 10, "0123456789");
+    expected.replace(expected.size() - 4, 4, "TAIL");
+    REQUIRE(slurp(target) == expected);
+    REQUIRE(Faults::calls[kPwrite] > 10);  // the limits above really were in force
+}
+
+TEST_CASE("overwrite outside the bytes written is a LogicError, and the file stays usable") {
+    TempDir tmp("overwrite_range");
+    const fs::path target = tmp.path / "f.bin";
+    io::AtomicFile f(target, "ModelCheckpoint");
+    f.write(bytes_of("0123456789"));
+    REQUIRE_THROWS_AS(f.overwrite(8, bytes_of("abc")), traincb::LogicError);  // ends at 11 > 10
+    REQUIRE_THROWS_AS(f.overwrite(11, bytes_of("")), traincb::LogicError);    // starts past the end
+    try {
+        f.overwrite(~std::uint64_t{0}, bytes_of("a"));  // offset + size would wrap around
+        FAIL("no exception");
+    } catch (const traincb::LogicError& e) {
+        const std::string msg = e.what();
+        REQUIRE(msg.rfind("traincb: ModelCheckpoint: AtomicFile::overwrite()", 0) == 0);
+        REQUIRE(msg.find("only bytes already written can be replaced") != std::string::npos);
+    }
+    f.overwrite(7, bytes_of("abc"));  // exactly up to the end is fine
+    f.commit();
+    REQUIRE(slurp(target) == "0123456abc");
+    REQUIRE_THROWS_AS(f.overwrite(0, bytes_of("x")), traincb::LogicError);  // after commit
+}
+
+TEST_CASE("a failing or stuck pwrite in overwrite leaves the previous file intact") {
+    for (const bool stuck : {false, true}) {
+        INFO((stuck ? "pwrite returns 0" : "pwrite fails with ENOSPC"));
+        TempDir tmp("overwrite_fault");
+        const fs::path target = tmp.path / "ckpt.bin";
+        spit(target, "previous checkpoint");
+        FaultGuard guard;
+        if (stuck)
+            Faults::zero_pwrite_at = 0;
+        else
+            FaultGuard::fail(kPwrite, 0, ENOSPC);
+        io::AtomicFile f(target, "ModelCheckpoint");
+        f.write(bytes_of("new header and data"));
+        try {
+            f.overwrite(0, bytes_of("NEW"));
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            check_io_error(e, target, stuck ? EIO : ENOSPC);
+        }
+        REQUIRE(f.temp_path().empty());  // abandoned
+        REQUIRE_THROWS_AS(f.commit(), traincb::LogicError);
+        REQUIRE(slurp(target) == "previous checkpoint");
+        REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+    }
+}
+
+TEST_CASE("the old version's cached pages are dropped before the new one is written, and only then") {
+    TempDir tmp("drop");
+    const fs::path target = tmp.path / "ckpt.bin";
+    const std::string dontneed = ":0:0:" + std::to_string(POSIX_FADV_DONTNEED);
+    FaultGuard guard;
+    io::write_file_atomic(target, bytes_of("first"), "ModelCheckpoint");
+    REQUIRE(Faults::fadvised.empty());  // nothing to replace
+    io::write_file_atomic(target, bytes_of("second"), "ModelCheckpoint");
+    REQUIRE(Faults::fadvised == std::vector<std::string>{target.string() + dontneed});
+    REQUIRE(slurp(target) == "second");
+
+    Faults::reset();
+    spit(target, "");
+    io::write_file_atomic(target, bytes_of("third"), "ModelCheckpoint");
+    REQUIRE(Faults::fadvised.empty());  // an empty file has no pages
+
+    // A symbolic link is replaced by the new file, and the file it pointed to is neither opened
+    // nor changed (O_NOFOLLOW).
+    Faults::reset();
+    const fs::path pointee = tmp.path / "elsewhere.bin";
+    spit(pointee, "someone else's data");
+    const fs::path link = tmp.path / "link.bin";
+    fs::create_symlink(pointee, link);
+    io::write_file_atomic(link, bytes_of("fourth"), "ModelCheckpoint");
+    REQUIRE(Faults::fadvised.empty());
+    REQUIRE_FALSE(fs::is_symlink(link));
+    REQUIRE(slurp(link) == "fourth");
+    REQUIRE(slurp(pointee) == "someone else's data");
+}
+
+TEST_CASE("a failure to drop the old version's cache is ignored: it is only a hint") {
+    TempDir tmp("drop_fault");
+    const fs::path target = tmp.path / "ckpt.bin";
+    for (const Op op : {kOpen, kFadvise}) {
+        INFO((op == kOpen ? "open of the old version fails" : "posix_fadvise fails"));
+        spit(target, "previous");
+        FaultGuard guard;
+        FaultGuard::fail(op, op == kOpen ? 1 : 0, op == kOpen ? EACCES : EIO);  // open 0 is the temporary file
+        io::write_file_atomic(target, bytes_of("next"), "ModelCheckpoint");
+        REQUIRE(slurp(target) == "next");
+        REQUIRE(Faults::calls[op] >= 1);  // the fault really was reached
+        REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
+    }
+}
+
 TEST_CASE("the temporary file is hidden, next to the target, and names the target and the pid") {
     TempDir tmp("tempname");
     const fs::path target = tmp.path / "model.safetensors";
@@ -276,8 +422,8 @@ TEST_CASE("a failure at any step throws IoError and leaves the previous file int
         int call;
         int err;
     };
-    // Each row fails one system call of the sequence mkdir? -> open(temp) -> write... -> fsync ->
-    // close -> rename.
+    // Each row fails one system call of the sequence mkdir? -> open(temp) -> open, fadvise, close
+    // (the old version's cache: close call 0) -> write... -> fsync -> close (call 1) -> rename.
     const Case cases[] = {
         {"read-only directory (open of the temporary file)", kOpen, 0, EACCES},
         {"read-only file system (open)", kOpen, 0, EROFS},
@@ -287,7 +433,7 @@ TEST_CASE("a failure at any step throws IoError and leaves the previous file int
         {"quota exceeded", kWrite, 0, EDQUOT},
         {"fsync of the file", kFsync, 0, EIO},
         {"fsync reports a full disk (delayed allocation)", kFsync, 0, ENOSPC},
-        {"close of the file", kClose, 0, EIO},
+        {"close of the file", kClose, 1, EIO},
         {"rename over the target", kRename, 0, EACCES},
         {"rename across devices", kRename, 0, EXDEV},
     };
@@ -411,7 +557,7 @@ TEST_CASE("flushing the directory: a failure is reported, an unsupported fsync i
     }
     {
         FaultGuard guard;
-        FaultGuard::fail(kOpen, 1, EACCES);  // opening the directory
+        FaultGuard::fail(kOpen, 2, EACCES);  // 0: the temporary file, 1: the old version (see below), 2: the directory
         REQUIRE_THROWS_AS(io::write_file_atomic(target, bytes_of("newer"), "ModelCheckpoint"), traincb::IoError);
         REQUIRE(slurp(target) == "newer");
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <traincb/detail/hash.hpp>
@@ -779,6 +781,85 @@ struct SaveFault {
 };
 }  // namespace
 
+// Counts the pwrite calls of a save (the checksum is filled in after the data).
+struct PwriteCount {
+    static inline int calls = 0;
+};
+
+TEST_CASE("save_safetensors streams the same bytes serialize_safetensors builds, chunks and checksum included") {
+    // Tensors below, at and above the writer's 1 MiB hash-and-write chunk, in three dtypes, so
+    // the hash runs over many chunks and pieces; serialize_safetensors hashes the whole buffer in
+    // one pass, and the expected checksum is XXH64 of the concatenated data in one call.
+    const std::size_t chunk = traincb::detail::kSaveChunk;
+    auto pattern = [](std::size_t n, unsigned salt) {
+        std::vector<std::byte> v(n);
+        for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 131 + salt) % 251);
+        return v;
+    };
+    StateDict d;
+    d.put(tensor("big", DType::F64, {static_cast<std::int64_t>((2 * chunk + 24) / 8)}, pattern(2 * chunk + 24, 1)));
+    d.put(tensor("exact", DType::F32, {static_cast<std::int64_t>(chunk / 4)}, pattern(chunk, 2)));
+    d.put(tensor("bias", DType::F32, {5}, pattern(20, 3)));
+    d.put(tensor("flags", DType::U8, {3}, pattern(3, 4)));
+    d.put(tensor("empty", DType::I64, {0}, {}));
+    std::vector<std::byte> data;  // the buffer in file order: F64, I64, F32 by name, U8
+    for (const char* name : {"big", "empty", "bias", "exact", "flags"}) {
+        const auto& t = d.find(name)->data;
+        data.insert(data.end(), t.begin(), t.end());
+    }
+    const std::map<std::string, std::string> meta{{"format", "pt"}};
+    TempDir tmp("stream");
+    for (const bool checksum : {true, false}) {
+        INFO("checksum " << checksum);
+        const fs::path p = tmp.path / "s.safetensors";
+        traincb::detail::FileOps ops = traincb::detail::system_file_ops();
+        ops.pwrite = [](int fd, const void* b, std::size_t n, off_t off) -> ssize_t {
+            ++PwriteCount::calls;
+            return ::pwrite(fd, b, n, off);
+        };
+        PwriteCount::calls = 0;
+        {
+            traincb::detail::ScopedFileOps guard(ops);
+            io::save_safetensors(p, d, meta, {.checksum = checksum});
+        }
+        const auto bytes = file_bytes(p);
+        REQUIRE(bytes == io::serialize_safetensors(d, meta, {.checksum = checksum}));
+        REQUIRE(std::equal(data.begin(), data.end(), bytes.end() - static_cast<std::ptrdiff_t>(data.size())));
+        const auto f = io::load_safetensors(p);
+        if (checksum) {
+            REQUIRE(PwriteCount::calls == 1);  // the 16 digits, once
+            REQUIRE(f.metadata.at("traincb.checksum") ==
+                    "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(data)));
+        } else {
+            REQUIRE(PwriteCount::calls == 0);
+            REQUIRE(f.metadata.count("traincb.checksum") == 0);
+        }
+        REQUIRE(f.tensors.size() == d.size());  // loaded in file order, so compared by name
+        for (const Tensor& t : d.tensors()) REQUIRE(*f.tensors.find(t.name) == t);
+    }
+}
+
+TEST_CASE("the checksum lands in its own metadata entry even when other text imitates it") {
+    // A metadata value and a tensor name that spell the checksum entry's opening: the writer must
+    // fill in the real entry and leave these alone.
+    const std::string fake = R"("traincb.checksum":"xxh64:)";
+    StateDict d;
+    d.put(tensor("traincb.checksum", DType::U8, {2}, bytes_of({7, 8})));
+    d.put(tensor(fake, DType::U8, {1}, bytes_of({9})));
+    const std::map<std::string, std::string> meta{{"a", fake + "0000000000000000\""}, {fake, "x"}, {"z", fake}};
+    TempDir tmp("imitate");
+    const fs::path p = tmp.path / "i.safetensors";
+    io::save_safetensors(p, d, meta, {.checksum = true});
+    const auto f = io::load_safetensors(p);  // verifies the checksum
+    // Both are U8, ordered by name: the fake name starts with '"' (0x22), before 't'.
+    std::vector<std::byte> data = bytes_of({9, 7, 8});
+    REQUIRE(f.metadata.at("traincb.checksum") == "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(data)));
+    for (const auto& [k, v] : meta) REQUIRE(f.metadata.at(k) == v);
+    REQUIRE(f.tensors.size() == d.size());
+    for (const Tensor& t : d.tensors()) REQUIRE(*f.tensors.find(t.name) == t);
+    REQUIRE(file_bytes(p) == io::serialize_safetensors(d, meta, {.checksum = true}));
+}
+
 TEST_CASE("save_safetensors: a failure at any step leaves the previous checkpoint loadable") {
     TempDir tmp("savefail");
     const fs::path p = tmp.path / "ck.safetensors";
@@ -801,8 +882,12 @@ TEST_CASE("save_safetensors: a failure at any step leaves the previous checkpoin
         return SaveFault::hit("close") ? -1 : rc;
     };
     ops.rename = [](const char* a, const char* b) -> int { return SaveFault::hit("rename") ? -1 : ::rename(a, b); };
-    const std::pair<const char*, int> faults[] = {
-        {"open", EACCES}, {"write", ENOSPC}, {"fsync", EIO}, {"close", EIO}, {"rename", EROFS}};
+    // pwrite fills in the checksum once the data is written.
+    ops.pwrite = [](int fd, const void* b, std::size_t n, off_t off) -> ssize_t {
+        return SaveFault::hit("pwrite") ? -1 : ::pwrite(fd, b, n, off);
+    };
+    const std::pair<const char*, int> faults[] = {{"open", EACCES}, {"write", ENOSPC}, {"pwrite", EIO},
+                                                  {"fsync", EIO},   {"close", EIO},    {"rename", EROFS}};
     for (const auto& [op, err] : faults) {
         INFO(op);
         traincb::detail::ScopedFileOps guard(ops);

@@ -42,6 +42,9 @@ struct FileOps {
     int (*close)(int fd);
     int (*rename)(const char* from, const char* to);
     int (*mkdir)(const char* path, mode_t mode);
+    ssize_t (*pwrite)(int fd, const void* buf, std::size_t n, off_t offset);
+    /// posix_fadvise: returns 0 or an error number (not -1). A hint only.
+    int (*fadvise)(int fd, off_t offset, off_t n, int advice);
 };
 
 /// The real system calls.
@@ -54,6 +57,15 @@ struct FileOps {
         [](int fd) { return ::close(fd); },
         [](const char* from, const char* to) { return ::rename(from, to); },
         [](const char* path, mode_t mode) { return ::mkdir(path, mode); },
+        [](int fd, const void* buf, std::size_t n, off_t offset) { return ::pwrite(fd, buf, n, offset); },
+        [](int fd, off_t offset, off_t n, int advice) {
+#if defined(POSIX_FADV_DONTNEED)
+            return ::posix_fadvise(fd, offset, n, advice);
+#else
+            (void)fd, (void)offset, (void)n, (void)advice;
+            return 0;
+#endif
+        },
     };
 }
 
@@ -114,6 +126,23 @@ inline void create_directories(const std::filesystem::path& dir, const std::stri
     return 0;
 }
 
+/// Writes all of `bytes` to `fd` at `offset` (the file position is unchanged), resuming after
+/// short writes and EINTR. Returns 0 or an errno.
+[[nodiscard]] inline int pwrite_all(int fd, const std::byte* p, std::size_t n, std::uint64_t offset) noexcept {
+    while (n > 0) {
+        const ssize_t r = file_ops().pwrite(fd, p, n, static_cast<off_t>(offset));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (r == 0) return EIO;
+        p += r;
+        n -= static_cast<std::size_t>(r);
+        offset += static_cast<std::uint64_t>(r);
+    }
+    return 0;
+}
+
 /// A file opened for sequential reading through file_ops().
 class FileReader {
 public:
@@ -169,7 +198,8 @@ namespace traincb::inline v0::io {
 
 /// A file being written crash-safely: bytes go to a hidden temporary file next to the target
 /// (".<name>.tmp.<pid>.<random>") and replace the target only on commit(). Destroying it without
-/// commit() (or any failure) removes the temporary file and leaves the target untouched.
+/// commit() (or any failure) removes the temporary file and leaves the target untouched. The
+/// old version's cached pages are dropped when the temporary file is created (its bytes stay).
 class AtomicFile {
 public:
     /// Creates the missing parent directories and the temporary file.
@@ -193,6 +223,7 @@ public:
             temp_.clear();
             throw IoError(component_, "cannot create a temporary file for", path_, err);
         }
+        drop_cached_target();
     }
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
@@ -209,6 +240,7 @@ public:
     /// @throws IoError (the temporary file is removed) @throws LogicError after commit or failure
     void write(std::span<const std::byte> bytes) {
         require_open("write");
+        written_ += bytes.size();
         if (bytes.size() >= kStageBytes) {
             flush_stage();
             if (const int err = detail::write_all(fd_, bytes.data(), bytes.size())) fail("cannot write", err);
@@ -218,6 +250,24 @@ public:
         if (stage_.capacity() == 0) stage_.reserve(kStageBytes);
         stage_.insert(stage_.end(), bytes.begin(), bytes.end());
     }
+
+    /// Replaces bytes already written, at `offset` from the start of the file (e.g. a header field
+    /// known only once the data after it has been written).
+    /// @throws IoError (the temporary file is removed) @throws LogicError after commit or failure,
+    /// or when the range reaches past the bytes written so far
+    void overwrite(std::uint64_t offset, std::span<const std::byte> bytes) {
+        require_open("overwrite");
+        if (offset > written_ || bytes.size() > written_ - offset)
+            throw LogicError("traincb: " + component_ + ": AtomicFile::overwrite() of bytes [" +
+                             std::to_string(offset) + ", " + std::to_string(offset + bytes.size()) + ") of '" +
+                             path_.string() + "', which has only " + std::to_string(written_) +
+                             " bytes; only bytes already written can be replaced");
+        flush_stage();
+        if (const int err = detail::pwrite_all(fd_, bytes.data(), bytes.size(), offset)) fail("cannot write", err);
+    }
+
+    /// The number of bytes written so far.
+    [[nodiscard]] std::uint64_t size() const noexcept { return written_; }
 
     /// Flushes the data to disk, renames the temporary file over the target and flushes the
     /// directory. @throws IoError; when flushing the directory fails the new file is already in
@@ -245,7 +295,9 @@ public:
     }
 
 private:
-    static constexpr std::size_t kStageBytes = std::size_t{256} << 10;
+    // Pieces below this are gathered; at 64 KiB the buffer comes from the heap's free lists
+    // (below malloc's mmap threshold), so it costs no page faults, and a large tensor is never copied.
+    static constexpr std::size_t kStageBytes = std::size_t{64} << 10;
 
     static std::string random_suffix() {
         // Unique per call within a process (counter) and across processes and runs (pid is in
@@ -255,6 +307,22 @@ private:
         const std::uint64_t parts[3] = {now, counter.fetch_add(1, std::memory_order_relaxed),
                                         reinterpret_cast<std::uintptr_t>(&counter)};
         return detail::hex64(detail::xxh64(std::as_bytes(std::span(parts)))).substr(0, 12);
+    }
+    // The version being replaced keeps its page cache until the rename, so the new one needs as
+    // much fresh memory again; dropping the old file's clean cached pages first lets the new
+    // data reuse them (measured on a VM: writing 512 MiB next to a cached 512 MiB old version
+    // took 5x as long). The old file's content is untouched (a later read comes from the disk);
+    // a hint, so every failure is ignored. Only regular files: opening a device or FIFO could
+    // have side effects.
+    void drop_cached_target() noexcept {
+#if defined(POSIX_FADV_DONTNEED)
+        struct stat st {};
+        if (::stat(path_.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return;
+        const int fd = detail::file_ops().open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+        if (fd < 0) return;
+        (void)detail::file_ops().fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        detail::file_ops().close(fd);
+#endif
     }
     void require_open(const char* what) const {
         if (fd_ < 0 || temp_.empty())
@@ -288,6 +356,7 @@ private:
     std::string component_;
     std::filesystem::path temp_;
     int fd_ = -1;
+    std::uint64_t written_ = 0;
     std::vector<std::byte> stage_;
 };
 

@@ -160,9 +160,24 @@ template <class Int>
 struct SafetensorsPlan {
     std::string head;                  ///< 8-byte little-endian N, then the N-byte header
     std::vector<const Tensor*> order;  ///< tensors in offset order
+    /// Where in `head` the checksum's 16 hex digits go (npos without a checksum). The plan holds
+    /// zeros there: the writer hashes the data while writing it and fills them in at the end, so
+    /// the tensors are read from memory once, not once to hash and once to write.
+    std::size_t checksum_at = std::string::npos;
 };
 
-/// Validates `dict` and builds the header exactly as the reference writer does (spec §3).
+/// The bytes a plan's checksum placeholder receives: XXH64 as 16 lowercase hex digits.
+[[nodiscard]] inline std::string checksum_digits(const Xxh64& hash) {
+    return hex64(hash.digest());
+}
+
+/// How many bytes of tensor data to write and then hash at a time: small enough that the chunk
+/// write() just copied is still in the core's L2 cache for the hash, large enough that the
+/// system calls cost little (512 MiB is 512 writes).
+inline constexpr std::size_t kSaveChunk = std::size_t{1} << 20;
+
+/// Validates `dict` and builds the header exactly as the reference writer does (spec §3), with
+/// the checksum's digits left as zeros at `checksum_at` when options.checksum is set.
 /// @throws InvalidArgument for a tensor whose bytes do not match its shape, duplicate or reserved
 /// names, invalid UTF-8, or a header above 100 MB
 [[nodiscard]] inline SafetensorsPlan plan_safetensors(const StateDict& dict,
@@ -206,11 +221,9 @@ struct SafetensorsPlan {
     std::map<std::string, std::string> meta = metadata;
     // A stale checksum (copied from a loaded file) must never be written next to new data.
     meta.erase(std::string(io::kChecksumKey));
-    if (options.checksum) {
-        Xxh64 h;
-        for (const Tensor* t : plan.order) h.update(t->data);
-        meta.emplace(std::string(io::kChecksumKey), "xxh64:" + hex64(h.digest()));
-    }
+    // The checksum's value has a fixed width, so the header's size (and every offset) is known
+    // before the data is hashed.
+    if (options.checksum) meta.emplace(std::string(io::kChecksumKey), "xxh64:" + std::string(16, '0'));
     for (const auto& [k, v] : meta)
         if (!is_valid_utf8(k) || !is_valid_utf8(v)) invalid("metadata entry '" + k + "' is not valid UTF-8");
 
@@ -222,6 +235,12 @@ struct SafetensorsPlan {
         nlohmann::ordered_json m = nlohmann::ordered_json::object();
         for (const auto& [k, v] : meta) m[k] = v;
         header += "\"__metadata__\":" + m.dump();
+        if (options.checksum) {
+            // Unique: inside a JSON string every quote is escaped, so this key-value opening can
+            // only be the checksum entry itself.
+            const std::string key = "\"" + std::string(io::kChecksumKey) + "\":\"xxh64:";
+            plan.checksum_at = 8 + header.find(key) + key.size();
+        }
     }
     std::uint64_t offset = 0;
     for (const Tensor* t : plan.order) {
@@ -493,9 +512,14 @@ namespace traincb::inline v0::io {
 /// @throws InvalidArgument for an inconsistent tensor, a duplicate or reserved name, invalid UTF-8
 [[nodiscard]] inline std::vector<std::byte> serialize_safetensors(
     const StateDict& dict, const std::map<std::string, std::string>& metadata = {}, const SaveOptions& options = {}) {
-    const detail::SafetensorsPlan plan = detail::plan_safetensors(dict, metadata, options);
+    detail::SafetensorsPlan plan = detail::plan_safetensors(dict, metadata, options);
     std::size_t total = plan.head.size();
     for (const Tensor* t : plan.order) total += t->data.size();
+    detail::Xxh64 hash;
+    if (plan.checksum_at != std::string::npos) {
+        for (const Tensor* t : plan.order) hash.update(t->data);
+        plan.head.replace(plan.checksum_at, 16, detail::checksum_digits(hash));
+    }
     std::vector<std::byte> out;
     out.reserve(total);
     const auto head = std::as_bytes(std::span(plan.head));
@@ -505,7 +529,8 @@ namespace traincb::inline v0::io {
 }
 
 /// Writes `dict` to `path` crash-safely (temporary file, fsync, rename; see AtomicFile), streaming
-/// each tensor's bytes without assembling the file in memory.
+/// each tensor's bytes without assembling the file in memory; the checksum is computed in the same
+/// pass and written into the header before the fsync.
 /// @throws InvalidArgument as serialize_safetensors @throws IoError naming the path (the previous
 /// file is then left intact)
 inline void save_safetensors(const std::filesystem::path& path, const StateDict& dict,
@@ -514,7 +539,22 @@ inline void save_safetensors(const std::filesystem::path& path, const StateDict&
     const detail::SafetensorsPlan plan = detail::plan_safetensors(dict, metadata, options);
     AtomicFile f(path, component);
     f.write(std::as_bytes(std::span(plan.head)));
-    for (const Tensor* t : plan.order) f.write(t->data);
+    const bool checksum = plan.checksum_at != std::string::npos;
+    detail::Xxh64 hash;
+    for (const Tensor* t : plan.order) {
+        const std::span<const std::byte> data(t->data);
+        for (std::size_t off = 0; off < data.size(); off += detail::kSaveChunk) {
+            const auto chunk = data.subspan(off, std::min(detail::kSaveChunk, data.size() - off));
+            f.write(chunk);
+            if (checksum) hash.update(chunk);  // from cache: write() just read the chunk
+        }
+    }
+    if (checksum) {
+        // The file is flushed only in commit(), so the header is complete on disk before the
+        // rename can make it visible.
+        const std::string digits = detail::checksum_digits(hash);
+        f.overwrite(plan.checksum_at, std::as_bytes(std::span(digits)));
+    }
     f.commit();
 }
 
