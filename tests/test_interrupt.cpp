@@ -1,7 +1,8 @@
 // Tests for traincb/interrupt.hpp and the Trainer's graceful interruption: SIGINT/SIGTERM only set
 // a flag under a SignalGuard (previous handlers come back after it), a second signal is not
 // caught, and a signal raised inside a callback ends fit normally after that batch with
-// EndKind::Interrupted and a checkpoint from which the run resumes bit-identically.
+// EndKind::Interrupted and a checkpoint from which the run resumes bit-identically (training
+// metrics of the interrupted epoch included).
 #include "catch.hpp"
 
 #include <signal.h>
@@ -12,6 +13,7 @@
 
 #include <traincb/callbacks/model_checkpoint.hpp>
 #include <traincb/interrupt.hpp>
+#include <traincb/metrics.hpp>
 #include <traincb/trainer.hpp>
 
 #include "checkpoint_test_support.hpp"
@@ -61,35 +63,55 @@ struct Requester final : traincb::Callback {
     }
 };
 
+// Regression targets, or (binary) y > 0 as 0/1 targets for classification metrics.
 struct Data {
     Eigen::MatrixXd x, y, xv, yv;
-    Data() {
+    explicit Data(bool binary = false) {
         make_data(64, x, y);  // 8 batches of 8
         Eigen::MatrixXd all_x, all_y;
         make_data(80, all_x, all_y);
         xv = all_x.bottomRows(16);
         yv = all_y.bottomRows(16);
+        if (binary) {
+            y = (y.array() > 0).cast<double>().matrix().eval();
+            yv = (yv.array() > 0).cast<double>().matrix().eval();
+        }
     }
 };
 const Data& data() {
     static const Data d;
     return d;
 }
+const Data& binary_data() {
+    static const Data d(true);
+    return d;
+}
 
+// With `with_metrics`: binary targets and training metrics of every kind of saved state.
 struct Run {
     Net net{4, 5, 1};
     traincb::ModelCheckpoint mc;
     Raiser raiser;
     History history;
-    explicit Run(const fs::path& dir)
-        : mc({.filepath = dir / "best.safetensors", .save_best_only = true, .save_last = true}) {}
+    bool with_metrics = false;
+    explicit Run(const fs::path& dir, bool metrics = false)
+        : mc({.filepath = dir / "best.safetensors", .save_best_only = true, .save_last = true}),
+          with_metrics(metrics) {}
     History& fit(int epochs, fs::path resume = {}, fs::path interrupt_file = {}) {
+        namespace m = traincb::metrics;
         traincb::Trainer trainer(net);
-        history = trainer.fit(data().x, data().y,
+        const Data& d = with_metrics ? binary_data() : data();
+        std::vector<std::shared_ptr<m::Metric>> metrics;
+        if (with_metrics)
+            metrics = {std::make_shared<m::BinaryAccuracy>(m::BinaryAccuracyOptions{.name = "accuracy"}),
+                       std::make_shared<m::BinaryCrossentropy>(m::BinaryCrossentropyOptions{.from_logits = true}),
+                       std::make_shared<m::F1Score>(), std::make_shared<m::RocAuc>()};
+        history = trainer.fit(d.x, d.y,
                               {.epochs = epochs,
                                .batch_size = 8,
                                .seed = 4,
-                               .validation_data = traincb::ValidationData<double>{data().xv, data().yv},
+                               .validation_data = traincb::ValidationData<double>{d.xv, d.yv},
+                               .metrics = std::move(metrics),
                                .resume_from = std::move(resume),
                                .handle_signals = true,
                                .interrupt_checkpoint = std::move(interrupt_file)},
@@ -195,6 +217,44 @@ TEST_CASE("interrupt: SIGINT in a batch ends fit after that batch with a checkpo
         CHECK(hr.end.kind == traincb::EndKind::Completed);
         CHECK(resumed.raiser.steps.front() == 20);
         CHECK(same_history(hr, hs));
+        CHECK(same_state(state_of(resumed.net), state_of(straight.net)));
+    }
+}
+
+TEST_CASE("interrupt: SIGINT mid-epoch with training metrics: the resumed run's History is bit-identical") {
+    TempDir dir("interrupt_mid_metrics");
+    Run straight(dir / "a", true);
+    const History& hs = straight.fit(4);
+    REQUIRE(hs.size() == 4);
+    REQUIRE(hs.history.count("accuracy") == 1);
+
+    Run interrupted(dir / "b", true);
+    interrupted.raiser.at = 13;  // epoch 1 (0-based), after batch 5 of 8
+    const History& hi = interrupted.fit(4, {}, dir / "b/interrupt.safetensors");
+    REQUIRE(hi.end.kind == traincb::EndKind::Interrupted);
+    for (const char* name : {"b/last.safetensors", "b/interrupt.safetensors"}) {
+        INFO(name);
+        const io::Checkpoint c = io::load_checkpoint(dir / name);
+        CHECK(c.position == io::CheckpointPosition{1, false, 5, 13});
+        REQUIRE(c.train_metrics.is_object());
+        // 5 batches of 8 samples of epoch 1 so far: the counts behind each state.
+        CHECK(c.train_metrics.at("accuracy").at("count") == 40);
+        CHECK(c.train_metrics.at("f1_score").at("samples") == 40);
+    }
+    for (const char* from : {"b", "b/interrupt.safetensors"}) {
+        INFO(from);
+        Warnings w;
+        Run resumed(dir / "c", true);
+        const History& hr = resumed.fit(4, dir / from);
+        INFO(w.all());
+        CHECK(w.messages.empty());  // every metric restored: no "restart" warning
+        CHECK(hr.end.kind == traincb::EndKind::Completed);
+        CHECK(resumed.raiser.steps.front() == 14);
+        CHECK(same_history(hr, hs));
+        for (const char* key : {"loss", "accuracy", "binary_crossentropy", "f1_score", "auc"}) {
+            INFO(key);
+            CHECK(hr.at(key) == hs.at(key));  // epoch 1, the interrupted one, included
+        }
         CHECK(same_state(state_of(resumed.net), state_of(straight.net)));
     }
 }

@@ -2,12 +2,16 @@
 // into batches (including empty ones), result() equals the function on all of it (whose values
 // test_metrics.cpp and test_metrics_layouts.cpp check against independent references); merge()
 // of shards equals one object over everything; clone, reset, names, directions, option checks,
-// and updates that throw leave the state unchanged.
+// and updates that throw leave the state unchanged; save_state / load_state continue bit-exactly,
+// and every bad state is an error that changes nothing.
 #include "catch.hpp"
 
 #include <Eigen/Core>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <traincb/metrics.hpp>
@@ -443,4 +447,248 @@ TEST_CASE("a Trainer-style list of metrics updates through the interface with fl
     CHECK(close(ms[1]->result(), m::binary_crossentropy(y, p)));
     CHECK(ms[2]->result() == 1.0);
     CHECK(ms[3]->result() == 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saved state (save_state / load_state): what a checkpoint taken in the middle of an epoch keeps.
+
+namespace {
+
+template <class F>
+std::string format_error_of(F&& f) {
+    try {
+        f();
+    } catch (const traincb::FormatError& e) {
+        return e.what();
+    }
+    return "<no FormatError>";
+}
+
+// The batches of `cuts` from `from` to `to` (indices into cuts), through the Metric interface.
+void feed_range(m::Metric& obj, const MatrixXd& t, const MatrixXd& p, const std::vector<Index>& cuts, std::size_t from,
+                std::size_t to) {
+    for (std::size_t k = from; k < to; ++k) obj.update(t.middleRows(cuts[k], cuts[k + 1] - cuts[k]),
+                                                       p.middleRows(cuts[k], cuts[k + 1] - cuts[k]));
+}
+
+// One object fed every batch, versus one fed the first half of the batches, saved (through JSON
+// text, as a checkpoint stores it), loaded into a fresh clone of `proto`, and fed the rest: the
+// results are the same bits. The reference is the same computation without the interruption, so
+// any rounding of a saved double, or a forgotten accumulator (e.g. the compensation term of a
+// compensated sum), shows.
+void check_state_round_trip(const m::Metric& proto, const MatrixXd& t, const MatrixXd& p, std::uint64_t seed) {
+    INFO(proto.name());
+    const auto cuts = split(t.rows(), seed);
+    const std::size_t batches = cuts.size() - 1, half = batches / 2;
+    REQUIRE(half >= 2);
+    const auto straight = proto.clone();
+    feed_range(*straight, t, p, cuts, 0, batches);
+
+    const auto first = proto.clone();
+    feed_range(*first, t, p, cuts, 0, half);
+    nlohmann::json state;
+    REQUIRE(first->save_state(state));
+    const std::string text = state.dump();
+    const auto resumed = proto.clone();
+    resumed->update(t.topRows(3), p.topRows(3));  // loading replaces whatever was accumulated
+    resumed->load_state(nlohmann::json::parse(text));
+    const double at_save = first->result(), loaded = resumed->result();
+    CHECK(std::memcmp(&at_save, &loaded, sizeof at_save) == 0);
+    feed_range(*resumed, t, p, cuts, half, batches);
+    const double want = straight->result(), got = resumed->result();
+    CHECK(std::memcmp(&want, &got, sizeof want) == 0);  // the same bits (also for a NaN result)
+    if (!std::isnan(want)) CHECK(got == want);
+
+    // The state of an object that saw nothing restores "nothing yet" (NaN).
+    nlohmann::json empty;
+    REQUIRE(proto.clone()->save_state(empty));
+    resumed->load_state(empty);
+    CHECK(std::isnan(resumed->result()));
+}
+
+}  // namespace
+
+TEST_CASE("every built-in metric saves and restores its state bit-exactly") {
+    const Data d = make_data(301, 4, 17);
+    const MatrixXd yb = d.y_bin.col(0);
+    MatrixXd logits_nan = d.logits_bin;
+    logits_nan(7, 1) = std::nan("");  // a NaN sum must travel too ("nan")
+    const std::vector<std::pair<std::unique_ptr<m::Metric>, std::pair<const MatrixXd*, const MatrixXd*>>> cases = [&] {
+        std::vector<std::pair<std::unique_ptr<m::Metric>, std::pair<const MatrixXd*, const MatrixXd*>>> v;
+        const auto add = [&](std::unique_ptr<m::Metric> metric, const MatrixXd& t, const MatrixXd& p) {
+            v.emplace_back(std::move(metric), std::pair{&t, &p});
+        };
+        add(std::make_unique<m::BinaryAccuracy>(m::BinaryAccuracyOptions{.threshold = 0.3}), d.y_bin, d.p_bin);
+        add(std::make_unique<m::CategoricalAccuracy>(), d.onehot, d.probs);
+        add(std::make_unique<m::SparseCategoricalAccuracy>(), d.labels, d.logits);
+        add(std::make_unique<m::TopKCategoricalAccuracy>(m::TopKCategoricalAccuracyOptions{.k = 2}), d.onehot,
+            d.probs);
+        add(std::make_unique<m::BinaryCrossentropy>(), d.soft, d.p_bin);
+        add(std::make_unique<m::BinaryCrossentropy>(m::BinaryCrossentropyOptions{.from_logits = true}), d.y_bin,
+            d.logits_bin);
+        add(std::make_unique<m::CategoricalCrossentropy>(), d.onehot, d.probs);
+        add(std::make_unique<m::CategoricalCrossentropy>(m::CategoricalCrossentropyOptions{.from_logits = true}),
+            d.onehot, d.logits);
+        add(std::make_unique<m::SparseCategoricalCrossentropy>(), d.labels, d.probs);
+        add(std::make_unique<m::MeanSquaredError>(), d.soft, d.logits_bin);
+        add(std::make_unique<m::MeanAbsoluteError>(), d.soft, d.logits_bin);
+        add(std::make_unique<m::MeanAbsoluteError>(m::MeanAbsoluteErrorOptions{.name = "mae_nan"}), d.soft,
+            logits_nan);
+        add(std::make_unique<m::Precision>(m::ClassScoreOptions{.average = m::Average::Macro, .num_classes = 4}),
+            d.labels, d.probs);
+        add(std::make_unique<m::Recall>(m::ClassScoreOptions{.average = m::Average::Weighted, .num_classes = 4}),
+            d.onehot, d.probs);
+        add(std::make_unique<m::F1Score>(m::ClassScoreOptions{.pos_label = 0, .threshold = 0.4}), yb, d.scores);
+        add(std::make_unique<m::RocAuc>(), yb, d.scores);
+        return v;
+    }();
+    for (const auto& [metric, tp] : cases) check_state_round_trip(*metric, *tp.first, *tp.second, 5);
+
+    // RocAuc with a NaN score: NaN before and after the round trip.
+    m::RocAuc auc;
+    auc.update((VectorXd(3) << 0, 1, 1).finished(), (VectorXd(3) << 0.2, std::nan(""), 0.7).finished());
+    nlohmann::json s;
+    REQUIRE(auc.save_state(s));
+    m::RocAuc back;
+    back.load_state(nlohmann::json::parse(s.dump()));
+    CHECK(std::isnan(back.result()));
+}
+
+TEST_CASE("a saved metric state records its kind, version and options, doubles as round-trip strings") {
+    // Expected documents written by hand from the definitions: 3 elements, predictions 0.5 above
+    // threshold 0.3 against targets 1 -> 3 correct; Macro precision counts per class.
+    m::BinaryAccuracy acc({.name = "accuracy", .threshold = 0.3});
+    acc.update(VectorXd::Ones(3), VectorXd::Constant(3, 0.5));
+    nlohmann::json s;
+    REQUIRE(acc.save_state(s));
+    CHECK(s == nlohmann::json::parse(R"({"kind": "BinaryAccuracy", "version": 1, "options": {"threshold": "0.3"},
+                                         "sum": "3", "compensation": "0", "count": 3})"));
+    m::Precision prec({.average = m::Average::Macro, .num_classes = 3});
+    prec.update(VectorXd::Zero(2), MatrixXd::Identity(2, 3));  // true 0, 0; predicted 0, 1
+    REQUIRE(prec.save_state(s));
+    CHECK(s == nlohmann::json::parse(R"({"kind": "Precision", "version": 1,
+        "options": {"average": "Macro", "pos_label": 1, "num_classes": 3, "threshold": "0.5"},
+        "counts": [1, 0, 0, 2, 0, 0, 1, 1, 0], "samples": 2})"));
+}
+
+namespace {
+// A user-defined metric that keeps the defaults of save_state / load_state.
+struct Plain final : m::Metric {
+    double sum = 0;
+    [[nodiscard]] std::string name() const override { return "plain"; }
+    [[nodiscard]] traincb::Direction direction() const noexcept override { return traincb::Direction::Min; }
+    void update(const Eigen::Ref<const MatrixXd>& t, const Eigen::Ref<const MatrixXd>&) override { sum += t.sum(); }
+    void update(const Eigen::Ref<const MatrixXf>& t, const Eigen::Ref<const MatrixXf>&) override { sum += t.sum(); }
+    [[nodiscard]] double result() const override { return sum; }
+    void reset() override { sum = 0; }
+    void merge(const m::Metric&) override {}
+    [[nodiscard]] std::unique_ptr<m::Metric> clone() const override { return std::make_unique<Plain>(*this); }
+};
+}  // namespace
+
+TEST_CASE("bad metric states are errors naming the class, the metric and the fix, and change nothing") {
+    m::BinaryAccuracy acc({.name = "accuracy"});
+    acc.update(VectorXd::Ones(4), VectorXd::Constant(4, 0.7));
+    nlohmann::json good;
+    REQUIRE(acc.save_state(good));
+    m::BinaryAccuracy target({.name = "accuracy"});
+    target.update(VectorXd::Ones(2), VectorXd::Zero(2));  // result 0: must survive every failed load
+    const auto edited = [&](const std::function<void(nlohmann::json&)>& edit) {
+        nlohmann::json j = good;
+        edit(j);
+        return j;
+    };
+    const std::string who = "traincb: metrics::BinaryAccuracy::load_state: ";
+    const std::string tail = "; pass the JSON that save_state of the same class wrote";
+
+    CHECK(format_error_of([&] { target.load_state(nlohmann::json::array()); }) ==
+          who + "the state given to 'accuracy' is [], not a JSON object" + tail);
+    CHECK(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("kind"); })); }) ==
+          who + "the state given to 'accuracy' has no 'kind'" + tail);
+    CHECK(format_error_of([&] { target.load_state(edited([](auto& j) { j["kind"] = 3; })); }) ==
+          who + "the state given to 'accuracy' has 'kind' = 3, not a string" + tail);
+    CHECK(error_of([&] { target.load_state(edited([](auto& j) { j["kind"] = "MeanSquaredError"; })); }) ==
+          who + "'accuracy' is a metrics::BinaryAccuracy but the state was saved by a metrics::MeanSquaredError; load "
+                "it into a metric of the class that saved it");
+    CHECK(format_error_of([&] { target.load_state(edited([](auto& j) { j["version"] = 2; })); }) ==
+          who + "the state given to 'accuracy' has version 2, which this traincb does not read (it reads version 1); "
+                "load it with the traincb that wrote it, or let the metric restart");
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["version"] = "1"; })); }),
+              "has 'version' = \"1\", not a whole number"));
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("options"); })); }),
+              "has no 'options'"));
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["options"].erase("threshold"); })); }),
+              "has no option 'threshold'"));
+    CHECK(error_of([&] { m::BinaryAccuracy({.name = "accuracy", .threshold = 0.25}).load_state(good); }) ==
+          who + "'accuracy' has threshold 0.25 but the state was saved with threshold 0.5; build the metric with "
+                ".threshold = 0.5 to load it");
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["sum"] = 4.0; })); }),
+              "the state given to 'accuracy' has 'sum' = 4.0, not a number written as a string"));
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["compensation"] = "0x"; })); }),
+              "has 'compensation' = \"0x\", not a number written as a string"));
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["count"] = -1; })); }),
+              "has 'count' = -1, not a whole number >= 0"));
+    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("count"); })); }),
+              "has no 'count'"));
+    CHECK(target.result() == 0.0);
+    CHECK(target.count() == 2);
+
+    // Options of the other classes: each differing option is named with both values.
+    nlohmann::json s;
+    REQUIRE(m::TopKCategoricalAccuracy({.k = 2}).save_state(s));
+    CHECK(has(error_of([&] { m::TopKCategoricalAccuracy({.k = 3}).load_state(s); }),
+              "has k 3 but the state was saved with k 2; build the metric with .k = 2 to load it"));
+    REQUIRE(m::CategoricalCrossentropy({.from_logits = true}).save_state(s));
+    CHECK(has(error_of([&] { m::CategoricalCrossentropy().load_state(s); }),
+              "has from_logits false but the state was saved with from_logits true"));
+    m::Precision prec({.average = m::Average::Macro, .num_classes = 3});
+    prec.update(VectorXd::Zero(2), MatrixXd::Identity(2, 3));
+    REQUIRE(prec.save_state(s));
+    CHECK(error_of([&] { m::Precision({.average = m::Average::Macro, .num_classes = 4}).load_state(s); }) ==
+          "traincb: metrics::Precision::load_state: 'precision' has num_classes 4 but the state was saved with "
+          "num_classes 3; build the metric with .num_classes = 3 to load it");
+    CHECK(has(error_of([&] { m::Precision().load_state(s); }),
+              "has average Binary, num_classes 2 but the state was saved with average Macro, num_classes 3; build "
+              "the metric with .average = Macro, .num_classes = 3 to load it"));
+    CHECK(has(error_of([&] { m::Recall({.average = m::Average::Macro, .num_classes = 3}).load_state(s); }),
+              "'recall' is a metrics::Recall but the state was saved by a metrics::Precision"));
+    m::Precision ptarget({.average = m::Average::Macro, .num_classes = 3});
+    nlohmann::json bad = s;
+    bad["counts"].push_back(0);
+    CHECK(has(format_error_of([&] { ptarget.load_state(bad); }),
+              "traincb: metrics::Precision::load_state: the state given to 'precision' has 'counts' with 10 entries, "
+              "but 9 are needed"));
+    bad = s;
+    bad["counts"][0] = 5;  // more true positives of class 0 than true class-0 samples
+    CHECK(has(format_error_of([&] { ptarget.load_state(bad); }), "has counts that do not fit 'samples' = 2"));
+    bad = s;
+    bad["samples"] = 3;
+    CHECK(has(format_error_of([&] { ptarget.load_state(bad); }), "has counts that do not fit 'samples' = 3"));
+    bad = s;
+    bad["counts"][4] = "1";
+    CHECK(has(format_error_of([&] { ptarget.load_state(bad); }), "has 'counts'[4] = \"1\", not a whole number >= 0"));
+    CHECK(std::isnan(ptarget.result()));
+
+    m::RocAuc auc;
+    auc.update((VectorXd(2) << 0, 1).finished(), (VectorXd(2) << 0.1, 0.9).finished());
+    REQUIRE(auc.save_state(s));
+    bad = s;
+    bad["positives"] = "0.9";
+    m::RocAuc atarget;
+    CHECK(has(format_error_of([&] { atarget.load_state(bad); }),
+              "traincb: metrics::RocAuc::load_state: the state given to 'auc' has 'positives' = \"0.9\", not an array"));
+    bad = s;
+    bad["negatives"][0] = nullptr;
+    CHECK(has(format_error_of([&] { atarget.load_state(bad); }),
+              "has 'negatives'[0] = null, not a number written as a string"));
+    CHECK(std::isnan(atarget.result()));
+
+    // A user-defined metric keeps the defaults: no state to save, and loading one is an error.
+    Plain plain;
+    nlohmann::json untouched = "as before";
+    CHECK_FALSE(plain.save_state(untouched));
+    CHECK(untouched == "as before");
+    CHECK(error_of([&] { plain.load_state(good); }) ==
+          "traincb: metrics::Metric::load_state: metric 'plain' cannot restore a saved state; override save_state "
+          "and load_state in its class (see docs/checkpoints.md), or let it restart");
 }

@@ -1,9 +1,10 @@
 // Tests for resuming a run (FitOptions::resume_from, trainer.hpp with io/checkpoint.hpp): train N
 // epochs straight versus train k epochs (or crash), then new model, trainer and callback objects
 // resume to N: identical model tensors, History, EarlyStopping / ReduceLROnPlateau /
-// ModelCheckpoint state and CSV bytes; the same from a mid-epoch checkpoint; a run that had
-// stopped stays stopped; and every rule of resume_from (directories, missing files, weights
-// files, changed options, missing callback states).
+// ModelCheckpoint state and CSV bytes; the same from a mid-epoch checkpoint, training metrics
+// included (and the warning naming a metric that cannot be restored); a run that had stopped
+// stays stopped; and every rule of resume_from (directories, missing files, weights files,
+// changed options, missing callback states).
 #include "catch.hpp"
 
 #include <traincb/callbacks/early_stopping.hpp>
@@ -13,6 +14,9 @@
 #include <traincb/metrics.hpp>
 #include <traincb/sinks/csv.hpp>
 #include <traincb/trainer.hpp>
+
+#include <map>
+#include <memory>
 
 #include "checkpoint_test_support.hpp"
 
@@ -189,40 +193,250 @@ TEST_CASE("resume: from a mid-epoch checkpoint the loss and the weights continue
     require_same_run(straight, hs, resumed, hr);
 }
 
-TEST_CASE("resume: mid-epoch, the training metrics of the resumed epoch cover the later batches only (warned)") {
+namespace {
+
+// Binary targets (y > 0 of the regression data), so that accuracy, AUC and precision apply; the
+// model still fits them by least squares.
+struct BinaryData {
+    Eigen::MatrixXd x, y, xv, yv;
+    BinaryData() {
+        const auto binarize = [](const Eigen::MatrixXd& m) { return (m.array() > 0).cast<double>().matrix().eval(); };
+        x = data().x;
+        y = binarize(data().y);
+        xv = data().xv;
+        yv = binarize(data().yv);
+    }
+};
+const BinaryData& binary_data() {
+    static const BinaryData d;
+    return d;
+}
+
+// A user-defined metric without saved state (the defaults of save_state / load_state): the mean of
+// y_pred.
+struct MeanPrediction final : traincb::metrics::Metric {
+    double sum = 0;
+    double n = 0;
+    [[nodiscard]] std::string name() const override { return "mean_prediction"; }
+    [[nodiscard]] traincb::Direction direction() const noexcept override { return traincb::Direction::Max; }
+    void update(const Eigen::Ref<const Eigen::MatrixXd>&, const Eigen::Ref<const Eigen::MatrixXd>& p) override {
+        sum += p.sum();
+        n += static_cast<double>(p.size());
+    }
+    void update(const Eigen::Ref<const Eigen::MatrixXf>&, const Eigen::Ref<const Eigen::MatrixXf>& p) override {
+        sum += static_cast<double>(p.sum());
+        n += static_cast<double>(p.size());
+    }
+    [[nodiscard]] double result() const override { return sum / n; }
+    void reset() override { sum = n = 0; }
+    void merge(const traincb::metrics::Metric&) override {}
+    [[nodiscard]] std::unique_ptr<traincb::metrics::Metric> clone() const override {
+        return std::make_unique<MeanPrediction>(*this);
+    }
+};
+
+// Every kind of built-in state (a compensated mean, per-class counts, every score) and, with
+// `plain`, a metric that saves none.
+std::vector<std::shared_ptr<traincb::metrics::Metric>> training_metrics(double threshold = 0.5, bool plain = false) {
+    namespace m = traincb::metrics;
+    std::vector<std::shared_ptr<m::Metric>> v{
+        std::make_shared<m::BinaryAccuracy>(m::BinaryAccuracyOptions{.name = "accuracy", .threshold = threshold}),
+        std::make_shared<m::MeanAbsoluteError>(), std::make_shared<m::Precision>(), std::make_shared<m::RocAuc>()};
+    if (plain) v.push_back(std::make_shared<MeanPrediction>());
+    return v;
+}
+
+// Records the logs of every epoch end and batch end (the running means), by global step.
+struct LogRecorder final : traincb::Callback {
+    std::map<int, traincb::Logs> epochs;
+    std::map<std::int64_t, traincb::Logs> batches;
+    void on_epoch_end(traincb::Context& c) override { epochs[c.epoch()] = c.logs(); }
+    void on_train_batch_end(traincb::Context& c) override { batches[c.global_step()] = c.logs(); }
+};
+
+struct MetricRun {
+    History history;
+    traincb::StateDict model;
+    LogRecorder logs;
+};
+
+// A run with training metrics and batch-level full checkpoints every 4 global steps in `dir`,
+// crashing at `crash_step` (when >= 0), resuming from `resume` (when set).
+MetricRun fit_with_metrics(const fs::path& dir, std::int64_t crash_step, fs::path resume,
+                           std::vector<std::shared_ptr<traincb::metrics::Metric>> metrics) {
+    Net net(4, 6, 1);
+    ModelCheckpoint mc({.filepath = dir / "b{epoch}-{batch}.safetensors", .save_freq = 4});
+    Crash crash;
+    crash.at_step = crash_step;
+    MetricRun run;
+    traincb::Trainer trainer(net);
+    run.history = trainer.fit(binary_data().x, binary_data().y,
+                              {.epochs = 4,
+                               .batch_size = 8,
+                               .seed = 3,
+                               .validation_data = traincb::ValidationData<double>{binary_data().xv, binary_data().yv},
+                               .metrics = std::move(metrics),
+                               .resume_from = std::move(resume)},
+                              crash, mc, run.logs);
+    run.model = state_of(net);
+    return run;
+}
+
+bool same_logs(const traincb::Logs& a, const traincb::Logs& b) {
+    if (a.size() != b.size()) return false;
+    for (const auto& [k, v] : a)
+        if (!b.contains(k) || !same_bits(v, b.at(k))) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("resume: mid-epoch, the training metrics continue exactly: History and logs bit-identical") {
     TempDir tmp("resume_mid_metrics");
-    auto fit = [&](const fs::path& dir, int epochs, std::int64_t crash_step, fs::path resume) {
-        Net net(4, 6, 1);
-        ModelCheckpoint mc({.filepath = dir / "b{epoch}-{batch}.safetensors", .save_freq = 4});
-        Crash crash;
-        crash.at_step = crash_step;
-        traincb::Trainer trainer(net);
-        History h = trainer.fit(data().x, data().y,
-                                {.epochs = epochs,
-                                 .batch_size = 8,
-                                 .seed = 3,
-                                 .validation_data = traincb::ValidationData<double>{data().xv, data().yv},
-                                 .metrics = {std::make_shared<traincb::metrics::MeanAbsoluteError>()},
-                                 .resume_from = std::move(resume)},
-                                crash, mc);
-        return std::make_pair(h, state_of(net));
-    };
-    const auto [hs, ms] = fit(tmp / "a", 4, -1, {});
-    CHECK_THROWS(fit(tmp / "b", 4, 22, {}));  // newest checkpoint: global step 20 = epoch 2, batch 4
+    const MetricRun straight = fit_with_metrics(tmp / "a", -1, {}, training_metrics());
+    // newest checkpoint: global step 20 = epoch 2 (0-based), batch 4 of 8
+    CHECK_THROWS(fit_with_metrics(tmp / "b", 22, {}, training_metrics()));
+    REQUIRE(io::find_latest_checkpoint(tmp / "b") == tmp / "b/b3-4.safetensors");
+    const io::Checkpoint c = io::load_checkpoint(tmp / "b/b3-4.safetensors");
+    REQUIRE(c.train_metrics.is_object());
+    CHECK(c.train_metrics.size() == 4);
+    CHECK(c.train_metrics.at("accuracy").at("kind") == "BinaryAccuracy");
+    CHECK(c.train_metrics.at("auc").at("positives").size() + c.train_metrics.at("auc").at("negatives").size() ==
+          32);  // 4 batches of 8 samples so far in that epoch
+
     Warnings w;
-    const auto [hr, mr] = fit(tmp / "b", 4, -1, tmp / "b");
-    CHECK(w.messages.size() == 1);
-    CHECK(w.any_contains("resumed in the middle of epoch 3 (after batch 4 of 8)"));
-    CHECK(same_state(mr, ms));
-    CHECK(hr.at("loss") == hs.at("loss"));
-    CHECK(hr.at("val_loss") == hs.at("val_loss"));
-    CHECK(hr.at("val_mean_absolute_error") == hs.at("val_mean_absolute_error"));
-    const auto& mae_s = hs.at("mean_absolute_error");
-    const auto& mae_r = hr.at("mean_absolute_error");
-    CHECK(mae_r[0] == mae_s[0]);
-    CHECK(mae_r[1] == mae_s[1]);
-    CHECK(mae_r[2] != mae_s[2]);  // the resumed epoch: batches 5..8 only
-    CHECK(mae_r[3] == mae_s[3]);
+    const MetricRun resumed = fit_with_metrics(tmp / "b", -1, tmp / "b", training_metrics());
+    INFO(w.all());
+    CHECK(w.messages.empty());
+    CHECK(same_state(resumed.model, straight.model));
+    CHECK(same_history(resumed.history, straight.history));
+    for (const char* key : {"accuracy", "mean_absolute_error", "precision", "auc", "loss"}) {
+        INFO(key);
+        CHECK(resumed.history.at(key) == straight.history.at(key));  // including epoch 3, the resumed one
+    }
+    // The epoch logs of the epochs run after the resume, and the running values of every batch.
+    REQUIRE(resumed.logs.epochs.size() == 2);
+    for (const auto& [epoch, logs] : resumed.logs.epochs) {
+        INFO("epoch " << epoch);
+        CHECK(same_logs(logs, straight.logs.epochs.at(epoch)));
+    }
+    REQUIRE(resumed.logs.batches.size() == 12);
+    for (const auto& [step, logs] : resumed.logs.batches) {
+        INFO("global step " << step);
+        CHECK(same_logs(logs, straight.logs.batches.at(step)));
+    }
+}
+
+TEST_CASE("resume: a metric that cannot be restored restarts at the resume, named in one warning") {
+    TempDir tmp("resume_mid_metrics_warn");
+    const MetricRun straight = fit_with_metrics(tmp / "a", -1, {}, training_metrics(0.5, true));
+    CHECK_THROWS(fit_with_metrics(tmp / "b", 22, {}, training_metrics(0.5, true)));
+    const fs::path ckpt = tmp / "b/b3-4.safetensors";
+    const std::string where = "resumed in the middle of epoch 3 (after batch 4 of 8): the training loss is restored "
+                              "exactly, but these training metrics restart, so this epoch's values of them cover only "
+                              "the batches after the resume: ";
+    // The values of the resumed epoch (index 2) differ when a metric restarted there, as the
+    // batches before the resume are missing from it; the other epochs are untouched.
+    const auto restarted = [&](const History& h, const char* key) {
+        const auto &r = h.at(key), &s = straight.history.at(key);
+        return r[0] == s[0] && r[1] == s[1] && r[2] != s[2] && r[3] == s[3];
+    };
+    {
+        INFO("a user-defined metric without saved state: only it restarts");
+        REQUIRE(io::load_checkpoint(ckpt).train_metrics.at("mean_prediction").is_null());
+        Warnings w;
+        const MetricRun r = fit_with_metrics(tmp / "b", -1, ckpt, training_metrics(0.5, true));
+        INFO(w.all());
+        REQUIRE(w.messages.size() == 1);
+        CHECK(w.any_contains(where +
+                             "'mean_prediction' (its class does not implement metrics::Metric::save_state and "
+                             "load_state)"));
+        CHECK(restarted(r.history, "mean_prediction"));
+        CHECK(r.history.at("accuracy") == straight.history.at("accuracy"));
+        CHECK(r.history.at("auc") == straight.history.at("auc"));
+        CHECK(r.history.at("loss") == straight.history.at("loss"));
+        CHECK(same_state(r.model, straight.model));
+    }
+    {
+        INFO("a checkpoint written before metric states were saved: every metric restarts");
+        io::Checkpoint old = io::load_checkpoint(ckpt);
+        old.train_metrics = nullptr;  // the file then has no "train_metrics", as older files
+        io::save_checkpoint(tmp / "old/old.safetensors", old);
+        Warnings w;
+        const MetricRun r = fit_with_metrics(tmp / "old", -1, tmp / "old/old.safetensors", training_metrics(0.5, true));
+        INFO(w.all());
+        REQUIRE(w.messages.size() == 1);
+        CHECK(w.any_contains(where + "'accuracy' (the checkpoint holds no training metric states: it predates them, "
+                                     "or its driver saves none); 'mean_absolute_error' ("));
+        for (const char* key : {"accuracy", "mean_absolute_error", "auc", "mean_prediction"}) {
+            INFO(key);
+            CHECK(restarted(r.history, key));
+        }
+        CHECK(r.history.at("loss") == straight.history.at("loss"));  // the loss is exact all the same
+        CHECK(r.history.at("val_accuracy") == straight.history.at("val_accuracy"));
+        CHECK(same_state(r.model, straight.model));
+    }
+    {
+        INFO("a metric with other options (the new ones win) or one the checkpoint does not know");
+        auto metrics = training_metrics(0.25, false);
+        metrics.push_back(std::make_shared<traincb::metrics::MeanSquaredError>());
+        Warnings w;
+        const MetricRun r = fit_with_metrics(tmp / "c", -1, ckpt, metrics);
+        INFO(w.all());
+        CHECK(w.messages.size() == 1);
+        CHECK(w.any_contains(where +
+                             "'accuracy' (traincb: metrics::BinaryAccuracy::load_state: 'accuracy' has threshold 0.25 "
+                             "but the state was saved with threshold 0.5; build the metric with .threshold = 0.5 to "
+                             "load it); 'mean_squared_error' (the checkpoint holds no state for it)"));
+        CHECK(r.history.at("auc") == straight.history.at("auc"));  // the others are restored
+        CHECK(r.history.at("mean_absolute_error") == straight.history.at("mean_absolute_error"));
+    }
+}
+
+TEST_CASE("checkpoint: training metric states round-trip, a malformed one is a FormatError") {
+    TempDir tmp("resume_metric_states_format");
+    CHECK_THROWS(fit_with_metrics(tmp / "a", 22, {}, training_metrics()));
+    const fs::path ckpt = tmp / "a/b3-4.safetensors";
+    const io::Checkpoint c = io::load_checkpoint(ckpt);
+    {
+        INFO("what a file holds is what was captured, and is re-saved unchanged");
+        io::save_checkpoint(tmp / "copy.safetensors", c);
+        CHECK(io::load_checkpoint(tmp / "copy.safetensors").train_metrics == c.train_metrics);
+    }
+    {
+        INFO("an epoch-boundary checkpoint holds none (metrics restart every epoch)");
+        io::Checkpoint boundary = c;
+        boundary.position = {2, true, 8, 24};
+        io::save_checkpoint(tmp / "boundary.safetensors", boundary);
+        CHECK(io::load_checkpoint(tmp / "boundary.safetensors").train_metrics.is_null());
+    }
+    {
+        INFO("'train_metrics' must be an object of objects or nulls");
+        io::Checkpoint bad = c;
+        bad.train_metrics = nlohmann::json::array();
+        io::save_checkpoint(tmp / "bad1.safetensors", bad);
+        CHECK_THROWS_MATCHES(io::load_checkpoint(tmp / "bad1.safetensors"), traincb::FormatError,
+                             Catch::Message("traincb: checkpoint: '" + (tmp / "bad1.safetensors").string() +
+                                            "': 'train_metrics' is array, expected an object of metric states by log "
+                                            "key"));
+        bad.train_metrics = {{"accuracy", 1}};
+        io::save_checkpoint(tmp / "bad2.safetensors", bad);
+        CHECK_THROWS_WITH(io::load_checkpoint(tmp / "bad2.safetensors"),
+                          Catch::Contains("'train_metrics' holds number for 'accuracy', expected a metric state (an "
+                                          "object) or null"));
+    }
+    {
+        INFO("a malformed state of one metric stops the resume with a FormatError naming it");
+        io::Checkpoint bad = c;
+        bad.train_metrics["accuracy"]["count"] = -4;
+        io::save_checkpoint(tmp / "bad3/bad3.safetensors", bad);
+        CHECK_THROWS_MATCHES(
+            fit_with_metrics(tmp / "bad3", -1, tmp / "bad3/bad3.safetensors", training_metrics()), traincb::FormatError,
+            Catch::Message("traincb: Trainer::fit: resuming from '" + (tmp / "bad3/bad3.safetensors").string() +
+                           "': the state of training metric 'accuracy' is unusable: traincb: "
+                           "metrics::BinaryAccuracy::load_state: the state given to 'accuracy' has 'count' = -4, not "
+                           "a whole number >= 0; pass the JSON that save_state of the same class wrote"));
+    }
 }
 
 TEST_CASE("resume: a checkpoint of a stopped run ends the same way, training nothing more") {

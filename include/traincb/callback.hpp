@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -78,6 +79,12 @@ struct RunState {
     nlohmann::json fit_options = nlohmann::json::object();
     double loss_sum = 0;          ///< sample-weighted sum of the batch losses of the current epoch so far
     std::int64_t loss_count = 0;  ///< samples behind loss_sum
+    /// The current epoch's training metric states, as a JSON object by log key (each value what
+    /// metrics::Metric::save_state wrote, or null for a metric that saves none). Called only when
+    /// a mid-epoch checkpoint is taken, so the batch loop pays nothing; empty: no metric states
+    /// are saved (a resumed epoch's training metrics then cover only the later batches).
+    /// @throws whatever the driver's function throws
+    std::function<nlohmann::json()> metric_states{};
 };
 
 /// The one argument of every hook. Which fields are meaningful depends on the hook:
@@ -282,7 +289,7 @@ public:
         rebuild();
         return *this;
     }
-    /// Adds a shared callback (kept alive by the list).
+    /// Adds a shared callback (kept alive by the list). @throws InvalidArgument for a null pointer
     template <class C>
         requires std::derived_from<C, Callback>
     CallbackList& add(std::shared_ptr<C> cb) {

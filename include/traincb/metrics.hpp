@@ -3,7 +3,9 @@
 /// Metrics over Eigen, with the definitions of Keras (accuracies, cross-entropies, MSE, MAE) and
 /// scikit-learn (confusion matrix, precision, recall, F1, ROC AUC). Each exists as a function over
 /// whole arrays and as a streaming object (update / result / reset / merge) whose result after
-/// any split into batches equals the function on all of it.
+/// any split into batches equals the function on all of it. A streaming object's state can be
+/// saved and restored (save_state / load_state, as JSON), so that a run checkpointed in the middle
+/// of an epoch resumes its training metrics bit-exactly.
 ///
 /// Inputs: rows are samples. Any Eigen dense expression (Matrix, Array, Map, Block, Ref, an
 /// unevaluated expression; float, double or integer; either storage order) is read in place,
@@ -24,10 +26,13 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +67,28 @@ public:
     virtual void merge(const Metric& other) = 0;
     /// A copy with the same options and state.
     [[nodiscard]] virtual std::unique_ptr<Metric> clone() const = 0;
+    /// Writes the accumulated state into `state` (a JSON object: kind, version, the options the
+    /// state depends on, the accumulators; doubles as round-trip strings), so that load_state
+    /// continues bit-exactly. Returns false and writes nothing when the class keeps no saveable
+    /// state: the default, so a user-defined metric that does not override it still works, and a
+    /// run resumed in the middle of an epoch warns that its value covers the later batches only.
+    /// @throws nothing of its own (std::bad_alloc)
+    virtual bool save_state(nlohmann::json& state) const {
+        (void)state;
+        return false;
+    }
+    /// Replaces the accumulated state with one that save_state of the same class and options
+    /// wrote (all or nothing: on a throw the state is unchanged).
+    /// @throws InvalidArgument when the state is of another class or other options (naming the
+    /// option and both values), or when the class does not override it (the default);
+    /// FormatError when the state is malformed (a missing field, a wrong type, a wrong size) or of
+    /// an unknown version
+    virtual void load_state(const nlohmann::json& state) {
+        (void)state;
+        throw InvalidArgument("traincb: metrics::Metric::load_state: metric '" + name() +
+                              "' cannot restore a saved state; override save_state and load_state in its class (see "
+                              "docs/checkpoints.md), or let it restart");
+    }
 };
 
 /// How precision, recall and F1 combine classes (scikit-learn's `average`).
@@ -575,6 +602,108 @@ inline void check_name(const char* who, const std::string& name) {
     if (name.empty()) fail(who, "name is empty; pass the log key, e.g. .name = \"accuracy\"");
 }
 
+/// The version of the states the built-in metrics write (save_state) and read (load_state).
+inline constexpr int kStateVersion = 1;
+
+/// A double in a state: the shortest decimal that round-trips, or "nan" / "inf" / "-inf" (JSON
+/// has no NaN), as the checkpoint writes every double.
+[[nodiscard]] inline nlohmann::json state_double(double v) {
+    return format_double(v);
+}
+
+/// How a JSON value of a state reads in a message: a string as itself, anything else dumped.
+[[nodiscard]] inline std::string state_text(const nlohmann::json& v) {
+    return v.is_string() ? v.get_ref<const std::string&>() : v.dump();
+}
+
+/// Reads the fields of a state given to load_state; each failure is a FormatError naming the
+/// class, the metric and the field.
+struct StateReader {
+    std::string who;   // "metrics::Precision::load_state"
+    std::string name;  // the metric's name (log key)
+
+    [[noreturn]] void malformed(const std::string& what) const {
+        throw FormatError("traincb: " + who + ": the state given to '" + name + "' " + what +
+                          "; pass the JSON that save_state of the same class wrote");
+    }
+    [[nodiscard]] const nlohmann::json& field(const nlohmann::json& j, const char* key) const {
+        const auto it = j.find(key);
+        if (it == j.end()) malformed(std::string("has no '") + key + "'");
+        return *it;
+    }
+    [[nodiscard]] double real(const nlohmann::json& v, const std::string& what) const {
+        if (v.is_string()) {
+            const std::string& s = v.get_ref<const std::string&>();
+            double out = 0;
+            const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+            if (!s.empty() && r.ec == std::errc{} && r.ptr == s.data() + s.size()) return out;
+        }
+        malformed("has " + what + " = " + v.dump() + ", not a number written as a string");
+    }
+    [[nodiscard]] std::int64_t count(const nlohmann::json& v, const std::string& what) const {
+        if (v.is_number_integer() && (v.is_number_unsigned() || v.get<std::int64_t>() >= 0)) {
+            if (v.is_number_unsigned() &&
+                v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                malformed("has " + what + " = " + v.dump() + ", beyond a 64-bit count");
+            return v.get<std::int64_t>();
+        }
+        malformed("has " + what + " = " + v.dump() + ", not a whole number >= 0");
+    }
+    [[nodiscard]] const nlohmann::json& array(const nlohmann::json& j, const char* key,
+                                              std::optional<std::size_t> size = std::nullopt) const {
+        const nlohmann::json& v = field(j, key);
+        if (!v.is_array()) malformed(std::string("has '") + key + "' = " + v.dump() + ", not an array");
+        if (size && v.size() != *size)
+            malformed(std::string("has '") + key + "' with " + std::to_string(v.size()) + " entries, but " +
+                      std::to_string(*size) + " are needed (a state of a metric with other options?)");
+        return v;
+    }
+};
+
+/// The state header every built-in metric writes: {"kind", "version", "options"}.
+[[nodiscard]] inline nlohmann::json state_header(const char* who, nlohmann::json options) {
+    const std::string_view w(who);
+    return {{"kind", std::string(w.substr(w.find("::") + 2))}, {"version", kStateVersion}, {"options", std::move(options)}};
+}
+
+/// Checks a state's kind, version and options against the metric loading it.
+/// @throws FormatError for a malformed header or an unknown version; InvalidArgument for another
+/// kind or other options
+inline void check_state_header(const StateReader& in, const char* who, const nlohmann::json& state,
+                               const nlohmann::json& options) {
+    if (!state.is_object()) in.malformed("is " + state.dump() + ", not a JSON object");
+    const std::string_view w(who);
+    const std::string kind(w.substr(w.find("::") + 2));
+    const nlohmann::json& k = in.field(state, "kind");
+    if (!k.is_string()) in.malformed("has 'kind' = " + k.dump() + ", not a string");
+    if (k.get_ref<const std::string&>() != kind)
+        throw InvalidArgument("traincb: " + in.who + ": '" + in.name + "' is a metrics::" + kind +
+                              " but the state was saved by a metrics::" + k.get_ref<const std::string&>() +
+                              "; load it into a metric of the class that saved it");
+    const nlohmann::json& v = in.field(state, "version");
+    if (!v.is_number_integer()) in.malformed("has 'version' = " + v.dump() + ", not a whole number");
+    if (v.get<std::int64_t>() != kStateVersion)
+        throw FormatError("traincb: " + in.who + ": the state given to '" + in.name + "' has version " + v.dump() +
+                          ", which this traincb does not read (it reads version " + std::to_string(kStateVersion) +
+                          "); load it with the traincb that wrote it, or let the metric restart");
+    const nlohmann::json& saved = in.field(state, "options");
+    if (!saved.is_object()) in.malformed("has 'options' = " + saved.dump() + ", not a JSON object");
+    std::string now_text, saved_text, fix;
+    for (const auto& [key, now] : options.items()) {
+        const auto it = saved.find(key);
+        if (it == saved.end()) in.malformed("has no option '" + key + "'");
+        if (*it == now) continue;
+        const char* sep = now_text.empty() ? "" : ", ";
+        now_text += sep + key + " " + state_text(now);
+        saved_text += sep + key + " " + state_text(*it);
+        fix += sep + ("." + key) + " = " + state_text(*it);
+    }
+    if (!now_text.empty())
+        throw InvalidArgument("traincb: " + in.who + ": '" + in.name + "' has " + now_text +
+                              " but the state was saved with " + saved_text + "; build the metric with " + fix +
+                              " to load it");
+}
+
 }  // namespace traincb::inline v0::detail::metrics
 
 namespace traincb::inline v0::detail {
@@ -615,6 +744,20 @@ public:
                                              "': their options differ; merge objects built with the same options");
         self().merge_state(*o);
     }
+    /// Writes {"kind", "version", "options", accumulators}; always returns true.
+    bool save_state(nlohmann::json& state) const override {
+        nlohmann::json j = metrics::state_header(Self::kWho, self().state_options());
+        self().save_accumulators(j);
+        state = std::move(j);
+        return true;
+    }
+    /// @throws InvalidArgument for a state of another class or other options; FormatError for a
+    /// malformed one or an unknown version (the state is then unchanged)
+    void load_state(const nlohmann::json& state) override {
+        const metrics::StateReader in{std::string(Self::kWho) + "::load_state", name()};
+        metrics::check_state_header(in, Self::kWho, state, self().state_options());
+        self().load_accumulators(state, in);  // parses everything before assigning anything
+    }
 
 private:
     Self& self() noexcept { return static_cast<Self&>(*this); }
@@ -647,8 +790,25 @@ private:
         return a == o.opt_;
     }
     void merge_state(const Self& o) noexcept { state_.merge(o.state_); }
+    // The compensated sum travels whole (sum and compensation): the next add() then rounds as
+    // it would have without the save.
+    void save_accumulators(nlohmann::json& j) const {
+        j["sum"] = metrics::state_double(state_.sum.sum);
+        j["compensation"] = metrics::state_double(state_.sum.comp);
+        j["count"] = state_.count;
+    }
+    void load_accumulators(const nlohmann::json& j, const metrics::StateReader& in) {
+        metrics::MeanState s;
+        s.sum.sum = in.real(in.field(j, "sum"), "'sum'");
+        s.sum.comp = in.real(in.field(j, "compensation"), "'compensation'");
+        s.count = in.count(in.field(j, "count"), "'count'");
+        state_ = s;
+    }
 
 protected:
+    // The options a state depends on (all but the name); classes with options hide this.
+    [[nodiscard]] nlohmann::json state_options() const { return nlohmann::json::object(); }
+
     Options opt_;
     metrics::MeanState state_;
 };
@@ -678,6 +838,9 @@ private:
     friend class detail::MeanMetric<BinaryAccuracy, BinaryAccuracyOptions>;
     static constexpr const char* kWho = "metrics::BinaryAccuracy";
     static constexpr Direction kDirection = Direction::Max;
+    [[nodiscard]] nlohmann::json state_options() const {
+        return {{"threshold", detail::metrics::state_double(opt_.threshold)}};
+    }
     template <class A, class B>
     detail::metrics::Batch batch(const A& t, const B& p) const {
         return detail::metrics::binary_accuracy_batch(kWho, "y_true", t, "y_pred", p, opt_.threshold, true);
@@ -756,6 +919,7 @@ private:
     friend class detail::MeanMetric<TopKCategoricalAccuracy, TopKCategoricalAccuracyOptions>;
     static constexpr const char* kWho = "metrics::TopKCategoricalAccuracy";
     static constexpr Direction kDirection = Direction::Max;
+    [[nodiscard]] nlohmann::json state_options() const { return {{"k", opt_.k}}; }
     template <class A, class B>
     detail::metrics::Batch batch(const A& t, const B& p) const {
         return detail::metrics::top_k_batch(kWho, "y_true", t, "y_pred", p, opt_.k, true);
@@ -781,6 +945,7 @@ private:
     friend class detail::MeanMetric<BinaryCrossentropy, BinaryCrossentropyOptions>;
     static constexpr const char* kWho = "metrics::BinaryCrossentropy";
     static constexpr Direction kDirection = Direction::Min;
+    [[nodiscard]] nlohmann::json state_options() const { return {{"from_logits", opt_.from_logits}}; }
     template <class A, class B>
     detail::metrics::Batch batch(const A& t, const B& p) const {
         return detail::metrics::binary_crossentropy_batch(kWho, "y_true", t, "y_pred", p, opt_.from_logits, true);
@@ -807,6 +972,7 @@ private:
     friend class detail::MeanMetric<CategoricalCrossentropy, CategoricalCrossentropyOptions>;
     static constexpr const char* kWho = "metrics::CategoricalCrossentropy";
     static constexpr Direction kDirection = Direction::Min;
+    [[nodiscard]] nlohmann::json state_options() const { return {{"from_logits", opt_.from_logits}}; }
     template <class A, class B>
     detail::metrics::Batch batch(const A& t, const B& p) const {
         return detail::metrics::categorical_crossentropy_batch(kWho, "y_true", t, "y_pred", p, opt_.from_logits, true);
@@ -834,6 +1000,7 @@ private:
     friend class detail::MeanMetric<SparseCategoricalCrossentropy, SparseCategoricalCrossentropyOptions>;
     static constexpr const char* kWho = "metrics::SparseCategoricalCrossentropy";
     static constexpr Direction kDirection = Direction::Min;
+    [[nodiscard]] nlohmann::json state_options() const { return {{"from_logits", opt_.from_logits}}; }
     template <class A, class B>
     detail::metrics::Batch batch(const A& t, const B& p) const {
         return detail::metrics::sparse_categorical_crossentropy_batch(kWho, "y_true", t, "y_pred", p, opt_.from_logits,
@@ -1061,6 +1228,37 @@ private:
         for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
         n_ += o.n_;
     }
+    [[nodiscard]] nlohmann::json state_options() const {
+        return {{"average", ::traincb::metrics::to_string(opt_.average)},
+                {"pos_label", opt_.pos_label},
+                {"num_classes", opt_.num_classes},
+                {"threshold", metrics::state_double(opt_.threshold)}};
+    }
+    void save_accumulators(nlohmann::json& j) const {
+        j["counts"] = counts_;  // tp[k], n_true[k], n_pred[k]
+        j["samples"] = n_;
+    }
+    void load_accumulators(const nlohmann::json& j, const metrics::StateReader& in) {
+        const auto k = static_cast<std::size_t>(opt_.num_classes);
+        const nlohmann::json& arr = in.array(j, "counts", 3 * k);
+        std::vector<std::int64_t> counts(arr.size());
+        for (std::size_t i = 0; i < arr.size(); ++i)
+            counts[i] = in.count(arr[i], "'counts'[" + std::to_string(i) + "]");
+        const std::int64_t n = in.count(in.field(j, "samples"), "'samples'");
+        // Every sample has one true and one predicted label, and a true positive is both.
+        std::int64_t n_true = 0, n_pred = 0;
+        bool consistent = true;
+        for (std::size_t c = 0; c < k; ++c) {
+            n_true += counts[k + c];
+            n_pred += counts[2 * k + c];
+            consistent = consistent && counts[c] <= counts[k + c] && counts[c] <= counts[2 * k + c];
+        }
+        if (!consistent || n_true != n || n_pred != n)
+            in.malformed("has counts that do not fit 'samples' = " + std::to_string(n) +
+                         " (per class: true positives <= true and predicted counts, which each sum to 'samples')");
+        counts_ = std::move(counts);
+        n_ = n;
+    }
 
 protected:
     ::traincb::metrics::ClassScoreOptions opt_;
@@ -1130,6 +1328,8 @@ public:
     explicit RocAuc(RocAucOptions options = {}) : opt_(std::move(options)) {
         detail::metrics::check_name(kWho, opt_.name);
     }
+    /// The exact AUC of every score so far (sorted once per change); NaN before both classes
+    /// were seen or after a NaN score.
     [[nodiscard]] double result() const override {
         if (nan_ || pos_.empty() || neg_.empty()) return std::numeric_limits<double>::quiet_NaN();
         if (!sorted_) {
@@ -1140,6 +1340,7 @@ public:
         return detail::metrics::mann_whitney_auc(pos_.data(), static_cast<Eigen::Index>(pos_.size()), neg_.data(),
                                                  static_cast<Eigen::Index>(neg_.size()));
     }
+    /// Forgets every score.
     void reset() override {
         pos_.clear();
         neg_.clear();
@@ -1181,6 +1382,36 @@ private:
         neg_.insert(neg_.end(), neg.begin(), neg.end());
         nan_ = nan_ || o.nan_;
         sorted_ = false;
+    }
+    [[nodiscard]] nlohmann::json state_options() const { return nlohmann::json::object(); }
+    // Every score, as a round-trip string: the statistic depends only on the sorted scores, so
+    // their order in the state does not matter.
+    void save_accumulators(nlohmann::json& j) const {
+        const auto scores = [](const std::vector<double>& v) {
+            nlohmann::json a = nlohmann::json::array();
+            for (double x : v) a.push_back(detail::metrics::state_double(x));
+            return a;
+        };
+        j["positives"] = scores(pos_);
+        j["negatives"] = scores(neg_);
+    }
+    void load_accumulators(const nlohmann::json& j, const detail::metrics::StateReader& in) {
+        bool nan = false;
+        const auto scores = [&](const char* key) {
+            const nlohmann::json& a = in.array(j, key);
+            std::vector<double> v;
+            v.reserve(a.size());
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                v.push_back(in.real(a[i], "'" + std::string(key) + "'[" + std::to_string(i) + "]"));
+                nan = nan || std::isnan(v.back());
+            }
+            return v;
+        };
+        std::vector<double> pos = scores("positives"), neg = scores("negatives");
+        pos_ = std::move(pos);
+        neg_ = std::move(neg);
+        nan_ = nan;
+        sorted_ = pos_.empty() && neg_.empty();
     }
 
     RocAucOptions opt_;

@@ -62,8 +62,9 @@ struct FitOptions {
     /// full checkpoint is used (io::find_latest_checkpoint). A directory with no checkpoint, or a
     /// missing path without the ".safetensors" extension (a directory not created yet), starts a
     /// fresh run with a warning; a missing ".safetensors" file is an IoError. Restores the model,
-    /// the position (epoch and batch), the global step, the running loss of a mid-epoch
-    /// checkpoint, every callback's state (after on_train_begin) and the History. An option changed
+    /// the position (epoch and batch), the global step, the running loss and training metric
+    /// states of a mid-epoch checkpoint (a metric that cannot be restored restarts, with a warning
+    /// naming it), every callback's state (after on_train_begin) and the History. An option changed
     /// since the checkpoint wins, with a warning naming it. See docs/checkpoints.md.
     std::filesystem::path resume_from{};
     /// Install a SignalGuard (interrupt.hpp) during fit: SIGINT/SIGTERM then end training gracefully
@@ -112,6 +113,17 @@ struct callback_type<const std::shared_ptr<C>&> {
 };
 
 inline std::string shape(Eigen::Index r, Eigen::Index c) { return std::to_string(r) + "x" + std::to_string(c); }
+
+/// The states of the training metrics by log key (null for a metric that saves none), for
+/// RunState::metric_states.
+inline nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& m : ms) {
+        nlohmann::json s;
+        out[m->name()] = m->save_state(s) ? std::move(s) : nlohmann::json();
+    }
+    return out;
+}
 }  // namespace detail
 
 /// Drives `Model` through epochs. The model is held by reference and must outlive the Trainer.
@@ -308,6 +320,9 @@ private:
         list.set_global_step(resume ? resume->position.global_step
                                     : static_cast<std::int64_t>(opt.initial_epoch) * params.steps_per_epoch);
         list.set_history(&history);
+        // Metric states are gathered only when a mid-epoch checkpoint is taken, never per batch.
+        if (!train_metrics.empty())
+            run_state.metric_states = [&train_metrics] { return detail::save_metric_states(train_metrics); };
         list.set_run_state(&run_state);
 
         // Batch buffers, allocated once: full batches and the (smaller) tail batch.
@@ -356,12 +371,8 @@ private:
                     seen = resume->loss_count;
                     first_batch = resumed_stopped ? params.steps_per_epoch : resume->position.next_batch();
                     list.on_epoch_resume(epoch);
-                    if (!train_metrics.empty())
-                        warn("traincb: Trainer::fit: resumed in the middle of epoch " + std::to_string(epoch + 1) +
-                             " (after batch " + std::to_string(first_batch) + " of " +
-                             std::to_string(params.steps_per_epoch) +
-                             "): the training loss is restored exactly, but the training metrics of this epoch "
-                             "cover only the batches after the resume (metric objects have no saved state)");
+                    restore_train_metrics(train_metrics, *resume, params.resumed_from, epoch,
+                                          resume->position.next_batch(), params.steps_per_epoch);
                 } else {
                     list.on_epoch_begin(epoch);
                 }
@@ -541,6 +552,46 @@ private:
         for (const auto& [key, state] : c.callbacks)
             if (!used.contains(key))
                 warn(where + "the checkpoint holds state for '" + key + "', which no callback of this run has; it is ignored");
+    }
+
+    // Restores the training metrics of the epoch a mid-epoch checkpoint was taken in; each one
+    // that cannot be restored restarts (from the next batch), and one warning names them all.
+    static void restore_train_metrics(std::vector<std::unique_ptr<metrics::Metric>>& ms, const io::Checkpoint& c,
+                                      const std::filesystem::path& path, int epoch, std::int64_t next_batch,
+                                      std::int64_t steps) {
+        if (ms.empty()) return;
+        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
+        std::string missed;
+        const auto miss = [&](const metrics::Metric& m, const std::string& why) {
+            missed += std::string(missed.empty() ? "" : "; ") + "'" + m.name() + "' (" + why + ")";
+        };
+        if (!c.train_metrics.is_object()) {
+            for (const auto& m : ms)
+                miss(*m, "the checkpoint holds no training metric states: it predates them, or its driver saves none");
+        } else {
+            for (auto& m : ms) {
+                const auto it = c.train_metrics.find(m->name());
+                if (it == c.train_metrics.end()) {
+                    miss(*m, "the checkpoint holds no state for it");
+                } else if (it->is_null()) {
+                    miss(*m, "its class does not implement metrics::Metric::save_state and load_state");
+                } else {
+                    try {
+                        m->load_state(*it);
+                    } catch (const InvalidArgument& e) {  // another class or other options: the new ones win
+                        miss(*m, e.what());
+                    } catch (const FormatError& e) {
+                        throw FormatError(where + "the state of training metric '" + m->name() + "' is unusable: " +
+                                          e.what());
+                    }
+                }
+            }
+        }
+        if (!missed.empty())
+            warn(where + "resumed in the middle of epoch " + std::to_string(epoch + 1) + " (after batch " +
+                 std::to_string(next_batch) + " of " + std::to_string(steps) +
+                 "): the training loss is restored exactly, but these training metrics restart, so this epoch's "
+                 "values of them cover only the batches after the resume: " + missed);
     }
 
     template <class S>

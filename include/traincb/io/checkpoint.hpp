@@ -7,8 +7,9 @@
 ///    weights);
 ///  - `__metadata__` = {"format": "pt", "traincb.version", "traincb.kind": "full" | "weights",
 ///    "traincb.state": one JSON document as a string (position, seed, data-order options, running
-///    loss, every callback's versioned JSON state, the History), "traincb.state.checksum" (XXH64 of
-///    that string) and "traincb.checksum" (XXH64 of the tensor bytes)}.
+///    loss and training metric states of a mid-epoch checkpoint, every callback's versioned JSON
+///    state, the History), "traincb.state.checksum" (XXH64 of that string) and "traincb.checksum"
+///    (XXH64 of the tensor bytes)}.
 ///
 /// Files are replaced atomically (temporary file, fsync, rename, fsync of the directory), and a
 /// checkpoint is loaded only when both checksums match: a truncated or corrupted file is a
@@ -90,6 +91,10 @@ struct Checkpoint {
     nlohmann::json fit_options = nlohmann::json::object();  ///< data-order and length options of the run
     double loss_sum = 0;          ///< running training loss of a mid-epoch checkpoint (sample-weighted sum)
     std::int64_t loss_count = 0;  ///< samples behind loss_sum
+    /// The training metric states of a mid-epoch checkpoint (RunState::metric_states: by log key,
+    /// each what metrics::Metric::save_state wrote, or null); null when the file holds none (an
+    /// epoch-boundary checkpoint, a run without metrics, a file written before traincb saved them).
+    nlohmann::json train_metrics{};
     bool stopped = false;         ///< a callback had asked to stop training when it was taken
     std::string stop_source{};    ///< who asked ("EarlyStopping")
     std::string stop_reason{};    ///< why ("patience")
@@ -144,9 +149,11 @@ namespace traincb::inline v0::io {
 
 /// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
 /// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
-/// step, the driver's run state, and, for a full checkpoint, every stateful callback of
+/// step, the driver's run state (for a full mid-epoch checkpoint with the training metric
+/// states of RunState::metric_states), and, for a full checkpoint, every stateful callback of
 /// ctx.callbacks() and the History.
-/// @throws InvalidArgument when the model exposes no state (no visit_state)
+/// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
+/// RunState::metric_states throws
 [[nodiscard]] inline Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
     ModelHandle& model = ctx.model();
     if (!model.has_state())
@@ -166,6 +173,7 @@ namespace traincb::inline v0::io {
         if (!c.position.epoch_completed) {
             c.loss_sum = rs->loss_sum;
             c.loss_count = rs->loss_count;
+            if (kind == CheckpointKind::Full && rs->metric_states) c.train_metrics = rs->metric_states();
         }
     }
     {
@@ -204,6 +212,9 @@ namespace traincb::inline v0::io {
     j["fit_options"] = c.fit_options;
     if (c.kind == CheckpointKind::Weights) return j;
     if (!c.position.epoch_completed) j["loss"] = {{"sum", detail::json_double(c.loss_sum)}, {"count", c.loss_count}};
+    // An optional field (no format version bump): a reader that predates it resumes the metrics
+    // from the next batch, as it always did.
+    if (!c.position.epoch_completed && !c.train_metrics.is_null()) j["train_metrics"] = c.train_metrics;
     j["stop"] = c.stopped ? nlohmann::json{{"source", c.stop_source}, {"reason", c.stop_reason}} : nlohmann::json();
     nlohmann::json cbs = nlohmann::json::object();
     for (const auto& [key, s] : c.callbacks) cbs[key] = {{"version", s.version}, {"json", s.json}};
@@ -321,6 +332,16 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
         if (const auto it = j.find("loss"); it != j.end()) {
             c.loss_sum = detail::parse_json_double(it->at("sum"), "loss.sum", source);
             c.loss_count = it->at("count").get<std::int64_t>();
+        }
+        if (const auto it = j.find("train_metrics"); it != j.end() && !it->is_null()) {
+            if (!it->is_object())
+                checkpoint_error(source, "'train_metrics' is " + std::string(it->type_name()) +
+                                             ", expected an object of metric states by log key");
+            for (const auto& [key, state] : it->items())
+                if (!state.is_object() && !state.is_null())
+                    checkpoint_error(source, "'train_metrics' holds " + std::string(state.type_name()) + " for '" +
+                                                 key + "', expected a metric state (an object) or null");
+            c.train_metrics = *it;
         }
         const auto& stop = j.at("stop");
         if (!stop.is_null()) {
