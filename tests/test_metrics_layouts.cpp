@@ -454,18 +454,28 @@ TEST_CASE("roc_auc equals the all-pairs reference for every layout") {
 }
 
 TEST_CASE("the vector exp and log agree with the C library") {
-    // The SIMD kernels' own transcendental functions (detail), against std::exp / std::log.
+    // The SIMD kernels' own transcendental functions (detail), against std::exp / std::log, at
+    // whatever width the build selected (2 lanes with SSE2, 4 with AVX2): each lane draws from the
+    // four input kinds in turn, so every kind meets every lane.
     namespace simd = traincb::detail::simd;
+    constexpr int kLanes = simd::VD::size;
     std::mt19937_64 g(5);
-    std::uniform_real_distribution<double> ux(-745.0, 0.0), ue(-300.0, 300.0);
+    std::uniform_real_distribution<double> ux(-745.0, 0.0), ue(-300.0, 300.0), u01(0, 1), uh(-0.5, 0.5);
     double worst_exp = 0, worst_log = 0;
     for (int i = 0; i < 20000; ++i) {
-        double xs[2] = {ux(g),
-                        -std::ldexp(std::uniform_real_distribution<double>(0, 1)(g), -static_cast<int>(g() % 60))};
+        double xs[kLanes];
+        double ys[kLanes];
+        for (int k = 0; k < kLanes; ++k) {
+            switch ((i + k) % 4) {
+                case 0: xs[k] = ux(g); ys[k] = std::pow(10.0, ue(g)); break;
+                case 1: xs[k] = -std::ldexp(u01(g), -static_cast<int>(g() % 60)); ys[k] = 1 + uh(g); break;
+                case 2: xs[k] = ux(g) / 100; ys[k] = std::ldexp(1 + u01(g), -1074 + static_cast<int>(g() % 60)); break;
+                default: xs[k] = -u01(g); ys[k] = std::sqrt(2.0) * (1 + uh(g) / 1000); break;
+            }
+        }
         const simd::VD e = simd::exp_nonpositive(simd::VD::load(xs));
-        double ys[2] = {std::pow(10.0, ue(g)), 1 + std::uniform_real_distribution<double>(-0.5, 0.5)(g)};
         const simd::VD lg = simd::log(simd::VD::load(ys));
-        for (int k = 0; k < simd::VD::size; ++k) {
+        for (int k = 0; k < kLanes; ++k) {
             const double want_e = xs[k] < -708 ? 0.0 : std::exp(xs[k]);
             if (want_e != 0)
                 worst_exp = std::max(worst_exp, std::fabs(e.lane(k) - want_e) / want_e);
@@ -477,21 +487,32 @@ TEST_CASE("the vector exp and log agree with the C library") {
     CHECK(worst_exp < 5e-16);  // about 2 ulp
     CHECK(worst_log < 5e-16);
     const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
-    const auto log_of = [](double v) {
-        const double in[2] = {v, v};
-        return simd::log(simd::VD::load(in)).lane(0);
-    };
-    const auto exp_of = [](double v) {
-        const double in[2] = {v, v};
-        return simd::exp_nonpositive(simd::VD::load(in)).lane(0);
-    };
-    CHECK(log_of(0.0) == -inf);
-    CHECK(log_of(inf) == inf);
-    CHECK(std::isnan(log_of(-1.0)));
-    CHECK(std::isnan(log_of(nan)));
-    CHECK(log_of(4.9406564584124654e-324) == std::log(4.9406564584124654e-324));  // subnormal
-    CHECK(std::fabs(log_of(1e-310) - std::log(1e-310)) <= 5e-16 * std::fabs(std::log(1e-310)));
-    CHECK(std::isnan(exp_of(nan)));
-    CHECK(exp_of(-inf) == 0.0);
-    CHECK(exp_of(0.0) == 1.0);
+    // Special values, each in every lane position beside the others, so no lane's result leaks.
+    const double log_in[] = {0.0, inf, -1.0, nan, 4.9406564584124654e-324, 1e-310, 1.0, 2.0};
+    const double exp_in[] = {nan, -inf, 0.0, -708.5};
+    for (int shift = 0; shift < 8; ++shift) {
+        double a[kLanes];
+        double b[kLanes];
+        for (int k = 0; k < kLanes; ++k) {
+            a[k] = log_in[(shift + k) % 8];
+            b[k] = exp_in[(shift + k) % 4];
+        }
+        const simd::VD la = simd::log(simd::VD::load(a));
+        const simd::VD eb = simd::exp_nonpositive(simd::VD::load(b));
+        for (int k = 0; k < kLanes; ++k) {
+            CAPTURE(shift, k, a[k], b[k]);
+            const double got = la.lane(k), want = std::log(a[k]);
+            if (std::isnan(want))
+                CHECK(std::isnan(got));
+            else if (a[k] == 1e-310)
+                CHECK(std::fabs(got - want) <= 5e-16 * std::fabs(want));
+            else
+                CHECK(got == want);  // -inf, inf, the smallest subnormal, 0 and log 2 exactly
+            const double ge = eb.lane(k);
+            if (std::isnan(b[k]))
+                CHECK(std::isnan(ge));
+            else
+                CHECK(ge == (b[k] == 0.0 ? 1.0 : 0.0));  // exp(0) = 1; exp(-inf) and exp(-708.5) flush to 0
+        }
+    }
 }

@@ -167,13 +167,18 @@ inline bool is_class_index(double v, double limit) noexcept {
     return v >= 0 && v < limit && static_cast<double>(static_cast<std::int64_t>(v)) == v;
 }
 
+/// Throws for label i of value v (out of line, so that read_label inlines into the row loops).
+[[noreturn]] inline void bad_label(const char* who, const char* name, Index i, double v, Index num_classes) {
+    fail(who, std::string(name) + "(" + std::to_string(i) + ") is " + number(v) +
+                  "; class indices must be whole numbers in [0, " + std::to_string(num_classes) + ")");
+}
+
 /// Reads label i and checks that it is a whole number in [0, num_classes).
 template <class R>
 Index read_label(const R& labels, Index i, Index num_classes, const char* who, const char* name) {
     const double v = labels(i);
-    if (!is_class_index(v, static_cast<double>(num_classes)))
-        fail(who, std::string(name) + "(" + std::to_string(i) + ") is " + number(v) +
-                      "; class indices must be whole numbers in [0, " + std::to_string(num_classes) + ")");
+    if (!is_class_index(v, static_cast<double>(num_classes))) [[unlikely]]
+        bad_label(who, name, i, v, num_classes);
     return static_cast<Index>(v);
 }
 
@@ -239,11 +244,19 @@ struct has_renorm : std::false_type {};
 template <class Op>
 struct has_renorm<Op, std::void_t<decltype(Op::renorm(std::declval<typename Op::State&>()))>> : std::true_type {};
 
+/// Independent accumulators per loop (Op::kUnroll, else 4): cheap steps need several to hide the
+/// latency of their additions; long steps (an exp each) have enough parallelism in one, and more
+/// states would not fit in the registers.
+template <class Op, class = void>
+struct unroll_of : std::integral_constant<Index, 4> {};
+template <class Op>
+struct unroll_of<Op, std::void_t<decltype(Op::kUnroll)>> : std::integral_constant<Index, Op::kUnroll> {};
+
 /// Runs Op over n element pairs (la.get(i), lb.get(i)), with vector type V and V1 for the tail.
 template <template <class> class Op, class V = VD, class P, class LA, class LB>
 void run_line(const LA& la, const LB& lb, Index n, const P& prm, Total& total) {
     constexpr Index W = V::size;
-    constexpr Index U = 4;  // independent accumulators, to hide latency
+    constexpr Index U = unroll_of<Op<V>>::value;
     Index i = 0;
     while (i < n) {
         const Index end = std::min(n, i + kBlock);
@@ -460,6 +473,7 @@ struct BceProbabilityOp {
 /// caller then looks for it.
 template <class V>
 struct BceLogitsOp {
+    static constexpr Index kUnroll = 1;
     using Mask = typename V::Mask;
     struct State {
         V prod = V::set1(1.0);
@@ -473,9 +487,16 @@ struct BceLogitsOp {
         const V one = V::set1(1.0);
         const V e = exp_nonpositive(neg_abs(x));
         const Mask small = e < V::set1(1e-4);
-        const V series = e * (one - e * (V::set1(0.5) - e * (V::set1(1.0 / 3) - e * V::set1(0.25))));
-        s.lin = s.lin + (positive_part(x) - x * y) + keep(small, series);
-        s.prod = s.prod * select(small, one, one + e);  // a NaN x is never small: the product is NaN
+        s.lin = s.lin + (positive_part(x) - x * y);
+        // |x| > 9.2 is rare in practice: the series is only evaluated for packets that need it.
+        if (any(small)) [[unlikely]] {
+            const V series =
+                e * mul_add(e, mul_add(e, mul_add(e, V::set1(-0.25), V::set1(1.0 / 3)), V::set1(-0.5)), one);
+            s.lin = s.lin + keep(small, series);
+            s.prod = s.prod * select(small, one, one + e);  // a NaN x is never small: the product is NaN
+        } else {
+            s.prod = s.prod * (one + e);
+        }
         s.lo = min_ignoring_nan(s.lo, y);
         s.hi = max_ignoring_nan(s.hi, y);
     }
@@ -493,18 +514,36 @@ struct BceLogitsOp {
 // ---------------------------------------------------------------------------------------------
 // Row-wise loops: SIMD lanes hold consecutive rows.
 
-/// Runs Op over rows [0, n): Op<V> on packets of rows, Op<V1> on the last few.
+/// Runs Op over rows [0, n): Op<V> on packets of rows, Op<V1> on the last few. Ops that multiply
+/// factors in [kEps, cols] (to log the product once) have their exponents moved out every
+/// kRenorm steps; (2^31)^32 and 1e-7^32 are both in range, more classes renormalise every step.
 template <template <class> class Op, class V = VD, class Ctx>
 Total run_rows(Index n, const Ctx& ctx) {
     constexpr Index W = V::size;
     Total total;
     Index r = 0;
+    [[maybe_unused]] const int renorm_every = ctx.cols < (Index{1} << 31) ? kRenorm : 1;
     while (r < n) {
         const Index end = std::min(n, r + kRowBlock);
         typename Op<V>::State st{};
-        for (; r + W <= end; r += W) Op<V>::step(st, ctx, r);
         typename Op<V1>::State tail{};
-        for (; r < end; ++r) Op<V1>::step(tail, ctx, r);
+        if constexpr (has_renorm<Op<V>>::value) {
+            int steps = 0;
+            for (; r + W <= end; r += W) {
+                Op<V>::step(st, ctx, r);
+                if (++steps == renorm_every) {
+                    steps = 0;
+                    Op<V>::renorm(st);
+                }
+            }
+            for (; r < end; ++r) {
+                Op<V1>::step(tail, ctx, r);
+                Op<V1>::renorm(tail);
+            }
+        } else {
+            for (; r + W <= end; r += W) Op<V>::step(st, ctx, r);
+            for (; r < end; ++r) Op<V1>::step(tail, ctx, r);
+        }
         Partial part;
         Op<V>::finish(st, part);
         Op<V1>::finish(tail, part);
@@ -632,13 +671,35 @@ struct TopKRows {
     static void finish(const State& s, Partial& out) noexcept { out.sum += s.hits.sum(); }
 };
 
+/// A product of positive factors, logged once: log(prod) + expo ln 2. NaN factors are remembered
+/// (split_exponent would turn a NaN product into a number).
+template <class V>
+struct LogProduct {
+    using Mask = typename V::Mask;
+    V prod = V::set1(1.0);
+    V expo = V::zero();
+    Mask nan = mask_none(V::zero());
+    void renorm() noexcept {
+        nan = nan | is_nan(prod);
+        prod = split_exponent(prod, expo);
+    }
+    /// The sum of the logs of the factors (a NaN factor since the last renorm() makes prod NaN).
+    [[nodiscard]] double log_sum() const noexcept {
+        const double v = expo.sum() * simd::kLn2 + log(prod).sum();
+        return any(nan) ? std::numeric_limits<double>::quiet_NaN() : v;
+    }
+};
+
 /// Categorical cross-entropy on logits: sum_c y_c (lse - x_c) with lse = m + log(s), computed as
 /// sum_c y_c (m - x_c) + (sum_c y_c) log(s), all terms non-negative for y >= 0 (no cancellation).
 /// Terms with y_c == 0 are exactly 0, so a -inf logit of a non-target class is harmless.
+/// Packets whose weights are all exactly 1 (one-hot targets) multiply s into a LogProduct
+/// instead of logging it: the rounding of s dominates either way, and a log costs ten multiplies.
 template <class V>
 struct CceLogitsRows {
     struct State {
         V loss = V::zero();
+        LogProduct<V> lse;
     };
     template <class Ctx>
     static void step(State& s, const Ctx& c, Index r) {
@@ -652,9 +713,15 @@ struct CceLogitsRows {
             weight = weight + y;
             acc = acc + select(y == V::zero(), V::zero(), y * (m - x));
         }
-        s.loss = s.loss + acc + weight * log(se);
+        if (all(weight == V::set1(1.0))) {
+            s.loss = s.loss + acc;
+            s.lse.prod = s.lse.prod * se;
+        } else {
+            s.loss = s.loss + acc + weight * log(se);
+        }
     }
-    static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum(); }
+    static void renorm(State& s) noexcept { s.lse.renorm(); }
+    static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum() + s.lse.log_sum(); }
 };
 
 /// Categorical cross-entropy on probabilities: p = clip(x / sum(x)), -sum_c y_c log p_c; the log
@@ -680,10 +747,13 @@ struct CceProbabilityRows {
     static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum(); }
 };
 
+/// Sparse categorical cross-entropy on logits: (m - x_t) + log(s), the logs of s (in [1, cols])
+/// summed as the log of their product, as CceLogitsRows does for one-hot rows.
 template <class V>
 struct SparseCceLogitsRows {
     struct State {
         V loss = V::zero();
+        LogProduct<V> lse;
     };
     template <class Ctx>
     static void step(State& s, const Ctx& c, Index r) {
@@ -692,15 +762,19 @@ struct SparseCceLogitsRows {
         const V m = max_rows<V>(c.p, r, c.cols);
         const V se = sum_exp_rows<V>(c.p, r, c.cols, m);
         const V xt = V::generate([&](int k) { return c.p(r + k, idx[k]); });
-        s.loss = s.loss + (m - xt) + log(se);
+        s.loss = s.loss + (m - xt);
+        s.lse.prod = s.lse.prod * se;
     }
-    static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum(); }
+    static void renorm(State& s) noexcept { s.lse.renorm(); }
+    static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum() + s.lse.log_sum(); }
 };
 
+/// Sparse categorical cross-entropy on probabilities: -log(clip(x_t / sum(x))), the clipped
+/// probabilities (in [1e-7, 1]) multiplied and logged once per renormalisation.
 template <class V>
 struct SparseCceProbabilityRows {
     struct State {
-        V loss = V::zero();
+        LogProduct<V> p;
     };
     template <class Ctx>
     static void step(State& s, const Ctx& c, Index r) {
@@ -708,9 +782,10 @@ struct SparseCceProbabilityRows {
         (void)labels_of<V>(c, r, idx);
         const V total = sum_rows<V>(c.p, r, c.cols);
         const V xt = V::generate([&](int k) { return c.p(r + k, idx[k]); });
-        s.loss = s.loss - log(clip_probability(xt / total));
+        s.p.prod = s.p.prod * clip_probability(xt / total);
     }
-    static void finish(const State& s, Partial& out) noexcept { out.sum += s.loss.sum(); }
+    static void renorm(State& s) noexcept { s.p.renorm(); }
+    static void finish(const State& s, Partial& out) noexcept { out.sum -= s.p.log_sum(); }
 };
 
 /// Calls f(row, label) for every row: N x 1 inputs hold label values (checked against
