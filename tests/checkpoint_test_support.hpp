@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <traincb/callback.hpp>
@@ -24,9 +25,15 @@
 #include <traincb/state.hpp>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace ckpt_test {
 
 namespace fs = std::filesystem;
+using traincb_test::read_bytes;
+using traincb_test::TempDir;
+using traincb_test::write_bytes;
+using Warnings = traincb_test::WarningCapture;  // collects every traincb warning while alive
 
 // y = tanh(x * w1) * w2 + b trained by SGD with momentum: enough state (two matrices, a velocity,
 // a learning rate, a step count) that forgetting any of it on resume changes the result.
@@ -115,59 +122,12 @@ inline bool same_state(const traincb::StateDict& a, const traincb::StateDict& b)
     return true;
 }
 
-// A fresh directory per test under the build tree, removed afterwards.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        path = fs::path(TRAINCB_BINARY_DIR) / "ckpt_test_tmp" / (tag + "_" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-inline std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-inline void spit(const fs::path& p, const std::string& s) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << s;
-}
 // File names in `dir` (sorted).
 inline std::set<std::string> names_in(const fs::path& dir) {
     std::set<std::string> out;
     for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
     return out;
 }
-
-// Collects every traincb warning while alive.
-struct Warnings {
-    std::vector<std::string> messages;
-    traincb::WarningHandler previous;
-    Warnings() {
-        previous = traincb::set_warning_handler([this](std::string_view m) { messages.emplace_back(m); });
-    }
-    Warnings(const Warnings&) = delete;
-    Warnings& operator=(const Warnings&) = delete;
-    ~Warnings() { traincb::set_warning_handler(previous); }
-    [[nodiscard]] bool any_contains(std::string_view needle) const {
-        for (const auto& m : messages)
-            if (m.find(needle) != std::string::npos) return true;
-        return false;
-    }
-    [[nodiscard]] std::string all() const {
-        std::string s;
-        for (const auto& m : messages) s += m + "\n";
-        return s;
-    }
-};
 
 // Makes the n-th call (0-based, counted from installation) of one file operation fail with `err`.
 enum class Op { Open, Write, Fsync, Rename, Mkdir };
@@ -248,6 +208,36 @@ struct Driver {
         list.on_epoch_end(e, logs);
     }
     void end() { list.on_train_end(); }
+};
+
+// The data of the resume tests: 64 training rows (8 batches of 8) and 20 validation rows.
+struct ResumeData {
+    Eigen::MatrixXd x, y, xv, yv;
+    ResumeData() {
+        make_data(64, x, y);
+        Eigen::MatrixXd all_x, all_y;
+        make_data(84, all_x, all_y);
+        xv = all_x.bottomRows(20);
+        yv = all_y.bottomRows(20);
+    }
+};
+inline const ResumeData& resume_data() {
+    static const ResumeData d;
+    return d;
+}
+
+// Throws at the end of epoch `at` (put it first in the list, so no other callback sees that
+// epoch end), or at global step `at_step` in on_train_batch_end: a crash that leaves the files as
+// a kill would.
+struct Crash final : traincb::Callback {
+    int at = -1;
+    std::int64_t at_step = -1;
+    void on_epoch_end(traincb::Context& c) override {
+        if (c.epoch() == at) throw std::runtime_error("crash");
+    }
+    void on_train_batch_end(traincb::Context& c) override {
+        if (c.global_step() == at_step) throw std::runtime_error("crash");
+    }
 };
 
 }  // namespace ckpt_test

@@ -1,6 +1,7 @@
 // Tests for traincb/io/atomic_file.hpp: crash-safe replacement, failure at every step (through the
 // FileOps seam, a real read-only mount, a real full tmpfs and /dev/full), and read_file.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -22,37 +23,15 @@ namespace fs = std::filesystem;
 namespace io = traincb::io;
 using traincb::detail::FileOps;
 
-namespace {
+using traincb_test::read_bytes;
+using traincb_test::TempDir;
+using traincb_test::write_bytes;
 
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        path = fs::temp_directory_path() / ("traincb_atomic_" + std::to_string(::getpid()) + "_" + tag);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+namespace {
 
 std::vector<std::byte> bytes_of(const std::string& s) {
     const auto b = std::as_bytes(std::span(s));
     return {b.begin(), b.end()};
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void spit(const fs::path& p, const std::string& s) {
-    std::ofstream out(p, std::ios::binary);
-    out << s;
 }
 
 // Names in `dir` other than `keep` (a failed write must leave no temporary file behind).
@@ -208,16 +187,16 @@ TEST_CASE("write_file_atomic creates the file and its missing parent directories
     TempDir tmp("create");
     const fs::path target = tmp.path / "a" / "b" / "c" / "ckpt.bin";
     io::write_file_atomic(target, bytes_of("hello"), "ModelCheckpoint");
-    REQUIRE(slurp(target) == "hello");
+    REQUIRE(read_bytes(target) == "hello");
     REQUIRE(stray_files(target.parent_path(), {"ckpt.bin"}).empty());
 }
 
 TEST_CASE("write_file_atomic replaces an existing file and leaves no temporary file") {
     TempDir tmp("replace");
     const fs::path target = tmp.path / "ckpt.bin";
-    spit(target, "old contents");
+    write_bytes(target, "old contents");
     io::write_file_atomic(target, bytes_of("new"), "ModelCheckpoint");
-    REQUIRE(slurp(target) == "new");
+    REQUIRE(read_bytes(target) == "new");
     io::write_file_atomic(target, std::span<const std::byte>{}, "ModelCheckpoint");
     REQUIRE(fs::file_size(target) == 0);
     REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
@@ -229,7 +208,7 @@ TEST_CASE("write_file_atomic in the current directory (a path without a parent)"
     fs::current_path(tmp.path);
     io::write_file_atomic("plain.bin", bytes_of("x"), "ModelCheckpoint");
     fs::current_path(old);
-    REQUIRE(slurp(tmp.path / "plain.bin") == "x");
+    REQUIRE(read_bytes(tmp.path / "plain.bin") == "x");
 }
 
 TEST_CASE("the streaming variant writes the pieces back to back, small and large") {
@@ -254,11 +233,11 @@ TEST_CASE("the streaming variant writes the pieces back to back, small and large
     std::vector<std::span<const std::byte>> pieces(storage.begin(), storage.end());
     FaultGuard guard;  // counts the write calls
     io::write_file_atomic(target, pieces, "ModelCheckpoint");
-    REQUIRE(slurp(target) == expected);
+    REQUIRE(read_bytes(target) == expected);
     REQUIRE(Faults::calls[kWrite] < 20);
     io::write_file_atomic(target, {std::as_bytes(std::span("ab", 2)), std::as_bytes(std::span("cd", 2))},
                           "ModelCheckpoint");
-    REQUIRE(slurp(target) == "abcd");
+    REQUIRE(read_bytes(target) == "abcd");
 }
 
 TEST_CASE("short writes and EINTR are resumed until every byte is written") {
@@ -270,7 +249,7 @@ TEST_CASE("short writes and EINTR are resumed until every byte is written") {
     Faults::max_write = 4093;
     Faults::eintr_every_other = true;
     io::write_file_atomic(target, bytes_of(content), "ModelCheckpoint");
-    REQUIRE(slurp(target) == content);
+    REQUIRE(read_bytes(target) == content);
     REQUIRE(Faults::calls[kWrite] > 100);  // the limits above really were in force
 }
 
@@ -298,7 +277,7 @@ TEST_CASE("overwrite replaces bytes already written, through short pwrites and E
     expected.replace(0, 3, "XYZ");
     expected.replace(50000, 10, "0123456789");
     expected.replace(expected.size() - 4, 4, "TAIL");
-    REQUIRE(slurp(target) == expected);
+    REQUIRE(read_bytes(target) == expected);
     REQUIRE(Faults::calls[kPwrite] > 10);  // the limits above really were in force
 }
 
@@ -319,7 +298,7 @@ TEST_CASE("overwrite outside the bytes written is a LogicError, and the file sta
     }
     f.overwrite(7, bytes_of("abc"));  // exactly up to the end is fine
     f.commit();
-    REQUIRE(slurp(target) == "0123456abc");
+    REQUIRE(read_bytes(target) == "0123456abc");
     REQUIRE_THROWS_AS(f.overwrite(0, bytes_of("x")), traincb::LogicError);  // after commit
 }
 
@@ -328,7 +307,7 @@ TEST_CASE("a failing or stuck pwrite in overwrite leaves the previous file intac
         INFO((stuck ? "pwrite returns 0" : "pwrite fails with ENOSPC"));
         TempDir tmp("overwrite_fault");
         const fs::path target = tmp.path / "ckpt.bin";
-        spit(target, "previous checkpoint");
+        write_bytes(target, "previous checkpoint");
         FaultGuard guard;
         if (stuck)
             Faults::zero_pwrite_at = 0;
@@ -344,7 +323,7 @@ TEST_CASE("a failing or stuck pwrite in overwrite leaves the previous file intac
         }
         REQUIRE(f.temp_path().empty());  // abandoned
         REQUIRE_THROWS_AS(f.commit(), traincb::LogicError);
-        REQUIRE(slurp(target) == "previous checkpoint");
+        REQUIRE(read_bytes(target) == "previous checkpoint");
         REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
     }
 }
@@ -358,10 +337,10 @@ TEST_CASE("the old version's cached pages are dropped before the new one is writ
     REQUIRE(Faults::fadvised.empty());  // nothing to replace
     io::write_file_atomic(target, bytes_of("second"), "ModelCheckpoint");
     REQUIRE(Faults::fadvised == std::vector<std::string>{target.string() + dontneed});
-    REQUIRE(slurp(target) == "second");
+    REQUIRE(read_bytes(target) == "second");
 
     Faults::reset();
-    spit(target, "");
+    write_bytes(target, "");
     io::write_file_atomic(target, bytes_of("third"), "ModelCheckpoint");
     REQUIRE(Faults::fadvised.empty());  // an empty file has no pages
 
@@ -369,14 +348,14 @@ TEST_CASE("the old version's cached pages are dropped before the new one is writ
     // nor changed (O_NOFOLLOW).
     Faults::reset();
     const fs::path pointee = tmp.path / "elsewhere.bin";
-    spit(pointee, "someone else's data");
+    write_bytes(pointee, "someone else's data");
     const fs::path link = tmp.path / "link.bin";
     fs::create_symlink(pointee, link);
     io::write_file_atomic(link, bytes_of("fourth"), "ModelCheckpoint");
     REQUIRE(Faults::fadvised.empty());
     REQUIRE_FALSE(fs::is_symlink(link));
-    REQUIRE(slurp(link) == "fourth");
-    REQUIRE(slurp(pointee) == "someone else's data");
+    REQUIRE(read_bytes(link) == "fourth");
+    REQUIRE(read_bytes(pointee) == "someone else's data");
 }
 
 TEST_CASE("a failure to drop the old version's cache is ignored: it is only a hint") {
@@ -384,11 +363,11 @@ TEST_CASE("a failure to drop the old version's cache is ignored: it is only a hi
     const fs::path target = tmp.path / "ckpt.bin";
     for (const Op op : {kOpen, kFadvise}) {
         INFO((op == kOpen ? "open of the old version fails" : "posix_fadvise fails"));
-        spit(target, "previous");
+        write_bytes(target, "previous");
         FaultGuard guard;
         FaultGuard::fail(op, op == kOpen ? 1 : 0, op == kOpen ? EACCES : EIO);  // open 0 is the temporary file
         io::write_file_atomic(target, bytes_of("next"), "ModelCheckpoint");
-        REQUIRE(slurp(target) == "next");
+        REQUIRE(read_bytes(target) == "next");
         REQUIRE(Faults::calls[op] >= 1);  // the fault really was reached
         REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
     }
@@ -412,7 +391,7 @@ TEST_CASE("a target name near NAME_MAX still gets a valid temporary name") {
     TempDir tmp("longname");
     const fs::path target = tmp.path / std::string(250, 'n');
     io::write_file_atomic(target, bytes_of("long"), "ModelCheckpoint");
-    REQUIRE(slurp(target) == "long");
+    REQUIRE(read_bytes(target) == "long");
 }
 
 TEST_CASE("a failure at any step throws IoError and leaves the previous file intact") {
@@ -441,7 +420,7 @@ TEST_CASE("a failure at any step throws IoError and leaves the previous file int
         SECTION(c.what) {
             TempDir tmp("fault");
             const fs::path target = tmp.path / "ckpt.bin";
-            spit(target, "previous checkpoint");
+            write_bytes(target, "previous checkpoint");
             std::string content(600 << 10, 'n');
             FaultGuard guard;
             Faults::max_write = 64 << 10;  // the content takes several write calls
@@ -452,12 +431,12 @@ TEST_CASE("a failure at any step throws IoError and leaves the previous file int
             } catch (const traincb::IoError& e) {
                 check_io_error(e, target, c.err);
             }
-            REQUIRE(slurp(target) == "previous checkpoint");
+            REQUIRE(read_bytes(target) == "previous checkpoint");
             REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
             // The failure left nothing behind that would stop the next save.
             Faults::reset();
             io::write_file_atomic(target, bytes_of("next"), "ModelCheckpoint");
-            REQUIRE(slurp(target) == "next");
+            REQUIRE(read_bytes(target) == "next");
         }
     }
 }
@@ -465,7 +444,7 @@ TEST_CASE("a failure at any step throws IoError and leaves the previous file int
 TEST_CASE("a write call that accepts 0 bytes is an I/O error, not an endless loop") {
     TempDir tmp("zero");
     const fs::path target = tmp.path / "ckpt.bin";
-    spit(target, "previous");
+    write_bytes(target, "previous");
     FaultGuard guard;
     Faults::zero_write_at = 0;
     try {
@@ -474,7 +453,7 @@ TEST_CASE("a write call that accepts 0 bytes is an I/O error, not an endless loo
     } catch (const traincb::IoError& e) {
         check_io_error(e, target, EIO);
     }
-    REQUIRE(slurp(target) == "previous");
+    REQUIRE(read_bytes(target) == "previous");
     REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
 }
 
@@ -494,7 +473,7 @@ TEST_CASE("a failing mkdir of a missing parent names the directory") {
 
 TEST_CASE("a parent that is a regular file gives ENOTDIR") {
     TempDir tmp("notdir");
-    spit(tmp.path / "file", "i am a file");
+    write_bytes(tmp.path / "file", "i am a file");
     const fs::path target = tmp.path / "file" / "ckpt.bin";
     try {
         io::write_file_atomic(target, bytes_of("abc"), "ModelCheckpoint");
@@ -509,7 +488,7 @@ TEST_CASE("a parent that is a regular file gives ENOTDIR") {
     } catch (const traincb::IoError& e) {
         REQUIRE(e.code() == std::error_code(ENOTDIR, std::generic_category()));
     }
-    REQUIRE(slurp(tmp.path / "file") == "i am a file");
+    REQUIRE(read_bytes(tmp.path / "file") == "i am a file");
 }
 
 TEST_CASE("a target that is a directory gives EISDIR and the directory is untouched") {
@@ -540,7 +519,7 @@ TEST_CASE("an empty path is an InvalidArgument") {
 TEST_CASE("flushing the directory: a failure is reported, an unsupported fsync is not") {
     TempDir tmp("dirsync");
     const fs::path target = tmp.path / "ckpt.bin";
-    spit(target, "previous");
+    write_bytes(target, "previous");
     {
         FaultGuard guard;
         FaultGuard::fail(kFsync, 1, EIO);  // call 0 is the file, call 1 the directory
@@ -552,27 +531,27 @@ TEST_CASE("flushing the directory: a failure is reported, an unsupported fsync i
             REQUIRE(std::string(e.what()).find("directory") != std::string::npos);
         }
         // The rename had happened: the new file is in place (durability is what failed).
-        REQUIRE(slurp(target) == "new");
+        REQUIRE(read_bytes(target) == "new");
         REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
     }
     {
         FaultGuard guard;
         FaultGuard::fail(kOpen, 2, EACCES);  // 0: the temporary file, 1: the old version (see below), 2: the directory
         REQUIRE_THROWS_AS(io::write_file_atomic(target, bytes_of("newer"), "ModelCheckpoint"), traincb::IoError);
-        REQUIRE(slurp(target) == "newer");
+        REQUIRE(read_bytes(target) == "newer");
     }
     {
         FaultGuard guard;
         FaultGuard::fail(kFsync, 1, EINVAL);  // a file system that cannot fsync directories
         io::write_file_atomic(target, bytes_of("newest"), "ModelCheckpoint");
-        REQUIRE(slurp(target) == "newest");
+        REQUIRE(read_bytes(target) == "newest");
     }
 }
 
 TEST_CASE("AtomicFile: destroying without commit abandons, use after commit is a LogicError") {
     TempDir tmp("abandon");
     const fs::path target = tmp.path / "ckpt.bin";
-    spit(target, "previous");
+    write_bytes(target, "previous");
     fs::path temp;
     {
         io::AtomicFile f(target, "ModelCheckpoint");
@@ -582,20 +561,20 @@ TEST_CASE("AtomicFile: destroying without commit abandons, use after commit is a
         REQUIRE(f.path() == target);
     }
     REQUIRE_FALSE(fs::exists(temp));
-    REQUIRE(slurp(target) == "previous");
+    REQUIRE(read_bytes(target) == "previous");
 
     io::AtomicFile f(target, "ModelCheckpoint");
     f.write(bytes_of("done"));
     f.commit();
     REQUIRE(f.temp_path().empty());
-    REQUIRE(slurp(target) == "done");
+    REQUIRE(read_bytes(target) == "done");
     REQUIRE_THROWS_AS(f.write(bytes_of("more")), traincb::LogicError);
     REQUIRE_THROWS_AS(f.commit(), traincb::LogicError);
 
     io::AtomicFile g(target, "ModelCheckpoint");
     g.abandon();
     REQUIRE_THROWS_AS(g.commit(), traincb::LogicError);
-    REQUIRE(slurp(target) == "done");
+    REQUIRE(read_bytes(target) == "done");
     REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
 }
 
@@ -604,7 +583,7 @@ TEST_CASE("/dev/full: a real ENOSPC from the kernel surfaces as IoError") {
     if (full < 0) TRAINCB_SKIP("/dev/full is not available");
     TempDir tmp("devfull");
     const fs::path target = tmp.path / "ckpt.bin";
-    spit(target, "previous");
+    write_bytes(target, "previous");
     {
         FaultGuard guard;
         Faults::devfull_fd = full;  // the data goes to /dev/full, which always answers ENOSPC
@@ -616,7 +595,7 @@ TEST_CASE("/dev/full: a real ENOSPC from the kernel surfaces as IoError") {
         }
     }
     ::close(full);
-    REQUIRE(slurp(target) == "previous");
+    REQUIRE(read_bytes(target) == "previous");
     REQUIRE(stray_files(tmp.path, {"ckpt.bin"}).empty());
 }
 
@@ -639,7 +618,7 @@ TEST_CASE("a real read-only mount: EROFS, and the previous file stays readable")
     } catch (const traincb::IoError& e) {
         check_io_error(e, m.dir / "sub", EROFS);
     }
-    REQUIRE(slurp(target) == "previous");
+    REQUIRE(read_bytes(target) == "previous");
     REQUIRE(io::read_file(target, "ModelCheckpoint") == bytes_of("previous"));
     REQUIRE(stray_files(m.dir, {"ckpt.bin"}).empty());
 }
@@ -657,7 +636,7 @@ TEST_CASE("a real full disk (small tmpfs): ENOSPC, previous file intact, space r
     } catch (const traincb::IoError& e) {
         check_io_error(e, target, ENOSPC);
     }
-    REQUIRE(slurp(target) == small);
+    REQUIRE(read_bytes(target) == small);
     REQUIRE(stray_files(m.dir, {"ckpt.bin"}).empty());
     // The partial temporary file was removed, so its space is free again.
     io::write_file_atomic(target, bytes_of(std::string(128 << 10, 't')), "ModelCheckpoint");
@@ -669,9 +648,9 @@ TEST_CASE("read_file returns the whole file, resuming after short reads and EINT
     const fs::path p = tmp.path / "data.bin";
     std::string content(200000, '\0');
     for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 13 % 256);
-    spit(p, content);
+    write_bytes(p, content);
     REQUIRE(io::read_file(p, "ModelCheckpoint") == bytes_of(content));
-    spit(tmp.path / "empty", "");
+    write_bytes(tmp.path / "empty", "");
     REQUIRE(io::read_file(tmp.path / "empty", "ModelCheckpoint").empty());
     FaultGuard guard;
     Faults::max_write = 1000;
@@ -699,7 +678,7 @@ TEST_CASE("read_file errors name the path and the OS error") {
     } catch (const traincb::IoError& e) {
         check_io_error(e, tmp.path, EISDIR);
     }
-    spit(tmp.path / "f", "abc");
+    write_bytes(tmp.path / "f", "abc");
     FaultGuard guard;
     FaultGuard::fail(kRead, 0, EIO);
     try {

@@ -244,13 +244,13 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
     SmallRun run;
     const fs::path good = dir / "good.safetensors";
     io::save_checkpoint(good, run.capture());
-    const std::string bytes = slurp(good);
+    const std::string bytes = read_bytes(good);
     const fs::path bad = dir / "bad.safetensors";
 
     for (std::size_t len :
          {std::size_t{0}, std::size_t{7}, std::size_t{8}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
         INFO("truncated to " << len);
-        spit(bad, bytes.substr(0, len));
+        write_bytes(bad, bytes.substr(0, len));
         try {
             (void)io::load_checkpoint(bad);
             FAIL("no exception");
@@ -262,7 +262,7 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
         INFO("one flipped bit in the last tensor byte");
         std::string b = bytes;
         b.back() = static_cast<char>(b.back() ^ 0x01);
-        spit(bad, b);
+        write_bytes(bad, b);
         CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("checksum mismatch"));
     }
     {
@@ -271,7 +271,7 @@ TEST_CASE("checkpoint: a truncated or corrupted file is a FormatError naming the
         const std::size_t at = b.find("\\\"global_step\\\":3");
         REQUIRE(at != std::string::npos);
         b[at + std::string("\\\"global_step\\\":").size()] = '4';
-        spit(bad, b);
+        write_bytes(bad, b);
         CHECK_THROWS_WITH(io::load_checkpoint(bad), Catch::Contains("checksum mismatch: 'traincb.state'"));
     }
     {
@@ -319,7 +319,7 @@ TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the 
     SmallRun run;
     const fs::path path = dir / "c.safetensors";
     io::save_checkpoint(path, run.capture());
-    const std::string original = slurp(path);
+    const std::string original = read_bytes(path);
     run.d.epoch(3, Logs{{"loss", 0.6}, {"val_loss", 0.3}});  // a newer state to fail to write
 
     struct Case {
@@ -346,7 +346,7 @@ TEST_CASE("checkpoint: every I/O failure raises IoError naming the path and the 
                 CHECK(e.code().value() == c.err);
             }
         }
-        CHECK(slurp(path) == original);
+        CHECK(read_bytes(path) == original);
         CHECK(io::load_checkpoint(path).position.global_step == 3);
         CHECK(names_in(dir.path) == std::set<std::string>{"c.safetensors"});  // no temporary file left
     }
@@ -390,19 +390,19 @@ TEST_CASE(
 
     // Weights files cannot resume a run; temporary and foreign files are not checkpoints.
     io::save_checkpoint(dir / "w.safetensors", at_position(net, 50, true, 10, 500, io::CheckpointKind::Weights));
-    spit(dir / ".a.safetensors.tmp.123.abcdef", "half a file");
-    spit(dir / "notes.txt", "hello");
+    write_bytes(dir / ".a.safetensors.tmp.123.abcdef", "half a file");
+    write_bytes(dir / "notes.txt", "hello");
     CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
     CHECK(warnings.messages.empty());
 
     // Newer but invalid: a truncated header, and a corrupted tensor (found only when loading the data).
     io::save_checkpoint(dir / "t.safetensors", at_position(net, 9, true, 10, 100));
-    const std::string t = slurp(dir / "t.safetensors");
-    spit(dir / "t.safetensors", t.substr(0, 20));
+    const std::string t = read_bytes(dir / "t.safetensors");
+    write_bytes(dir / "t.safetensors", t.substr(0, 20));
     io::save_checkpoint(dir / "x.safetensors", at_position(net, 8, true, 10, 90));
-    std::string x = slurp(dir / "x.safetensors");
+    std::string x = read_bytes(dir / "x.safetensors");
     x.back() = static_cast<char>(x.back() ^ 0x40);
-    spit(dir / "x.safetensors", x);
+    write_bytes(dir / "x.safetensors", x);
     CHECK(io::find_latest_checkpoint(dir.path) == dir / "a.safetensors");
     INFO(warnings.all());
     CHECK(warnings.messages.size() == 2);
@@ -422,7 +422,7 @@ TEST_CASE("checkpoint: remove_stale_temp_files removes only the temporary files 
     const std::string mine = ".last.safetensors.tmp." + std::to_string(::getpid()) + ".0123456789ab";
     const std::string init = ".last.safetensors.tmp.1.0123456789ab";  // pid 1 always exists
     for (const auto& n : {dead, mine, init, std::string("last.safetensors"), std::string(".hidden")})
-        spit(dir / n, "x");
+        write_bytes(dir / n, "x");
     CHECK(io::remove_stale_temp_files(dir.path) == 1);
     CHECK(names_in(dir.path) == std::set<std::string>{mine, init, "last.safetensors", ".hidden"});
     CHECK(io::remove_stale_temp_files(dir / "missing") == 0);
@@ -434,7 +434,7 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
     if (std::system((python + " -c 'import numpy' 2>/dev/null").c_str()) != 0) TRAINCB_SKIP("python3 has no numpy");
 
     // The ```python block of the docs, verbatim, then checks printed for C++ to compare.
-    const std::string doc = slurp(fs::path(TRAINCB_SOURCE_DIR) / "docs" / "checkpoints.md");
+    const std::string doc = read_bytes(fs::path(TRAINCB_SOURCE_DIR) / "docs" / "checkpoints.md");
     const std::size_t b = doc.find("```python\n");
     REQUIRE(b != std::string::npos);
     const std::size_t e = doc.find("```", b + 10);
@@ -443,7 +443,7 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
     SmallRun run;
     const fs::path path = dir / "last.safetensors";
     io::save_checkpoint(path, run.capture());
-    spit(dir / "read.py", doc.substr(b + 10, e - b - 10) +
+    write_bytes(dir / "read.py", doc.substr(b + 10, e - b - 10) +
                               "\nimport sys\n"
                               "tensors, meta, state = load_checkpoint(sys.argv[1])\n"
                               "w1 = tensors['model/w1']\n"
@@ -453,7 +453,7 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
     const std::string out_file = (dir / "out.txt").string();
     REQUIRE(std::system((python + " " + (dir / "read.py").string() + " " + path.string() + " > " + out_file).c_str()) ==
             0);
-    std::istringstream out(slurp(out_file));
+    std::istringstream out(read_bytes(out_file));
     int rows = 0, cols = 0;
     std::string dtype;
     out >> rows >> cols >> dtype;

@@ -12,6 +12,7 @@
 // (--checkpoint-ballast-mb) makes each write last long enough to be hit. Set TRAINCB_CRASH_SEED to
 // replay a failing sequence (the seed is printed on failure).
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -35,6 +36,8 @@
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+using traincb_test::read_bytes;
 
 namespace {
 
@@ -65,12 +68,6 @@ bool writing(const fs::path& dir, pid_t pid) {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
         if (it->path().filename().string().find(mark) != std::string::npos) return true;
     return false;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE(in.good());
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 int run_to_completion(const fs::path& dir, const std::vector<std::string>& args) {
@@ -140,7 +137,7 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         if (exited) {
-            INFO(slurp(work / "crashy/log.txt"));
+            INFO(read_bytes(work / "crashy/log.txt"));
             REQUIRE(WIFEXITED(status));
             REQUIRE(WEXITSTATUS(status) == 0);
             break;
@@ -148,7 +145,7 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
         REQUIRE(::kill(pid, SIGKILL) == 0);
         REQUIRE(::waitpid(pid, &status, 0) == pid);
         if (WIFEXITED(status)) {  // it finished between the last poll and the kill
-            INFO(slurp(work / "crashy/log.txt"));
+            INFO(read_bytes(work / "crashy/log.txt"));
             REQUIRE(WEXITSTATUS(status) == 0);
             break;
         }
@@ -170,7 +167,7 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
     for (const char* f : {"run/history.csv", "run/report.html", "run/checkpoints/last.safetensors",
                           "run/checkpoints/best.safetensors"}) {
         INFO(f);
-        CHECK(slurp(work / "crashy" / f) == slurp(work / "clean" / f));
+        CHECK(read_bytes(work / "crashy" / f) == read_bytes(work / "clean" / f));
     }
     // The last run removed the temporary files its killed predecessors left behind.
     bool stale = false;

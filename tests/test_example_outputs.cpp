@@ -46,7 +46,7 @@ struct Csv {
 
 Csv read_csv(const fs::path& p) {
     Csv csv;
-    std::istringstream in(tfevents::slurp(p));
+    std::istringstream in(tfevents::read_bytes(p));
     std::string line;
     while (std::getline(in, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -96,9 +96,9 @@ TEST_CASE("example_breast_cancer: history.csv is identical for the same seed and
     const fs::path a = fresh_dir("a"), b = fresh_dir("b");
     REQUIRE(run_example(a / "run") == 0);
     REQUIRE(run_example(b / "run") == 0);
-    const std::string ha = tfevents::slurp(a / "run" / "history.csv");
+    const std::string ha = tfevents::read_bytes(a / "run" / "history.csv");
     REQUIRE_FALSE(ha.empty());
-    CHECK(ha == tfevents::slurp(b / "run" / "history.csv"));
+    CHECK(ha == tfevents::read_bytes(b / "run" / "history.csv"));
     const Csv csv = read_csv(a / "run" / "history.csv");
     // learning_rate: the model's (it exposes one), logged by MetricLogger; no callback changes it.
     CHECK(csv.header ==
@@ -134,7 +134,7 @@ TEST_CASE("example_breast_cancer: the TensorBoard event files decode to exactly 
 TEST_CASE("example_breast_cancer: writes report.html with the curves and the checkpoint marks") {
     const fs::path d = fresh_dir("report");
     REQUIRE(run_example(d / "run") == 0);
-    const std::string html = tfevents::slurp(d / "run" / "report.html");
+    const std::string html = tfevents::read_bytes(d / "run" / "report.html");
     CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
     CHECK(html.find("<svg") != std::string::npos);
     CHECK(html.find("val_loss") != std::string::npos);
@@ -150,11 +150,11 @@ TEST_CASE("example_breast_cancer: a run continued with --resume writes the same 
                 (d / "resumed").string() + "\" > \"" + (d / "first.log").string() + "\" 2>&1") == 0);
     REQUIRE(read_csv(d / "resumed" / "history.csv").rows.size() == 6);
     REQUIRE(run_example(d / "resumed", "--resume") == 0);
-    const std::string straight = tfevents::slurp(d / "straight" / "report.html");
-    const std::string resumed = tfevents::slurp(d / "resumed" / "report.html");
+    const std::string straight = tfevents::read_bytes(d / "straight" / "report.html");
+    const std::string resumed = tfevents::read_bytes(d / "resumed" / "report.html");
     REQUIRE_FALSE(straight.empty());
     CHECK(resumed == straight);  // the epochs and checkpoint marks before the resume are restored
-    CHECK(tfevents::slurp(d / "resumed" / "history.csv") == tfevents::slurp(d / "straight" / "history.csv"));
+    CHECK(tfevents::read_bytes(d / "resumed" / "history.csv") == tfevents::read_bytes(d / "straight" / "history.csv"));
     // Two event files per run now (a resumed run starts new ones); read as TensorBoard does, they
     // still hold exactly the CSV's values.
     CHECK(tfevents::event_files(d / "resumed" / "tensorboard" / "train").size() == 2);

@@ -6,6 +6,7 @@
 // check that a run resumed through Trainer renders the same bytes as an uninterrupted one, and
 // that a bad checkpointed state is refused with a clear error.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <unistd.h>
 
@@ -41,34 +42,15 @@ using traincb::EarlyStopping;
 using traincb::LearningCurveReport;
 using traincb::Logs;
 
+using traincb_test::read_bytes;
+using traincb_test::TempDir;
+
 namespace {
 
 const double kNan = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
 // A fresh directory per test, removed afterwards.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "traincb_lcr_XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::vector<std::string> listing(const fs::path& dir) {
     std::vector<std::string> out;
@@ -259,7 +241,7 @@ std::vector<std::string> epochs_of(const Parsed& p, const std::string& name, con
 
 Parsed parse_file(const fs::path& file) {
     REQUIRE(fs::exists(file));
-    Parsed p = parse_markup(slurp(file));
+    Parsed p = parse_markup(read_bytes(file));
     INFO(p.error);
     REQUIRE(p.error.empty());
     return p;
@@ -343,7 +325,7 @@ TEST_CASE("the page exists after train begin and after each epoch, well-formed, 
     // Nothing but the report in the directory: no temporary file left behind.
     CHECK(listing(dir.path) == std::vector<std::string>{"report.html"});
     // A self-contained page: no script, no external resource.
-    const std::string html = slurp(file);
+    const std::string html = read_bytes(file);
     CHECK(html.find("<script") == std::string::npos);
     CHECK(html.find("http://") == std::string::npos);
     CHECK(html.find("https://") == std::string::npos);
@@ -376,7 +358,7 @@ TEST_CASE("the final values table lists every key and the axis is labelled") {
     CHECK(rows["mae"].at(1) == "3");
     CHECK(rows["mae"].at(3) == "-4.5 <span class=\"at\">@2</span>");
     CHECK(rows["mae"].at(4) == "3 <span class=\"at\">@3</span>");
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     CHECK(count_of(html, ">epoch (from 1)</text>") == 2);
 }
 
@@ -399,7 +381,7 @@ TEST_CASE("NaN and inf are skipped in the curves, flagged on the chart and spell
         flagged.push_back(attr(t, "data-key") + "@" + attr(t, "data-epoch"));
     std::sort(flagged.begin(), flagged.end());
     CHECK(flagged == std::vector<std::string>{"loss@4", "val_loss@1", "val_loss@2", "val_loss@4"});
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     // The last values: loss -inf, val_loss nan, both marked as bad.
     CHECK(html.find("<td class=\"num bad\">-inf</td>") != std::string::npos);
     CHECK(html.find("<td class=\"num bad\">nan</td>") != std::string::npos);
@@ -416,7 +398,7 @@ TEST_CASE("a key that is all NaN gets a chart with an empty curve and no tick la
     drive(cbs, {{{"loss", kNan}}, {{"loss", kNan}}});
     const Parsed p = parse_file(dir / "r.html");
     CHECK(point_pairs(attr(*polyline_of(p, "loss"), "points")) == 0);
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     CHECK(html.find(">nan</text>") == std::string::npos);
 }
 
@@ -441,7 +423,7 @@ TEST_CASE("best and stopped epochs come from the EarlyStopping given in the opti
     CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>{"5"});
     CHECK(epochs_of(p, "circle", "best-ring") == std::vector<std::string>{"2"});
     // The labels say the 1-based epoch, as Keras prints it.
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     CHECK(html.find(">best 3</text>") != std::string::npos);
     CHECK(html.find(">stopped 6</text>") != std::string::npos);
     // The stop reason from ctx.end(): kind, source and reason.
@@ -529,7 +511,7 @@ TEST_CASE("a stop requested by another callback, and an exception, are marked at
         CHECK(attr(status, "data-status") == "exception");
         CHECK(attr(status, "data-reason") == "bad &lt;batch&gt; &amp; &quot;shape&quot;");
         CHECK(epochs_of(p, "line", "ev-stopped") == std::vector<std::string>{"0"});
-        CHECK(slurp(dir / "r.html").find(">exception 1</text>") != std::string::npos);
+        CHECK(read_bytes(dir / "r.html").find(">exception 1</text>") != std::string::npos);
     }
 }
 
@@ -551,7 +533,7 @@ TEST_CASE("learning-rate changes are marked at the first epoch with the new rate
         CHECK(point_pairs(attr(*polyline_of(p, "learning_rate"), "points")) == 5);
         CHECK(attr(*polyline_of(p, "learning_rate"), "class") == "series s-lr");
         CHECK(epochs_of(p, "line", "ev-lr") == std::vector<std::string>{"2", "4", "2", "4"});
-        const std::string html = slurp(dir / "r.html");
+        const std::string html = read_bytes(dir / "r.html");
         CHECK(count_of(html, ">lr \xE2\x86\x92 0.01</text>") == 2);
         CHECK(count_of(html, ">lr \xE2\x86\x92 0.001</text>") == 2);
         CHECK(html.find("0.1 \xE2\x86\x92 0.01") != std::string::npos);  // events table: old -> new
@@ -564,7 +546,7 @@ TEST_CASE("learning-rate changes are marked at the first epoch with the new rate
         CHECK(find_tags(p, "line", "ev-lr").empty());
         CHECK(point_pairs(attr(*polyline_of(p, "learning_rate"), "points")) == 5);
         // One summary row in the events table, at the first change: 2 changes, 0.1 -> 0.001.
-        CHECK(slurp(dir / "r.html")
+        CHECK(read_bytes(dir / "r.html")
                   .find("<tr data-epoch=\"2\"><td class=\"num\">3</td><td><span class=\"tag t-lr\">"
                         "</span>learning rate</td><td class=\"detail\">2 changes, 0.1 \xE2\x86\x92 "
                         "0.001 (see its chart)</td></tr>") != std::string::npos);
@@ -591,7 +573,7 @@ TEST_CASE("mark() adds checkpoint and custom markers on every chart and in the e
     // Events table, in epoch order: the marks at 1, 2, 3 and the best val_loss at 4 (1.2/(e+1) +
     // 0.05e is 1.2, 0.65, 0.5, 0.45, 0.44 for e = 0..4: lowest at the last epoch).
     CHECK(rows == std::vector<std::string>{"1", "2", "3", "4"});
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     CHECK(html.find("ckpt/epoch_004.safetensors") != std::string::npos);
     CHECK(html.find(">My Note!</td>") != std::string::npos);
     CHECK(html.find("<dt>checkpoints</dt><dd>2</dd>") != std::string::npos);
@@ -618,7 +600,7 @@ TEST_CASE("keys, title, labels and reasons are escaped in HTML and SVG") {
           [&](int e) {
               if (e == 1) report.mark(1, "checkpoint", "</svg><script>alert(1)</script>");
           });
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     const Parsed p = parse_markup(html);
     INFO(p.error);
     REQUIRE(p.error.empty());
@@ -645,9 +627,9 @@ TEST_CASE("the same run gives the same bytes") {
             if (e == 2) report.mark(2, "checkpoint", "c.safetensors");
         });
     }
-    const std::string x = slurp(a / "r.html");
+    const std::string x = read_bytes(a / "r.html");
     CHECK(x.size() > 1000);
-    CHECK(x == slurp(b / "r.html"));
+    CHECK(x == read_bytes(b / "r.html"));
 }
 
 TEST_CASE("a single epoch, hundreds of epochs, very different scales and negative values") {
@@ -757,9 +739,9 @@ TEST_CASE("refresh_seconds adds a reload while training and drops it from the fi
     LearningCurveReport report({.path = dir / "r.html", .refresh_seconds = 5});
     CallbackList cbs{report};
     drive(cbs, simple_epochs(2), [&](int) {
-        CHECK(slurp(dir / "r.html").find("<meta http-equiv=\"refresh\" content=\"5\"/>") != std::string::npos);
+        CHECK(read_bytes(dir / "r.html").find("<meta http-equiv=\"refresh\" content=\"5\"/>") != std::string::npos);
     });
-    CHECK(slurp(dir / "r.html").find("http-equiv") == std::string::npos);
+    CHECK(read_bytes(dir / "r.html").find("http-equiv") == std::string::npos);
 }
 
 TEST_CASE("bad options throw InvalidArgument at construction") {
@@ -845,7 +827,7 @@ TEST_CASE("a failed rewrite leaves the previous page intact and no temporary fil
     cbs.on_epoch_begin(0);
     Logs logs{{"loss", 1.0}};
     cbs.on_epoch_end(0, logs);
-    const std::string before = slurp(file);
+    const std::string before = read_bytes(file);
     REQUIRE(before.find("data-key=\"loss\"") != std::string::npos);
     {
         // Every rename fails with EXDEV: the new page never replaces the old one.
@@ -865,7 +847,7 @@ TEST_CASE("a failed rewrite leaves the previous page intact and no temporary fil
             CHECK(e.code() == std::error_code(EXDEV, std::generic_category()));
         }
     }
-    CHECK(slurp(file) == before);
+    CHECK(read_bytes(file) == before);
     CHECK(listing(dir.path) == std::vector<std::string>{"r.html"});
     CHECK(report.writes() == 2);
 }
@@ -937,7 +919,7 @@ TEST_CASE("headless Chromium renders the report (screenshot)") {
                             html.string() + "' '" + png.string() + "' 1200x1600";
     const int rc = std::system(cmd.c_str());
     REQUIRE(rc == 0);
-    const std::string bytes = slurp(png);
+    const std::string bytes = read_bytes(png);
     REQUIRE(bytes.size() > 24);
     CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
     // IHDR: width and height, big-endian, at offsets 16 and 20.
@@ -956,33 +938,8 @@ TEST_CASE("headless Chromium renders the report (screenshot)") {
 
 namespace {
 
-struct ResumeData {
-    Eigen::MatrixXd x, y, xv, yv;
-    ResumeData() {
-        ckpt_test::make_data(64, x, y);  // 8 batches of 8
-        Eigen::MatrixXd all_x, all_y;
-        ckpt_test::make_data(84, all_x, all_y);
-        xv = all_x.bottomRows(20);
-        yv = all_y.bottomRows(20);
-    }
-};
-const ResumeData& resume_data() {
-    static const ResumeData d;
-    return d;
-}
-
-// Throws at the end of epoch `at` (first in the list, so no other callback sees that epoch end),
-// or at global step `at_step`: leaves the files as a kill would.
-struct Crash final : traincb::Callback {
-    int at = -1;
-    std::int64_t at_step = -1;
-    void on_epoch_end(traincb::Context& c) override {
-        if (c.epoch() == at) throw std::runtime_error("crash");
-    }
-    void on_train_batch_end(traincb::Context& c) override {
-        if (c.global_step() == at_step) throw std::runtime_error("crash");
-    }
-};
+using ckpt_test::Crash;
+using ckpt_test::resume_data;
 
 // One process's worth of objects writing into `dir`: EarlyStopping (best and stopped markers),
 // ReduceLROnPlateau (learning_rate in the logs: rate-change markers), ModelCheckpoint (last
@@ -1020,7 +977,7 @@ struct Rig {
                             .resume_from = resume},
                            crash, es, rlr, ckpt, marks, report);
     }
-    [[nodiscard]] std::string html() const { return slurp(dir / "report.html"); }
+    [[nodiscard]] std::string html() const { return read_bytes(dir / "report.html"); }
 };
 
 // The message of the FormatError that load_state throws for `state`, or "" when none is thrown.
@@ -1138,7 +1095,7 @@ TEST_CASE("resume: the state round-trips NaN, infinities, missing values and mar
     CHECK(b.marks()[0].label == "e<1>&\"q\".safetensors");
     CHECK(b.marks()[1].kind == "note");
     CHECK(b.render() == a.render());
-    CHECK(slurp(dir / "b.html") == b.render());
+    CHECK(read_bytes(dir / "b.html") == b.render());
     traincb::CallbackState again;
     b.save_state(again);
     CHECK(again.json == state.json);
@@ -1228,7 +1185,7 @@ TEST_CASE("an axis whose rounded-out ticks would overflow near DBL_MAX labels it
     CallbackList cbs{report};
     const std::vector<Logs> epochs = {{{"loss", 0.0}}, {{"loss", big}}};
     drive(cbs, epochs);
-    const std::string html = slurp(dir / "r.html");
+    const std::string html = read_bytes(dir / "r.html");
     CHECK(html.find("nan\"") == std::string::npos);
     CHECK(html.find(">1.8e+308<") != std::string::npos);
 }

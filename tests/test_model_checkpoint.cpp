@@ -407,7 +407,7 @@ TEST_CASE("ModelCheckpoint: an I/O failure raises IoError, leaves earlier files 
     d.list.add(mc);
     d.begin();
     run_epochs(d, {0.5});
-    const std::string before = slurp(dir / "best.safetensors");
+    const std::string before = read_bytes(dir / "best.safetensors");
     {
         InjectFault fault(Op::Write, 0, ENOSPC);
         try {
@@ -419,7 +419,7 @@ TEST_CASE("ModelCheckpoint: an I/O failure raises IoError, leaves earlier files 
             CHECK(std::string(e.what()).find("No space left on device") != std::string::npos);
         }
     }
-    CHECK(slurp(dir / "best.safetensors") == before);
+    CHECK(read_bytes(dir / "best.safetensors") == before);
     CHECK(io::load_checkpoint(dir / "best.safetensors").position.epoch == 0);
     CHECK(mc.best_score() == 0.5);
     CHECK(mc.kept().size() == 1);

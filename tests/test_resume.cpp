@@ -27,34 +27,6 @@ using traincb::ModelCheckpoint;
 
 namespace {
 
-struct Data {
-    Eigen::MatrixXd x, y, xv, yv;
-    Data() {
-        make_data(64, x, y);  // 8 batches of 8
-        Eigen::MatrixXd all_x, all_y;
-        make_data(84, all_x, all_y);
-        xv = all_x.bottomRows(20);
-        yv = all_y.bottomRows(20);
-    }
-};
-const Data& data() {
-    static const Data d;
-    return d;
-}
-
-// Throws at the end of epoch `at` (before any other callback's on_epoch_end: it comes first), or
-// at global step `at_step` in on_train_batch_end: a crash that leaves the files as a kill would.
-struct Crash final : traincb::Callback {
-    int at = -1;
-    std::int64_t at_step = -1;
-    void on_epoch_end(traincb::Context& c) override {
-        if (c.epoch() == at) throw std::runtime_error("crash");
-    }
-    void on_train_batch_end(traincb::Context& c) override {
-        if (c.global_step() == at_step) throw std::runtime_error("crash");
-    }
-};
-
 // Counts the batches a run trains.
 struct BatchCount final : traincb::Callback {
     int batches = 0;
@@ -94,12 +66,12 @@ struct Rig {
         return {.epochs = epochs,
                 .batch_size = 8,
                 .seed = 11,
-                .validation_data = traincb::ValidationData<double>{data().xv, data().yv},
+                .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
                 .resume_from = std::move(resume)};
     }
     History fit(int epochs, fs::path resume = {}) {
         traincb::Trainer trainer(net);
-        return trainer.fit(data().x, data().y, options(epochs, std::move(resume)), crash, es, rlr, best, steps, count,
+        return trainer.fit(resume_data().x, resume_data().y, options(epochs, std::move(resume)), crash, es, rlr, best, steps, count,
                            logger);
     }
     // A callback's state with this rig's directory replaced by "<dir>", so two rigs compare.
@@ -129,7 +101,7 @@ void require_same_run(Rig& straight, const History& hs, Rig& resumed, const Hist
     CHECK(same_state(resumed.es_snapshot(), straight.es_snapshot()));
     CHECK(resumed.state(resumed.rlr) == straight.state(straight.rlr));
     CHECK(resumed.state(resumed.best) == straight.state(straight.best));
-    CHECK(slurp(resumed.dir / "history.csv") == slurp(straight.dir / "history.csv"));
+    CHECK(read_bytes(resumed.dir / "history.csv") == read_bytes(straight.dir / "history.csv"));
     CHECK(names_in(resumed.dir / "ckpt") == names_in(straight.dir / "ckpt"));
     CHECK(names_in(resumed.dir / "steps") == names_in(straight.dir / "steps"));
 }
@@ -201,10 +173,10 @@ struct BinaryData {
     Eigen::MatrixXd x, y, xv, yv;
     BinaryData() {
         const auto binarize = [](const Eigen::MatrixXd& m) { return (m.array() > 0).cast<double>().matrix().eval(); };
-        x = data().x;
-        y = binarize(data().y);
-        xv = data().xv;
-        yv = binarize(data().yv);
+        x = resume_data().x;
+        y = binarize(resume_data().y);
+        xv = resume_data().xv;
+        yv = binarize(resume_data().yv);
     }
 };
 const BinaryData& binary_data() {
@@ -455,7 +427,7 @@ TEST_CASE("resume: a checkpoint of a stopped run ends the same way, training not
     CHECK(hr.end.reason == "patience");
     CHECK(same_state(state_of(resumed.net), state_of(straight.net)));  // best weights restored from the snapshot
     CHECK(same_history(hr, hs));
-    CHECK(slurp(tmp / "b/history.csv") == slurp(tmp / "a/history.csv"));
+    CHECK(read_bytes(tmp / "b/history.csv") == read_bytes(tmp / "a/history.csv"));
     CHECK(w.all().empty());
 }
 
@@ -513,9 +485,9 @@ TEST_CASE("resume: resume_from rules for directories, missing paths and weights 
     {
         INFO("a corrupted file is a FormatError");
         Rig r(tmp / "corrupt");
-        std::string bytes = slurp(tmp / "fresh/ckpt/last.safetensors");
+        std::string bytes = read_bytes(tmp / "fresh/ckpt/last.safetensors");
         bytes.back() = static_cast<char>(bytes.back() ^ 1);
-        spit(tmp / "corrupt/c.safetensors", bytes);
+        write_bytes(tmp / "corrupt/c.safetensors", bytes);
         CHECK_THROWS_AS(r.fit(3, tmp / "corrupt/c.safetensors"), traincb::FormatError);
     }
 }
@@ -537,11 +509,11 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
     traincb::FitOptions<double> o{.epochs = 4,
                                   .batch_size = 16,
                                   .seed = 11,
-                                  .validation_data = traincb::ValidationData<double>{data().xv, data().yv},
+                                  .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
                                   .resume_from = tmp / "mid.safetensors"};
     {
         Warnings w;
-        CHECK_THROWS_WITH(trainer.fit(data().x, data().y, o),
+        CHECK_THROWS_WITH(trainer.fit(resume_data().x, resume_data().y, o),
                           Catch::Contains("batch_size, steps_per_epoch changed since"));
         CHECK(w.any_contains("'batch_size' changed since the checkpoint (was 8, now 16)"));
     }
@@ -550,7 +522,7 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
         Warnings w;
         o.resume_from = tmp / "a/ckpt/last.safetensors";
         o.initial_epoch = 1;
-        const History h = trainer.fit(data().x, data().y, o);
+        const History h = trainer.fit(resume_data().x, resume_data().y, o);
         CHECK(w.any_contains("'batch_size' changed since the checkpoint (was 8, now 16); the new value applies"));
         CHECK(w.any_contains("'seed'") == false);
         CHECK(w.any_contains("initial_epoch 1 is ignored") == false);
@@ -564,7 +536,7 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
         Warnings w;
         traincb::EarlyStopping other({.monitor = "loss", .patience = 3});
         o.initial_epoch = 0;
-        (void)trainer.fit(data().x, data().y, o, other);
+        (void)trainer.fit(resume_data().x, resume_data().y, o, other);
         CHECK(w.any_contains(
             "the checkpoint holds no state for callback 'EarlyStopping:loss' (EarlyStopping); it starts fresh"));
     }
@@ -572,7 +544,7 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
         INFO("initial_epoch other than the checkpoint's is ignored, with a warning");
         Warnings w;
         o.initial_epoch = 3;
-        (void)trainer.fit(data().x, data().y, o);
+        (void)trainer.fit(resume_data().x, resume_data().y, o);
         CHECK(w.any_contains(
             "initial_epoch 3 is ignored; the run continues where the checkpoint left off (initial_epoch 1)"));
     }
@@ -589,6 +561,6 @@ TEST_CASE("resume: a model without visit_state cannot resume") {
         Eigen::MatrixXd predict(const Eigen::MatrixXd& x) const { return x * w; }
     } plain;
     traincb::Trainer trainer(plain);
-    CHECK_THROWS_WITH(trainer.fit(data().x, data().y, {.epochs = 1, .resume_from = "somewhere"}),
+    CHECK_THROWS_WITH(trainer.fit(resume_data().x, resume_data().y, {.epochs = 1, .resume_from = "somewhere"}),
                       Catch::Contains("resume_from is set, but the model has no visit_state"));
 }

@@ -2,6 +2,7 @@
 // reference implementation, round trips of every dtype and shape, Eigen storage order, every
 // validation of the reference loader, truncation, checksums, and numpy reading our files.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@ namespace io = traincb::io;
 using traincb::DType;
 using traincb::StateDict;
 using traincb::Tensor;
+
+using traincb_test::TempDir;
 
 namespace {
 
@@ -82,21 +85,6 @@ bool fails_with(const std::vector<std::byte>& bytes, const std::string& check) {
     INFO(msg);
     return msg.rfind("traincb: safetensors: 'ck.safetensors': " + check, 0) == 0;
 }
-
-struct TempDir {
-    fs::path path;
-    explicit TempDir(const std::string& tag) {
-        path = fs::temp_directory_path() / ("traincb_st_" + std::to_string(::getpid()) + "_" + tag);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 std::vector<std::byte> file_bytes(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);

@@ -92,6 +92,12 @@ struct WarningCapture {
             if (contains(m, part)) return true;
         return false;
     }
+    /// Every message, one per line.
+    [[nodiscard]] std::string all() const {
+        std::string s;
+        for (const auto& m : messages) s += m + "\n";
+        return s;
+    }
 };
 
 }  // namespace traincb_test

@@ -4,6 +4,7 @@
 // are checked by a reader written here (it shares only the CRC, itself pinned to the spec's check
 // values) and by tests/tools/decode_tfevents.py, an independent pure-Python decoder.
 #include "catch.hpp"
+#include "test_support.hpp"
 
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -46,6 +47,9 @@ using traincb::sinks::RunInfo;
 using traincb::sinks::TensorBoardSink;
 using traincb::tensorboard::EventWriter;
 
+using traincb_test::TempDir;
+using traincb_test::WarningCapture;
+
 namespace {
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -73,23 +77,6 @@ std::string read_file(const fs::path& p) {
     REQUIRE(in);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static std::atomic<int> n{0};
-        path = fs::temp_directory_path() /
-               ("traincb_tb_" + std::to_string(::getpid()) + "_" + std::to_string(n.fetch_add(1)));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
 
 // A clock that starts at 1700000000.0 and advances by 0.25 s per reading, so every wall time is
 // known and all files are created "in the same second" (the hard case for name ordering).
@@ -162,18 +149,6 @@ struct FileSizeLimit {
     }
     FileSizeLimit(const FileSizeLimit&) = delete;
     FileSizeLimit& operator=(const FileSizeLimit&) = delete;
-};
-
-// Captures warnings for the lifetime of the object.
-struct CapturedWarnings {
-    std::vector<std::string> messages;
-    traincb::WarningHandler previous;
-    CapturedWarnings() {
-        previous = traincb::set_warning_handler([this](std::string_view m) { messages.emplace_back(m); });
-    }
-    ~CapturedWarnings() { traincb::set_warning_handler(previous); }
-    CapturedWarnings(const CapturedWarnings&) = delete;
-    CapturedWarnings& operator=(const CapturedWarnings&) = delete;
 };
 
 // Spec §5: the two records, with wall_time 1700000000.0.
@@ -444,7 +419,7 @@ TEST_CASE("event file names sort in creation order, even within one second") {
 TEST_CASE("a foreign event file name that sorts last is reported, not silently ignored") {
     TempDir dir;
     { std::ofstream(dir.path / "zzz.tfevents.custom"); }
-    CapturedWarnings warnings;
+    WarningCapture warnings;
     EventWriter w(dir.path, {.clock = fixed_clock(1700000000.0)});
     REQUIRE(warnings.messages.size() == 1);
     REQUIRE(warnings.messages[0].find("zzz.tfevents.custom") != std::string::npos);
@@ -800,7 +775,7 @@ TEST_CASE("a failed write raises IoError and cuts the file back to whole records
 
 TEST_CASE("a write failing in the destructor is reported as a warning") {
     TempDir dir;
-    CapturedWarnings warnings;
+    WarningCapture warnings;
     fs::path path;
     {
         EventWriter w(dir.path, {.clock = fixed_clock(1700000000.0)});

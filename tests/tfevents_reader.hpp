@@ -16,16 +16,12 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_support.hpp"
 
 namespace tfevents {
 namespace fs = std::filesystem;
 
-inline std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using traincb_test::read_bytes;
 
 // ---- an independent TFRecord + Event reader ------------------------------------------------
 
@@ -135,7 +131,7 @@ inline Event parse_event(std::string_view data) {
 
 // Every record's two masked CRCs are checked; a torn or corrupt file fails the test.
 inline std::vector<Event> read_events(const fs::path& file) {
-    const std::string data = slurp(file);
+    const std::string data = read_bytes(file);
     std::vector<Event> events;
     std::size_t pos = 0;
     while (pos < data.size()) {
