@@ -46,6 +46,32 @@ struct NoOp final : traincb::Callback {
     void on_epoch_end(traincb::Context&) override { benchmark::ClobberMemory(); }
 };
 
+// One epoch of the hand-written loop: the same shuffle, batch gathering, training, validation
+// and early-stopping bookkeeping as Trainer + EarlyStopping. Returns the epoch's mean loss.
+template <class Model, class Data>
+double hand_epoch(Model& model, const Data& d, std::vector<Eigen::Index>& idx, Eigen::MatrixXd& xb,
+                  Eigen::MatrixXd& yb, int epoch, double& best, int& wait) {
+    const Eigen::Index n = d.x.rows(), bs = xb.rows();
+    traincb::detail::epoch_permutation(idx, 7, epoch);
+    double loss_sum = 0;
+    for (Eigen::Index b = 0; b < n / bs; ++b) {
+        for (Eigen::Index r = 0; r < bs; ++r) {
+            const Eigen::Index src = idx[static_cast<std::size_t>(b * bs + r)];
+            xb.row(r) = d.x.row(src);
+            yb.row(r) = d.y.row(src);
+        }
+        loss_sum += model.train_batch(xb, yb).loss * static_cast<double>(bs);
+    }
+    const double val_loss = model.loss(d.vy, model.predict(d.vx));
+    if (val_loss + 0.0 < best) {
+        best = val_loss;
+        wait = 0;
+    } else {
+        ++wait;
+    }
+    return loss_sum / static_cast<double>(n);
+}
+
 void BM_HandLoop(benchmark::State& state) {
     const auto& d = data();
     auto model = make_model();
@@ -55,24 +81,7 @@ void BM_HandLoop(benchmark::State& state) {
     double best = std::numeric_limits<double>::infinity();
     int wait = 0, epoch = 0;
     for (auto _ : state) {
-        traincb::detail::epoch_permutation(idx, 7, epoch);
-        double loss_sum = 0;
-        for (Eigen::Index b = 0; b < n / bs; ++b) {
-            for (Eigen::Index r = 0; r < bs; ++r) {
-                const Eigen::Index src = idx[static_cast<std::size_t>(b * bs + r)];
-                xb.row(r) = d.x.row(src);
-                yb.row(r) = d.y.row(src);
-            }
-            loss_sum += model.train_batch(xb, yb).loss * static_cast<double>(bs);
-        }
-        const double val_loss = model.loss(d.vy, model.predict(d.vx));
-        if (val_loss + 0.0 < best) {
-            best = val_loss;
-            wait = 0;
-        } else {
-            ++wait;
-        }
-        benchmark::DoNotOptimize(loss_sum / static_cast<double>(n));
+        benchmark::DoNotOptimize(hand_epoch(model, d, idx, xb, yb, epoch, best, wait));
         benchmark::DoNotOptimize(wait);
         ++epoch;
     }
@@ -128,26 +137,8 @@ void BM_HandLoop20Epochs(benchmark::State& state) {
         std::vector<Eigen::Index> idx(static_cast<std::size_t>(n));
         double best = std::numeric_limits<double>::infinity();
         int wait = 0;
-        for (int epoch = 0; epoch < 20; ++epoch) {
-            traincb::detail::epoch_permutation(idx, 7, epoch);
-            double loss_sum = 0;
-            for (Eigen::Index b = 0; b < n / bs; ++b) {
-                for (Eigen::Index r = 0; r < bs; ++r) {
-                    const Eigen::Index src = idx[static_cast<std::size_t>(b * bs + r)];
-                    xb.row(r) = d.x.row(src);
-                    yb.row(r) = d.y.row(src);
-                }
-                loss_sum += model.train_batch(xb, yb).loss * static_cast<double>(bs);
-            }
-            const double val_loss = model.loss(d.vy, model.predict(d.vx));
-            if (val_loss + 0.0 < best) {
-                best = val_loss;
-                wait = 0;
-            } else {
-                ++wait;
-            }
-            benchmark::DoNotOptimize(loss_sum);
-        }
+        for (int epoch = 0; epoch < 20; ++epoch)
+            benchmark::DoNotOptimize(hand_epoch(model, d, idx, xb, yb, epoch, best, wait));
         benchmark::DoNotOptimize(wait);
     }
 }
