@@ -49,8 +49,8 @@ struct NoOp final : traincb::Callback {
 // One epoch of the hand-written loop: the same shuffle, batch gathering, training, validation
 // and early-stopping bookkeeping as Trainer + EarlyStopping. Returns the epoch's mean loss.
 template <class Model, class Data>
-double hand_epoch(Model& model, const Data& d, std::vector<Eigen::Index>& idx, Eigen::MatrixXd& xb,
-                  Eigen::MatrixXd& yb, int epoch, double& best, int& wait) {
+double hand_epoch(Model& model, const Data& d, std::vector<Eigen::Index>& idx, Eigen::MatrixXd& xb, Eigen::MatrixXd& yb,
+                  int epoch, double& best, int& wait) {
     const Eigen::Index n = d.x.rows(), bs = xb.rows();
     traincb::detail::epoch_permutation(idx, 7, epoch);
     double loss_sum = 0;
@@ -100,10 +100,10 @@ void BM_Trainer(benchmark::State& state) {
     const traincb::ValidationData<double> val{d.vx, d.vy};
     for (auto _ : state) {
         // One epoch per iteration: fit continues at the next absolute epoch.
-        auto h = trainer.fit(d.x, d.y,
-                             {.epochs = epoch + 1, .batch_size = 10, .seed = 7, .validation_data = val,
-                              .initial_epoch = epoch},
-                             es, a, b, c, e, f);
+        auto h = trainer.fit(
+            d.x, d.y,
+            {.epochs = epoch + 1, .batch_size = 10, .seed = 7, .validation_data = val, .initial_epoch = epoch}, es, a,
+            b, c, e, f);
         benchmark::DoNotOptimize(h);
         ++epoch;
     }
@@ -121,8 +121,8 @@ void BM_Trainer20Epochs(benchmark::State& state) {
         traincb::Trainer trainer(model);
         traincb::EarlyStopping es({.monitor = "val_loss", .patience = 1000000});
         NoOp a, b, c, e, f;
-        auto h = trainer.fit(d.x, d.y, {.epochs = 20, .batch_size = 10, .seed = 7, .validation_data = val}, es, a, b,
-                             c, e, f);
+        auto h = trainer.fit(d.x, d.y, {.epochs = 20, .batch_size = 10, .seed = 7, .validation_data = val}, es, a, b, c,
+                             e, f);
         benchmark::DoNotOptimize(h);
     }
 }

@@ -3,8 +3,8 @@
 //
 // Standardised with training statistics, a stratified 60/20/20 train/validation/test split, an
 // MLP 30 -> 16 (relu) -> 1 (sigmoid) trained with Adam on binary cross-entropy, EarlyStopping on
-// val_loss with restore_best_weights, DIR/report.html (learning curves), and a MetricLogger writing DIR/history.csv, TensorBoard
-// event files under DIR/tensorboard/ and the console.
+// val_loss with restore_best_weights, DIR/report.html (learning curves), and a MetricLogger writing DIR/history.csv,
+// TensorBoard event files under DIR/tensorboard/ and the console.
 //
 // Checkpoints: DIR/checkpoints/best.safetensors (the weights of the best val_loss epoch) and
 // DIR/checkpoints/last.safetensors (the full state, every epoch). After a crash, a kill or Ctrl-C,
@@ -47,7 +47,8 @@ public:
     [[nodiscard]] std::string name() const override { return "Ballast"; }
     [[nodiscard]] std::string state_key() const override { return "ballast"; }
     void save_state(traincb::CallbackState& s) const override {
-        traincb::Tensor t{.name = "bytes", .dtype = traincb::DType::U8, .shape = {static_cast<std::int64_t>(bytes_)}, .data = {}};
+        traincb::Tensor t{
+            .name = "bytes", .dtype = traincb::DType::U8, .shape = {static_cast<std::int64_t>(bytes_)}, .data = {}};
         t.data.resize(bytes_);
         for (std::size_t i = 0; i < bytes_; ++i) t.data[i] = static_cast<std::byte>((i * 131U) >> 3U);
         s.json = {{"bytes", bytes_}};
@@ -97,7 +98,8 @@ int main(int argc, char** argv) {
     cli.flag("seed", seed, "seed for the split, the initial weights and the shuffling");
     cli.flag("quiet", quiet, "no per-epoch console lines");
     cli.flag("json", json, "print a one-line JSON summary as the last line");
-    cli.flag("checkpoint-ballast-mb", ballast_mb, "crash tests: add this many MB of dummy data to each full checkpoint");
+    cli.flag("checkpoint-ballast-mb", ballast_mb,
+             "crash tests: add this many MB of dummy data to each full checkpoint");
     cli.flag("epoch-delay-ms", epoch_delay_ms, "crash tests: sleep this long at the end of each epoch");
     cli.parse_or_exit(argc, argv);
 
@@ -115,7 +117,8 @@ int main(int argc, char** argv) {
                              .seed = useed});
         fs::create_directories(out);
         const fs::path checkpoints = fs::path(out) / "checkpoints";
-        traincb::EarlyStopping early_stopping({.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
+        traincb::EarlyStopping early_stopping(
+            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
         // best.safetensors: the weights of the best val_loss epoch; last.safetensors: the full
         // state after every epoch (and on Ctrl-C), which --resume continues from.
         traincb::ModelCheckpoint checkpoint({.filepath = checkpoints / "best.safetensors",
@@ -123,10 +126,12 @@ int main(int argc, char** argv) {
                                              .save_best_only = true,
                                              .save_weights_only = true,
                                              .save_last = true});
-        traincb::MetricLogger logger({std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
-                                      std::make_shared<traincb::sinks::TensorBoardSink>(traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
-        if (!quiet)
-            logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
+        traincb::MetricLogger logger(
+            {std::make_shared<traincb::sinks::CsvSink>(
+                 traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
+             std::make_shared<traincb::sinks::TensorBoardSink>(
+                 traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
+        if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
         // report.html: the learning curves with the best and stopped epochs, rewritten each epoch;
         // every save of best.safetensors is marked on it. ModelCheckpoint decides in on_epoch_end
         // and records the epoch of its save in kept(), which a resumed run restores, so the marks
@@ -146,17 +151,18 @@ int main(int argc, char** argv) {
         callbacks.add(logger);  // last, so that it logs what the other callbacks added
 
         traincb::Trainer trainer(model);
-        const traincb::History history = trainer.fit(
-            x, y,
-            {.epochs = epochs,
-             .batch_size = batch_size,
-             .seed = useed,
-             .validation_data = traincb::ValidationData<double>{xv, yv},
-             .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"}),
-                         std::make_shared<traincb::metrics::RocAuc>()},
-             .resume_from = resume ? checkpoints : fs::path(),
-             .handle_signals = true},
-            callbacks);
+        const traincb::History history =
+            trainer.fit(x, y,
+                        {.epochs = epochs,
+                         .batch_size = batch_size,
+                         .seed = useed,
+                         .validation_data = traincb::ValidationData<double>{xv, yv},
+                         .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(
+                                         traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"}),
+                                     std::make_shared<traincb::metrics::RocAuc>()},
+                         .resume_from = resume ? checkpoints : fs::path(),
+                         .handle_signals = true},
+                        callbacks);
         if (history.end.kind == traincb::EndKind::Interrupted) {
             std::cout << "\ninterrupted (" << history.end.reason << "): the state is saved in "
                       << checkpoint.last_model_path().string() << "; continue with --resume\n";
@@ -177,8 +183,8 @@ int main(int argc, char** argv) {
 
         std::cout << "\nstopped: " << traincb::to_string(history.end.kind)
                   << (history.end.source.empty() ? "" : " by " + history.end.source + " (" + history.end.reason + ")")
-                  << "; best epoch " << (early_stopping.best_epoch() ? *early_stopping.best_epoch() + 1 : 0)
-                  << " of " << history.size() << " (1-based)\n";
+                  << "; best epoch " << (early_stopping.best_epoch() ? *early_stopping.best_epoch() + 1 : 0) << " of "
+                  << history.size() << " (1-based)\n";
         std::cout << "test: accuracy " << std::fixed << std::setprecision(4) << acc << ", precision " << prec
                   << ", recall " << rec << ", F1 " << f1 << ", ROC AUC " << auc << '\n';
         std::cout << "confusion matrix (rows: true benign/malignant, columns: predicted):\n"
@@ -196,8 +202,10 @@ int main(int argc, char** argv) {
             s["test_recall"] = rec;
             s["test_f1"] = f1;
             s["test_auc"] = auc;
-            s["best_epoch"] = early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
-            s["stopped_epoch"] = early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
+            s["best_epoch"] =
+                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
+            s["stopped_epoch"] =
+                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
             s["epochs_run"] = history.size();
             s["stop_reason"] = history.end.reason.empty() ? nlohmann::json() : nlohmann::json(history.end.reason);
             s["confusion_matrix"] = {{cm(0, 0), cm(0, 1)}, {cm(1, 0), cm(1, 1)}};

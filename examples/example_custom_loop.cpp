@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
     try {
         using namespace traincb_examples;
         const Dataset data = load_csv(data_dir() / "breast_cancer.csv");
-        const Split split = stratified_split(data.labels, {.train = 0.6, .val = 0.2, .test = 0.2},
-                                             static_cast<std::uint64_t>(seed));
+        const Split split =
+            stratified_split(data.labels, {.train = 0.6, .val = 0.2, .test = 0.2}, static_cast<std::uint64_t>(seed));
         Standardizer scaler(take_rows(data.features, split.train));
         const Eigen::MatrixXd x = scaler.transform(take_rows(data.features, split.train));
         const Eigen::VectorXd y = take_rows(data.labels, split.train).col(0);
@@ -57,9 +57,10 @@ int main(int argc, char** argv) {
         const Eigen::VectorXd yv = take_rows(data.labels, split.val).col(0);
 
         LogisticRegression model{Eigen::VectorXd::Zero(x.cols()), 0.0};
-        traincb::EarlyStopping early_stopping({.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{.style = traincb::sinks::ConsoleStyle::Lines})});
+        traincb::EarlyStopping early_stopping(
+            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
+        traincb::MetricLogger logger({std::make_shared<traincb::sinks::ConsoleSink>(
+            traincb::sinks::ConsoleOptions{.style = traincb::sinks::ConsoleStyle::Lines})});
 
         traincb::CallbackList callbacks(early_stopping, logger);
         callbacks.set_model(model);  // gives EarlyStopping the model's state
@@ -97,9 +98,12 @@ int main(int argc, char** argv) {
         if (json) {
             nlohmann::json summary;
             summary["epochs_run"] = epochs_run;
-            summary["stopped_epoch"] = early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
-            summary["best_epoch"] = early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
-            summary["best_val_loss"] = early_stopping.best() ? nlohmann::json(*early_stopping.best()) : nlohmann::json();
+            summary["stopped_epoch"] =
+                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
+            summary["best_epoch"] =
+                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
+            summary["best_val_loss"] =
+                early_stopping.best() ? nlohmann::json(*early_stopping.best()) : nlohmann::json();
             summary["test_accuracy"] = test_accuracy;
             print_json_summary(summary);
         }

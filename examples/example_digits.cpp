@@ -41,20 +41,20 @@ int main(int argc, char** argv) {
                              .loss = Loss::SparseCategoricalCrossentropy,
                              .learning_rate = 0.002,
                              .seed = useed});
-        traincb::EarlyStopping early_stopping({.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
+        traincb::EarlyStopping early_stopping(
+            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
         traincb::MetricLogger logger(std::vector<std::shared_ptr<traincb::sinks::Sink>>{});
-        if (!quiet)
-            logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
+        if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
         traincb::Trainer trainer(model);
-        const traincb::History history = trainer.fit(
-            x, y,
-            {.epochs = epochs,
-             .batch_size = batch_size,
-             .seed = useed,
-             .validation_data = traincb::ValidationData<double>{xv, yv},
-             .metrics = {std::make_shared<traincb::metrics::SparseCategoricalAccuracy>(
-                 traincb::metrics::SparseCategoricalAccuracyOptions{.name = "accuracy"})}},
-            early_stopping, logger);
+        const traincb::History history =
+            trainer.fit(x, y,
+                        {.epochs = epochs,
+                         .batch_size = batch_size,
+                         .seed = useed,
+                         .validation_data = traincb::ValidationData<double>{xv, yv},
+                         .metrics = {std::make_shared<traincb::metrics::SparseCategoricalAccuracy>(
+                             traincb::metrics::SparseCategoricalAccuracyOptions{.name = "accuracy"})}},
+                        early_stopping, logger);
 
         namespace m = traincb::metrics;
         const Eigen::MatrixXd probs = model.predict(xt);
@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
             s["test_accuracy"] = acc;
             s["test_macro_f1"] = macro_f1;
             s["epochs_run"] = history.size();
-            s["best_epoch"] = early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
+            s["best_epoch"] =
+                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
             print_json_summary(s);
         }
         return 0;

@@ -46,29 +46,32 @@ int main(int argc, char** argv) {
                              .seed = static_cast<std::uint64_t>(seed)});
         traincb::Trainer trainer(model);
         traincb::EarlyStopping early_stopping({.monitor = "val_loss", .patience = patience});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{.style = traincb::sinks::ConsoleStyle::Lines})});
+        traincb::MetricLogger logger({std::make_shared<traincb::sinks::ConsoleSink>(
+            traincb::sinks::ConsoleOptions{.style = traincb::sinks::ConsoleStyle::Lines})});
 
-        const traincb::History history = trainer.fit(
-            x_train, y_train,
-            {.epochs = epochs,
-             .batch_size = 10,
-             .seed = static_cast<std::uint64_t>(seed),
-             .validation_data = traincb::ValidationData<double>{x_val, y_val},
-             .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(
-                 traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"})}},
-            early_stopping, logger);
+        const traincb::History history =
+            trainer.fit(x_train, y_train,
+                        {.epochs = epochs,
+                         .batch_size = 10,
+                         .seed = static_cast<std::uint64_t>(seed),
+                         .validation_data = traincb::ValidationData<double>{x_val, y_val},
+                         .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(
+                             traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"})}},
+                        early_stopping, logger);
 
         if (json) {
             nlohmann::json summary;
             summary["epochs_run"] = history.size();
-            summary["stopped_epoch"] = early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
-            summary["best_epoch"] = early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
+            summary["stopped_epoch"] =
+                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
+            summary["best_epoch"] =
+                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
             summary["stop_reason"] = early_stopping.stopped_epoch()
                                          ? nlohmann::json(traincb::to_string(early_stopping.stop_reason()))
                                          : nlohmann::json();
             summary["val_loss"] = history.at("val_loss").back();
-            summary["best_val_loss"] = early_stopping.best() ? nlohmann::json(*early_stopping.best()) : nlohmann::json();
+            summary["best_val_loss"] =
+                early_stopping.best() ? nlohmann::json(*early_stopping.best()) : nlohmann::json();
             print_json_summary(summary);
         }
         return 0;

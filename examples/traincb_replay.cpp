@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -88,7 +88,8 @@ std::vector<std::vector<std::string>> read_csv(const std::string& text, const st
             continue;
         }
         if (c == '"') {
-            if (!cell.empty()) throw UsageError(path + ":" + std::to_string(line) + ": a quote inside an unquoted cell");
+            if (!cell.empty())
+                throw UsageError(path + ":" + std::to_string(line) + ": a quote inside an unquoted cell");
             in_quotes = quoted = any = true;
         } else if (c == ',') {
             row.push_back(std::move(cell));
@@ -126,9 +127,17 @@ nlohmann::ordered_json number_or_string(double v) {
 int run(int argc, char** argv) {
     std::map<std::string, std::string> args;
     bool restore = false;
-    const std::vector<std::string> valued = {"--history", "--monitor", "--mode", "--patience", "--min-delta",
-                                             "--min-delta-mode", "--baseline", "--start-from-epoch",
-                                             "--stopping-threshold", "--divergence-threshold", "--check-finite"};
+    const std::vector<std::string> valued = {"--history",
+                                             "--monitor",
+                                             "--mode",
+                                             "--patience",
+                                             "--min-delta",
+                                             "--min-delta-mode",
+                                             "--baseline",
+                                             "--start-from-epoch",
+                                             "--stopping-threshold",
+                                             "--divergence-threshold",
+                                             "--check-finite"};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -173,8 +182,10 @@ int run(int argc, char** argv) {
     if (args.count("--patience")) o.patience = parse_int("--patience", args["--patience"]);
     if (args.count("--min-delta")) o.min_delta = parse_double("--min-delta", args["--min-delta"]);
     if (args.count("--baseline")) o.baseline = parse_double("--baseline", args["--baseline"]);
-    if (args.count("--start-from-epoch")) o.start_from_epoch = parse_int("--start-from-epoch", args["--start-from-epoch"]);
-    if (args.count("--stopping-threshold")) o.stopping_threshold = parse_double("--stopping-threshold", args["--stopping-threshold"]);
+    if (args.count("--start-from-epoch"))
+        o.start_from_epoch = parse_int("--start-from-epoch", args["--start-from-epoch"]);
+    if (args.count("--stopping-threshold"))
+        o.stopping_threshold = parse_double("--stopping-threshold", args["--stopping-threshold"]);
     if (args.count("--divergence-threshold"))
         o.divergence_threshold = parse_double("--divergence-threshold", args["--divergence-threshold"]);
     if (args.count("--check-finite")) {
@@ -204,7 +215,8 @@ int run(int argc, char** argv) {
     }
     if (mon_col < 0) {
         std::string msg = path + ": no column '" + o.monitor + "'; the columns are: " + traincb::detail::join(header);
-        if (auto c = traincb::detail::closest_match(o.monitor, header); !c.empty()) msg += "; did you mean '" + c + "'?";
+        if (auto c = traincb::detail::closest_match(o.monitor, header); !c.empty())
+            msg += "; did you mean '" + c + "'?";
         throw UsageError(msg);
     }
     try {
@@ -238,13 +250,16 @@ int run(int argc, char** argv) {
     }
     nlohmann::ordered_json out;
     out["mode"] = traincb::to_string(*es->direction());
-    out["stopped_epoch"] = es->stopped_epoch() ? nlohmann::ordered_json(*es->stopped_epoch()) : nlohmann::ordered_json();
-    out["stop_reason"] = es->stopped_epoch() ? nlohmann::ordered_json(traincb::to_string(es->stop_reason())) : nlohmann::ordered_json();
+    out["stopped_epoch"] =
+        es->stopped_epoch() ? nlohmann::ordered_json(*es->stopped_epoch()) : nlohmann::ordered_json();
+    out["stop_reason"] =
+        es->stopped_epoch() ? nlohmann::ordered_json(traincb::to_string(es->stop_reason())) : nlohmann::ordered_json();
     out["best_epoch"] = es->best_epoch() ? nlohmann::ordered_json(*es->best_epoch()) : nlohmann::ordered_json();
     out["best"] = es->best() ? number_or_string(*es->best()) : nlohmann::ordered_json();
     out["wait"] = es->wait();
     out["epochs_run"] = epochs_run;
-    out["restored_from_epoch"] = restore && es->best_epoch() ? nlohmann::ordered_json(*es->best_epoch()) : nlohmann::ordered_json();
+    out["restored_from_epoch"] =
+        restore && es->best_epoch() ? nlohmann::ordered_json(*es->best_epoch()) : nlohmann::ordered_json();
     std::cout << out.dump() << '\n';
     return 0;
 }

@@ -10,9 +10,9 @@ using Catch::Approx;
 #include <iostream>
 // Catch2 v2 has no SKIP: report it and exit with ctest's SKIP_RETURN_CODE (4) so ctest counts the
 // test as skipped rather than passed.
-#define TRAINCB_SKIP(msg)                                      \
-    do {                                                       \
-        std::cout << "SKIPPED: " << (msg) << std::endl;        \
-        std::exit(4);                                          \
+#define TRAINCB_SKIP(msg)                               \
+    do {                                                \
+        std::cout << "SKIPPED: " << (msg) << std::endl; \
+        std::exit(4);                                   \
     } while (0)
 #endif

@@ -444,12 +444,12 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
     const fs::path path = dir / "last.safetensors";
     io::save_checkpoint(path, run.capture());
     write_bytes(dir / "read.py", doc.substr(b + 10, e - b - 10) +
-                              "\nimport sys\n"
-                              "tensors, meta, state = load_checkpoint(sys.argv[1])\n"
-                              "w1 = tensors['model/w1']\n"
-                              "print(w1.shape[0], w1.shape[1], w1.dtype)\n"
-                              "print(' '.join(repr(float(v)) for v in w1.ravel()))\n"
-                              "print(int(tensors['model/opt.steps']), state['epoch'], meta['traincb.kind'])\n");
+                                     "\nimport sys\n"
+                                     "tensors, meta, state = load_checkpoint(sys.argv[1])\n"
+                                     "w1 = tensors['model/w1']\n"
+                                     "print(w1.shape[0], w1.shape[1], w1.dtype)\n"
+                                     "print(' '.join(repr(float(v)) for v in w1.ravel()))\n"
+                                     "print(int(tensors['model/opt.steps']), state['epoch'], meta['traincb.kind'])\n");
     const std::string out_file = (dir / "out.txt").string();
     REQUIRE(std::system((python + " " + (dir / "read.py").string() + " " + path.string() + " > " + out_file).c_str()) ==
             0);

@@ -39,7 +39,8 @@ EarlyStoppingOptions options_from(const nlohmann::json& c) {
     if (c.contains("monitor")) o.monitor = c["monitor"].get<std::string>();
     if (c.contains("mode")) o.mode = traincb::parse_mode(c["mode"].get<std::string>());
     if (c.contains("min_delta")) o.min_delta = c["min_delta"].get<double>();
-    if (c.contains("min_delta_mode")) o.min_delta_mode = traincb::parse_delta_mode(c["min_delta_mode"].get<std::string>());
+    if (c.contains("min_delta_mode"))
+        o.min_delta_mode = traincb::parse_delta_mode(c["min_delta_mode"].get<std::string>());
     if (c.contains("patience")) o.patience = c["patience"].get<int>();
     if (c.contains("baseline")) o.baseline = json_number(c["baseline"]);
     if (c.contains("start_from_epoch")) o.start_from_epoch = c["start_from_epoch"].get<int>();
@@ -98,7 +99,8 @@ nlohmann::json run_vector(const nlohmann::json& v) {
     out["best"] = es->best() ? nlohmann::json(*es->best()) : nlohmann::json();
     out["wait"] = es->wait();
     out["epochs_run"] = epochs_run;
-    out["restored_from_epoch"] = es->restored_from_epoch() ? nlohmann::json(*es->restored_from_epoch()) : nlohmann::json();
+    out["restored_from_epoch"] =
+        es->restored_from_epoch() ? nlohmann::json(*es->restored_from_epoch()) : nlohmann::json();
     if (es->restored_from_epoch()) {
         // The model really holds the best epoch's state.
         CHECK(model.tag == static_cast<double>(*es->restored_from_epoch()));
@@ -120,8 +122,8 @@ TEST_CASE("EarlyStopping passes every vector of early-stopping-vectors.json") {
             continue;
         }
         REQUIRE_FALSE(got.contains("error"));
-        for (const auto& key : {"mode", "stopped_epoch", "stop_reason", "best_epoch", "wait", "epochs_run",
-                                "restored_from_epoch"}) {
+        for (const auto& key :
+             {"mode", "stopped_epoch", "stop_reason", "best_epoch", "wait", "epochs_run", "restored_from_epoch"}) {
             INFO("field " << key << ": got " << got[key].dump() << ", expected " << exp[key].dump());
             CHECK(got[key] == exp[key]);
         }
@@ -171,9 +173,9 @@ TEST_CASE("EarlyStopping: a monitor typo under strict names the keys and the clo
     cbs.on_train_begin();
     cbs.on_epoch_begin(0);
     Logs logs{{"loss", 1.0}, {"val_loss", 2.0}};
-    CHECK_THROWS_WITH(cbs.on_epoch_end(0, logs),
-                      Catch::Contains("val_los") && Catch::Contains("did you mean 'val_loss'") &&
-                          Catch::Contains("available keys: loss, val_loss"));
+    CHECK_THROWS_WITH(cbs.on_epoch_end(0, logs), Catch::Contains("val_los") &&
+                                                     Catch::Contains("did you mean 'val_loss'") &&
+                                                     Catch::Contains("available keys: loss, val_loss"));
 }
 
 TEST_CASE("EarlyStopping: the monitor is checked against the keys the driver will log, before epoch 1") {
@@ -350,8 +352,8 @@ TEST_CASE("EarlyStopping: a malformed checkpointed state is a FormatError and lo
     a.save_state(good);
     // Each corruption of one field; the state is otherwise what save_state wrote.
     const std::vector<std::pair<std::string, nlohmann::json>> bad = {
-        {"best", "1.5x"}, {"best", 1.5},          {"wait", -1},          {"wait", "2"},
-        {"best_epoch", "one"}, {"stop_reason", "bored"}, {"stopped_epoch", 2.5}};
+        {"best", "1.5x"},         {"best", 1.5},         {"wait", -1}, {"wait", "2"}, {"best_epoch", "one"},
+        {"stop_reason", "bored"}, {"stopped_epoch", 2.5}};
     for (const auto& [key, value] : bad) {
         CAPTURE(key, value.dump());
         traincb::CallbackState st = good;
@@ -363,7 +365,8 @@ TEST_CASE("EarlyStopping: a malformed checkpointed state is a FormatError and lo
             b.load_state(st, lb.context());
             FAIL("load_state accepted a malformed state");
         } catch (const traincb::FormatError& e) {
-            CHECK(std::string(e.what()).starts_with("traincb: EarlyStopping: checkpointed state (key 'EarlyStopping:loss') is malformed"));
+            CHECK(std::string(e.what()).starts_with(
+                "traincb: EarlyStopping: checkpointed state (key 'EarlyStopping:loss') is malformed"));
         }
         CHECK_FALSE(b.best().has_value());  // all or nothing
         CHECK(b.wait() == 0);

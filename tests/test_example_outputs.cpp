@@ -6,13 +6,13 @@
 // writes the same history.csv and report.html, byte for byte, and its event files still agree.
 #include "catch.hpp"
 
+#include <sys/wait.h>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 #include "tfevents_reader.hpp"
@@ -35,8 +35,8 @@ int run(const std::string& cmd) {
 
 int run_example(const fs::path& out, const std::string& extra = "") {
     return run(std::string("\"") + TRAINCB_EXAMPLE_BREAST_CANCER + "\" --quiet --epochs 12 --patience 4 --out \"" +
-               out.string() + "\" " + extra + " > \"" + (out.parent_path() / (out.filename().string() + ".log")).string() +
-               "\" 2>&1");
+               out.string() + "\" " + extra + " > \"" +
+               (out.parent_path() / (out.filename().string() + ".log")).string() + "\" 2>&1");
 }
 
 struct Csv {
@@ -54,8 +54,10 @@ Csv read_csv(const fs::path& p) {
         std::stringstream ls(line);
         std::string cell;
         while (std::getline(ls, cell, ',')) cells.push_back(cell);
-        if (csv.header.empty()) csv.header = cells;
-        else csv.rows.push_back(cells);
+        if (csv.header.empty())
+            csv.header = cells;
+        else
+            csv.rows.push_back(cells);
     }
     return csv;
 }
@@ -101,8 +103,8 @@ TEST_CASE("example_breast_cancer: history.csv is identical for the same seed and
     CHECK(ha == tfevents::read_bytes(b / "run" / "history.csv"));
     const Csv csv = read_csv(a / "run" / "history.csv");
     // learning_rate: the model's (it exposes one), logged by MetricLogger; no callback changes it.
-    CHECK(csv.header ==
-          std::vector<std::string>{"epoch", "accuracy", "auc", "learning_rate", "loss", "val_accuracy", "val_auc", "val_loss"});
+    CHECK(csv.header == std::vector<std::string>{"epoch", "accuracy", "auc", "learning_rate", "loss", "val_accuracy",
+                                                 "val_auc", "val_loss"});
     REQUIRE_FALSE(csv.rows.empty());
     for (std::size_t i = 0; i < csv.rows.size(); ++i) {
         CHECK(csv.rows[i][0] == std::to_string(i));
@@ -114,7 +116,8 @@ TEST_CASE("example_breast_cancer: history.csv is identical for the same seed and
         TRAINCB_SKIP("pandas is not installed: the pandas check was skipped (the columns were checked above)");
     const std::string script =
         "import pandas, sys; df = pandas.read_csv(sys.argv[1]); "
-        "assert list(df.columns) == ['epoch','accuracy','auc','learning_rate','loss','val_accuracy','val_auc','val_loss'], list(df.columns); "
+        "assert list(df.columns) == "
+        "['epoch','accuracy','auc','learning_rate','loss','val_accuracy','val_auc','val_loss'], list(df.columns); "
         "assert all(str(t) in ('int64','float64') for t in df.dtypes), df.dtypes; "
         "assert list(df['epoch']) == list(range(len(df)))";
     CHECK(run("\"" + py + "\" -c \"" + script + "\" \"" + (a / "run" / "history.csv").string() + "\"") == 0);

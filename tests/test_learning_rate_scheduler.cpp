@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
-using traincb_test::error_of;
 using traincb_test::contains;
 using traincb_test::CoutCapture;
+using traincb_test::error_of;
 
 namespace {
 

@@ -35,12 +35,12 @@ inline bool cpu_has_avx2_fma() {
 }  // namespace traincb_avx2
 
 // TEST_CASE(...) { body } becomes a registered case that checks the CPU, then calls body.
-#define TRAINCB_AVX2_CASE(body, ...)                                                        \
-    static void body();                                                                     \
-    INTERNAL_CATCH_TESTCASE(__VA_ARGS__) {                                                  \
-        if (!traincb_avx2::cpu_has_avx2_fma()) TRAINCB_SKIP("this CPU lacks AVX2 or FMA");  \
-        body();                                                                             \
-    }                                                                                       \
+#define TRAINCB_AVX2_CASE(body, ...)                                                       \
+    static void body();                                                                    \
+    INTERNAL_CATCH_TESTCASE(__VA_ARGS__) {                                                 \
+        if (!traincb_avx2::cpu_has_avx2_fma()) TRAINCB_SKIP("this CPU lacks AVX2 or FMA"); \
+        body();                                                                            \
+    }                                                                                      \
     static void body()
 #undef TEST_CASE
 #define TEST_CASE(...) TRAINCB_AVX2_CASE(INTERNAL_CATCH_UNIQUE_NAME(traincb_avx2_case_), __VA_ARGS__)

@@ -467,10 +467,22 @@ TEST_CASE("the vector exp and log agree with the C library") {
         double ys[kLanes];
         for (int k = 0; k < kLanes; ++k) {
             switch ((i + k) % 4) {
-                case 0: xs[k] = ux(g); ys[k] = std::pow(10.0, ue(g)); break;
-                case 1: xs[k] = -std::ldexp(u01(g), -static_cast<int>(g() % 60)); ys[k] = 1 + uh(g); break;
-                case 2: xs[k] = ux(g) / 100; ys[k] = std::ldexp(1 + u01(g), -1074 + static_cast<int>(g() % 60)); break;
-                default: xs[k] = -u01(g); ys[k] = std::sqrt(2.0) * (1 + uh(g) / 1000); break;
+                case 0:
+                    xs[k] = ux(g);
+                    ys[k] = std::pow(10.0, ue(g));
+                    break;
+                case 1:
+                    xs[k] = -std::ldexp(u01(g), -static_cast<int>(g() % 60));
+                    ys[k] = 1 + uh(g);
+                    break;
+                case 2:
+                    xs[k] = ux(g) / 100;
+                    ys[k] = std::ldexp(1 + u01(g), -1074 + static_cast<int>(g() % 60));
+                    break;
+                default:
+                    xs[k] = -u01(g);
+                    ys[k] = std::sqrt(2.0) * (1 + uh(g) / 1000);
+                    break;
             }
         }
         const simd::VD e = simd::exp_nonpositive(simd::VD::load(xs));

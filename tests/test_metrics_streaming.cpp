@@ -467,8 +467,8 @@ std::string format_error_of(F&& f) {
 // The batches of `cuts` from `from` to `to` (indices into cuts), through the Metric interface.
 void feed_range(m::Metric& obj, const MatrixXd& t, const MatrixXd& p, const std::vector<Index>& cuts, std::size_t from,
                 std::size_t to) {
-    for (std::size_t k = from; k < to; ++k) obj.update(t.middleRows(cuts[k], cuts[k + 1] - cuts[k]),
-                                                       p.middleRows(cuts[k], cuts[k + 1] - cuts[k]));
+    for (std::size_t k = from; k < to; ++k)
+        obj.update(t.middleRows(cuts[k], cuts[k + 1] - cuts[k]), p.middleRows(cuts[k], cuts[k + 1] - cuts[k]));
 }
 
 // One object fed every batch, versus one fed the first half of the batches, saved (through JSON
@@ -521,8 +521,7 @@ TEST_CASE("every built-in metric saves and restores its state bit-exactly") {
         add(std::make_unique<m::BinaryAccuracy>(m::BinaryAccuracyOptions{.threshold = 0.3}), d.y_bin, d.p_bin);
         add(std::make_unique<m::CategoricalAccuracy>(), d.onehot, d.probs);
         add(std::make_unique<m::SparseCategoricalAccuracy>(), d.labels, d.logits);
-        add(std::make_unique<m::TopKCategoricalAccuracy>(m::TopKCategoricalAccuracyOptions{.k = 2}), d.onehot,
-            d.probs);
+        add(std::make_unique<m::TopKCategoricalAccuracy>(m::TopKCategoricalAccuracyOptions{.k = 2}), d.onehot, d.probs);
         add(std::make_unique<m::BinaryCrossentropy>(), d.soft, d.p_bin);
         add(std::make_unique<m::BinaryCrossentropy>(m::BinaryCrossentropyOptions{.from_logits = true}), d.y_bin,
             d.logits_bin);
@@ -532,8 +531,7 @@ TEST_CASE("every built-in metric saves and restores its state bit-exactly") {
         add(std::make_unique<m::SparseCategoricalCrossentropy>(), d.labels, d.probs);
         add(std::make_unique<m::MeanSquaredError>(), d.soft, d.logits_bin);
         add(std::make_unique<m::MeanAbsoluteError>(), d.soft, d.logits_bin);
-        add(std::make_unique<m::MeanAbsoluteError>(m::MeanAbsoluteErrorOptions{.name = "mae_nan"}), d.soft,
-            logits_nan);
+        add(std::make_unique<m::MeanAbsoluteError>(m::MeanAbsoluteErrorOptions{.name = "mae_nan"}), d.soft, logits_nan);
         add(std::make_unique<m::Precision>(m::ClassScoreOptions{.average = m::Average::Macro, .num_classes = 4}),
             d.labels, d.probs);
         add(std::make_unique<m::Recall>(m::ClassScoreOptions{.average = m::Average::Weighted, .num_classes = 4}),
@@ -608,11 +606,13 @@ TEST_CASE("bad metric states are errors naming the class, the metric and the fix
     CHECK(format_error_of([&] { target.load_state(edited([](auto& j) { j["kind"] = 3; })); }) ==
           who + "the state given to 'accuracy' has 'kind' = 3, not a string" + tail);
     CHECK(error_of([&] { target.load_state(edited([](auto& j) { j["kind"] = "MeanSquaredError"; })); }) ==
-          who + "'accuracy' is a metrics::BinaryAccuracy but the state was saved by a metrics::MeanSquaredError; load "
-                "it into a metric of the class that saved it");
+          who +
+              "'accuracy' is a metrics::BinaryAccuracy but the state was saved by a metrics::MeanSquaredError; load "
+              "it into a metric of the class that saved it");
     CHECK(format_error_of([&] { target.load_state(edited([](auto& j) { j["version"] = 2; })); }) ==
-          who + "the state given to 'accuracy' has version 2, which this traincb does not read (it reads version 1); "
-                "load it with the traincb that wrote it, or let the metric restart");
+          who +
+              "the state given to 'accuracy' has version 2, which this traincb does not read (it reads version 1); "
+              "load it with the traincb that wrote it, or let the metric restart");
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["version"] = "1"; })); }),
               "has 'version' = \"1\", not a whole number"));
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("options"); })); }),
@@ -620,16 +620,17 @@ TEST_CASE("bad metric states are errors naming the class, the metric and the fix
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["options"].erase("threshold"); })); }),
               "has no option 'threshold'"));
     CHECK(error_of([&] { m::BinaryAccuracy({.name = "accuracy", .threshold = 0.25}).load_state(good); }) ==
-          who + "'accuracy' has threshold 0.25 but the state was saved with threshold 0.5; build the metric with "
-                ".threshold = 0.5 to load it");
+          who +
+              "'accuracy' has threshold 0.25 but the state was saved with threshold 0.5; build the metric with "
+              ".threshold = 0.5 to load it");
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["sum"] = 4.0; })); }),
               "the state given to 'accuracy' has 'sum' = 4.0, not a number written as a string"));
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["compensation"] = "0x"; })); }),
               "has 'compensation' = \"0x\", not a number written as a string"));
     CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j["count"] = -1; })); }),
               "has 'count' = -1, not a whole number >= 0"));
-    CHECK(has(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("count"); })); }),
-              "has no 'count'"));
+    CHECK(
+        has(format_error_of([&] { target.load_state(edited([](auto& j) { j.erase("count"); })); }), "has no 'count'"));
     CHECK(target.result() == 0.0);
     CHECK(target.count() == 2);
 
@@ -675,8 +676,9 @@ TEST_CASE("bad metric states are errors naming the class, the metric and the fix
     bad = s;
     bad["positives"] = "0.9";
     m::RocAuc atarget;
-    CHECK(has(format_error_of([&] { atarget.load_state(bad); }),
-              "traincb: metrics::RocAuc::load_state: the state given to 'auc' has 'positives' = \"0.9\", not an array"));
+    CHECK(
+        has(format_error_of([&] { atarget.load_state(bad); }),
+            "traincb: metrics::RocAuc::load_state: the state given to 'auc' has 'positives' = \"0.9\", not an array"));
     bad = s;
     bad["negatives"][0] = nullptr;
     CHECK(has(format_error_of([&] { atarget.load_state(bad); }),

@@ -3,6 +3,7 @@
 // JSON (early-stopping.md, "The replay tool"), and every kind of bad input must fail cleanly.
 #include "catch.hpp"
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -10,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
-#include <sys/wait.h>
 
 namespace {
 
@@ -50,7 +50,8 @@ std::string cell(const nlohmann::json& v) {
 }
 
 std::filesystem::path write_file(const std::string& name, const std::string& text) {
-    const auto path = std::filesystem::temp_directory_path() / ("traincb_replay_" + std::to_string(::getpid()) + "_" + name);
+    const auto path =
+        std::filesystem::temp_directory_path() / ("traincb_replay_" + std::to_string(::getpid()) + "_" + name);
     std::ofstream(path, std::ios::binary) << text;
     return path;
 }
@@ -85,7 +86,8 @@ std::string flags(const nlohmann::json& c) {
     if (c.contains("start_from_epoch")) f += " --start-from-epoch " + c["start_from_epoch"].dump();
     if (c.contains("stopping_threshold")) f += " --stopping-threshold " + num(c["stopping_threshold"]);
     if (c.contains("divergence_threshold")) f += " --divergence-threshold=" + num(c["divergence_threshold"]);
-    if (c.contains("check_finite")) f += std::string(" --check-finite ") + (c["check_finite"].get<bool>() ? "true" : "false");
+    if (c.contains("check_finite"))
+        f += std::string(" --check-finite ") + (c["check_finite"].get<bool>() ? "true" : "false");
     if (c.value("restore_best_weights", false)) f += " --restore-best-weights";
     return f;
 }

@@ -71,8 +71,8 @@ struct Rig {
     }
     History fit(int epochs, fs::path resume = {}) {
         traincb::Trainer trainer(net);
-        return trainer.fit(resume_data().x, resume_data().y, options(epochs, std::move(resume)), crash, es, rlr, best, steps, count,
-                           logger);
+        return trainer.fit(resume_data().x, resume_data().y, options(epochs, std::move(resume)), crash, es, rlr, best,
+                           steps, count, logger);
     }
     // A callback's state with this rig's directory replaced by "<dir>", so two rigs compare.
     [[nodiscard]] nlohmann::json state(const traincb::Callback& cb) const {
@@ -304,9 +304,10 @@ TEST_CASE("resume: a metric that cannot be restored restarts at the resume, name
     const MetricRun straight = fit_with_metrics(tmp / "a", -1, {}, training_metrics(0.5, true));
     CHECK_THROWS(fit_with_metrics(tmp / "b", 22, {}, training_metrics(0.5, true)));
     const fs::path ckpt = tmp / "b/b3-4.safetensors";
-    const std::string where = "resumed in the middle of epoch 3 (after batch 4 of 8): the training loss is restored "
-                              "exactly, but these training metrics restart, so this epoch's values of them cover only "
-                              "the batches after the resume: ";
+    const std::string where =
+        "resumed in the middle of epoch 3 (after batch 4 of 8): the training loss is restored "
+        "exactly, but these training metrics restart, so this epoch's values of them cover only "
+        "the batches after the resume: ";
     // The values of the resumed epoch (index 2) differ when a metric restarted there, as the
     // batches before the resume are missing from it; the other epochs are untouched.
     const auto restarted = [&](const History& h, const char* key) {
@@ -320,9 +321,8 @@ TEST_CASE("resume: a metric that cannot be restored restarts at the resume, name
         const MetricRun r = fit_with_metrics(tmp / "b", -1, ckpt, training_metrics(0.5, true));
         INFO(w.all());
         REQUIRE(w.messages.size() == 1);
-        CHECK(w.any_contains(where +
-                             "'mean_prediction' (its class does not implement metrics::Metric::save_state and "
-                             "load_state)"));
+        CHECK(w.any_contains(where + "'mean_prediction' (its class does not implement metrics::Metric::save_state and "
+                                     "load_state)"));
         CHECK(restarted(r.history, "mean_prediction"));
         CHECK(r.history.at("accuracy") == straight.history.at("accuracy"));
         CHECK(r.history.at("auc") == straight.history.at("auc"));
@@ -506,11 +506,12 @@ TEST_CASE("resume: changed options are named, a mid-epoch checkpoint refuses ano
 
     Net net(4, 6, 1);
     traincb::Trainer trainer(net);
-    traincb::FitOptions<double> o{.epochs = 4,
-                                  .batch_size = 16,
-                                  .seed = 11,
-                                  .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
-                                  .resume_from = tmp / "mid.safetensors"};
+    traincb::FitOptions<double> o{
+        .epochs = 4,
+        .batch_size = 16,
+        .seed = 11,
+        .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
+        .resume_from = tmp / "mid.safetensors"};
     {
         Warnings w;
         CHECK_THROWS_WITH(trainer.fit(resume_data().x, resume_data().y, o),

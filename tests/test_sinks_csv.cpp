@@ -27,9 +27,9 @@ using traincb::sinks::CsvOptions;
 using traincb::sinks::CsvSink;
 using traincb::sinks::RunInfo;
 
+using traincb_test::read_bytes;
 using traincb_test::TempDir;
 using traincb_test::WarningCapture;
-using traincb_test::read_bytes;
 using traincb_test::write_bytes;
 
 namespace {

@@ -23,9 +23,9 @@ using traincb::sinks::JsonLinesOptions;
 using traincb::sinks::JsonLinesSink;
 using traincb::sinks::RunInfo;
 
+using traincb_test::read_bytes;
 using traincb_test::TempDir;
 using traincb_test::WarningCapture;
-using traincb_test::read_bytes;
 using traincb_test::write_bytes;
 
 namespace {

@@ -64,7 +64,9 @@ std::string error_of(F&& f) {
 }
 
 /// True when `part` occurs in `s`.
-inline bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+inline bool contains(std::string_view s, std::string_view part) {
+    return s.find(part) != std::string_view::npos;
+}
 
 /// Captures std::cout for its lifetime.
 struct CoutCapture {

@@ -14,9 +14,9 @@
 #include <traincb/callbacks/time_limit.hpp>
 #include <vector>
 
-using traincb_test::error_of;
 using traincb_test::contains;
 using traincb_test::CoutCapture;
+using traincb_test::error_of;
 
 namespace {
 

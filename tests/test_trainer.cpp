@@ -66,9 +66,9 @@ TEST_CASE("Trainer fires hooks in Keras's order, validating every validation_fre
     traincb::Trainer trainer(model);
     Recorder rec;
     // 8 training rows (validation_split 0.2 takes the last 2), batch 3 -> batches of 3, 3, 2.
-    auto h = trainer.fit(x, y, {.epochs = 2, .batch_size = 3, .shuffle = false, .validation_split = 0.2, .validation_freq = 2}, rec);
-    CHECK(join(rec.events) ==
-          "tb eb0 bb0 be0 bb1 be1 bb2 be2 ee0 eb1 bb0 be0 bb1 be1 bb2 be2 vb ve ee1 tend");
+    auto h = trainer.fit(
+        x, y, {.epochs = 2, .batch_size = 3, .shuffle = false, .validation_split = 0.2, .validation_freq = 2}, rec);
+    CHECK(join(rec.events) == "tb eb0 bb0 be0 bb1 be1 bb2 be2 ee0 eb1 bb0 be0 bb1 be1 bb2 be2 vb ve ee1 tend");
     REQUIRE(rec.epoch_logs.size() == 2);
     CHECK(rec.epoch_logs[0].keys() == std::vector<std::string>{"loss"});  // no val_* without validation
     CHECK(rec.epoch_logs[1].keys() == std::vector<std::string>{"loss", "val_loss"});
@@ -108,8 +108,7 @@ TEST_CASE("Trainer: a stop requested in a batch still completes that epoch's val
     Recorder rec;
     rec.stop_in_batch = 1000 + 0;  // epoch 1, batch 0
     auto h = trainer.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false, .validation_split = 0.2}, rec);
-    CHECK(join(rec.events) ==
-          "tb eb0 bb0 be0 bb1 be1 vb ve ee0 eb1 bb0 be0 vb ve ee1 tend");
+    CHECK(join(rec.events) == "tb eb0 bb0 be0 bb1 be1 vb ve ee0 eb1 bb0 be0 vb ve ee1 tend");
     CHECK(h.epoch == std::vector<int>{0, 1});
     CHECK(h.end.kind == traincb::EndKind::Stopped);
     CHECK(h.end.source == "Recorder");
@@ -229,7 +228,8 @@ TEST_CASE("Trainer: invalid options are rejected before any batch, naming the va
     CHECK_THROWS_WITH(trainer.fit(x, y, {.batch_size = 0}), Catch::Contains("batch_size must be >= 1, got 0"));
     CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 2, .initial_epoch = 3}),
                       Catch::Contains("epochs (2) is less than initial_epoch (3)"));
-    CHECK_THROWS_WITH(trainer.fit(x, y, {.validation_split = 1.0}), Catch::Contains("validation_split must be in [0, 1), got 1"));
+    CHECK_THROWS_WITH(trainer.fit(x, y, {.validation_split = 1.0}),
+                      Catch::Contains("validation_split must be in [0, 1), got 1"));
     CHECK_THROWS_WITH(trainer.fit(x, y, {.validation_freq = 0}), Catch::Contains("validation_freq must be >= 1"));
     CHECK_THROWS_WITH(trainer.fit(x, y, {.validation_split = 0.05}), Catch::Contains("both need at least one"));
     CHECK(model.steps == 0);

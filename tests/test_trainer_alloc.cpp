@@ -22,18 +22,34 @@ void* operator new(std::size_t n) {
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return ::operator new(n); }
+void* operator new[](std::size_t n) {
+    return ::operator new(n);
+}
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n ? n : 1);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return ::operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+    return ::operator new(n, t);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -70,8 +86,8 @@ TEST_CASE("Trainer: zero heap allocations per batch with EarlyStopping, Terminat
     traincb::TerminateOnNaN ton;  // makes the Trainer maintain batch logs
     NoOp a, b, c, d, e;
     AllocProbe probe;
-    trainer.fit(x, y, {.epochs = 3, .batch_size = 10, .shuffle = true, .seed = 1, .validation_split = 0.1},
-                es, ton, a, b, c, d, e, probe);
+    trainer.fit(x, y, {.epochs = 3, .batch_size = 10, .shuffle = true, .seed = 1, .validation_split = 0.1}, es, ton, a,
+                b, c, d, e, probe);
     REQUIRE(probe.n >= 30);  // (18 batches - 1) x 2 epochs measured
     long total = 0;
     for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];

@@ -17,7 +17,7 @@ struct Linear {
     Eigen::MatrixXd out, grad_out, gw;
     double lr = 0.05;
     std::int64_t steps = 0;
-    int throw_at_step = -1;  // throw from train_batch at this global step (tests)
+    int throw_at_step = -1;     // throw from train_batch at this global step (tests)
     bool nan_at_throw = false;  // instead of throwing, return NaN loss from that step on
 
     Linear(int in, int outs) : w(Eigen::MatrixXd::Constant(in, outs, 0.1)), b(Eigen::MatrixXd::Zero(1, outs)) {}

@@ -28,14 +28,14 @@ namespace traincb::inline v0 {
 
 /// What the driver of a run (Trainer, or your own loop) tells callbacks about it.
 struct TrainParams {
-    int epochs = 0;               ///< total epochs (absolute: the loop runs initial_epoch..epochs-1)
-    int initial_epoch = 0;        ///< first epoch of this run (> 0 when resuming)
-    std::int64_t steps_per_epoch = 0;  ///< batches per epoch, 0 when unknown
-    std::int64_t batch_size = 0;  ///< samples per batch, 0 when unknown
-    std::int64_t samples = 0;     ///< training samples, 0 when unknown
-    int verbose = 0;              ///< the driver's verbosity
-    bool has_validation = false;  ///< some epochs will log val_* keys
-    bool resumed = false;         ///< the run continues from a checkpoint (initial_epoch is where)
+    int epochs = 0;                        ///< total epochs (absolute: the loop runs initial_epoch..epochs-1)
+    int initial_epoch = 0;                 ///< first epoch of this run (> 0 when resuming)
+    std::int64_t steps_per_epoch = 0;      ///< batches per epoch, 0 when unknown
+    std::int64_t batch_size = 0;           ///< samples per batch, 0 when unknown
+    std::int64_t samples = 0;              ///< training samples, 0 when unknown
+    int verbose = 0;                       ///< the driver's verbosity
+    bool has_validation = false;           ///< some epochs will log val_* keys
+    bool resumed = false;                  ///< the run continues from a checkpoint (initial_epoch is where)
     std::filesystem::path resumed_from{};  ///< the checkpoint file the run resumed from (empty if none)
     /// The keys epoch logs will hold (training and val_*); empty when unknown. Used to check
     /// every monitored name before the first epoch.
@@ -54,8 +54,8 @@ struct Capabilities {
 /// A callback's resumable state: JSON for scalars and counters, tensors for snapshots.
 struct CallbackState {
     int version = 1;        ///< the callback's state format version
-    nlohmann::json json{};    ///< counters, best values, options (for change detection)
-    StateDict tensors{};      ///< e.g. EarlyStopping's best-weights snapshot
+    nlohmann::json json{};  ///< counters, best values, options (for change detection)
+    StateDict tensors{};    ///< e.g. EarlyStopping's best-weights snapshot
 
     /// Checks that this state has the format version `expected` that `component` reads.
     /// @throws FormatError naming the component, the state key and both versions.
@@ -247,8 +247,10 @@ constexpr unsigned hook_mask() {
 /// `static constexpr bool requires_learning_rate = true;` so Trainer can reject it at compile time.
 template <class C>
 constexpr bool requires_learning_rate() {
-    if constexpr (requires { C::requires_learning_rate; }) return C::requires_learning_rate;
-    else return false;
+    if constexpr (requires { C::requires_learning_rate; })
+        return C::requires_learning_rate;
+    else
+        return false;
 }
 }  // namespace detail
 
@@ -269,10 +271,7 @@ public:
     CallbackList() = default;
     /// Adds each argument (a callback by reference, a shared_ptr, or another CallbackList).
     template <class... Cbs>
-        requires(sizeof...(Cbs) > 0)
-    explicit CallbackList(Cbs&&... cbs) {
-        (add(std::forward<Cbs>(cbs)), ...);
-    }
+    requires(sizeof...(Cbs) > 0) explicit CallbackList(Cbs&&... cbs) { (add(std::forward<Cbs>(cbs)), ...); }
     CallbackList(const CallbackList&) = delete;
     CallbackList& operator=(const CallbackList&) = delete;
     CallbackList(CallbackList&&) = delete;
@@ -281,8 +280,7 @@ public:
 
     /// Adds a callback owned by the caller (it must outlive the list's use).
     template <class C>
-        requires std::derived_from<C, Callback>
-    CallbackList& add(C& cb) {
+    requires std::derived_from<C, Callback> CallbackList& add(C& cb) {
         // The static type's overrides are known only when it is the dynamic type.
         const unsigned mask = typeid(cb) == typeid(C) ? detail::hook_mask<C>() : detail::kAllHooks;
         entries_.push_back({&cb, nullptr, mask});
@@ -291,8 +289,7 @@ public:
     }
     /// Adds a shared callback (kept alive by the list). @throws InvalidArgument for a null pointer
     template <class C>
-        requires std::derived_from<C, Callback>
-    CallbackList& add(std::shared_ptr<C> cb) {
+    requires std::derived_from<C, Callback> CallbackList& add(std::shared_ptr<C> cb) {
         if (!cb) throw InvalidArgument("traincb: CallbackList: add() got a null shared_ptr; pass a callback");
         const unsigned mask = typeid(*cb) == typeid(C) ? detail::hook_mask<C>() : detail::kAllHooks;
         Callback* raw = cb.get();
@@ -349,12 +346,14 @@ public:
                 throw InvalidArgument("traincb: " + e.cb->name() +
                                       ": needs the model's learning rate, but the model has no "
                                       "learning_rate() const / set_learning_rate(double); add them or specialise "
-                                      "traincb::model_traits" + no_model_hint());
+                                      "traincb::model_traits" +
+                                      no_model_hint());
             if (need.state && !model().has_state())
                 throw InvalidArgument("traincb: " + e.cb->name() +
                                       ": needs the model's state, but the model has no "
                                       "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
-                                      "specialise traincb::model_traits" + no_model_hint());
+                                      "specialise traincb::model_traits" +
+                                      no_model_hint());
             if (ctx_.params_.log_keys.empty()) continue;
             std::vector<std::string> known = ctx_.params_.log_keys;
             for (const auto& other : entries_)
@@ -368,8 +367,9 @@ public:
                 bool any_val = false;
                 for (const auto& kk : known) any_val = any_val || kk.starts_with("val_");
                 if (k.starts_with("val_") && !ctx_.params_.has_validation && !any_val)
-                    msg += "; there is no validation data: pass validation_data or validation_split, "
-                           "or monitor a training key";
+                    msg +=
+                        "; there is no validation data: pass validation_data or validation_split, "
+                        "or monitor a training key";
                 else if (auto c = detail::closest_match(k, known); !c.empty())
                     msg += "; did you mean '" + c + "'?";
                 throw InvalidArgument(msg);
@@ -542,8 +542,8 @@ private:
     }
 
     std::vector<Entry> entries_{};
-    std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_,
-        test_begin_, test_end_, epoch_commit_, batch_commit_, interrupt_;
+    std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_, test_begin_,
+        test_end_, epoch_commit_, batch_commit_, interrupt_;
     ModelHandle null_model_;
     std::unique_ptr<ModelHandle> owned_model_{};
     Context ctx_ = make_context();

@@ -11,6 +11,8 @@ enum class Direction {
 };
 
 /// "min" or "max".
-[[nodiscard]] constexpr const char* to_string(Direction d) noexcept { return d == Direction::Min ? "min" : "max"; }
+[[nodiscard]] constexpr const char* to_string(Direction d) noexcept {
+    return d == Direction::Min ? "min" : "max";
+}
 
 }  // namespace traincb::inline v0

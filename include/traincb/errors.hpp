@@ -47,13 +47,11 @@ public:
     /// @param component e.g. "ModelCheckpoint"; @param action e.g. "cannot write"
     IoError(const std::string& component, const std::string& action, const std::filesystem::path& path,
             std::error_code code)
-        : std::runtime_error("traincb: " + component + ": " + action + " '" + path.string() +
-                             "': " + code.message()),
+        : std::runtime_error("traincb: " + component + ": " + action + " '" + path.string() + "': " + code.message()),
           path_(path),
           code_(code) {}
     /// Builds the message from errno.
-    IoError(const std::string& component, const std::string& action, const std::filesystem::path& path,
-            int errno_value)
+    IoError(const std::string& component, const std::string& action, const std::filesystem::path& path, int errno_value)
         : IoError(component, action, path, std::error_code(errno_value, std::generic_category())) {}
     /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }

@@ -115,18 +115,22 @@ enum class EndKind {
 /// Why training ended, as on_train_end and History report it.
 struct TrainEnd {
     EndKind kind = EndKind::Completed;  ///< completed, stopped, exception or interrupted
-    std::string source{};  ///< the component that stopped training ("EarlyStopping"), if any
-    std::string reason{};  ///< its reason ("patience", "non_finite", the exception's what(), ...)
-    std::exception_ptr exception{};  ///< set when kind == Exception
+    std::string source{};               ///< the component that stopped training ("EarlyStopping"), if any
+    std::string reason{};               ///< its reason ("patience", "non_finite", the exception's what(), ...)
+    std::exception_ptr exception{};     ///< set when kind == Exception
 };
 
 /// "completed", "stopped", "exception", "interrupted".
 [[nodiscard]] inline const char* to_string(EndKind k) noexcept {
     switch (k) {
-        case EndKind::Completed: return "completed";
-        case EndKind::Stopped: return "stopped";
-        case EndKind::Exception: return "exception";
-        case EndKind::Interrupted: return "interrupted";
+        case EndKind::Completed:
+            return "completed";
+        case EndKind::Stopped:
+            return "stopped";
+        case EndKind::Exception:
+            return "exception";
+        case EndKind::Interrupted:
+            return "interrupted";
     }
     return "?";
 }

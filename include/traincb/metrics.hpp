@@ -663,7 +663,8 @@ struct StateReader {
 /// The state header every built-in metric writes: {"kind", "version", "options"}.
 [[nodiscard]] inline nlohmann::json state_header(const char* who, nlohmann::json options) {
     const std::string_view w(who);
-    return {{"kind", std::string(w.substr(w.find("::") + 2))}, {"version", kStateVersion}, {"options", std::move(options)}};
+    return {
+        {"kind", std::string(w.substr(w.find("::") + 2))}, {"version", kStateVersion}, {"options", std::move(options)}};
 }
 
 /// Checks a state's kind, version and options against the metric loading it.

@@ -5,8 +5,9 @@
 ///
 /// | required | signature |
 /// |---|---|
-/// | one optimisation step | `train_batch(x, y)` returning the batch loss (arithmetic), or an object with `.loss` and `.outputs` (so training metrics need no second forward pass) |
-/// | forward pass | `predict(x)` returning an Eigen matrix, rows = samples |
+/// | one optimisation step | `train_batch(x, y)` returning the batch loss (arithmetic), or an object with `.loss` and
+/// `.outputs` (so training metrics need no second forward pass) | | forward pass | `predict(x)` returning an Eigen
+/// matrix, rows = samples |
 ///
 /// | optional (detected at compile time) | signature |
 /// |---|---|
@@ -36,40 +37,25 @@ template <class M>
 struct model_traits {
     /// One optimisation step on a batch.
     template <class X, class Y>
-        requires requires(M& m, const X& x, const Y& y) { m.train_batch(x, y); }
-    static decltype(auto) train_batch(M& m, const X& x, const Y& y) {
-        return m.train_batch(x, y);
-    }
+    requires requires(M& m, const X& x, const Y& y) { m.train_batch(x, y); }
+    static decltype(auto) train_batch(M& m, const X& x, const Y& y) { return m.train_batch(x, y); }
     /// Forward pass.
     template <class X>
-        requires requires(M& m, const X& x) { m.predict(x); }
-    static decltype(auto) predict(M& m, const X& x) {
-        return m.predict(x);
-    }
+    requires requires(M& m, const X& x) { m.predict(x); }
+    static decltype(auto) predict(M& m, const X& x) { return m.predict(x); }
     /// Mean loss of predictions (optional).
     template <class Yt, class Yp>
-        requires requires(M& m, const Yt& yt, const Yp& yp) { m.loss(yt, yp); }
-    static double loss(M& m, const Yt& y_true, const Yp& y_pred) {
-        return static_cast<double>(m.loss(y_true, y_pred));
-    }
+    requires requires(M& m, const Yt& yt, const Yp& yp) { m.loss(yt, yp); }
+    static double loss(M& m, const Yt& y_true, const Yp& y_pred) { return static_cast<double>(m.loss(y_true, y_pred)); }
     /// Current learning rate (optional).
-    static double learning_rate(const M& m)
-        requires requires(const M& cm) { cm.learning_rate(); }
-    {
-        return static_cast<double>(m.learning_rate());
-    }
+    static double learning_rate(const M& m) requires requires(const M& cm) { cm.learning_rate(); }
+    { return static_cast<double>(m.learning_rate()); }
     /// Sets the learning rate (optional).
-    static void set_learning_rate(M& m, double lr)
-        requires requires(M& mm, double v) { mm.set_learning_rate(v); }
-    {
-        m.set_learning_rate(lr);
-    }
+    static void set_learning_rate(M& m, double lr) requires requires(M& mm, double v) { mm.set_learning_rate(v); }
+    { m.set_learning_rate(lr); }
     /// Visits every tensor of the model's state (optional).
-    static void visit_state(M& m, StateVisitor& v)
-        requires requires(M& mm, StateVisitor& vv) { mm.visit_state(vv); }
-    {
-        m.visit_state(v);
-    }
+    static void visit_state(M& m, StateVisitor& v) requires requires(M& mm, StateVisitor& vv) { mm.visit_state(vv); }
+    { m.visit_state(v); }
 };
 
 /// The loss and outputs of one train step, for models that return both. `Outputs` may be a
@@ -77,7 +63,7 @@ struct model_traits {
 /// `return traincb::BatchResult<const Eigen::MatrixXd&>{loss, out_};`
 template <class Outputs>
 struct BatchResult {
-    double loss = 0;  ///< mean loss of the batch
+    double loss = 0;    ///< mean loss of the batch
     Outputs outputs{};  ///< the batch's predictions (rows = samples)
 };
 
@@ -88,10 +74,14 @@ concept HasTrainBatch = requires(M& m, const Matrix<Scalar>& x, const Matrix<Sca
 };
 /// `predict(x)` is callable on the model.
 template <class M, class Scalar = double>
-concept HasPredict = requires(M& m, const Matrix<Scalar>& x) { model_traits<M>::predict(m, x); };
+concept HasPredict = requires(M& m, const Matrix<Scalar>& x) {
+    model_traits<M>::predict(m, x);
+};
 /// The model has a `loss(y_true, y_pred)`.
 template <class M, class Scalar = double>
-concept HasLoss = requires(M& m, const Matrix<Scalar>& y) { model_traits<M>::loss(m, y, y); };
+concept HasLoss = requires(M& m, const Matrix<Scalar>& y) {
+    model_traits<M>::loss(m, y, y);
+};
 /// The model exposes its learning rate.
 template <class M>
 concept HasLearningRate = requires(M& m, const M& cm, double lr) {
@@ -100,7 +90,9 @@ concept HasLearningRate = requires(M& m, const M& cm, double lr) {
 };
 /// The model exposes its state tensors.
 template <class M>
-concept HasState = requires(M& m, StateVisitor& v) { model_traits<M>::visit_state(m, v); };
+concept HasState = requires(M& m, StateVisitor& v) {
+    model_traits<M>::visit_state(m, v);
+};
 /// What Trainer<M> requires.
 template <class M, class Scalar = double>
 concept Model = HasTrainBatch<M, Scalar> && HasPredict<M, Scalar>;
@@ -147,9 +139,10 @@ public:
 
 protected:
     [[nodiscard]] LogicError missing(const char* member) const {
-        return LogicError(std::string("traincb: model: ") +
-                          (attached() ? "the model has no " : "no model is attached (CallbackList::set_model), so no ") +
-                          member + "; add that member or specialise traincb::model_traits for the model type");
+        return LogicError(
+            std::string("traincb: model: ") +
+            (attached() ? "the model has no " : "no model is attached (CallbackList::set_model), so no ") + member +
+            "; add that member or specialise traincb::model_traits for the model type");
     }
 };
 
@@ -162,17 +155,23 @@ public:
     [[nodiscard]] bool attached() const noexcept override { return true; }
     [[nodiscard]] bool has_learning_rate() const noexcept override { return HasLearningRate<M>; }
     [[nodiscard]] double learning_rate() const override {
-        if constexpr (HasLearningRate<M>) return model_traits<M>::learning_rate(*m_);
-        else throw missing("learning_rate() const");
+        if constexpr (HasLearningRate<M>)
+            return model_traits<M>::learning_rate(*m_);
+        else
+            throw missing("learning_rate() const");
     }
     void set_learning_rate(double lr) override {
-        if constexpr (HasLearningRate<M>) model_traits<M>::set_learning_rate(*m_, lr);
-        else throw missing("set_learning_rate(double)");
+        if constexpr (HasLearningRate<M>)
+            model_traits<M>::set_learning_rate(*m_, lr);
+        else
+            throw missing("set_learning_rate(double)");
     }
     [[nodiscard]] bool has_state() const noexcept override { return HasState<M>; }
     void visit_state(StateVisitor& v) override {
-        if constexpr (HasState<M>) model_traits<M>::visit_state(*m_, v);
-        else throw missing("visit_state(traincb::StateVisitor&)");
+        if constexpr (HasState<M>)
+            model_traits<M>::visit_state(*m_, v);
+        else
+            throw missing("visit_state(traincb::StateVisitor&)");
     }
 
 private:

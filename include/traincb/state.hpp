@@ -36,11 +36,14 @@ enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
 [[nodiscard]] constexpr std::size_t dtype_size(DType t) noexcept {
     switch (t) {
         case DType::F64:
-        case DType::I64: return 8;
+        case DType::I64:
+            return 8;
         case DType::F32:
-        case DType::I32: return 4;
+        case DType::I32:
+            return 4;
         case DType::U8:
-        case DType::Bool: return 1;
+        case DType::Bool:
+            return 1;
     }
     return 0;
 }
@@ -48,12 +51,18 @@ enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
 /// The safetensors name of a dtype ("F32", ...).
 [[nodiscard]] constexpr const char* dtype_name(DType t) noexcept {
     switch (t) {
-        case DType::F32: return "F32";
-        case DType::F64: return "F64";
-        case DType::I64: return "I64";
-        case DType::I32: return "I32";
-        case DType::U8: return "U8";
-        case DType::Bool: return "BOOL";
+        case DType::F32:
+            return "F32";
+        case DType::F64:
+            return "F64";
+        case DType::I64:
+            return "I64";
+        case DType::I32:
+            return "I32";
+        case DType::U8:
+            return "U8";
+        case DType::Bool:
+            return "BOOL";
     }
     return "?";
 }
@@ -61,11 +70,16 @@ enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
 /// The DType of a C++ scalar type.
 template <class T>
 [[nodiscard]] constexpr DType dtype_of() noexcept {
-    if constexpr (std::is_same_v<T, float>) return DType::F32;
-    else if constexpr (std::is_same_v<T, double>) return DType::F64;
-    else if constexpr (std::is_same_v<T, std::int64_t>) return DType::I64;
-    else if constexpr (std::is_same_v<T, std::int32_t>) return DType::I32;
-    else if constexpr (std::is_same_v<T, std::uint8_t>) return DType::U8;
+    if constexpr (std::is_same_v<T, float>)
+        return DType::F32;
+    else if constexpr (std::is_same_v<T, double>)
+        return DType::F64;
+    else if constexpr (std::is_same_v<T, std::int64_t>)
+        return DType::I64;
+    else if constexpr (std::is_same_v<T, std::int32_t>)
+        return DType::I32;
+    else if constexpr (std::is_same_v<T, std::uint8_t>)
+        return DType::U8;
     else if constexpr (std::is_same_v<T, bool>) {
         static_assert(sizeof(bool) == 1, "traincb: bool tensors need sizeof(bool) == 1");
         return DType::Bool;
@@ -126,7 +140,7 @@ void visit(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derive
 
 /// Visits a scalar (a step counter, a learning rate, ...) as a rank-0 tensor.
 template <class T>
-    requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 void visit(StateVisitor& v, std::string_view name, T& value) {
     TensorView t;
     t.name = name;
@@ -139,8 +153,8 @@ void visit(StateVisitor& v, std::string_view name, T& value) {
 /// An owned tensor: a name, a dtype, a logical shape and densely packed ROW-MAJOR bytes (the
 /// safetensors layout, which numpy and torch read directly).
 struct Tensor {
-    std::string name{};        ///< the key in the checkpoint file, e.g. "model/dense1.weight"
-    DType dtype = DType::F64;  ///< element type of `data`
+    std::string name{};                 ///< the key in the checkpoint file, e.g. "model/dense1.weight"
+    DType dtype = DType::F64;           ///< element type of `data`
     std::vector<std::int64_t> shape{};  ///< [] = scalar
     std::vector<std::byte> data{};      ///< row-major, little-endian
 

@@ -2,17 +2,17 @@
 /// @file traincb.hpp
 /// The umbrella header: one include for all of traincb.
 
-#include "traincb/version.hpp"
-#include "traincb/errors.hpp"
+#include "traincb/callback.hpp"
+#include "traincb/communicator.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/direction.hpp"
+#include "traincb/errors.hpp"
 #include "traincb/logs.hpp"
-#include "traincb/state.hpp"
-#include "traincb/model.hpp"
-#include "traincb/communicator.hpp"
-#include "traincb/callback.hpp"
 #include "traincb/metrics.hpp"
+#include "traincb/model.hpp"
+#include "traincb/state.hpp"
 #include "traincb/trainer.hpp"
+#include "traincb/version.hpp"
 
 #include "traincb/callbacks/early_stopping.hpp"
 #include "traincb/callbacks/lambda_callback.hpp"
@@ -24,14 +24,14 @@
 #include "traincb/callbacks/terminate_on_nan.hpp"
 #include "traincb/callbacks/time_limit.hpp"
 
-#include "traincb/sinks/sink.hpp"
 #include "traincb/sinks/console.hpp"
 #include "traincb/sinks/csv.hpp"
 #include "traincb/sinks/json_lines.hpp"
 #include "traincb/sinks/memory.hpp"
+#include "traincb/sinks/sink.hpp"
 #include "traincb/sinks/tensorboard.hpp"
 
-#include "traincb/io/atomic_file.hpp"
-#include "traincb/io/safetensors.hpp"
-#include "traincb/io/checkpoint.hpp"
 #include "traincb/interrupt.hpp"
+#include "traincb/io/atomic_file.hpp"
+#include "traincb/io/checkpoint.hpp"
+#include "traincb/io/safetensors.hpp"

@@ -43,10 +43,10 @@ struct ValidationData {
 /// `trainer.fit(x, y, {.epochs = 100, .batch_size = 10, .validation_split = 0.1}, early_stopping)`.
 template <class Scalar = double>
 struct FitOptions {
-    int epochs = 1;             ///< the loop runs epochs initial_epoch .. epochs-1 (absolute, as Keras)
-    int batch_size = 32;        ///< >= 1; the last batch of an epoch may be smaller
-    bool shuffle = true;        ///< shuffle the training rows each epoch
-    std::uint64_t seed = 0;     ///< shuffling seed: same seed, same batches, bit for bit
+    int epochs = 1;          ///< the loop runs epochs initial_epoch .. epochs-1 (absolute, as Keras)
+    int batch_size = 32;     ///< >= 1; the last batch of an epoch may be smaller
+    bool shuffle = true;     ///< shuffle the training rows each epoch
+    std::uint64_t seed = 0;  ///< shuffling seed: same seed, same batches, bit for bit
     std::optional<ValidationData<Scalar>> validation_data{};  ///< explicit validation set
     double validation_split = 0;  ///< in [0, 1): the LAST fraction of the rows (before shuffling), as Keras
     int validation_freq = 1;      ///< >= 1: validate after epochs where (epoch + 1) % freq == 0
@@ -86,8 +86,8 @@ inline void epoch_permutation(std::vector<Eigen::Index>& idx, std::uint64_t seed
     std::mt19937_64 rng(seq);
     for (std::size_t i = idx.size(); i > 1; --i) {
         const std::uint64_t bound = i;
-        const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() -
-                                    std::numeric_limits<std::uint64_t>::max() % bound;
+        const std::uint64_t limit =
+            std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
         std::uint64_t r;
         do r = rng();
         while (r >= limit);
@@ -112,7 +112,9 @@ struct callback_type<const std::shared_ptr<C>&> {
     using type = C;
 };
 
-inline std::string shape(Eigen::Index r, Eigen::Index c) { return std::to_string(r) + "x" + std::to_string(c); }
+inline std::string shape(Eigen::Index r, Eigen::Index c) {
+    return std::to_string(r) + "x" + std::to_string(c);
+}
 
 /// The states of the training metrics by log key (null for a metric that saves none), for
 /// RunState::metric_states.
@@ -161,10 +163,11 @@ public:
                       "Eigen::Matrix<Scalar, Dynamic, Dynamic> batches. Add a member "
                       "`double train_batch(const Eigen::MatrixXd& x, const Eigen::MatrixXd& y)` (or return "
                       "traincb::BatchResult{loss, outputs}), or specialise traincb::model_traits<Model>");
-        static_assert(HasPredict<M, S>,
-                      "traincb: Trainer<Model>: the model has no predict(x) callable with an "
-                      "Eigen::Matrix<Scalar, Dynamic, Dynamic>. Add a member "
-                      "`Eigen::MatrixXd predict(const Eigen::MatrixXd& x)`, or specialise traincb::model_traits<Model>");
+        static_assert(
+            HasPredict<M, S>,
+            "traincb: Trainer<Model>: the model has no predict(x) callable with an "
+            "Eigen::Matrix<Scalar, Dynamic, Dynamic>. Add a member "
+            "`Eigen::MatrixXd predict(const Eigen::MatrixXd& x)`, or specialise traincb::model_traits<Model>");
         static_assert((check_callback<typename detail::callback_type<Cbs>::type>() && ...),
                       "traincb: Trainer::fit: each callback must be a traincb::Callback (by reference or "
                       "std::shared_ptr) or a traincb::CallbackList");
@@ -193,9 +196,12 @@ private:
     template <class C>
     static void add_callback(CallbackList& list, C&& cb) {
         using T = std::remove_cvref_t<C>;
-        if constexpr (std::is_same_v<T, CallbackList>) list.add(cb);
-        else if constexpr (std::is_base_of_v<Callback, T>) list.add(cb);
-        else list.add(typename std::remove_cvref_t<C>(cb));  // shared_ptr
+        if constexpr (std::is_same_v<T, CallbackList>)
+            list.add(cb);
+        else if constexpr (std::is_base_of_v<Callback, T>)
+            list.add(cb);
+        else
+            list.add(typename std::remove_cvref_t<C>(cb));  // shared_ptr
     }
 
     template <class S, class DX, class DY>
@@ -223,22 +229,22 @@ private:
         if (opt.validation_data) {
             const auto& vd = *opt.validation_data;
             if (vd.x.cols() != x.cols() || vd.y.cols() != y.cols() || vd.x.rows() != vd.y.rows() || vd.x.rows() == 0)
-                throw InvalidArgument("traincb: Trainer::fit: validation x is " + detail::shape(vd.x.rows(), vd.x.cols()) +
-                                      " and validation y is " + detail::shape(vd.y.rows(), vd.y.cols()) +
-                                      ", but training x is " + detail::shape(x.rows(), x.cols()) + " and y is " +
-                                      detail::shape(y.rows(), y.cols()) +
-                                      "; validation needs the same columns and as many x rows as y rows (at least one)");
+                throw InvalidArgument(
+                    "traincb: Trainer::fit: validation x is " + detail::shape(vd.x.rows(), vd.x.cols()) +
+                    " and validation y is " + detail::shape(vd.y.rows(), vd.y.cols()) + ", but training x is " +
+                    detail::shape(x.rows(), x.cols()) + " and y is " + detail::shape(y.rows(), y.cols()) +
+                    "; validation needs the same columns and as many x rows as y rows (at least one)");
             vx = &vd.x;
             vy = &vd.y;
         } else if (opt.validation_split > 0) {
-            const auto n_val = static_cast<Eigen::Index>(
-                std::floor(static_cast<double>(x.rows()) * opt.validation_split));
+            const auto n_val =
+                static_cast<Eigen::Index>(std::floor(static_cast<double>(x.rows()) * opt.validation_split));
             n_train = x.rows() - n_val;
             if (n_val == 0 || n_train == 0)
-                throw InvalidArgument("traincb: Trainer::fit: validation_split " + detail::format_double(opt.validation_split) +
-                                      " of " + std::to_string(x.rows()) + " rows leaves " + std::to_string(n_train) +
-                                      " training and " + std::to_string(n_val) +
-                                      " validation rows; both need at least one");
+                throw InvalidArgument("traincb: Trainer::fit: validation_split " +
+                                      detail::format_double(opt.validation_split) + " of " + std::to_string(x.rows()) +
+                                      " rows leaves " + std::to_string(n_train) + " training and " +
+                                      std::to_string(n_val) + " validation rows; both need at least one");
             split_x = x.bottomRows(n_val);
             split_y = y.bottomRows(n_val);
             vx = &split_x;
@@ -342,8 +348,9 @@ private:
         if (opt.handle_signals) {
             guard.emplace();
             if (!list.handles_interrupt() && opt.interrupt_checkpoint.empty())
-                warn("traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
-                     "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
+                warn(
+                    "traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
+                    "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
         }
         int interrupted_by = 0;  // the signal that interrupted training (0: none)
         try {
@@ -425,7 +432,8 @@ private:
                     if (pred.rows() != vy->rows())
                         throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
                                               detail::shape(pred.rows(), pred.cols()) + " for " +
-                                              std::to_string(vx->rows()) + " validation rows; it must return one row per sample");
+                                              std::to_string(vx->rows()) +
+                                              " validation rows; it must return one row per sample");
                     val_logs.clear();
                     if (val_loss_metric) {
                         val_loss_metric->reset();
@@ -522,8 +530,8 @@ private:
             if (opt.shuffle) order_changed.emplace_back("seed");
         }
         if (!c.position.epoch_completed && !order_changed.empty())
-            throw InvalidArgument(where + "it was taken in the middle of epoch " + std::to_string(c.position.epoch + 1) +
-                                  ", and " + detail::join(order_changed) +
+            throw InvalidArgument(where + "it was taken in the middle of epoch " +
+                                  std::to_string(c.position.epoch + 1) + ", and " + detail::join(order_changed) +
                                   " changed since, so the rest of that epoch's batches cannot be determined; pass "
                                   "the checkpoint's values, or resume from an epoch-boundary checkpoint");
         if (opt.initial_epoch != 0 && opt.initial_epoch != c.position.next_epoch())
@@ -551,7 +559,8 @@ private:
         }
         for (const auto& [key, state] : c.callbacks)
             if (!used.contains(key))
-                warn(where + "the checkpoint holds state for '" + key + "', which no callback of this run has; it is ignored");
+                warn(where + "the checkpoint holds state for '" + key +
+                     "', which no callback of this run has; it is ignored");
     }
 
     // Restores the training metrics of the epoch a mid-epoch checkpoint was taken in; each one
@@ -581,8 +590,8 @@ private:
                     } catch (const InvalidArgument& e) {  // another class or other options: the new ones win
                         miss(*m, e.what());
                     } catch (const FormatError& e) {
-                        throw FormatError(where + "the state of training metric '" + m->name() + "' is unusable: " +
-                                          e.what());
+                        throw FormatError(where + "the state of training metric '" + m->name() +
+                                          "' is unusable: " + e.what());
                     }
                 }
             }
@@ -591,7 +600,8 @@ private:
             warn(where + "resumed in the middle of epoch " + std::to_string(epoch + 1) + " (after batch " +
                  std::to_string(next_batch) + " of " + std::to_string(steps) +
                  "): the training loss is restored exactly, but these training metrics restart, so this epoch's "
-                 "values of them cover only the batches after the resume: " + missed);
+                 "values of them cover only the batches after the resume: " +
+                 missed);
     }
 
     template <class S>

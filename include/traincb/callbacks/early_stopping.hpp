@@ -41,11 +41,16 @@ enum class StopReason {
 /// "patience", "stopping_threshold", "divergence_threshold", "non_finite", or "" for None.
 [[nodiscard]] constexpr const char* to_string(StopReason r) noexcept {
     switch (r) {
-        case StopReason::None: return "";
-        case StopReason::PatienceExhausted: return "patience";
-        case StopReason::StoppingThreshold: return "stopping_threshold";
-        case StopReason::DivergenceThreshold: return "divergence_threshold";
-        case StopReason::NonFiniteMetric: return "non_finite";
+        case StopReason::None:
+            return "";
+        case StopReason::PatienceExhausted:
+            return "patience";
+        case StopReason::StoppingThreshold:
+            return "stopping_threshold";
+        case StopReason::DivergenceThreshold:
+            return "divergence_threshold";
+        case StopReason::NonFiniteMetric:
+            return "non_finite";
     }
     return "";
 }
@@ -62,26 +67,25 @@ enum class StopReason {
 [[nodiscard]] inline DeltaMode parse_delta_mode(std::string_view s) {
     if (s == "abs" || s == "absolute") return DeltaMode::Absolute;
     if (s == "rel" || s == "relative") return DeltaMode::Relative;
-    throw InvalidArgument("traincb: EarlyStopping: unknown min_delta_mode '" + std::string(s) +
-                          "'; use abs or rel");
+    throw InvalidArgument("traincb: EarlyStopping: unknown min_delta_mode '" + std::string(s) + "'; use abs or rel");
 }
 
 /// EarlyStopping's options (see early-stopping.md for each rule).
 struct EarlyStoppingOptions {
-    std::string monitor = "val_loss";  ///< key of the epoch logs
-    Mode mode = Mode::Auto;            ///< Min, Max, or Auto (from the metric's direction or name)
-    double min_delta = 0;              ///< >= 0; the margin an improvement must exceed
+    std::string monitor = "val_loss";                ///< key of the epoch logs
+    Mode mode = Mode::Auto;                          ///< Min, Max, or Auto (from the metric's direction or name)
+    double min_delta = 0;                            ///< >= 0; the margin an improvement must exceed
     DeltaMode min_delta_mode = DeltaMode::Absolute;  ///< absolute margin or relative to the reference
-    int patience = 0;                  ///< >= 0; non-improving monitored epochs tolerated (0 acts as 1)
-    std::optional<double> baseline{};    ///< stop unless beaten within patience epochs
-    int start_from_epoch = 0;          ///< >= 0; epochs before this absolute index are ignored
-    bool restore_best_weights = false; ///< restore the best epoch's model state when training ends
-    std::optional<double> stopping_threshold{};    ///< stop once the monitor is strictly better than this
-    std::optional<double> divergence_threshold{};  ///< stop once the monitor is strictly worse than this
-    bool check_finite = true;          ///< stop once the monitor is NaN or infinite
-    bool strict = true;                ///< a missing monitor is an error (else a warning, once)
-    int verbose = 0;                   ///< > 0: print Keras's messages (epochs numbered from 1)
-    std::string id{};                    ///< explicit state key, for two instances with the same monitor
+    int patience = 0;                                ///< >= 0; non-improving monitored epochs tolerated (0 acts as 1)
+    std::optional<double> baseline{};                ///< stop unless beaten within patience epochs
+    int start_from_epoch = 0;                        ///< >= 0; epochs before this absolute index are ignored
+    bool restore_best_weights = false;               ///< restore the best epoch's model state when training ends
+    std::optional<double> stopping_threshold{};      ///< stop once the monitor is strictly better than this
+    std::optional<double> divergence_threshold{};    ///< stop once the monitor is strictly worse than this
+    bool check_finite = true;                        ///< stop once the monitor is NaN or infinite
+    bool strict = true;                              ///< a missing monitor is an error (else a warning, once)
+    int verbose = 0;                                 ///< > 0: print Keras's messages (epochs numbered from 1)
+    std::string id{};                                ///< explicit state key, for two instances with the same monitor
 };
 
 /// Stops training when a monitored metric has stopped improving.
@@ -95,8 +99,7 @@ public:
     explicit EarlyStopping(EarlyStoppingOptions options = {}) : opt_(std::move(options)) {
         auto bad = [](const std::string& what) { throw InvalidArgument("traincb: EarlyStopping: " + what); };
         if (opt_.monitor.empty()) bad("monitor is empty; pass the log key to watch, e.g. \"val_loss\"");
-        if (opt_.patience < 0)
-            bad("patience must be >= 0, got " + std::to_string(opt_.patience) + "; pass 0 or more");
+        if (opt_.patience < 0) bad("patience must be >= 0, got " + std::to_string(opt_.patience) + "; pass 0 or more");
         if (!(opt_.min_delta >= 0) || std::isinf(opt_.min_delta))
             bad("min_delta must be a finite number >= 0, got " + detail::format_double(opt_.min_delta) +
                 "; Keras silently takes abs(), traincb asks you to pass the margin itself");
@@ -107,8 +110,10 @@ public:
             bad("stopping_threshold is NaN; pass a number or leave it unset");
         if (opt_.divergence_threshold && std::isnan(*opt_.divergence_threshold))
             bad("divergence_threshold is NaN; pass a number or leave it unset");
-        if (opt_.mode != Mode::Auto) dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor);
-        else if (auto d = detail::direction_from_name(opt_.monitor)) dir_ = *d;
+        if (opt_.mode != Mode::Auto)
+            dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor);
+        else if (auto d = detail::direction_from_name(opt_.monitor))
+            dir_ = *d;
     }
 
     /// The options it was built with.
@@ -146,7 +151,8 @@ public:
     /// resolved or restore_best_weights is set and the model has no state.
     void on_train_begin(Context& ctx) override {
         reset();
-        if (!dir_) dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor, ctx.params().metric_directions);
+        if (!dir_)
+            dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor, ctx.params().metric_directions);
         if (opt_.restore_best_weights && !ctx.model().has_state())
             throw InvalidArgument(
                 "traincb: EarlyStopping: restore_best_weights needs the model's state, but the model has no "
@@ -164,7 +170,8 @@ public:
         }
         // The first monitored epoch with direction still unset (a list driven without
         // on_train_begin) resolves it here, failing loudly rather than guessing.
-        if (!dir_) dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor, ctx.params().metric_directions);
+        if (!dir_)
+            dir_ = detail::resolve_mode("EarlyStopping", opt_.mode, opt_.monitor, ctx.params().metric_directions);
         const int epoch = ctx.epoch();
         Decision d = decide(*pv, epoch);
         if (d.improved && opt_.restore_best_weights) {
@@ -205,14 +212,18 @@ public:
         }
         const bool beats_baseline =
             !opt_.baseline || (!std::isnan(v) && detail::better(dir, v, *opt_.baseline, margin(*opt_.baseline)));
-        if (d.improved && beats_baseline) wait_ = 0;
-        else ++wait_;
-        if (opt_.check_finite && !std::isfinite(v)) d.stop = StopReason::NonFiniteMetric;
+        if (d.improved && beats_baseline)
+            wait_ = 0;
+        else
+            ++wait_;
+        if (opt_.check_finite && !std::isfinite(v))
+            d.stop = StopReason::NonFiniteMetric;
         else if (opt_.stopping_threshold && detail::better(dir, v, *opt_.stopping_threshold, 0.0))
             d.stop = StopReason::StoppingThreshold;
         else if (opt_.divergence_threshold && detail::worse(dir, v, *opt_.divergence_threshold))
             d.stop = StopReason::DivergenceThreshold;
-        else if (wait_ >= std::max(opt_.patience, 1)) d.stop = StopReason::PatienceExhausted;
+        else if (wait_ >= std::max(opt_.patience, 1))
+            d.stop = StopReason::PatienceExhausted;
         if (d.stop != StopReason::None) {
             stopped_epoch_ = epoch;
             reason_ = d.stop;
@@ -243,7 +254,9 @@ public:
     /// the best-weights snapshot as tensors.
     void save_state(CallbackState& s) const override {
         s.version = 1;
-        auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json(); };
+        auto opt = [](const std::optional<double>& v) {
+            return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
+        };
         s.json = {{"best", opt(best_)},
                   {"best_epoch", best_epoch_ ? nlohmann::json(*best_epoch_) : nlohmann::json()},
                   {"wait", wait_},
@@ -271,7 +284,8 @@ public:
                 return d;
             };
             auto integer = [](const nlohmann::json& v, const char* what) -> int {
-                if (!v.is_number_integer()) throw std::invalid_argument(std::string(what) + " " + v.dump() + " is not an integer");
+                if (!v.is_number_integer())
+                    throw std::invalid_argument(std::string(what) + " " + v.dump() + " is not an integer");
                 return v.get<int>();
             };
             auto epoch = [&integer](const nlohmann::json& v, const char* what) -> std::optional<int> {
@@ -284,8 +298,8 @@ public:
             wait = integer(j.at("wait"), "wait");
             const std::string r = j.at("stop_reason").get<std::string>();
             bool known = r == to_string(StopReason::None);
-            for (auto k : {StopReason::PatienceExhausted, StopReason::StoppingThreshold, StopReason::DivergenceThreshold,
-                           StopReason::NonFiniteMetric})
+            for (auto k : {StopReason::PatienceExhausted, StopReason::StoppingThreshold,
+                           StopReason::DivergenceThreshold, StopReason::NonFiniteMetric})
                 if (r == to_string(k)) {
                     reason = k;
                     known = true;
@@ -293,9 +307,8 @@ public:
             if (!known) throw std::invalid_argument("unknown stop_reason '" + r + "'");
             if (wait < 0) throw std::invalid_argument("wait " + std::to_string(wait) + " < 0");
         } catch (const std::exception& e) {
-            throw FormatError("traincb: EarlyStopping: checkpointed state (key '" + state_key() +
-                              "') is malformed (" + e.what() +
-                              "); it was not written by this traincb: resume from another checkpoint");
+            throw FormatError("traincb: EarlyStopping: checkpointed state (key '" + state_key() + "') is malformed (" +
+                              e.what() + "); it was not written by this traincb: resume from another checkpoint");
         }
         if (!s.tensors.empty() && opt_.restore_best_weights && ctx.model().has_state()) {
             ModelHandle& m = ctx.model();
@@ -316,9 +329,13 @@ private:
         return opt_.min_delta_mode == DeltaMode::Relative ? opt_.min_delta * std::abs(ref) : opt_.min_delta;
     }
     [[nodiscard]] nlohmann::json options_json() const {
-        auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json(); };
+        auto opt = [](const std::optional<double>& v) {
+            return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
+        };
         return {{"monitor", opt_.monitor},
-                {"mode", opt_.mode == Mode::Auto ? "auto" : opt_.mode == Mode::Min ? "min" : "max"},
+                {"mode", opt_.mode == Mode::Auto  ? "auto"
+                         : opt_.mode == Mode::Min ? "min"
+                                                  : "max"},
                 {"min_delta", detail::format_double(opt_.min_delta)},
                 {"min_delta_mode", opt_.min_delta_mode == DeltaMode::Absolute ? "abs" : "rel"},
                 {"patience", opt_.patience},
@@ -336,8 +353,7 @@ private:
             if (!any_val) return;  // an epoch without validation: skipped, not counted
         }
         const std::string msg = logs.missing_key_message("EarlyStopping", opt_.monitor);
-        if (opt_.strict)
-            throw InvalidArgument(msg + " (set strict = false to skip such epochs with a warning)");
+        if (opt_.strict) throw InvalidArgument(msg + " (set strict = false to skip such epochs with a warning)");
         if (!warned_missing_) {
             warned_missing_ = true;
             warn(msg + "; the epoch is skipped");

@@ -40,7 +40,8 @@ public:
         if (opt_.raise_error)
             throw TrainingError("traincb: TerminateOnNaN: NaN or Inf loss encountered at batch " +
                                 std::to_string(ctx.batch()) + " of epoch " + std::to_string(ctx.epoch()) +
-                                ". Loss value: " + detail::format_double(*loss) + ". Terminating training immediately.");
+                                ". Loss value: " + detail::format_double(*loss) +
+                                ". Terminating training immediately.");
         if (opt_.verbose > 0) std::cout << "Batch " << ctx.batch() << ": Invalid loss, terminating training\n";
         terminated_batch_ = ctx.batch();
         ctx.request_stop(name(), "non_finite_loss");

@@ -37,15 +37,28 @@ inline std::optional<Direction> direction_from_name(
         if (k == n) return d;
     if (n == "loss" || ends_with(n, "loss") || ends_with(n, "crossentropy") || ends_with(n, "_error"))
         return Direction::Min;
-    static constexpr std::string_view mins[] = {
-        "mse", "mae", "mape", "msle", "rmse", "mean_squared_error", "mean_absolute_error",
-        "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
-        "hinge", "squared_hinge", "categorical_hinge", "logcosh", "kl_divergence", "poisson"};
+    static constexpr std::string_view mins[] = {"mse",
+                                                "mae",
+                                                "mape",
+                                                "msle",
+                                                "rmse",
+                                                "mean_squared_error",
+                                                "mean_absolute_error",
+                                                "mean_absolute_percentage_error",
+                                                "mean_squared_logarithmic_error",
+                                                "root_mean_squared_error",
+                                                "hinge",
+                                                "squared_hinge",
+                                                "categorical_hinge",
+                                                "logcosh",
+                                                "kl_divergence",
+                                                "poisson"};
     for (auto m : mins)
         if (n == m) return Direction::Min;
     if (ends_with(n, "accuracy")) return Direction::Max;
-    static constexpr std::string_view maxs[] = {"acc", "precision", "recall", "auc", "roc_auc", "prc", "f1",
-                                                "f1_score", "fbeta_score", "r2", "r2_score", "iou", "mean_iou"};
+    static constexpr std::string_view maxs[] = {"acc",      "precision", "recall",   "auc",         "roc_auc",
+                                                "prc",      "f1",        "f1_score", "fbeta_score", "r2",
+                                                "r2_score", "iou",       "mean_iou"};
     for (auto m : maxs)
         if (n == m) return Direction::Max;
     return std::nullopt;

@@ -95,10 +95,10 @@ struct Checkpoint {
     /// each what metrics::Metric::save_state wrote, or null); null when the file holds none (an
     /// epoch-boundary checkpoint, a run without metrics, a file written before traincb saved them).
     nlohmann::json train_metrics{};
-    bool stopped = false;         ///< a callback had asked to stop training when it was taken
-    std::string stop_source{};    ///< who asked ("EarlyStopping")
-    std::string stop_reason{};    ///< why ("patience")
-    StateDict model{};            ///< the model's state, names without the "model/" prefix
+    bool stopped = false;       ///< a callback had asked to stop training when it was taken
+    std::string stop_source{};  ///< who asked ("EarlyStopping")
+    std::string stop_reason{};  ///< why ("patience")
+    StateDict model{};          ///< the model's state, names without the "model/" prefix
     std::map<std::string, CallbackState, std::less<>> callbacks{};  ///< by state key
     History history{};  ///< every epoch recorded up to the position (History::end unset)
 };

@@ -326,8 +326,9 @@ inline FileKind file_kind(const std::filesystem::path& path, const char* compone
 inline void warn_replaced(const char* component, const std::filesystem::path& path, std::size_t rows,
                           int initial_epoch) {
     traincb::warn("traincb: " + std::string(component) + ": append: '" + path.string() + "' held " +
-                  std::to_string(rows) + (rows == 1 ? " row" : " rows") + " of epochs >= " +
-                  std::to_string(initial_epoch) + ", which this run logs again: they were replaced, not duplicated. "
+                  std::to_string(rows) + (rows == 1 ? " row" : " rows") +
+                  " of epochs >= " + std::to_string(initial_epoch) +
+                  ", which this run logs again: they were replaced, not duplicated. "
                   "To keep them, continue the run (FitOptions::initial_epoch or resume_from) or log to another file");
 }
 
@@ -552,7 +553,8 @@ private:
             append_cells(kept, row, opt_.separator);
         }
         if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
-        if (warn_replaced && replaced > 0) traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
+        if (warn_replaced && replaced > 0)
+            traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
         for (std::size_t i = 1; i < header.size(); ++i) {
             header_.push_back(header[i]);
             sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), header[i]), header[i]);

@@ -144,7 +144,8 @@ private:
             kept += '\n';
         }
         if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
-        if (warn_replaced && replaced > 0) traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
+        if (warn_replaced && replaced > 0)
+            traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
     }
 
     JsonLinesOptions opt_;

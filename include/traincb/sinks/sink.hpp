@@ -12,17 +12,17 @@ namespace traincb::inline v0::sinks {
 
 /// What a sink learns when a run starts.
 struct RunInfo {
-    TrainParams params{};      ///< epochs, steps per epoch, batch size, ... of the run
-    bool resumed = false;    ///< true when the run continues from a checkpoint
-    int initial_epoch = 0;   ///< first epoch this run will log; on resume, rows with epoch >= this are dropped
+    TrainParams params{};   ///< epochs, steps per epoch, batch size, ... of the run
+    bool resumed = false;   ///< true when the run continues from a checkpoint
+    int initial_epoch = 0;  ///< first epoch this run will log; on resume, rows with epoch >= this are dropped
 };
 
 /// One training batch, for sinks that want per-batch output (progress bar, per-batch scalars).
 struct BatchInfo {
-    int epoch = 0;                 ///< 0-based absolute epoch
-    int batch = 0;                 ///< 0-based batch within the epoch
+    int epoch = 0;                     ///< 0-based absolute epoch
+    int batch = 0;                     ///< 0-based batch within the epoch
     std::int64_t steps_per_epoch = 0;  ///< 0 when unknown
-    std::int64_t global_step = 0;  ///< batches done in the whole run, this one included
+    std::int64_t global_step = 0;      ///< batches done in the whole run, this one included
 };
 
 /// Receives a run's logs. Every function may throw IoError (naming the path and the OS error);
