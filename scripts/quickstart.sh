@@ -1,23 +1,26 @@
 #!/bin/sh
-# traincb quick start, for a fresh Debian 12 machine with g++ and cmake.
+# traincb quick start, for a bare Debian 12 machine (nothing but the base system is assumed).
 #
 #   sh scripts/quickstart.sh example   # builds and runs the main example
 #   sh scripts/quickstart.sh test      # builds and runs every test (the `dev` workflow preset)
 #
-# Installs the Debian packages it needs when they are missing and it runs as root; otherwise
-# prints the exact apt-get line to run and stops.
+# Installs what it needs (compiler, CMake, Ninja and the libraries) when it is missing and the
+# script runs as root; otherwise prints the exact apt-get line to run and stops.
 set -eu
 
 mode=${1:-}
+build_tools="g++ cmake ninja-build"
 case "$mode" in
-  example) packages="libeigen3-dev nlohmann-json3-dev" ;;
-  test) packages="libeigen3-dev nlohmann-json3-dev catch2 pkg-config" ;;
+  example) packages="$build_tools libeigen3-dev nlohmann-json3-dev" ;;
+  test) packages="$build_tools libeigen3-dev nlohmann-json3-dev catch2 pkg-config" ;;
   *) echo "usage: sh scripts/quickstart.sh example|test" >&2; exit 2 ;;
 esac
 
-# CMake needs a build tool; a machine with only g++ and cmake may lack make.
-if ! command -v make >/dev/null 2>&1 && ! command -v ninja >/dev/null 2>&1; then
-  packages="$packages make"
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "quickstart: this script installs Debian packages; on another system install a C++20 compiler," >&2
+  echo "  CMake >= 3.25, Ninja, Eigen 3.4, nlohmann/json 3.11 and Catch2, then run the commands it would:" >&2
+  echo "  cmake --workflow --preset dev" >&2
+  exit 1
 fi
 
 missing=""
@@ -35,7 +38,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing
   else
     echo "quickstart: missing Debian packages. Run, as root:" >&2
-    echo "  apt-get update && apt-get install -y$missing" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
     exit 1
   fi
 fi
@@ -48,7 +51,7 @@ export CTEST_PARALLEL_LEVEL
 
 case "$mode" in
   example)
-    cmake -S . -B build/example -DCMAKE_BUILD_TYPE=Release -DTRAINCB_BUILD_TESTS=OFF -DTRAINCB_BUILD_EXAMPLES=ON
+    cmake -S . -B build/example -G Ninja -DCMAKE_BUILD_TYPE=Release -DTRAINCB_BUILD_TESTS=OFF -DTRAINCB_BUILD_EXAMPLES=ON
     cmake --build build/example --target example_breast_cancer
     ./build/example/examples/example_breast_cancer --out build/example/run
     ;;

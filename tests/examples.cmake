@@ -1,10 +1,5 @@
 # Tests that run the example programs (included from tests/CMakeLists.txt): each is built and run
 # with small settings, answers --help, rejects an unknown flag, and prints its JSON summary last.
-if(TARGET test_replay)
-  add_dependencies(test_replay traincb-replay)
-  target_compile_definitions(test_replay PRIVATE TRAINCB_REPLAY_EXE="$<TARGET_FILE:traincb-replay>")
-endif()
-
 function(traincb_example_test name target)
   cmake_parse_arguments(PARSE_ARGV 2 E "" "EXIT;REGEX;STDERR_REGEX" "ARGS;JSON_KEYS;JSON_MIN")
   if(NOT DEFINED E_EXIT)
@@ -46,9 +41,3 @@ traincb_example_test("reaches 0.95 test accuracy" example_breast_cancer ARGS --o
   JSON_MIN "test_accuracy=0.95")
 traincb_example_test("reaches 0.95 test accuracy" example_digits ARGS --quiet --json
   JSON_KEYS test_accuracy test_macro_f1 epochs_run JSON_MIN "test_accuracy=0.95")
-
-if(TARGET test_example_outputs)
-  add_dependencies(test_example_outputs example_breast_cancer)
-  target_compile_definitions(test_example_outputs PRIVATE
-    TRAINCB_EXAMPLE_BREAST_CANCER="$<TARGET_FILE:example_breast_cancer>")
-endif()

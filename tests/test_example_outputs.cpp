@@ -34,7 +34,7 @@ int run(const std::string& cmd) {
 }
 
 int run_example(const fs::path& out, const std::string& extra = "") {
-    return run(std::string("\"") + TRAINCB_EXAMPLE_BREAST_CANCER + "\" --quiet --epochs 12 --patience 4 --out \"" +
+    return run(std::string("\"") + TRAINCB_BREAST_CANCER_EXE + "\" --quiet --epochs 12 --patience 4 --out \"" +
                out.string() + "\" " + extra + " > \"" +
                (out.parent_path() / (out.filename().string() + ".log")).string() + "\" 2>&1");
 }
@@ -149,7 +149,7 @@ TEST_CASE("example_breast_cancer: a run continued with --resume writes the same 
     const fs::path d = fresh_dir("resume");
     REQUIRE(run_example(d / "straight") == 0);
     // 6 epochs, then --resume to the 12 of run_example: from last.safetensors of epoch 6.
-    REQUIRE(run(std::string("\"") + TRAINCB_EXAMPLE_BREAST_CANCER + "\" --quiet --epochs 6 --patience 4 --out \"" +
+    REQUIRE(run(std::string("\"") + TRAINCB_BREAST_CANCER_EXE + "\" --quiet --epochs 6 --patience 4 --out \"" +
                 (d / "resumed").string() + "\" > \"" + (d / "first.log").string() + "\" 2>&1") == 0);
     REQUIRE(read_csv(d / "resumed" / "history.csv").rows.size() == 6);
     REQUIRE(run_example(d / "resumed", "--resume") == 0);
