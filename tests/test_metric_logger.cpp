@@ -38,7 +38,8 @@ struct FailingSink final : traincb::sinks::Sink {
     }
 };
 
-// A two-epoch loop with two batches each, as Keras's fit drives callbacks (keras-reference.md 0).
+// A two-epoch loop with two batches each, as Keras's fit drives callbacks
+// (docs/keras-semantics.md).
 void two_epochs(traincb::CallbackList& cbs) {
     cbs.on_train_begin();
     for (int e = 0; e < 2; ++e) {

@@ -1,4 +1,5 @@
-// check_doc_coverage: the documentation checks of issue 6, without Python.
+// check_doc_coverage: the documentation checks (a `///` comment on every public entity, every
+// option in the docs), without Python.
 //
 //   check_doc_coverage headers INCLUDE_DIR [--list]
 //       Every public entity of INCLUDE_DIR/traincb/**/*.hpp (outside traincb/detail/ and outside
