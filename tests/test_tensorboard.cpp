@@ -834,13 +834,13 @@ TEST_CASE("TensorBoardSink validates its options and its call order") {
 namespace {
 
 // Trains `model` for 3 epochs on test_models' data (with validation) through Trainer, with an
-// EpochMetricLogger holding one TensorBoardSink added last, and returns the train run's points.
+// MetricLogger holding one TensorBoardSink added last, and returns the train run's points.
 template <class Model, class... Callbacks>
 Series fit_and_load(const fs::path& log_dir, Model& model, bool log_lr, Callbacks&... callbacks) {
     Eigen::MatrixXd x, y, xv, yv;
     test_models::make_data(32, x, y);
     test_models::make_data(8, xv, yv);
-    traincb::EpochMetricLogger logger({std::make_shared<TensorBoardSink>(
+    traincb::MetricLogger logger({std::make_shared<TensorBoardSink>(
         traincb::sinks::TensorBoardOptions{.log_dir = log_dir, .clock = fixed_clock(1.0)})});
     logger.log_learning_rate(log_lr);
     traincb::Trainer trainer(model);
