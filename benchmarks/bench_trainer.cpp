@@ -1,6 +1,7 @@
 // Per-epoch cost of Trainer (EarlyStopping + five no-op callbacks) against a hand-written loop
-// over the same model and data: the seed's model (8 -> Dense(10, relu) -> Dense(1, sigmoid), Adam,
-// binary cross-entropy), 1000 training rows, 100 validation rows, batch 10 (100 batches/epoch).
+// over the same model and data: the model of example_seed (8 -> Dense(10, relu) -> Dense(1,
+// sigmoid), Adam, binary cross-entropy), 1000 training rows, 100 validation rows, batch 10 (100
+// batches/epoch).
 //
 //   build/release/benchmarks/bench_trainer --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //

@@ -1,4 +1,5 @@
-// example_seed: the seed's Keras program in C++.
+// example_seed: the Keras early-stopping tutorial program in C++, an MLP on random data with
+// EarlyStopping(patience 100):
 //
 //   model = Sequential([Dense(10, activation="relu"), Dense(1, activation="sigmoid")])
 //   model.compile(optimizer=Adam(0.001), loss="binary_crossentropy")
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
     int patience = 100;
     int seed = 42;
     bool json = false;
-    traincb_examples::Cli cli("example_seed", "The seed's Keras program: an MLP on random data with EarlyStopping.");
+    traincb_examples::Cli cli("example_seed",
+                              "The Keras early-stopping tutorial program: an MLP on random data with EarlyStopping.");
     cli.flag("epochs", epochs, "maximum number of epochs");
     cli.flag("patience", patience, "EarlyStopping patience (epochs without val_loss improvement)");
     cli.flag("seed", seed, "seed for the data, the initial weights and the shuffling");

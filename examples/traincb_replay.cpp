@@ -1,5 +1,6 @@
 // traincb-replay: "when would this EarlyStopping configuration have stopped that run?", answered
-// from a logged CSV history without training anything (early-stopping.md, "The replay tool").
+// from a logged CSV history without training anything (docs/early-stopping-rules.md, "The replay
+// tool").
 //
 //   traincb-replay --history FILE.csv [--monitor NAME] [--mode auto|min|max] [--patience N]
 //                  [--min-delta X] [--min-delta-mode abs|rel] [--baseline X] [--start-from-epoch N]

@@ -22,7 +22,8 @@ cmake -S "$root" -B "$build" "${generator[@]}" \
   -DTRAINCB_BUILD_TESTS=OFF -DTRAINCB_BUILD_EXAMPLES=OFF -DTRAINCB_INSTALL=OFF -DTRAINCB_WERROR=ON >/dev/null
 cmake --build "$build" -j2 --target fuzz_safetensors
 
-# Seed corpus: small valid files (the golden files of the spec and a few more), written by hand:
+# Seed corpus: small valid files (the worked files of docs/safetensors-format.md and a few more),
+# written by hand:
 # 8-byte little-endian header length, the header padded with spaces to a multiple of 8, the data.
 corpus="$build/fuzz-corpus/safetensors"
 mkdir -p "$corpus" "$build/fuzz-artifacts"

@@ -1,7 +1,7 @@
-// Tests for traincb/io/checkpoint.hpp: the file layout pinned by issue 5 (tensor names, metadata
-// keys, the "traincb.state" document), round trips, checksums, crash safety on I/O failures,
-// find_latest_checkpoint and the removal of stale temporary files; numpy reads the file with the
-// snippet of docs/checkpoints.md.
+// Tests for traincb/io/checkpoint.hpp: the file layout of docs/checkpoints.md (tensor names,
+// metadata keys, the "traincb.state" document), round trips, checksums, crash safety on I/O
+// failures, find_latest_checkpoint and the removal of stale temporary files; numpy reads the file
+// with the snippet of docs/checkpoints.md.
 #include "catch.hpp"
 
 #include <sys/wait.h>
@@ -96,8 +96,9 @@ TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and th
     io::save_checkpoint(path, run.capture());
 
     const io::SafetensorsFile raw = io::load_safetensors(path);
-    // Names from issue 5's contract: the model under "model/", each stateful callback's tensors
-    // under "callbacks/<state_key>/"; EarlyStopping's snapshot uses the model's names.
+    // Names as docs/checkpoints.md ("What is saved") lays them out: the model under "model/", each
+    // stateful callback's tensors under "callbacks/<state_key>/"; EarlyStopping's snapshot uses the
+    // model's names.
     const std::set<std::string> expected{"model/w1",
                                          "model/w2",
                                          "model/b",

@@ -1,10 +1,11 @@
-// Issue 5's "done when" test: example_breast_cancer is killed with SIGKILL at random moments,
-// several times per run and including in the middle of checkpoint writes, and restarted with
-// --resume each time until a run completes. Its final last.safetensors, best.safetensors,
-// history.csv and report.html must equal, byte for byte, those of an uninterrupted run with the
-// same seed (the report holds no timestamp or duration: everything in it is determined by the
-// seed, and LearningCurveReport's checkpointed state restores the epochs and marks). After
-// every kill, every .safetensors file in the checkpoint directory must load (atomic writes).
+// The end-to-end crash test of docs/checkpoints.md: example_breast_cancer is killed with SIGKILL at
+// random moments, several times per run and including in the middle of checkpoint writes, and
+// restarted with --resume each time until a run completes. Its final last.safetensors,
+// best.safetensors, history.csv and report.html must equal, byte for byte, those of an
+// uninterrupted run with the same seed (the report holds no timestamp or duration: everything in it
+// is determined by the seed, and LearningCurveReport's checkpointed state restores the epochs and
+// marks). After every kill, every .safetensors file in the checkpoint directory must load (atomic
+// writes).
 //
 // Half of the runs are killed at a random moment; the other half the instant a temporary
 // checkpoint file of that process appears (a write in progress), after skipping a random number

@@ -1,6 +1,6 @@
 // Tests for traincb/callbacks/early_stopping.hpp. The expected values of the vector test come from
-// tests/spec/early-stopping-vectors.json (the team's worked cases of early-stopping.md, each naming
-// its source); the other cases are derived by hand from the rules in early-stopping.md.
+// tests/spec/early-stopping-vectors.json (the worked cases of docs/early-stopping-rules.md, each
+// naming its source); the other cases are derived by hand from the rules in that page.
 #include "catch.hpp"
 
 #include <cmath>

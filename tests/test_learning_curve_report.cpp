@@ -407,8 +407,8 @@ TEST_CASE("best and stopped epochs come from the EarlyStopping given in the opti
     EarlyStopping es({.monitor = "val_loss", .patience = 3});
     LearningCurveReport report({.path = dir / "r.html", .early_stopping = &es});
     CallbackList cbs{es, report};
-    // val_loss falls to its minimum 0.6 at epoch 2, then rises: by early-stopping.md, wait
-    // reaches patience 3 at epoch 5, which is where it stops. Epoch 6 never runs.
+    // val_loss falls to its minimum 0.6 at epoch 2, then rises: by docs/early-stopping-rules.md,
+    // wait reaches patience 3 at epoch 5, which is where it stops. Epoch 6 never runs.
     const std::vector<double> val = {1.0, 0.8, 0.6, 0.7, 0.75, 0.9, 0.1};
     std::vector<Logs> epochs;
     epochs.reserve(val.size());

@@ -1,6 +1,6 @@
-// Tests for traincb/callbacks/learning_rate_scheduler.hpp against keras-reference.md section 7:
-// lr = schedule(epoch, current lr) at each epoch begin (absolute 0-based epoch), logs
-// "learning_rate" at each epoch end, Keras's verbose message; plus traincb's output check.
+// Tests for traincb/callbacks/learning_rate_scheduler.hpp against docs/keras-semantics.md ("The
+// other callbacks"): lr = schedule(epoch, current lr) at each epoch begin (absolute 0-based epoch),
+// logs "learning_rate" at each epoch end, Keras's verbose message; plus traincb's output check.
 #include "catch.hpp"
 #include "test_support.hpp"
 

@@ -38,7 +38,8 @@ struct FailingSink final : traincb::sinks::Sink {
     }
 };
 
-// A two-epoch loop with two batches each, as Keras's fit drives callbacks (keras-reference.md 0).
+// A two-epoch loop with two batches each, as Keras's fit drives callbacks
+// (docs/keras-semantics.md).
 void two_epochs(traincb::CallbackList& cbs) {
     cbs.on_train_begin();
     for (int e = 0; e < 2; ++e) {
@@ -105,39 +106,33 @@ TEST_CASE("Added last, the logger sees keys that earlier callbacks add in on_epo
     REQUIRE(sink->rows().at(0).second == Logs{{"learning_rate", 0.125}, {"loss", 1.0}});
 }
 
-TEST_CASE("Batch skipping: EpochMetricLogger is never called per batch, add_metric_logger picks the class") {
+TEST_CASE("Batch skipping: with no sink that wants batches, the logger is left out of the batch loop") {
     {
-        auto sink = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
-        traincb::EpochMetricLogger logger({sink});
-        traincb::CallbackList cbs{logger};
-        REQUIRE_FALSE(cbs.wants_batch_logs());  // the hook is not overridden: CallbackList skips it
-        two_epochs(cbs);
-        REQUIRE(sink->batches().empty());
-        REQUIRE(sink->rows().size() == 2);
-    }
-    {
-        // MetricLogger with no batch-wanting sink: called per batch, but forwards nothing.
+        // The hook is overridden, but wants_train_batch_end() is false: CallbackList skips it.
         auto sink = std::make_shared<MemorySink>();
         traincb::MetricLogger logger({sink});
         REQUIRE_FALSE(logger.any_sink_wants_batches());
+        REQUIRE_FALSE(logger.wants_train_batch_end());
         traincb::CallbackList cbs{logger};
+        REQUIRE_FALSE(cbs.wants_batch_logs());
         two_epochs(cbs);
+        REQUIRE_FALSE(cbs.wants_batch_logs());
         REQUIRE(sink->events() == Events{"begin", "epoch 0", "flush", "epoch 1", "flush", "end completed"});
     }
     {
-        traincb::CallbackList cbs;
-        auto logger = traincb::add_metric_logger(cbs, {std::make_shared<MemorySink>()});
-        REQUIRE(dynamic_cast<traincb::EpochMetricLogger*>(logger.get()) != nullptr);
-        REQUIRE_FALSE(cbs.wants_batch_logs());
-    }
-    {
-        traincb::CallbackList cbs;
+        // A sink that wants batches, added after the list was built: asked again at on_train_begin.
+        auto epochs_only = std::make_shared<MemorySink>();
         auto batches = std::make_shared<MemorySink>(MemoryOptions{.batches = true});
-        auto logger = traincb::add_metric_logger(cbs, {std::make_shared<MemorySink>(), batches});
-        REQUIRE(dynamic_cast<traincb::MetricLogger*>(logger.get()) != nullptr);
-        REQUIRE(cbs.wants_batch_logs());
+        traincb::MetricLogger logger({epochs_only});
+        traincb::CallbackList cbs{logger};
+        REQUIRE_FALSE(cbs.wants_batch_logs());
+        logger.add_sink(batches);
+        REQUIRE(logger.wants_train_batch_end());
         two_epochs(cbs);
-        REQUIRE(batches->batches().size() == 4);
+        REQUIRE(cbs.wants_batch_logs());
+        REQUIRE(batches->batches().size() == 4);  // 2 epochs x 2 batches
+        REQUIRE(epochs_only->batches().empty());
+        REQUIRE(epochs_only->rows().size() == 2);
     }
 }
 
@@ -152,8 +147,6 @@ TEST_CASE("add_sink appends, a null sink is refused") {
     REQUIRE(logger.any_sink_wants_batches());
     REQUIRE_THROWS_AS(logger.add_sink(nullptr), traincb::InvalidArgument);
     REQUIRE_THROWS_AS(traincb::MetricLogger({a, nullptr}), traincb::InvalidArgument);
-    traincb::CallbackList cbs;
-    REQUIRE_THROWS_AS(traincb::add_metric_logger(cbs, {nullptr}), traincb::InvalidArgument);
 }
 
 TEST_CASE("A failing sink does not keep the others from their record, its error propagates") {
@@ -199,9 +192,7 @@ TEST_CASE("Every kind of end reaches the sinks with its source and reason") {
 TEST_CASE("A one-sink braced list builds a logger") {
     auto sink = std::make_shared<MemorySink>();
     traincb::MetricLogger logger({sink});
-    traincb::EpochMetricLogger epoch_logger({sink});
     REQUIRE(logger.sinks().size() == 1);
-    REQUIRE(epoch_logger.sinks().size() == 1);
 }
 
 // ---- the model's learning rate ----------------------------------------------------------------
@@ -228,7 +219,7 @@ TEST_CASE("The model's learning rate reaches the sinks: the rate of the epoch, i
     auto sink = std::make_shared<MemorySink>();
     LrModel model;
     SetsRate rate;
-    traincb::EpochMetricLogger logger({sink});
+    traincb::MetricLogger logger({sink});
     REQUIRE(logger.log_learning_rate());  // on by default
     traincb::History history;
     traincb::CallbackList cbs{rate, logger};
@@ -281,7 +272,7 @@ TEST_CASE("No learning_rate without a model, for a model without one, or with lo
     }
     {
         LrModel model;
-        traincb::EpochMetricLogger logger({off});
+        traincb::MetricLogger logger({off});
         REQUIRE_FALSE(logger.log_learning_rate(false).log_learning_rate());
         traincb::CallbackList cbs{logger};
         cbs.set_model(model);
@@ -304,7 +295,7 @@ TEST_CASE("An epoch resumed mid-way (no on_epoch_begin) logs the model's rate at
     auto sink = std::make_shared<MemorySink>();
     LrModel model;
     model.lr = 0.75;
-    traincb::EpochMetricLogger logger({sink});
+    traincb::MetricLogger logger({sink});
     traincb::CallbackList cbs{logger};
     cbs.set_model(model);
     cbs.set_params({.epochs = 3, .initial_epoch = 1, .resumed = true});

@@ -375,7 +375,7 @@ TEST_CASE("loss() is Keras sparse categorical cross-entropy and mean squared err
 }
 
 TEST_CASE("loss() agrees with traincb::metrics' Keras losses on random data") {
-    // traincb/metrics.hpp implements the same Keras definitions independently (spec/metrics.md).
+    // traincb/metrics.hpp implements the same Keras definitions independently (docs/metrics.md).
     std::mt19937_64 rng(77);
     const MatrixXd p = traincb_examples::uniform_matrix(20, 2, rng);
     const MatrixXd t = traincb_examples::uniform_matrix(20, 2, rng);  // soft targets

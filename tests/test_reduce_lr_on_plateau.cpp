@@ -1,6 +1,6 @@
 // Tests for traincb/callbacks/reduce_lr_on_plateau.hpp. Expected learning rates and counters are
-// hand-derived from keras-reference.md section 3 (the rule is quoted where it matters); the Keras
-// test names are those of keras/src/callbacks/reduce_lr_on_plateau_test.py.
+// hand-derived from docs/keras-semantics.md, "ReduceLROnPlateau" (the rule is quoted where it
+// matters); the Keras test names are those of keras/src/callbacks/reduce_lr_on_plateau_test.py.
 #include "catch.hpp"
 #include "test_support.hpp"
 
@@ -139,8 +139,9 @@ TEST_CASE("ReduceLROnPlateau: Keras test_honors_min_lr, 0.1, 0.01, 0.005 clamped
 }
 
 TEST_CASE("ReduceLROnPlateau: cooldown = 1 has no effect") {
-    // keras-reference 3: "cooldown=1 has no effect, because the counter reaches 0 in the same epoch
-    // that tests it". patience 1, nothing improves after e0: both reduce at every epoch from 1.
+    // docs/keras-semantics.md, ReduceLROnPlateau: "cooldown = 1 has no effect, because the counter
+    // reaches 0 in the same epoch that tests it". patience 1, nothing improves after e0: both
+    // reduce at every epoch from 1.
     for (int cooldown : {0, 1}) {
         CAPTURE(cooldown);
         FakeModel m;
@@ -209,7 +210,8 @@ TEST_CASE("ReduceLROnPlateau: logs learning_rate is the rate used during the epo
 }
 
 TEST_CASE("ReduceLROnPlateau: a first NaN does not become the best value, and NaN never improves") {
-    // traincb (early-stopping.md step 3): improved = v is not NaN and (best unset or better).
+    // traincb (docs/early-stopping-rules.md, step 3): improved = v is not NaN and (best unset or
+    // better).
     FakeModel m;
     ReduceLROnPlateau cb({.patience = 10, .min_delta = 0});
     auto r = run(cb, m, {kNaN, 1.0, 0.9});
@@ -234,8 +236,8 @@ TEST_CASE("ReduceLROnPlateau: +inf never improves in min mode") {
 }
 
 TEST_CASE("ReduceLROnPlateau: the improvement test is exactly v + d < best (min) and v - d > best (max)") {
-    // keras-reference 1.3: best=1.0, v=0.7, d=0.3: 0.7 + 0.3 < 1.0 is false in double, although
-    // 1.0 - 0.7 > 0.3 is true. So epoch 1 is not an improvement.
+    // docs/keras-semantics.md, "The improvement test": best=1.0, v=0.7, d=0.3: 0.7 + 0.3 < 1.0 is
+    // false in double, although 1.0 - 0.7 > 0.3 is true. So epoch 1 is not an improvement.
     FakeModel m;
     ReduceLROnPlateau cb({.patience = 10, .mode = traincb::Mode::Min, .min_delta = 0.3});
     auto r = run(cb, m, {1.0, 0.7});

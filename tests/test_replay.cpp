@@ -1,6 +1,6 @@
 // Tests for the traincb-replay tool (examples/traincb_replay.cpp): every vector of
-// tests/spec/early-stopping-vectors.json, written out as a CSV history, must give the expected
-// JSON (early-stopping.md, "The replay tool"), and every kind of bad input must fail cleanly.
+// tests/spec/early-stopping-vectors.json, written out as a CSV history, must give the expected JSON
+// (docs/early-stopping-rules.md, "The replay tool"), and every kind of bad input must fail cleanly.
 #include "catch.hpp"
 
 #include <sys/wait.h>

@@ -141,7 +141,7 @@ TEST_CASE("XXH64 streaming gives the same hash for every way of splitting the in
     REQUIRE(traincb::detail::hex64(0x00AB0000000000CDULL) == "00ab0000000000cd");
 }
 
-// ---- golden bytes (spec §7, from the reference's own unit tests) ----------------------------
+// ---- golden bytes (docs/safetensors-format.md, from the reference's own unit tests) ---------
 
 TEST_CASE("golden: an empty file without metadata is 16 bytes") {
     const auto expected = bytes_of({8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20});
@@ -482,7 +482,7 @@ TEST_CASE("the writer rejects inconsistent tensors, duplicate or reserved names,
     REQUIRE(rejects(StateDict{}, "not valid UTF-8", {{"k", "v\xC0\xAF"}}));
 }
 
-// ---- reader validation: every check of spec §4, in order -----------------------------------
+// ---- reader validation: every check of docs/safetensors-format.md, in order ----------------
 
 TEST_CASE("HeaderTooSmall: fewer than 8 bytes") {
     for (std::size_t n = 0; n < 8; ++n) REQUIRE(fails_with(std::vector<std::byte>(n), "HeaderTooSmall"));

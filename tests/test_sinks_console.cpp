@@ -152,7 +152,7 @@ TEST_CASE("Progress bar with an unknown number of steps, and without batches") {
     sink.begin(run_info(0, 0));
     sink.write_batch(BatchInfo{.epoch = 0, .batch = 2, .steps_per_epoch = 0, .global_step = 3}, Logs{{"loss", 1.0}});
     sink.write_epoch(0, Logs{{"loss", 1.0}});
-    // No batch for epoch 1 (an EpochMetricLogger): the one-line form.
+    // No batch reached the sink for epoch 1: the one-line form.
     sink.write_epoch(1, Logs{{"loss", 0.5}});
     // "Epoch 1" without a total (epochs unknown); 3 steps done, 1.5 s elapsed; at the end the bar
     // uses the steps seen (3): 2.0 s / 3 = 667ms/step.

@@ -1,6 +1,7 @@
-// Tests for traincb/sinks/csv.hpp: the exact bytes of Keras's CSVLogger format (keras-reference.md
-// section 5), the deviations that fix its traps (no phantom val_ columns, widening header, resume
-// without duplicate rows), RFC 4180 quoting, and the I/O error paths.
+// Tests for traincb/sinks/csv.hpp: the exact bytes of Keras's CSVLogger format
+// (docs/keras-semantics.md, "CSVLogger"), the deviations that fix its traps (no phantom val_
+// columns, widening header, resume without duplicate rows), RFC 4180 quoting, and the I/O error
+// paths.
 #include "catch.hpp"
 #include "test_support.hpp"
 
@@ -89,8 +90,8 @@ TEST_CASE("CSV bytes of a small run: header, CRLF, NA, nan/inf, Python float rep
                {1, Logs{{"loss", 1e-05}, {"accuracy", 100.0}}},
                {2, Logs{{"loss", kNan}, {"accuracy", kInf}}},
                {3, Logs{{"loss", -kInf}}}});
-    // Expected bytes written by hand from keras-reference.md section 5: `epoch` then sorted keys,
-    // 0-based epochs, str(float) (Python repr: 0.1, 1e-05, 100.0, nan, inf, -inf), NA for a
+    // Expected bytes written by hand from docs/keras-semantics.md, "CSVLogger": `epoch` then sorted
+    // keys, 0-based epochs, str(float) (Python repr: 0.1, 1e-05, 100.0, nan, inf, -inf), NA for a
     // missing key, "\r\n" after every line (csv.excel dialect).
     REQUIRE(read_bytes(path) ==
             "epoch,accuracy,loss\r\n"
@@ -103,8 +104,9 @@ TEST_CASE("CSV bytes of a small run: header, CRLF, NA, nan/inf, Python float rep
 
 TEST_CASE("Numbers are Python's float repr") {
     using traincb::detail::format_python_float;
-    // Each expectation is what CPython 3 prints for repr(x) (see keras-reference.md section 5:
-    // scientific when the exponent is < -4 or >= 16, at least 2 exponent digits, ".0" on integral).
+    // Each expectation is what CPython 3 prints for repr(x) (see docs/keras-semantics.md,
+    // "CSVLogger": scientific when the exponent is < -4 or >= 16, at least 2 exponent digits, ".0"
+    // on integral).
     REQUIRE(format_python_float(0.1) == "0.1");
     REQUIRE(format_python_float(0.1 + 0.2) == "0.30000000000000004");
     REQUIRE(format_python_float(100.0) == "100.0");

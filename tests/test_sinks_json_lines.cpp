@@ -71,7 +71,7 @@ TEST_CASE("JSON lines: epoch first, then sorted keys, NaN and inf as null") {
          {2, Logs{{"loss", kNan}, {"accuracy", kInf}}}});
     // Written by hand: compact JSON objects, one per line ending in "\n"; a key absent from an epoch
     // is absent from its line; JSON has no NaN/Infinity, so both are null (what pandas reads as NaN,
-    // tensorboard.md section 7).
+    // docs/sinks.md, JsonLinesSink).
     REQUIRE(read_bytes(path) ==
             "{\"epoch\":0,\"accuracy\":0.1,\"loss\":0.5}\n"
             "{\"epoch\":1,\"accuracy\":100.0,\"loss\":1e-05,\"val_loss\":0.25}\n"

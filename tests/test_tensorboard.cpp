@@ -1,8 +1,10 @@
 // Tests for traincb/sinks/tensorboard.hpp, traincb/detail/crc32c.hpp and
-// traincb/detail/protobuf_wire.hpp. Expected bytes come from /work/shared/spec/tensorboard.md
-// (verified there against protobuf's SerializeToString and real TensorFlow files); decoded files
-// are checked by a reader written here (it shares only the CRC, itself pinned to the spec's check
-// values) and by tests/tools/decode_tfevents.py, an independent pure-Python decoder.
+// traincb/detail/protobuf_wire.hpp. Expected bytes and check values come from
+// docs/tensorboard-format.md ("the format page" below; its worked example equals protobuf's
+// SerializeToString output and its CRC vectors come from the CRC catalogue and TensorBoard's own
+// tests); decoded files are checked by a reader written here (it shares only the CRC, itself
+// pinned to the format page's check values) and by tests/tools/decode_tfevents.py, an independent
+// pure-Python decoder.
 #include "catch.hpp"
 #include "test_support.hpp"
 
@@ -151,7 +153,7 @@ struct FileSizeLimit {
     FileSizeLimit& operator=(const FileSizeLimit&) = delete;
 };
 
-// Spec §5: the two records, with wall_time 1700000000.0.
+// The format page's worked example: the two records, with wall_time 1700000000.0.
 const std::string spec_scalar_event =
     bytes({0x09, 0x00, 0x00, 0x00, 0x40, 0xfc, 0x54, 0xd9, 0x41, 0x10, 0x03, 0x2a, 0x0d,
            0x0a, 0x0b, 0x0a, 0x04, 0x6c, 0x6f, 0x73, 0x73, 0x15, 0x00, 0x00, 0x00, 0x3f});
@@ -166,20 +168,22 @@ const std::string spec_file_version_record =
 
 // ---- CRC-32C -------------------------------------------------------------------------------------
 
-TEST_CASE("crc32c matches the Castagnoli check values of the spec") {
+TEST_CASE("crc32c matches the documented Castagnoli check values") {
     using traincb::detail::crc32c;
     using traincb::detail::masked_crc32c;
-    // Spec §2 (the CRC catalogue's check value, iSCSI's 32 zero bytes, rustboard's masked vector).
+    // Format page, "TFRecord framing" (the CRC catalogue's check value, iSCSI's 32 zero bytes,
+    // the masked vector of TensorBoard's Rust loader).
     REQUIRE(crc32c(std::string_view("123456789")) == 0xE3069283U);
     const std::vector<unsigned char> zeros(32, 0);
     REQUIRE(crc32c(zeros) == 0x8A9136AAU);
     REQUIRE(masked_crc32c(std::string_view("\x1a\x11"
                                            "CRC test, one two")) == 0x5794D08AU);
-    // Spec §2: the table TensorBoard's Python code starts with.
+    // Format page, "TFRecord framing": the table TensorBoard's Python code starts with.
     REQUIRE(traincb::detail::crc32c_table[0] == 0x00000000U);
     REQUIRE(traincb::detail::crc32c_table[1] == 0xF26B8303U);
     REQUIRE(traincb::detail::crc32c_table[2] == 0xE13B70F7U);
-    // Spec §5: raw and masked CRC of the 8 length bytes of a 26-byte record, and of its payload.
+    // Format page, worked example: raw and masked CRC of the 8 length bytes of a 26-byte record,
+    // and of its payload.
     const std::string length_bytes = bytes({0x1a, 0, 0, 0, 0, 0, 0, 0});
     REQUIRE(crc32c(length_bytes) == 0xD81D45AAU);
     REQUIRE(masked_crc32c(length_bytes) == 0x2DD89B12U);
@@ -208,29 +212,29 @@ TEST_CASE("protobuf varints, fixed-width fields and int64 negatives follow the w
     REQUIRE(varint(1) == bytes({0x01}));
     REQUIRE(varint(127) == bytes({0x7f}));
     REQUIRE(varint(128) == bytes({0x80, 0x01}));
-    REQUIRE(varint(300) == bytes({0xac, 0x02}));  // spec §3
+    REQUIRE(varint(300) == bytes({0xac, 0x02}));  // format page, "Protobuf wire encoding"
     REQUIRE(varint(std::numeric_limits<std::uint64_t>::max()) ==
             bytes({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}));
 
     std::string s;
-    pb::put_int64_field(s, 2, -1);  // spec §3: -1 -> ff*9 01, not zigzag
+    pb::put_int64_field(s, 2, -1);  // -1 -> ff*9 01, not zigzag (format page)
     REQUIRE(s == bytes({0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}));
     s.clear();
     pb::put_int64_field(s, 2, 3);
     REQUIRE(s == bytes({0x10, 0x03}));
 
     s.clear();
-    pb::put_double_field(s, 1, 1700000000.0);  // spec §5
+    pb::put_double_field(s, 1, 1700000000.0);  // worked example
     REQUIRE(s == bytes({0x09, 0x00, 0x00, 0x00, 0x40, 0xfc, 0x54, 0xd9, 0x41}));
     s.clear();
-    pb::put_float_field(s, 2, 0.5F);  // spec §5: key 0x15, 0.5f = 0x3f000000 LE
+    pb::put_float_field(s, 2, 0.5F);  // worked example: key 0x15, 0.5f = 0x3f000000 LE
     REQUIRE(s == bytes({0x15, 0x00, 0x00, 0x00, 0x3f}));
     s.clear();
     pb::put_fixed32(s, 0x01020304U);
     pb::put_fixed64(s, 0x0102030405060708ULL);
     REQUIRE(s == bytes({4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1}));
     s.clear();
-    pb::put_bytes_field(s, 1, "loss");  // spec §5
+    pb::put_bytes_field(s, 1, "loss");  // worked example
     REQUIRE(s == bytes({0x0a, 0x04, 0x6c, 0x6f, 0x73, 0x73}));
     s.clear();
     pb::put_key(s, 16, pb::WireType::Len);  // (16 << 3) | 2 = 130 needs two bytes
@@ -239,7 +243,7 @@ TEST_CASE("protobuf varints, fixed-width fields and int64 negatives follow the w
 
 // ---- events, byte-exact ------------------------------------------------------------------------
 
-TEST_CASE("the scalar, file_version and SessionLog START events are the spec's bytes") {
+TEST_CASE("the scalar, file_version and SessionLog START events are the documented bytes") {
     namespace tb = traincb::detail::tb;
     std::string event;
     tb::encode_scalar_event(event, 1700000000.0, 3, "loss", 0.5F);
@@ -259,7 +263,7 @@ TEST_CASE("the scalar, file_version and SessionLog START events are the spec's b
     tb::encode_file_version_event(event, 1700000000.0, "traincb");
     REQUIRE(hex(event) == hex(spec_file_version_record.substr(12, 24) + bytes({0x52, 0x09, 0x0a, 0x07}) + "traincb"));
 
-    // Spec §5: SessionLog START at step 5 = 09 <double> 10 05 3a 02 08 01.
+    // Worked example: SessionLog START at step 5 = 09 <double> 10 05 3a 02 08 01.
     event.clear();
     tb::encode_session_start_event(event, 1700000000.0, 5);
     REQUIRE(hex(event) == hex(spec_scalar_event.substr(0, 9) + bytes({0x10, 0x05, 0x3a, 0x02, 0x08, 0x01})));
@@ -276,7 +280,7 @@ TEST_CASE("the scalar, file_version and SessionLog START events are the spec's b
                                                                       0xff, 0xff, 0x01, 0x3a, 0x02, 0x08, 0x01})));
 }
 
-TEST_CASE("EventWriter with an injected clock writes exactly the spec's file") {
+TEST_CASE("EventWriter with an injected clock writes exactly the documented file") {
     TempDir dir;
     fs::path path;
     {
@@ -290,7 +294,7 @@ TEST_CASE("EventWriter with an injected clock writes exactly the spec's file") {
         w.close();  // idempotent
     }
     REQUIRE(read_file(path) == spec_file_version_record + spec_scalar_record);
-    if (has_python()) {  // the independent decoder reads the spec's bytes as the spec says
+    if (has_python()) {  // the independent decoder reads these bytes as the format page says
         REQUIRE(python_decode(dir.path) == nlohmann::json::parse(R"({"run": {"loss": [[3, 0.5]]}})"));
     }
 
@@ -618,12 +622,12 @@ TEST_CASE("a resumed run starts a new file with a SessionLog START at the resume
     TempDir dir;
     auto logs = [](int epoch, double base) { return Logs{{"loss", base + epoch}, {"val_loss", base + epoch + 0.5}}; };
     TensorBoardSink sink({.log_dir = dir.path, .clock = stepping_clock()});
-    // Session 1 runs epochs 0..3, but the checkpoint it leaves is at the end of epoch 1.
+    // Run 1 runs epochs 0..3, but the checkpoint it leaves is at the end of epoch 1.
     sink.begin(run_info(4, true));
     for (int e = 0; e < 4; ++e) sink.write_epoch(e, logs(e, 10.0));
     sink.end({});
     const fs::path first_train = event_files(dir.path / "train").at(0);
-    // Session 2 resumes at epoch 2 (same sink object: begin() after end() opens new files).
+    // Run 2 resumes at epoch 2 (same sink object: begin() after end() opens new files).
     sink.begin(run_info(5, true, /*resumed=*/true, /*initial_epoch=*/2));
     for (int e = 2; e < 5; ++e) sink.write_epoch(e, logs(e, 100.0));
     sink.end({});
@@ -636,11 +640,11 @@ TEST_CASE("a resumed run starts a new file with a SessionLog START at the resume
         REQUIRE(second.at(0).file_version == "brain.Event:2");
         REQUIRE(second.at(1).session_status == 1);
         REQUIRE(second.at(1).step == 2);
-        // No START in the first session's file.
+        // No START in the first run's file.
         for (const Event& e : read_events(files[0])) REQUIRE(e.session_status == -1);
     }
     REQUIRE(event_files(dir.path / "train").at(0) == first_train);  // the old file sorts first
-    // As the legacy loader sees it: epochs 0-1 from session 1, 2-4 from session 2.
+    // As the legacy loader sees it: epochs 0-1 from run 1, 2-4 from run 2.
     const auto expect = [](double off) {
         return std::vector<std::pair<std::int64_t, float>>{{0, f32(10.0 + off)},
                                                            {1, f32(11.0 + off)},
@@ -653,7 +657,7 @@ TEST_CASE("a resumed run starts a new file with a SessionLog START at the resume
 
     if (has_python()) {
         const auto decoded = python_decode(dir.path, "--session-logs");
-        // The raw files hold both sessions' points (7 = 4 + 3) and one START at step 2.
+        // The raw files hold both runs' points (7 = 4 + 3) and one START at step 2.
         REQUIRE(decoded.at("train").at("epoch_loss").size() == 7);
         REQUIRE(decoded.at("validation").at("__session_log__") == nlohmann::json::parse("[[2, 1]]"));
     }
@@ -693,7 +697,7 @@ TEST_CASE("with log_batches, a resumed train run's START is at the first batch's
 
     const Series train = load_run(dir.path / "train");
     const auto& batches = train.at("batch_loss");
-    REQUIRE(batches.size() == 12);  // 1..4 from session 1, 5..12 from session 2, no duplicate
+    REQUIRE(batches.size() == 12);  // 1..4 from run 1, 5..12 from run 2, no duplicate
     for (std::size_t i = 0; i < 12; ++i) {
         const auto g = static_cast<std::int64_t>(i + 1);
         REQUIRE(batches[i].first == g);
@@ -830,13 +834,13 @@ TEST_CASE("TensorBoardSink validates its options and its call order") {
 namespace {
 
 // Trains `model` for 3 epochs on test_models' data (with validation) through Trainer, with an
-// EpochMetricLogger holding one TensorBoardSink added last, and returns the train run's points.
+// MetricLogger holding one TensorBoardSink added last, and returns the train run's points.
 template <class Model, class... Callbacks>
 Series fit_and_load(const fs::path& log_dir, Model& model, bool log_lr, Callbacks&... callbacks) {
     Eigen::MatrixXd x, y, xv, yv;
     test_models::make_data(32, x, y);
     test_models::make_data(8, xv, yv);
-    traincb::EpochMetricLogger logger({std::make_shared<TensorBoardSink>(
+    traincb::MetricLogger logger({std::make_shared<TensorBoardSink>(
         traincb::sinks::TensorBoardOptions{.log_dir = log_dir, .clock = fixed_clock(1.0)})});
     logger.log_learning_rate(log_lr);
     traincb::Trainer trainer(model);
@@ -892,8 +896,9 @@ TEST_CASE("Trainer: ReduceLROnPlateau's logged learning_rate wins over the logge
     TempDir dir;
     test_models::Linear model(2, 1);
     // Moves the rate to 0.3 + epoch after the logger read it at epoch begin (before validation):
-    // ReduceLROnPlateau logs the rate at epoch end (keras-reference.md 3, step 2), which is then
-    // 0.3 + epoch, while the logger's own reading was 0.05 at epoch 0 and 0.3 + epoch - 1 after.
+    // ReduceLROnPlateau logs the rate at epoch end (docs/keras-semantics.md, ReduceLROnPlateau,
+    // step 2), which is then 0.3 + epoch, while the logger's own reading was 0.05 at epoch 0 and
+    // 0.3 + epoch - 1 after.
     traincb::LambdaCallback moves(
         {.on_test_begin = [](traincb::Context& ctx) { ctx.model().set_learning_rate(0.3 + ctx.epoch()); }});
     traincb::ReduceLROnPlateau plateau({.monitor = "val_loss", .patience = 100});

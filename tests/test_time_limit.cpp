@@ -34,10 +34,10 @@ struct Outcome {
     int batches = 0;  // batches run in total
 };
 
-// A training loop as Keras runs it (keras-reference.md section 0): a stop requested after a
-// batch leaves the batch loop, the epoch still ends, then training stops. Each batch of epoch i
-// advances the clock by batches[i][b]; `gap` seconds pass between an epoch end and the next
-// epoch begin (e.g. a checkpoint written by a later callback).
+// A training loop as Keras runs it (docs/keras-semantics.md, "How fit drives callbacks"): a stop
+// requested after a batch leaves the batch loop, the epoch still ends, then training stops. Each
+// batch of epoch i advances the clock by batches[i][b]; `gap` seconds pass between an epoch end and
+// the next epoch begin (e.g. a checkpoint written by a later callback).
 Outcome run(traincb::CallbackList& cbs, Clock& clock, const std::vector<std::vector<double>>& batches,
             int first_epoch = 0, double gap = 0) {
     Outcome out;

@@ -1,5 +1,5 @@
-// Tests for traincb/trainer.hpp: hook order and stop rules (keras-reference.md section 0), data
-// handling, determinism, errors, and exception safety.
+// Tests for traincb/trainer.hpp: hook order and stop rules (docs/keras-semantics.md, "How fit
+// drives callbacks"), data handling, determinism, errors, and exception safety.
 #include "catch.hpp"
 
 #include <sstream>

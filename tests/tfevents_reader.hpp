@@ -1,6 +1,7 @@
 #pragma once
 // An independent TFRecord + TensorBoard Event reader for tests (shares only the CRC with the code
-// under test, and the CRC is pinned to the spec's check values in test_tensorboard.cpp). Every
+// under test, and the CRC is pinned to the check values of docs/tensorboard-format.md in
+// test_tensorboard.cpp). Every
 // record's two masked CRCs are checked; a torn or corrupt file fails the test.
 #include <algorithm>
 #include <bit>
@@ -160,7 +161,8 @@ inline std::vector<fs::path> event_files(const fs::path& run_dir) {
 using Series = std::map<std::string, std::vector<std::pair<std::int64_t, float>>>;
 
 // A run's points as TensorBoard's legacy loader keeps them: files in name order, and a
-// SessionLog START at step S drops every earlier point with step >= S (spec §4.5).
+// SessionLog START at step S drops every earlier point with step >= S (docs/tensorboard-format.md,
+// "What a file holds").
 inline Series load_run(const fs::path& run_dir) {
     Series series;
     for (const fs::path& file : event_files(run_dir)) {

@@ -200,6 +200,11 @@ public:
     [[nodiscard]] virtual std::vector<std::string> provided_keys() const { return {}; }
     /// Model capabilities this callback needs (checked before the first epoch).
     [[nodiscard]] virtual Capabilities required_capabilities() const { return {}; }
+    /// Whether CallbackList calls this callback's on_train_batch_end in the coming run; asked when
+    /// the callback is added and at each on_train_begin. Return false when the hook has nothing to
+    /// do (MetricLogger without a sink that wants batches): the callback then costs nothing per
+    /// batch, and a driver builds no batch logs unless another callback needs them.
+    [[nodiscard]] virtual bool wants_train_batch_end() const { return true; }
 
     /// A stable key identifying this callback's state in a checkpoint; "" for a stateless one.
     [[nodiscard]] virtual std::string state_key() const { return {}; }
@@ -330,8 +335,9 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
     /// The i-th callback.
     [[nodiscard]] Callback& operator[](std::size_t i) const noexcept { return *entries_[i].cb; }
-    /// True when some callback overrides on_train_batch_end or on_train_batch_commit (the driver
-    /// can skip building batch logs otherwise).
+    /// True when some callback overrides on_train_batch_end (and wants it called, see
+    /// Callback::wants_train_batch_end) or on_train_batch_commit (the driver can skip building
+    /// batch logs otherwise).
     [[nodiscard]] bool wants_batch_logs() const noexcept { return !batch_end_.empty() || !batch_commit_.empty(); }
     /// True when some callback overrides on_interrupt (e.g. a ModelCheckpoint that saves then).
     [[nodiscard]] bool handles_interrupt() const noexcept { return !interrupt_.empty(); }
@@ -385,10 +391,12 @@ public:
         }
     }
 
-    /// Starts a run: resets the stop request and the context, then calls on_train_begin.
+    /// Starts a run: resets the stop request and the context, asks each callback again whether it
+    /// wants on_train_batch_end, then calls on_train_begin.
     /// @throws InvalidArgument from validate() when a callback's needs cannot be met.
     void on_train_begin() {
         validate();
+        rebuild();  // wants_train_batch_end() may have changed since the callbacks were added
         ctx_.stop_requested_ = false;
         ctx_.stop_source_.clear();
         ctx_.stop_reason_.clear();
@@ -534,6 +542,7 @@ private:
         fill(epoch_end_, detail::kEpochEnd);
         fill(batch_begin_, detail::kBatchBegin);
         fill(batch_end_, detail::kBatchEnd);
+        std::erase_if(batch_end_, [](const Callback* cb) { return !cb->wants_train_batch_end(); });
         fill(test_begin_, detail::kTestBegin);
         fill(test_end_, detail::kTestEnd);
         fill(epoch_commit_, detail::kEpochCommit);

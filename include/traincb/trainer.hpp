@@ -2,7 +2,7 @@
 /// @file trainer.hpp
 /// Trainer<Model>: drives any model satisfying the contract of model.hpp through epochs and fires
 /// the callback chain with the hook order and stop rules of Keras's Model.fit
-/// (keras-reference.md section 0).
+/// (docs/keras-semantics.md, "How fit drives callbacks").
 
 #include <Eigen/Core>
 #include <algorithm>

@@ -1,4 +1,5 @@
-// check_doc_coverage: the documentation checks of issue 6, without Python.
+// check_doc_coverage: the documentation checks (a `///` comment on every public entity, every
+// option in the docs), without Python.
 //
 //   check_doc_coverage headers INCLUDE_DIR [--list]
 //       Every public entity of INCLUDE_DIR/traincb/**/*.hpp (outside traincb/detail/ and outside
@@ -14,7 +15,7 @@
 //       section (a heading and everything up to the next heading of the same or a higher level) of
 //       one of the DOC files that names the struct outside code blocks; every public final class
 //       derived (directly or not) from Callback or Sink is named in a heading, and every non-final
-//       one (a base such as MetricLoggerBase) is named in backticks somewhere. Same output and exit
+//       one (a base class meant for derivation) is named in backticks somewhere. Same output and exit
 //       code.
 //
 // It is a heuristic parser, not a compiler: comments, string/char/raw-string literals and

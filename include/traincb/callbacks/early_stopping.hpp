@@ -1,10 +1,10 @@
 #pragma once
 /// @file callbacks/early_stopping.hpp
-/// EarlyStopping: Keras 3.15's rules (keras-reference.md section 2) with five improvements, all
-/// specified in early-stopping.md: negative min_delta rejected; a NaN is never best; the baseline
-/// means "stop unless beaten within patience epochs"; a missing monitor is an error under strict;
-/// restore_best_weights also on an exception. Plus Lightning's stopping/divergence thresholds and
-/// check_finite, and a relative min_delta.
+/// EarlyStopping: Keras 3.15's rules (docs/keras-semantics.md, "EarlyStopping") with five
+/// improvements, all specified in docs/early-stopping-rules.md: negative min_delta rejected; a NaN
+/// is never best; the baseline means "stop unless beaten within patience epochs"; a missing monitor
+/// is an error under strict; restore_best_weights also on an exception. Plus Lightning's
+/// stopping/divergence thresholds and check_finite, and a relative min_delta.
 
 #include <cmath>
 #include <iostream>
@@ -70,7 +70,7 @@ enum class StopReason {
     throw InvalidArgument("traincb: EarlyStopping: unknown min_delta_mode '" + std::string(s) + "'; use abs or rel");
 }
 
-/// EarlyStopping's options (see early-stopping.md for each rule).
+/// EarlyStopping's options (see docs/early-stopping-rules.md for each rule).
 struct EarlyStoppingOptions {
     std::string monitor = "val_loss";                ///< key of the epoch logs
     Mode mode = Mode::Auto;                          ///< Min, Max, or Auto (from the metric's direction or name)
@@ -160,7 +160,7 @@ public:
                 "traincb::model_traits, or set restore_best_weights = false");
     }
 
-    /// Applies the decision of early-stopping.md to this epoch's monitored value.
+    /// Applies the decision of docs/early-stopping-rules.md to this epoch's monitored value.
     void on_epoch_end(Context& ctx) override {
         const Logs& logs = ctx.logs();
         const double* pv = logs.find(opt_.monitor);

@@ -1,7 +1,8 @@
 #pragma once
 /// @file callbacks/learning_rate_scheduler.hpp
 /// LearningRateScheduler: sets the model's learning rate at the start of every epoch from a
-/// function of the epoch and the current rate (Keras semantics, keras-reference.md section 7).
+/// function of the epoch and the current rate (Keras semantics, docs/keras-semantics.md, "The other
+/// callbacks").
 ///
 ///     traincb::LearningRateScheduler sched([](int epoch, double lr) {
 ///         return epoch < 10 ? lr : lr * std::exp(-0.1);

@@ -15,6 +15,9 @@
 /// When the attached model exposes a learning rate, the sinks also get `learning_rate` (the rate
 /// read at on_epoch_begin, i.e. the one used during the epoch) in epochs whose logs lack it, as
 /// Keras's TensorBoard logs `epoch_learning_rate`. log_learning_rate(false) turns that off.
+///
+/// When no sink wants batches, the logger is left out of the batch loop: it costs nothing inside
+/// an epoch, and the driver builds no batch logs for it.
 
 #include <exception>
 #include <memory>
@@ -30,12 +33,23 @@
 
 namespace traincb::inline v0 {
 
-/// What MetricLogger and EpochMetricLogger share: the sinks, and the forwarding of train begin,
-/// epoch end and train end. Not used on its own.
-class MetricLoggerBase : public Callback {
+/// Forwards the run's logs to its sinks: begin at on_train_begin, each epoch's logs (then flush)
+/// at on_epoch_end, each batch's running means at on_train_batch_end to the sinks that want
+/// batches (a ConsoleSink on a terminal, for its progress bar), end at on_train_end. Add it last
+/// (see the file comment). When none of its sinks wants batches, CallbackList leaves it out of the
+/// batch loop (see wants_train_batch_end), so it costs nothing inside an epoch.
+class MetricLogger final : public Callback {
 public:
-    /// Adds a sink after the ones given so far. @throws InvalidArgument for a null sink.
-    MetricLoggerBase& add_sink(std::shared_ptr<sinks::Sink> sink) {
+    /// A logger with no sink yet (see add_sink).
+    MetricLogger() = default;
+    /// A logger writing to `sinks`, in order. @throws InvalidArgument for a null sink.
+    explicit MetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks) {
+        for (auto& s : sinks) add_sink(std::move(s));
+    }
+
+    /// Adds a sink after the ones given so far. A sink that wants batches gets them from the next
+    /// on_train_begin on. @throws InvalidArgument for a null sink.
+    MetricLogger& add_sink(std::shared_ptr<sinks::Sink> sink) {
         if (!sink) throw InvalidArgument("traincb: MetricLogger: add_sink() got a null sink; pass a sink object");
         if (sink->wants_batches()) batch_sinks_.push_back(sink.get());
         sinks_.push_back(std::move(sink));
@@ -43,10 +57,10 @@ public:
     }
     /// The sinks, in the order they receive each call.
     [[nodiscard]] const std::vector<std::shared_ptr<sinks::Sink>>& sinks() const noexcept { return sinks_; }
-    /// True when some sink wants per-batch logs (then use MetricLogger, not EpochMetricLogger).
+    /// True when some sink wants per-batch logs (Sink::wants_batches() when it was added).
     [[nodiscard]] bool any_sink_wants_batches() const noexcept { return !batch_sinks_.empty(); }
     /// Whether the model's learning rate is added for the sinks (default true; see the file comment).
-    MetricLoggerBase& log_learning_rate(bool on) noexcept {
+    MetricLogger& log_learning_rate(bool on) noexcept {
         log_lr_ = on;
         return *this;
     }
@@ -69,6 +83,14 @@ public:
         if (!log_lr_ || !ctx.model().has_learning_rate()) return;
         lr_ = ctx.model().learning_rate();
         lr_epoch_ = ctx.epoch();
+    }
+    /// Calls write_batch on the sinks that want batches.
+    /// @throws the first sink's exception, after every such sink was called.
+    void on_train_batch_end(Context& ctx) override {
+        if (batch_sinks_.empty()) return;
+        const sinks::BatchInfo info{ctx.epoch(), ctx.batch(), ctx.params().steps_per_epoch, ctx.global_step()};
+        const Logs& logs = ctx.logs();
+        for_each_sink(batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
     }
     /// Calls write_epoch(epoch, logs) then flush() on every sink; the logs get `learning_rate`
     /// (in a copy: the run's logs stay as the callbacks left them) when the model has one, the
@@ -97,16 +119,13 @@ public:
         const TrainEnd& end = ctx.end();
         for_each_sink(sinks_, [&](sinks::Sink& s) { s.end(end); });
     }
+    /// True when some sink wants batches: otherwise CallbackList does not call on_train_batch_end,
+    /// and a driver with no other batch callback builds no batch logs.
+    [[nodiscard]] bool wants_train_batch_end() const override { return !batch_sinks_.empty(); }
     /// "MetricLogger".
     [[nodiscard]] std::string name() const override { return "MetricLogger"; }
 
-protected:
-    MetricLoggerBase() = default;
-    /// Takes the sinks in order. @throws InvalidArgument for a null sink.
-    explicit MetricLoggerBase(std::vector<std::shared_ptr<sinks::Sink>> sinks) {
-        for (auto& s : sinks) add_sink(std::move(s));
-    }
-
+private:
     // One sink's I/O failure must not keep the other sinks from their record (the CSV file being
     // on a full disk is no reason to lose the console line); the first failure still propagates.
     template <class Range, class F>
@@ -122,7 +141,7 @@ protected:
         if (first) std::rethrow_exception(first);
     }
 
-    /// The log key of the learning rate, as ReduceLROnPlateau and LearningRateScheduler write it.
+    // The log key of the learning rate, as ReduceLROnPlateau and LearningRateScheduler write it.
     static constexpr std::string_view kLearningRateKey = "learning_rate";
 
     std::vector<std::shared_ptr<sinks::Sink>> sinks_;
@@ -132,56 +151,5 @@ protected:
     double lr_ = 0;
     Logs with_lr_;  // the epoch's logs plus learning_rate, handed to the sinks
 };
-
-/// Forwards the run's logs to its sinks: begin at on_train_begin, each epoch's logs (then flush)
-/// at on_epoch_end, each batch's running means at on_train_batch_end to the sinks that want
-/// batches (a ConsoleSink on a terminal, for its progress bar), end at on_train_end. Add it last
-/// (see the file comment). Because it overrides on_train_batch_end, CallbackList calls it after
-/// every batch (an empty loop when no sink wants batches) and asks the driver for batch logs; when
-/// no sink wants batches, EpochMetricLogger (or add_metric_logger) avoids even that.
-class MetricLogger final : public MetricLoggerBase {
-public:
-    /// A logger with no sink yet (see add_sink).
-    MetricLogger() = default;
-    /// A logger writing to `sinks`, in order. @throws InvalidArgument for a null sink.
-    explicit MetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks) : MetricLoggerBase(std::move(sinks)) {}
-
-    /// Calls write_batch on the sinks that want batches.
-    /// @throws the first sink's exception, after every such sink was called.
-    void on_train_batch_end(Context& ctx) override {
-        if (batch_sinks_.empty()) return;
-        const sinks::BatchInfo info{ctx.epoch(), ctx.batch(), ctx.params().steps_per_epoch, ctx.global_step()};
-        const Logs& logs = ctx.logs();
-        for_each_sink(batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
-    }
-};
-
-/// MetricLogger without the batch hook: CallbackList never calls it per batch, so it costs
-/// nothing inside an epoch. Sinks that want batches get only the epoch calls (a ConsoleSink then
-/// prints one line per epoch).
-class EpochMetricLogger final : public MetricLoggerBase {
-public:
-    /// A logger with no sink yet (see add_sink).
-    EpochMetricLogger() = default;
-    /// A logger writing to `sinks`, in order. @throws InvalidArgument for a null sink.
-    explicit EpochMetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks) : MetricLoggerBase(std::move(sinks)) {}
-};
-
-/// Adds to `list` a logger for `sinks`: a MetricLogger when some sink wants batches, else an
-/// EpochMetricLogger (no per-batch call). Returns it, for add_sink() of epoch-only sinks.
-/// @throws InvalidArgument for a null sink.
-inline std::shared_ptr<MetricLoggerBase> add_metric_logger(CallbackList& list,
-                                                           std::vector<std::shared_ptr<sinks::Sink>> sinks) {
-    bool batches = false;
-    for (const auto& s : sinks) batches = batches || (s && s->wants_batches());
-    if (batches) {
-        auto logger = std::make_shared<MetricLogger>(std::move(sinks));
-        list.add(logger);
-        return logger;
-    }
-    auto logger = std::make_shared<EpochMetricLogger>(std::move(sinks));
-    list.add(logger);
-    return logger;
-}
 
 }  // namespace traincb::inline v0

@@ -1,8 +1,8 @@
 #pragma once
 /// @file callbacks/model_checkpoint.hpp
-/// ModelCheckpoint: Keras's callback (keras-reference.md section 4) writing traincb checkpoints
-/// (io/checkpoint.hpp: safetensors, written atomically, checksummed), plus Lightning's save_top_k,
-/// save_last and every_n_epochs, and resumable state of its own.
+/// ModelCheckpoint: Keras's callback (docs/keras-semantics.md, "ModelCheckpoint") writing traincb
+/// checkpoints (io/checkpoint.hpp: safetensors, written atomically, checksummed), plus Lightning's
+/// save_top_k, save_last and every_n_epochs, and resumable state of its own.
 ///
 ///     traincb::ModelCheckpoint best({.filepath = "ckpt/best.safetensors", .monitor = "val_loss",
 ///                                    .save_best_only = true, .save_weights_only = true,

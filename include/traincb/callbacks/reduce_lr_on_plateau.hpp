@@ -1,9 +1,10 @@
 #pragma once
 /// @file callbacks/reduce_lr_on_plateau.hpp
-/// ReduceLROnPlateau: multiplies the model's learning rate by `factor` when the monitored value
-/// has stopped improving for `patience` epochs. Keras 3.15 semantics (keras-reference.md,
-/// section 3) with traincb's checks (early-stopping.md): options are validated at construction,
-/// a NaN is never the best value, and a misspelt monitor is an error instead of a warning.
+/// ReduceLROnPlateau: multiplies the model's learning rate by `factor` when the monitored value has
+/// stopped improving for `patience` epochs. Keras 3.15 semantics (docs/keras-semantics.md,
+/// "ReduceLROnPlateau") with traincb's checks, as EarlyStopping's (docs/early-stopping-rules.md):
+/// options are validated at construction, a NaN is never the best value, and a misspelt monitor is
+/// an error instead of a warning.
 ///
 ///     traincb::ReduceLROnPlateau plateau({.monitor = "val_loss", .factor = 0.5, .patience = 3});
 ///

@@ -1,8 +1,8 @@
 #pragma once
 /// @file callbacks/terminate_on_nan.hpp
-/// TerminateOnNaN, with Keras semantics (keras-reference.md section 7): after each training batch,
-/// a NaN or infinite running `loss` stops training; the epoch still completes (validation and
-/// on_epoch_end run), then on_train_end. With raise_error, it throws instead.
+/// TerminateOnNaN, with Keras semantics (docs/keras-semantics.md, "The other callbacks"): after
+/// each training batch, a NaN or infinite running `loss` stops training; the epoch still completes
+/// (validation and on_epoch_end run), then on_train_end. With raise_error, it throws instead.
 
 #include <cmath>
 #include <iostream>

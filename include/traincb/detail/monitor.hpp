@@ -1,7 +1,8 @@
 #pragma once
 /// @file detail/monitor.hpp
 /// The monitor logic shared by EarlyStopping, ReduceLROnPlateau and ModelCheckpoint: resolving
-/// Mode::Auto and the exact improvement arithmetic of keras-reference.md section 1.3.
+/// Mode::Auto and the exact improvement arithmetic of docs/keras-semantics.md ("The shared monitor
+/// logic").
 
 #include <cmath>
 #include <optional>
@@ -25,7 +26,7 @@ inline bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-/// The direction of a metric name per early-stopping.md ("Auto mode is resolved ..."), or nullopt.
+/// The direction of a metric name per docs/early-stopping-rules.md (`Mode::Auto`), or nullopt.
 /// `declared` are the directions the logged metric objects declare, by log key; they win.
 inline std::optional<Direction> direction_from_name(
     std::string_view monitor, const std::vector<std::pair<std::string, Direction>>& declared = {}) {

@@ -3,8 +3,8 @@
 /// Reading and writing the safetensors format (Hugging Face): an 8-byte little-endian header
 /// length, a JSON header, then the row-major tensor bytes. The writer produces the same bytes as
 /// the reference Python/Rust writer; the reader applies every check of the reference loader, in
-/// its order, and names the failed one in its FormatError. The format is the one described in
-/// the "Format" section of the Hugging Face safetensors README.
+/// its order, and names the failed one in its FormatError. The format, each check and the
+/// writer's order are in docs/safetensors-format.md.
 ///
 ///     traincb::StateDict d;
 ///     traincb::io::put_tensor(d, "dense.weight", W);       // any Eigen expression, stored row-major
@@ -106,7 +106,8 @@ struct SafetensorsDtype {
     std::optional<DType> dtype;  ///< nullopt: valid safetensors, but traincb does not load it
 };
 
-/// Every dtype the reference defines (spec §2); a name outside this list is not a valid file.
+/// Every dtype the reference defines (docs/safetensors-format.md); a name outside this list is not
+/// a valid file.
 inline constexpr std::array<SafetensorsDtype, 22> kSafetensorsDtypes{{
     {"BOOL", 8, DType::Bool},         {"U8", 8, DType::U8},         {"I8", 8, std::nullopt},
     {"I16", 16, std::nullopt},        {"U16", 16, std::nullopt},    {"F16", 16, std::nullopt},
@@ -176,8 +177,9 @@ struct SafetensorsPlan {
 /// system calls cost little (512 MiB is 512 writes).
 inline constexpr std::size_t kSaveChunk = std::size_t{1} << 20;
 
-/// Validates `dict` and builds the header exactly as the reference writer does (spec §3), with
-/// the checksum's digits left as zeros at `checksum_at` when options.checksum is set.
+/// Validates `dict` and builds the header exactly as the reference writer does
+/// (docs/safetensors-format.md, "The order the writer uses"), with the checksum's digits left as
+/// zeros at `checksum_at` when options.checksum is set.
 /// @throws InvalidArgument for a tensor whose bytes do not match its shape, duplicate or reserved
 /// names, invalid UTF-8, or a header above 100 MB
 [[nodiscard]] inline SafetensorsPlan plan_safetensors(const StateDict& dict,
@@ -283,7 +285,8 @@ struct SafetensorsLayout {
     std::map<std::string, std::string> metadata;
 };
 
-/// Checks the 8-byte length prefix against the file size (spec §4 rows 1-3) and returns N.
+/// Checks the 8-byte length prefix against the file size (checks 1-3 of docs/safetensors-format.md)
+/// and returns N.
 [[nodiscard]] inline std::uint64_t safetensors_header_size(std::span<const std::byte> prefix, std::uint64_t file_size,
                                                            std::string_view source) {
     if (file_size < 8 || prefix.size() < 8)
@@ -304,8 +307,8 @@ struct SafetensorsLayout {
     return n;
 }
 
-/// Parses and validates the header (spec §4 rows 4-10, in order). `file_size` is the size of the
-/// whole file.
+/// Parses and validates the header (checks 4-10 of docs/safetensors-format.md, in order).
+/// `file_size` is the size of the whole file.
 [[nodiscard]] inline SafetensorsLayout parse_safetensors_header(std::span<const std::byte> header,
                                                                 std::uint64_t file_size, std::string_view source) {
     SafetensorsLayout layout;
@@ -318,7 +321,7 @@ struct SafetensorsLayout {
     if (text.starts_with("\xEF\xBB\xBF")) bad("the header starts with a UTF-8 byte order mark");
     // A valid header nests at most three levels ({ name: { shape: [ ] } }); refusing deeper input
     // while parsing bounds the memory a hostile header can make us allocate. Duplicate keys are
-    // refused as serde refuses duplicate fields (the spec disallows them everywhere).
+    // refused as serde refuses duplicate fields (the format disallows them everywhere).
     struct Reject {
         std::string why;
     };
@@ -593,7 +596,7 @@ inline void save_safetensors(const std::filesystem::path& path, const StateDict&
     });
 }
 
-// ---- Eigen <-> tensor helpers (shape convention of the spec §6) ----------------------------
+// ---- Eigen <-> tensor helpers (shape convention of docs/safetensors-format.md) -------------
 
 /// An owned row-major tensor holding `m`: shape [n] for a vector type (one compile-time
 /// dimension is 1), [] for a compile-time 1x1, else [rows, cols]. Column-major and strided

@@ -314,7 +314,7 @@ public:
     }
 
     /// Adds `{step, session_log{status: START}}`: TensorBoard's legacy loader then drops the
-    /// points of earlier sessions with step >= `step` (the restart marker of a resumed run).
+    /// points of earlier runs with step >= `step` (the restart marker of a resumed run).
     /// @throws LogicError if the writer is closed; IoError if writing pending records fails.
     void add_session_start(std::int64_t step, std::optional<double> wall_time = std::nullopt) {
         require_open("add_session_start");
@@ -512,7 +512,7 @@ public:
     /// Opens new event files: the train run always, the validation run now if the run has
     /// validation (else at the first `val_` key). When `info.resumed`, each run gets a SessionLog
     /// START at the resume step, so TensorBoard's legacy loader drops the points the previous
-    /// session wrote past the checkpoint: step = initial_epoch in the validation run, and in the
+    /// process wrote past the checkpoint: step = initial_epoch in the validation run, and in the
     /// train run too unless log_batches is set; then it is the first batch's global step, since
     /// batch points share that run and a START at the epoch number would drop valid ones.
     /// @throws IoError if a file cannot be created.
