@@ -19,7 +19,7 @@ tu="$work/all_headers.cpp"
 } >"$tu"
 out="$work/clang-tidy.log"
 status=0
-clang-tidy --quiet --warnings-as-errors='*' "$tu" -- -std=c++20 -I"$root/include" -isystem /usr/include/eigen3 \
+clang-tidy --quiet --config-file="$root/.clang-tidy" --warnings-as-errors='*' "$tu" -- -std=c++20 -I"$root/include" -isystem /usr/include/eigen3 \
   >"$out" 2>&1 || status=$?
 grep -E 'warning:|error:' "$out" || true
 if [ "$status" -ne 0 ]; then
