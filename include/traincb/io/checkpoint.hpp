@@ -5,11 +5,17 @@
 ///  - the model's state tensors as "model/<name>" (row-major, as the model's visit_state names them);
 ///  - each stateful callback's tensors as "callbacks/<state_key>/<name>" (e.g. EarlyStopping's best
 ///    weights);
+///  - the bulk state of each training metric of a mid-epoch checkpoint as
+///    "train_metrics/<log key>/<name>" (RocAuc's scores);
+///  - the History as "history/epoch" (I64 [epochs]) and "history/values/<key>" (F64 [epochs]);
 ///  - `__metadata__` = {"format": "pt", "traincb.version", "traincb.kind": "full" | "weights",
-///    "traincb.state": one JSON document as a string (position, seed, data-order options, running
-///    loss and training metric states of a mid-epoch checkpoint, every callback's versioned JSON
-///    state, the History), "traincb.state.checksum" (XXH64 of that string) and "traincb.checksum"
-///    (XXH64 of the tensor bytes)}.
+///    "traincb.state": one JSON document as a string (format version, position, seed, data-order
+///    options, running loss and training metric states of a mid-epoch checkpoint, every
+///    callback's versioned JSON state, the History's size and keys), "traincb.state.checksum"
+///    (XXH64 of that string) and "traincb.checksum" (XXH64 of the tensor bytes)}.
+///
+/// The state document does not grow with the epochs: what does (the History, a metric's scores)
+/// is tensor data. Files of state format version 1 (the History as JSON) are still read.
 ///
 /// Files are replaced atomically (temporary file, fsync, rename, fsync of the directory), and a
 /// checkpoint is loaded only when both checksums match: a truncated or corrupted file is a
@@ -254,8 +260,10 @@ namespace traincb::inline v0::io {
     return j;
 }
 
-/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`).
-/// @throws InvalidArgument when a callback's state key is empty or two tensor names collide
+/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`); the History
+/// becomes the tensors "history/epoch" and "history/values/<key>".
+/// @throws InvalidArgument when a callback's state key is empty, two tensor names collide, or a
+/// History column does not hold one value per recorded epoch
 [[nodiscard]] inline SafetensorsFile encode_checkpoint(Checkpoint c) {
     SafetensorsFile f;
     const std::string state = checkpoint_state_json(c).dump();
