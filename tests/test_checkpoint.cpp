@@ -266,26 +266,20 @@ TEST_CASE("checkpoint: missing, misshapen or unlisted History tensors are Format
                          })),
                          traincb::FormatError,
                          Catch::Message(where + "the History tensor 'history/values/loss' is missing"));
-    CHECK_THROWS_MATCHES(
-        io::load_checkpoint(edited([](traincb::StateDict& d) {
-            d.put(traincb::vector_tensor<std::int64_t>("history/epoch", std::vector<std::int64_t>{0, 1}));
-        })),
-        traincb::FormatError,
-        Catch::Message(where + "the History tensor 'history/epoch' is I64 [2], expected I64 [3] (one value "
-                               "per recorded epoch)"));
-    CHECK_THROWS_MATCHES(
-        io::load_checkpoint(edited([](traincb::StateDict& d) {
-            d.put(traincb::vector_tensor<float>("history/values/val_loss", std::vector<float>{1, 2, 3}));
-        })),
-        traincb::FormatError,
-        Catch::Message(where + "the History tensor 'history/values/val_loss' is F32 [3], expected F64 [3] "
-                               "(one value per recorded epoch)"));
-    CHECK_THROWS_MATCHES(
-        io::load_checkpoint(edited([](traincb::StateDict& d) {
-            d.put(traincb::vector_tensor<double>("history/values/other", std::vector<double>{1, 2, 3}));
-        })),
-        traincb::FormatError,
-        Catch::Message(where + "tensor 'history/values/other' is not a key listed in 'history.keys'"));
+    // A tensor put into the file (replacing one of the same name), and the error it causes.
+    const std::vector<std::pair<traincb::Tensor, std::string>> cases = {
+        {traincb::vector_tensor<std::int64_t>("history/epoch", std::vector<std::int64_t>{0, 1}),
+         "the History tensor 'history/epoch' is I64 [2], expected I64 [3] (one value per recorded epoch)"},
+        {traincb::vector_tensor<float>("history/values/val_loss", std::vector<float>{1, 2, 3}),
+         "the History tensor 'history/values/val_loss' is F32 [3], expected F64 [3] (one value per recorded epoch)"},
+        {traincb::vector_tensor<double>("history/values/other", std::vector<double>{1, 2, 3}),
+         "tensor 'history/values/other' is not a key listed in 'history.keys'"},
+    };
+    for (const auto& [tensor, message] : cases) {
+        INFO(message);
+        CHECK_THROWS_MATCHES(io::load_checkpoint(edited([&](traincb::StateDict& d) { d.put(tensor); })),
+                             traincb::FormatError, Catch::Message(where + message));
+    }
     CHECK(same_history(io::load_checkpoint(good).history, run.d.history));
 }
 
