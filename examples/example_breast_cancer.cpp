@@ -132,8 +132,9 @@ int main(int argc, char** argv) {
              std::make_shared<traincb::sinks::TensorBoardSink>(
                  traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
         if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
-        // report.html: the learning curves with the best and stopped epochs, rewritten each epoch;
-        // every save of best.safetensors is marked on it. ModelCheckpoint decides in on_epoch_end
+        // report.html: the learning curves with the best and stopped epochs, rewritten after each
+        // of the first 100 epochs, then every ceil(n/100)-th, and after every save of
+        // best.safetensors, which is marked on it. ModelCheckpoint decides in on_epoch_end
         // and records the epoch of its save in kept(), which a resumed run restores, so the marks
         // after a --resume are those of an uninterrupted run (the report restores the earlier ones).
         traincb::LearningCurveReport report({.path = fs::path(out) / "report.html",

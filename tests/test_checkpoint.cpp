@@ -1,17 +1,22 @@
 // Tests for traincb/io/checkpoint.hpp: the file layout of docs/checkpoints.md (tensor names,
-// metadata keys, the "traincb.state" document), round trips, checksums, crash safety on I/O
-// failures, find_latest_checkpoint and the removal of stale temporary files; numpy reads the file
-// with the snippet of docs/checkpoints.md.
+// metadata keys, the "traincb.state" document, the History as tensors), round trips, checkpoints
+// of format version 1 (History as JSON) still loading, a training metric state too large for a
+// JSON header, checksums, crash safety on I/O failures, find_latest_checkpoint and the removal of
+// stale temporary files; numpy reads the file with the snippet of docs/checkpoints.md.
 #include "catch.hpp"
 
 #include <sys/wait.h>
 
+#include <charconv>
 #include <cstdio>
+#include <functional>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/io/checkpoint.hpp>
+#include <traincb/metrics.hpp>
 #include <traincb/version.hpp>
 
 #include "checkpoint_test_support.hpp"
+#include "checkpoint_v1.hpp"
 
 using namespace ckpt_test;
 namespace io = traincb::io;
@@ -72,6 +77,17 @@ std::vector<std::byte> row_major_bytes(const Eigen::MatrixXd& m) {
     return out;
 }
 
+// The little-endian bytes of `values`, element by element.
+template <class T>
+std::vector<std::byte> bytes_of(std::initializer_list<T> values) {
+    std::vector<std::byte> out;
+    for (const T v : values) {
+        const auto* p = reinterpret_cast<const std::byte*>(&v);
+        out.insert(out.end(), p, p + sizeof v);
+    }
+    return out;
+}
+
 std::set<std::string> tensor_names(const traincb::StateDict& d) {
     std::set<std::string> s;
     for (const auto& t : d.tensors()) s.insert(t.name);
@@ -96,9 +112,9 @@ TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and th
     io::save_checkpoint(path, run.capture());
 
     const io::SafetensorsFile raw = io::load_safetensors(path);
-    // Names as docs/checkpoints.md ("What is saved") lays them out: the model under "model/", each
-    // stateful callback's tensors under "callbacks/<state_key>/"; EarlyStopping's snapshot uses the
-    // model's names.
+    // Names from the contract of docs/checkpoints.md: the model under "model/", each stateful
+    // callback's tensors under "callbacks/<state_key>/" (EarlyStopping's snapshot uses the
+    // model's names), the History under "history/".
     const std::set<std::string> expected{"model/w1",
                                          "model/w2",
                                          "model/b",
@@ -113,7 +129,11 @@ TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and th
                                          "callbacks/EarlyStopping:val_loss/opt.v1",
                                          "callbacks/EarlyStopping:val_loss/opt.v2",
                                          "callbacks/EarlyStopping:val_loss/opt.lr",
-                                         "callbacks/EarlyStopping:val_loss/opt.steps"};
+                                         "callbacks/EarlyStopping:val_loss/opt.steps",
+                                         "history/epoch",
+                                         "history/values/extra",
+                                         "history/values/loss",
+                                         "history/values/val_loss"};
     CHECK(tensor_names(raw.tensors) == expected);
     const traincb::Tensor* w1 = raw.tensors.find("model/w1");
     REQUIRE(w1 != nullptr);
@@ -135,7 +155,7 @@ TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and th
     CHECK(meta.at("traincb.state.checksum") == "xxh64:" + traincb::detail::hex64(traincb::detail::xxh64(state)));
 
     const nlohmann::json j = nlohmann::json::parse(state);
-    CHECK(j.at("format_version") == 1);
+    CHECK(j.at("format_version") == 2);
     CHECK(j.at("epoch") == 2);
     CHECK(j.at("epoch_completed") == true);
     CHECK(j.at("batch") == 1);        // steps_per_epoch of the Driver
@@ -144,9 +164,26 @@ TEST_CASE("checkpoint: the file holds model/ and callbacks/<key>/ tensors and th
     CHECK(j.at("stop").is_null());
     CHECK(j.at("callbacks").at("Counter") == nlohmann::json{{"version", 3}, {"json", {{"epochs_seen", 3}}}});
     CHECK(j.at("callbacks").at("EarlyStopping:val_loss").at("json").at("best") == "0.4");
-    CHECK(j.at("history").at("epoch") == nlohmann::json{0, 1, 2});
-    CHECK(j.at("history").at("values").at("val_loss") == nlohmann::json{"0.5", "0.4", "0.45"});
-    CHECK(j.at("history").at("values").at("extra") == nlohmann::json{"1", "2", "nan"});
+    // The History: its size and keys in the state, its values in tensors (the values logged by
+    // SmallRun; "extra" was not logged in the third epoch, so the History holds NaN there).
+    CHECK(j.at("history") == nlohmann::json{{"epochs", 3}, {"keys", {"extra", "loss", "val_loss"}}});
+    const traincb::Tensor* epochs = raw.tensors.find("history/epoch");
+    REQUIRE(epochs != nullptr);
+    CHECK(epochs->dtype == traincb::DType::I64);
+    CHECK(epochs->shape == std::vector<std::int64_t>{3});
+    CHECK(epochs->data == bytes_of<std::int64_t>({0, 1, 2}));
+    const traincb::Tensor* val_loss = raw.tensors.find("history/values/val_loss");
+    REQUIRE(val_loss != nullptr);
+    CHECK(val_loss->dtype == traincb::DType::F64);
+    CHECK(val_loss->shape == std::vector<std::int64_t>{3});
+    CHECK(val_loss->data == bytes_of<double>({0.5, 0.4, 0.45}));
+    const std::vector<double> extra = ckpt_v1::doubles_of(*raw.tensors.find("history/values/extra"));
+    REQUIRE(extra.size() == 3);
+    CHECK(extra[0] == 1.0);
+    CHECK(extra[1] == 2.0);
+    CHECK(std::isnan(extra[2]));
+    // The state document no longer grows with the epochs: no value of the History is in it.
+    CHECK(state.find("0.45") == std::string::npos);
 }
 
 TEST_CASE("checkpoint: load_checkpoint returns exactly what was captured") {
@@ -177,6 +214,145 @@ TEST_CASE("checkpoint: load_checkpoint returns exactly what was captured") {
     fresh.load_state(after.callbacks.at("Counter"), run.d.list.context());
     CHECK(fresh.epochs_seen == 3);
     CHECK(fresh.memory == run.counter.memory);
+}
+
+TEST_CASE("checkpoint: a file of format version 1 (the History as JSON) loads to the same checkpoint") {
+    TempDir dir("ckpt_v1");
+    SmallRun run;
+    io::save_checkpoint(dir / "new.safetensors", run.capture());
+    ckpt_v1::write_as_v1(dir / "new.safetensors", dir / "old.safetensors");
+    // The rewritten file has the old layout: version 1, the History's values as strings in the
+    // state, no "history/" tensor.
+    const io::SafetensorsFile raw = io::load_safetensors(dir / "old.safetensors");
+    const nlohmann::json j = nlohmann::json::parse(raw.metadata.at("traincb.state"));
+    REQUIRE(j.at("format_version") == 1);
+    REQUIRE(j.at("history").at("values").at("val_loss") == nlohmann::json{"0.5", "0.4", "0.45"});
+    REQUIRE(j.at("history").at("values").at("extra") == nlohmann::json{"1", "2", "nan"});
+    for (const auto& t : raw.tensors.tensors()) REQUIRE_FALSE(t.name.starts_with("history/"));
+
+    const io::Checkpoint now = io::load_checkpoint(dir / "new.safetensors");
+    const io::Checkpoint old = io::load_checkpoint(dir / "old.safetensors");
+    CHECK(old.position == now.position);
+    CHECK(same_history(old.history, run.d.history));
+    CHECK(same_history(old.history, now.history));
+    CHECK(same_state(old.model, now.model));
+    REQUIRE(old.callbacks.size() == now.callbacks.size());
+    for (const auto& [key, s] : now.callbacks) {
+        INFO(key);
+        CHECK(old.callbacks.at(key).json == s.json);
+        CHECK(same_state(old.callbacks.at(key).tensors, s.tensors));
+    }
+    // Saved again, it is written in the current layout, byte for byte as the original.
+    io::save_checkpoint(dir / "again.safetensors", old);
+    CHECK(read_bytes(dir / "again.safetensors") == read_bytes(dir / "new.safetensors"));
+}
+
+TEST_CASE("checkpoint: missing, misshapen or unlisted History tensors are FormatErrors naming them") {
+    TempDir dir("ckpt_history_bad");
+    SmallRun run;
+    const fs::path good = dir / "good.safetensors";
+    io::save_checkpoint(good, run.capture());
+    const fs::path bad = dir / "bad.safetensors";
+    // The file with `edit` applied to its tensors (the state and its checksum unchanged).
+    const auto edited = [&](const std::function<void(traincb::StateDict&)>& edit) {
+        io::SafetensorsFile f = io::load_safetensors(good);
+        edit(f.tensors);
+        io::save_safetensors(bad, f.tensors, f.metadata, io::SaveOptions{.checksum = true});
+        return bad;
+    };
+    const std::string where = "traincb: checkpoint: '" + bad.string() + "': ";
+    CHECK_THROWS_MATCHES(io::load_checkpoint(edited([](traincb::StateDict& d) {
+                             std::erase_if(d.tensors(), [](const auto& t) { return t.name == "history/values/loss"; });
+                         })),
+                         traincb::FormatError,
+                         Catch::Message(where + "the History tensor 'history/values/loss' is missing"));
+    // A tensor put into the file (replacing one of the same name), and the error it causes.
+    const std::vector<std::pair<traincb::Tensor, std::string>> cases = {
+        {traincb::vector_tensor<std::int64_t>("history/epoch", std::vector<std::int64_t>{0, 1}),
+         "the History tensor 'history/epoch' is I64 [2], expected I64 [3] (one value per recorded epoch)"},
+        {traincb::vector_tensor<float>("history/values/val_loss", std::vector<float>{1, 2, 3}),
+         "the History tensor 'history/values/val_loss' is F32 [3], expected F64 [3] (one value per recorded epoch)"},
+        {traincb::vector_tensor<double>("history/values/other", std::vector<double>{1, 2, 3}),
+         "tensor 'history/values/other' is not a key listed in 'history.keys'"},
+    };
+    for (const auto& [tensor, message] : cases) {
+        INFO(message);
+        CHECK_THROWS_MATCHES(io::load_checkpoint(edited([&](traincb::StateDict& d) { d.put(tensor); })),
+                             traincb::FormatError, Catch::Message(where + message));
+    }
+    CHECK(same_history(io::load_checkpoint(good).history, run.d.history));
+}
+
+TEST_CASE("checkpoint: a training metric state too large for a JSON header (RocAuc, 5 million scores) round-trips") {
+    TempDir dir("ckpt_big_metric");
+    // m positives scored (j + 0.5) / (3m) and m negatives scored k / (3m), j, k in [0, m): a
+    // positive outranks the negatives k <= j, so (Mann-Whitney, no ties) the AUC is
+    // sum_j (j + 1) / m^2 = (m + 1) / (2m).
+    constexpr Eigen::Index m = 2'500'000;
+    Eigen::VectorXd y(2 * m), p(2 * m);
+    for (Eigen::Index j = 0; j < m; ++j) {
+        y(2 * j) = 1;
+        p(2 * j) = (static_cast<double>(j) + 0.5) / (3.0 * m);
+        y(2 * j + 1) = 0;
+        p(2 * j + 1) = static_cast<double>(j) / (3.0 * m);
+    }
+    traincb::metrics::RocAuc auc;
+    auc.update(y, p);
+    // As JSON (the form of save_state, which checkpoints used) each score is its shortest
+    // round-trip decimal between quotes and after a comma, each quote escaped once more inside the
+    // metadata string: 5 bytes besides the digits, and the header would exceed the limit.
+    std::uint64_t json_bytes = 0;
+    for (Eigen::Index i = 0; i < p.size(); ++i) {
+        char buf[64];
+        json_bytes += static_cast<std::uint64_t>(std::to_chars(buf, buf + sizeof buf, p(i)).ptr - buf) + 5;
+    }
+    REQUIRE(json_bytes > io::kMaxHeaderSize);
+
+    Net net(4, 3, 1);
+    Driver d(net);
+    traincb::RunState rs;
+    rs.metric_states = [&auc](std::map<std::string, traincb::StateDict, std::less<>>& tensors) {
+        nlohmann::json s;
+        (void)auc.save_state_with_tensors(s, tensors["auc"]);
+        return nlohmann::json{{"auc", std::move(s)}};
+    };
+    d.list.set_run_state(&rs);
+    d.begin();
+    d.list.on_epoch_begin(0);
+    d.list.on_train_batch_begin(0);
+    Logs bl{{"loss", 1.0}};
+    d.list.on_train_batch_end(0, bl);  // mid-epoch: the metric states are saved
+    const fs::path path = dir / "big.safetensors";
+    io::save_checkpoint(path, io::capture_checkpoint(d.list.context(), io::CheckpointKind::Full));
+
+    // The header stays small: the scores are tensor data.
+    std::array<unsigned char, 8> head{};
+    std::ifstream(path, std::ios::binary).read(reinterpret_cast<char*>(head.data()), head.size());
+    std::uint64_t header = 0;
+    for (int i = 7; i >= 0; --i) header = header << 8U | head[static_cast<std::size_t>(i)];
+    CHECK(header < 4096);
+    const io::Checkpoint c = io::load_checkpoint(path);
+    REQUIRE(c.train_metrics.at("auc").at("positive_count") == m);
+    REQUIRE(c.train_metric_tensors.count("auc") == 1);
+    traincb::metrics::RocAuc back;
+    back.load_state_with_tensors(c.train_metrics.at("auc"), c.train_metric_tensors.at("auc"));
+    // Every score came back, bit for bit (the state saved again is the same)...
+    nlohmann::json s1, s2;
+    traincb::StateDict t1, t2;
+    REQUIRE(auc.save_state_with_tensors(s1, t1));
+    REQUIRE(back.save_state_with_tensors(s2, t2));
+    CHECK(s1 == s2);
+    REQUIRE(t1.size() == 2);
+    REQUIRE(t2.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const traincb::Tensor &a = t1.tensors()[i], &b = t2.tensors()[i];
+        CHECK(a.name == b.name);
+        CHECK(a.shape == std::vector<std::int64_t>{m});
+        CHECK(b.shape == a.shape);
+        CHECK(std::memcmp(a.data.data(), b.data.data(), a.data.size()) == 0);  // (memcmp: fast in Debug too)
+    }
+    // ... and the AUC is the one derived above.
+    CHECK(back.result() == Approx((m + 1.0) / (2.0 * m)).epsilon(1e-12));
 }
 
 TEST_CASE("checkpoint: a mid-epoch checkpoint records the batch position and the running loss exactly") {
@@ -216,6 +392,7 @@ TEST_CASE("checkpoint: a weights checkpoint holds the model state only") {
     for (const auto& t : raw.tensors.tensors()) CHECK(t.name.starts_with("model/"));
     CHECK(raw.metadata.at("traincb.kind") == "weights");
     const nlohmann::json j = nlohmann::json::parse(raw.metadata.at("traincb.state"));
+    CHECK(j.at("format_version") == 1);  // the layout of weights files did not change
     CHECK(!j.contains("callbacks"));
     CHECK(!j.contains("history"));
     const io::Checkpoint c = io::load_checkpoint(path);

@@ -1,10 +1,11 @@
 // Tests for traincb/callbacks/learning_curve_report.hpp: the page is rewritten atomically after
-// every epoch, is well-formed, has one chart per metric with a point per finite value, marks the
-// best / stopped epochs, learning-rate changes and checkpoints at the right epochs, escapes every
-// key, is deterministic, and reports I/O errors naming the path. A last test renders a realistic
+// every epoch of a short run (and at the documented cadence of a long one), is well-formed, has one chart per metric
+// with a point per finite value, marks the best / stopped epochs, learning-rate changes and checkpoints at the right
+// epochs, escapes every key, is deterministic, and reports I/O errors naming the path. A last test renders a realistic
 // report with headless Chromium (skipped when it is not installed). The resume tests (at the end)
-// check that a run resumed through Trainer renders the same bytes as an uninterrupted one, and
-// that a bad checkpointed state is refused with a clear error.
+// check that a run resumed through Trainer renders the same bytes as an uninterrupted one (also
+// from a checkpoint in the version-1 layout), that the state takes its values from the History
+// instead of storing them twice, and that a bad checkpointed state is refused with a clear error.
 #include "catch.hpp"
 #include "test_support.hpp"
 
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "checkpoint_test_support.hpp"
+#include "checkpoint_v1.hpp"
 
 namespace fs = std::filesystem;
 using traincb::CallbackList;
@@ -632,6 +634,55 @@ TEST_CASE("the same run gives the same bytes") {
     CHECK(x == read_bytes(b / "r.html"));
 }
 
+TEST_CASE("a long run rewrites the page at the documented cadence, marks and the end always, same final bytes") {
+    TempDir dir;
+    std::vector<Logs> epochs;
+    for (int e = 0; e < 250; ++e) epochs.push_back({{"loss", 1.0 / (e + 1)}, {"val_loss", 1.0 / (e + 2)}});
+    // Epochs after whose end the page was written (0-based), by counting writes().
+    const auto written = [&](LearningCurveReport& report, const std::function<void(int)>& after) {
+        CallbackList cbs{report};
+        std::vector<int> at;
+        drive(cbs, epochs, [&](int e) {
+            if (report.writes() > static_cast<int>(at.size()) + 1) at.push_back(e);
+            after(e);
+        });
+        return at;
+    };
+    // Adaptive, from the rule in LearningCurveReportOptions::write_every: after each of the first
+    // 100 epochs; then whenever ceil(n / 100) epochs (n recorded) have passed since the last
+    // write: every 2nd epoch (n = 102, 104, ..., 152); a mark added after the hooks of n = 152 is
+    // written at n = 153, and the count restarts there (n = 155, 157, ..., 199); from n = 201 on
+    // every 3rd epoch since the last write (n = 202, 205, ..., 250).
+    LearningCurveReport adaptive({.path = dir / "adaptive.html"});
+    const std::vector<int> at = written(adaptive, [&](int e) {
+        if (e == 151) adaptive.mark(e, "checkpoint", "c.safetensors");
+    });
+    std::vector<int> want;
+    for (int n = 1; n <= 100; ++n) want.push_back(n - 1);
+    for (int n = 102; n <= 152; n += 2) want.push_back(n - 1);
+    want.push_back(153 - 1);
+    for (int n = 155; n <= 199; n += 2) want.push_back(n - 1);
+    for (int n = 202; n <= 250; n += 3) want.push_back(n - 1);
+    CHECK(at == want);
+    CHECK(adaptive.writes() == 1 + static_cast<int>(want.size()) + 1);  // plus train begin and train end
+
+    // A fixed interval: every 40th epoch (n = 40, 80, ..., 240).
+    LearningCurveReport fixed({.path = dir / "fixed.html", .write_every = 40});
+    CHECK(written(fixed, [](int) {}) == std::vector<int>{39, 79, 119, 159, 199, 239});
+    // Whatever the cadence, the final page is the one of a report written after every epoch.
+    LearningCurveReport every({.path = dir / "every.html", .write_every = 1});
+    CHECK(written(every, [&](int e) {
+              if (e == 151) every.mark(e, "checkpoint", "c.safetensors");
+          }).size() == 250);
+    CHECK(read_bytes(dir / "adaptive.html") == read_bytes(dir / "every.html"));
+    CHECK(read_bytes(dir / "fixed.html") != read_bytes(dir / "every.html"));  // no mark there
+    LearningCurveReport fixed_marked({.path = dir / "fixed_marked.html", .write_every = 40});
+    (void)written(fixed_marked, [&](int e) {
+        if (e == 151) fixed_marked.mark(e, "checkpoint", "c.safetensors");
+    });
+    CHECK(read_bytes(dir / "fixed_marked.html") == read_bytes(dir / "every.html"));
+}
+
 TEST_CASE("a single epoch, hundreds of epochs, very different scales and negative values") {
     TempDir dir;
     SECTION("a single epoch") {
@@ -762,6 +813,8 @@ TEST_CASE("bad options throw InvalidArgument at construction") {
           std::string::npos);
     CHECK(message({.path = dir / "r.html", .refresh_seconds = -2}).find("refresh_seconds must be >= 0") !=
           std::string::npos);
+    CHECK(message({.path = dir / "r.html", .write_every = -1}) ==
+          "traincb: LearningCurveReport: write_every must be >= 0 (0 = adaptive), got -1");
     CHECK(listing(dir.path).empty());  // construction writes nothing
 }
 
@@ -1036,6 +1089,40 @@ TEST_CASE("resume: a run crashed at an epoch end and resumed through Trainer ren
     CHECK(fresh.html() != straight.html());
 }
 
+TEST_CASE("resume: from a checkpoint in the version-1 layout (History and report state as JSON), the same bytes") {
+    ckpt_test::TempDir tmp("lcr_resume_v1");
+    fs::create_directories(tmp / "a");
+    fs::create_directories(tmp / "b");
+    Rig straight(tmp / "a", false);
+    (void)straight.fit(14);
+    {
+        Rig crashing(tmp / "b", false);
+        crashing.crash.at = 6;
+        CHECK_THROWS(crashing.fit(14));
+    }
+    const fs::path last = tmp / "b/ckpt/last.safetensors";
+    {
+        // As written now: the report's values are the History's (every key logged every epoch),
+        // so its state holds only their keys and the marks, and no tensor.
+        const traincb::io::Checkpoint c = traincb::io::load_checkpoint(last);
+        const traincb::CallbackState& now = c.callbacks.at("LearningCurveReport");
+        CHECK(now.version == 2);
+        CHECK(now.tensors.empty());
+        CHECK(now.json.at("columns").empty());
+        CHECK(now.json.at("history").at("keys") == nlohmann::json{"learning_rate", "loss", "val_loss"});
+    }
+    ckpt_v1::write_as_v1(last, last);
+    const nlohmann::json state =
+        nlohmann::json::parse(traincb::io::load_safetensors(last).metadata.at("traincb.state"));
+    REQUIRE(state.at("format_version") == 1);
+    REQUIRE(state.at("callbacks").at("LearningCurveReport").at("version") == 1);
+    REQUIRE(state.at("callbacks").at("LearningCurveReport").at("json").at("epochs").size() == 6);
+    Rig resumed(tmp / "b", false);
+    (void)resumed.fit(14, last);
+    CHECK(resumed.report.epochs() == straight.report.epochs());
+    CHECK(resumed.html() == straight.html());
+}
+
 TEST_CASE("resume: from a mid-epoch checkpoint the report renders the same bytes") {
     ckpt_test::TempDir tmp("lcr_resume_mid");
     fs::create_directories(tmp / "a");
@@ -1078,8 +1165,12 @@ TEST_CASE("resume: the state round-trips NaN, infinities, missing values and mar
     }
     traincb::CallbackState state;
     a.save_state(state);
-    CHECK(state.version == 1);
-    CHECK(state.tensors.empty());
+    CHECK(state.version == 2);
+    // Without a History (this CallbackList has none) every column and the epochs are tensors.
+    CHECK(state.json.at("history").is_null());
+    CHECK(state.json.at("rows") == 4);
+    CHECK(state.json.at("columns") == nlohmann::json{"extra", "loss", "val_loss"});
+    CHECK(state.tensors.size() == 7);
     // Survives the checkpoint's own JSON text round trip.
     state.json = nlohmann::json::parse(state.json.dump());
 
@@ -1099,9 +1190,78 @@ TEST_CASE("resume: the state round-trips NaN, infinities, missing values and mar
     traincb::CallbackState again;
     b.save_state(again);
     CHECK(again.json == state.json);
-    // The key missing in three epochs stays missing there (null), not zero.
-    CHECK(state.json.at("columns").at("extra") == nlohmann::json::parse(R"([null, "-inf", null, null])"));
-    CHECK(state.json.at("columns").at("val_loss").at(0) == "nan");
+    CHECK(again.tensors == state.tensors);
+    // The key missing in three epochs stays missing there (present 0), not zero; NaN stays NaN.
+    std::vector<std::uint8_t> present;
+    REQUIRE(traincb::read_vector_tensor(*state.tensors.find("present/extra"), 4, present));
+    CHECK(present == std::vector<std::uint8_t>{0, 1, 0, 0});
+    std::vector<double> values;
+    REQUIRE(traincb::read_vector_tensor(*state.tensors.find("values/extra"), 4, values));
+    CHECK(values[1] == -kInf);
+    REQUIRE(traincb::read_vector_tensor(*state.tensors.find("values/val_loss"), 4, values));
+    CHECK(std::isnan(values[0]));
+    CHECK(std::signbit(values[2]));  // -0.0
+    std::vector<std::int64_t> epochs;
+    REQUIRE(traincb::read_vector_tensor(*state.tensors.find("epochs"), 4, epochs));
+    CHECK(epochs == std::vector<std::int64_t>{0, 1, 2, 3});
+}
+
+TEST_CASE("resume: with a History the state stores no value twice, only what the History lacks") {
+    TempDir dir;
+    LearningCurveReport a({.path = dir / "a.html"});
+    traincb::History history;
+    // A callback after the report changes "loss" in epoch 2 after the report recorded it, and
+    // "val_loss" is logged every other epoch: the History differs from the report for those two.
+    traincb::LambdaCallback later({.on_epoch_end = [](traincb::Context& ctx) {
+        if (ctx.epoch() == 2) ctx.logs().set("loss", 9.0);
+    }});
+    {
+        CallbackList cbs{a, later};
+        cbs.set_history(&history);
+        cbs.set_params({.epochs = 6});
+        cbs.on_train_begin();
+        for (int e = 0; e < 5; ++e) {
+            cbs.on_epoch_begin(e);
+            Logs logs{{"loss", 1.0 / (e + 1)}, {"accuracy", 0.5 + 0.1 * e}};
+            if (e % 2 == 1) logs.set("val_loss", 0.3 * e);
+            cbs.on_epoch_end(e, logs);
+        }
+        a.mark(3, "checkpoint", "c.safetensors");
+    }
+    traincb::CallbackState state;
+    a.save_state(state);
+    CHECK(state.version == 2);
+    CHECK(state.json.at("rows") == 5);
+    CHECK(state.json.at("history") == nlohmann::json{{"offset", 0}, {"keys", {"accuracy"}}});
+    CHECK(state.json.at("columns") == nlohmann::json{"loss", "val_loss"});
+    CHECK(state.tensors.size() == 4);  // values and present of those two; no "epochs"
+    CHECK(state.tensors.find("values/accuracy") == nullptr);
+    std::vector<double> loss;
+    REQUIRE(traincb::read_vector_tensor(*state.tensors.find("values/loss"), 5, loss));
+    CHECK(loss[2] == 1.0 / 3);  // what the report drew, not the History's 9
+
+    // Loaded with the History of the same run (as Trainer restores it), it renders the same page.
+    LearningCurveReport b({.path = dir / "b.html"});
+    traincb::History restored = history;
+    CallbackList cbs{b};
+    cbs.set_history(&restored);
+    cbs.set_params({.epochs = 6});
+    cbs.on_train_begin();
+    b.load_state(state, cbs.context());
+    CHECK(b.render() == a.render());
+    CHECK(b.epochs() == std::vector<int>{0, 1, 2, 3, 4});
+    traincb::CallbackState again;
+    b.save_state(again);
+    CHECK(again.json == state.json);
+    CHECK(again.tensors == state.tensors);
+
+    // Without the History it refers to, the state cannot be loaded.
+    LearningCurveReport c({.path = dir / "c.html"});
+    CallbackList alone{c};
+    alone.on_train_begin();
+    CHECK(load_error(c, state).find(
+              "it takes its 5 epochs from the run's History (from row 0), which is not available") !=
+          std::string::npos);
 }
 
 TEST_CASE("resume: a state of another version or a malformed one is refused, the report unchanged") {
@@ -1114,8 +1274,14 @@ TEST_CASE("resume: a state of another version or a malformed one is refused, the
         cbs.on_epoch_end(0, l);
         good.mark(0, "checkpoint", "c.safetensors");
     }
-    traincb::CallbackState valid;
+    traincb::CallbackState valid;  // version 2, without a History: the columns in tensors
     good.save_state(valid);
+    REQUIRE(valid.version == 2);
+    // Version 1, as earlier traincb versions wrote it: everything in JSON.
+    traincb::CallbackState valid1;
+    valid1.version = 1;
+    valid1.json = nlohmann::json::parse(R"({"epochs": [0], "columns": {"loss": ["0.5"]},
+        "marks": [{"epoch": 0, "kind": "checkpoint", "label": "c.safetensors"}]})");
 
     LearningCurveReport report({.path = dir / "r.html", .id = "rep"});
     {
@@ -1125,39 +1291,70 @@ TEST_CASE("resume: a state of another version or a malformed one is refused, the
         cbs.on_epoch_end(7, l);
     }
     const std::string before = report.render();
-    auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
-        traincb::CallbackState s = valid;
+    auto with = [](traincb::CallbackState s, const std::function<void(nlohmann::json&)>& edit) {
         edit(s.json);
         return s;
     };
-    traincb::CallbackState v2 = valid;
-    v2.version = 2;
+    auto with_tensor = [&](const traincb::Tensor& t) {
+        traincb::CallbackState s = valid;
+        s.tensors.put(t);
+        return s;
+    };
+    traincb::CallbackState v3 = valid;
+    v3.version = 3;
     const std::string prefix = "traincb: LearningCurveReport: checkpointed state (key 'rep'): ";
     const std::vector<std::pair<traincb::CallbackState, std::string>> cases = {
-        {v2, "version 2 is not readable; this traincb reads version 1"},
-        {with([](nlohmann::json& j) { j = nlohmann::json::array(); }), "expected a JSON object"},
-        {with([](nlohmann::json& j) { j.erase("epochs"); }), "the field 'epochs' is missing"},
-        {with([](nlohmann::json& j) { j["marks"] = 3; }), "'marks' must be an array, got 3"},
-        {with([](nlohmann::json& j) { j["columns"] = nlohmann::json::array(); }), "'columns' must be an object"},
-        {with([](nlohmann::json& j) { j["epochs"][0] = -1; }), "an entry of 'epochs' must be an epoch"},
-        {with([](nlohmann::json& j) { j["epochs"][0] = "0"; }), "an entry of 'epochs' must be an epoch"},
-        {with([](nlohmann::json& j) { j["columns"]["loss"] = nlohmann::json::array(); }),
+        {v3, "version 3 is not readable; this traincb reads versions 1 and 2"},
+        {with(valid, [](nlohmann::json& j) { j = nlohmann::json::array(); }), "expected a JSON object"},
+        {with(valid1, [](nlohmann::json& j) { j.erase("epochs"); }), "the field 'epochs' is missing"},
+        {with(valid1, [](nlohmann::json& j) { j["marks"] = 3; }), "'marks' must be an array, got 3"},
+        {with(valid1, [](nlohmann::json& j) { j["columns"] = nlohmann::json::array(); }),
+         "'columns' must be an object"},
+        {with(valid1, [](nlohmann::json& j) { j["epochs"][0] = -1; }), "an entry of 'epochs' must be an epoch"},
+        {with(valid1, [](nlohmann::json& j) { j["epochs"][0] = "0"; }), "an entry of 'epochs' must be an epoch"},
+        {with(valid1, [](nlohmann::json& j) { j["columns"]["loss"] = nlohmann::json::array(); }),
          "column 'loss' must be an array of 1 values"},
-        {with([](nlohmann::json& j) { j["columns"]["loss"][0] = 0.5; }), "column 'loss' holds 0.5"},
-        {with([](nlohmann::json& j) { j["columns"]["loss"][0] = "0.5x"; }), "column 'loss' holds \"0.5x\""},
-        {with([](nlohmann::json& j) { j["marks"][0].erase("kind"); }), "a mark must be"},
-        {with([](nlohmann::json& j) { j["marks"][0]["kind"] = ""; }), "a mark must be"},
-        {with([](nlohmann::json& j) { j["marks"][0]["epoch"] = -2; }), "a mark's 'epoch' must be an epoch"},
+        {with(valid1, [](nlohmann::json& j) { j["columns"]["loss"][0] = 0.5; }), "column 'loss' holds 0.5"},
+        {with(valid1, [](nlohmann::json& j) { j["columns"]["loss"][0] = "0.5x"; }), "column 'loss' holds \"0.5x\""},
+        {with(valid1, [](nlohmann::json& j) { j["marks"][0].erase("kind"); }), "a mark must be"},
+        {with(valid, [](nlohmann::json& j) { j["marks"][0]["kind"] = ""; }), "a mark must be"},
+        {with(valid, [](nlohmann::json& j) { j["marks"][0]["epoch"] = -2; }), "a mark's 'epoch' must be an epoch"},
+        {with(valid, [](nlohmann::json& j) { j.erase("rows"); }),
+         "'rows' must be a count (an integer >= 0), got nothing"},
+        {with(valid, [](nlohmann::json& j) { j["rows"] = 2; }),
+         "the tensor 'epochs' is I64 of 8 bytes, expected I64 [2] (one value per epoch)"},
+        {with(valid, [](nlohmann::json& j) { j.erase("history"); }), "the field 'history' is missing"},
+        {with(valid, [](nlohmann::json& j) { j["history"] = 1; }), "'history' must be an object or null, got 1"},
+        {with(valid,
+              [](nlohmann::json& j) {
+                  j["history"] = {{"offset", 0}, {"keys", nlohmann::json::array()}};
+              }),
+         "it takes its 1 epochs from the run's History (from row 0), which is not available"},
+        {with(valid,
+              [](nlohmann::json& j) {
+                  j["columns"] = {"loss", "acc"};
+              }),
+         "the tensor 'values/acc' is missing"},
+        {with(valid, [](nlohmann::json& j) { j["columns"] = {3}; }), "'columns' holds 3, not a key"},
+        {with_tensor(traincb::vector_tensor<float>("values/loss", std::vector<float>{0.5F})),
+         "the tensor 'values/loss' is F32 of 4 bytes, expected F64 [1]"},
+        {with_tensor(traincb::vector_tensor<std::int64_t>("epochs", std::vector<std::int64_t>{-3})),
+         "an entry of tensor 'epochs' must be an epoch (an integer >= 0), got -3"},
     };
     for (const auto& [state, expected] : cases) {
         INFO(expected);
         const std::string msg = load_error(report, state);
+        INFO(msg);
         CHECK(msg.rfind(prefix, 0) == 0);
         CHECK(msg.find(expected) != std::string::npos);
         CHECK(report.render() == before);  // nothing half-loaded
     }
     CHECK(load_error(report, valid).empty());
-    CHECK(report.render() != before);
+    const std::string loaded = report.render();
+    CHECK(loaded != before);
+    // The version-1 form loads to the same report.
+    CHECK(load_error(report, valid1).empty());
+    CHECK(report.render() == loaded);
 }
 
 TEST_CASE("resume: two reports in one run need distinct ids") {

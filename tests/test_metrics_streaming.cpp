@@ -504,6 +504,16 @@ void check_state_round_trip(const m::Metric& proto, const MatrixXd& t, const Mat
     REQUIRE(proto.clone()->save_state(empty));
     resumed->load_state(empty);
     CHECK(std::isnan(resumed->result()));
+
+    // The same through the form checkpoints use: JSON (as text) plus tensors.
+    nlohmann::json json;
+    traincb::StateDict tensors;
+    REQUIRE(first->save_state_with_tensors(json, tensors));
+    const auto resumed2 = proto.clone();
+    resumed2->load_state_with_tensors(nlohmann::json::parse(json.dump()), tensors);
+    feed_range(*resumed2, t, p, cuts, half, batches);
+    const double got2 = resumed2->result();
+    CHECK(std::memcmp(&want, &got2, sizeof want) == 0);
 }
 
 }  // namespace
@@ -583,6 +593,110 @@ struct Plain final : m::Metric {
     [[nodiscard]] std::unique_ptr<m::Metric> clone() const override { return std::make_unique<Plain>(*this); }
 };
 }  // namespace
+
+namespace {
+// A user-defined metric with a JSON state only (save_state / load_state): the largest |y_pred|.
+struct MaxPrediction final : m::Metric {
+    double max = 0;
+    [[nodiscard]] std::string name() const override { return "max_prediction"; }
+    [[nodiscard]] traincb::Direction direction() const noexcept override { return traincb::Direction::Min; }
+    void update(const Eigen::Ref<const MatrixXd>&, const Eigen::Ref<const MatrixXd>& p) override {
+        max = std::max(max, p.cwiseAbs().maxCoeff());
+    }
+    void update(const Eigen::Ref<const MatrixXf>&, const Eigen::Ref<const MatrixXf>& p) override {
+        max = std::max(max, static_cast<double>(p.cwiseAbs().maxCoeff()));
+    }
+    [[nodiscard]] double result() const override { return max; }
+    void reset() override { max = 0; }
+    void merge(const m::Metric&) override {}
+    [[nodiscard]] std::unique_ptr<m::Metric> clone() const override { return std::make_unique<MaxPrediction>(*this); }
+    bool save_state(nlohmann::json& state) const override {
+        state = {{"max", max}};
+        return true;
+    }
+    void load_state(const nlohmann::json& state) override { max = state.at("max").get<double>(); }
+};
+}  // namespace
+
+TEST_CASE("the tensor form of metric states: RocAuc's scores in tensors, JSON-only metrics unchanged") {
+    // Five samples: positives scored 0.8, 0.35, 0.9 and negatives 0.1, 0.4; of the 6 pairs, all
+    // but (0.35, 0.4) are ordered, so the AUC is 5/6.
+    m::RocAuc auc;
+    auc.update((VectorXd(5) << 0, 1, 1, 0, 1).finished(), (VectorXd(5) << 0.1, 0.8, 0.35, 0.4, 0.9).finished());
+    REQUIRE(close(auc.result(), 5.0 / 6.0));
+    nlohmann::json state;
+    traincb::StateDict tensors;
+    REQUIRE(auc.save_state_with_tensors(state, tensors));
+    // The JSON holds the header and the counts; the scores are F64 tensors.
+    CHECK(state == nlohmann::json{{"kind", "RocAuc"},
+                                  {"version", 1},
+                                  {"options", nlohmann::json::object()},
+                                  {"positive_count", 3},
+                                  {"negative_count", 2}});
+    REQUIRE(tensors.size() == 2);
+    std::vector<double> pos, neg;
+    REQUIRE(traincb::read_vector_tensor(*tensors.find("positives"), 3, pos));
+    REQUIRE(traincb::read_vector_tensor(*tensors.find("negatives"), 2, neg));
+    std::sort(pos.begin(), pos.end());  // their order does not matter to the statistic
+    CHECK(pos == std::vector<double>{0.35, 0.8, 0.9});
+    CHECK(neg == std::vector<double>{0.1, 0.4});
+
+    m::RocAuc back;
+    back.load_state_with_tensors(state, tensors);
+    CHECK(back.result() == auc.result());
+    {
+        INFO("the JSON form (checkpoints of earlier versions) loads through the tensor entry point too");
+        nlohmann::json json_form;
+        REQUIRE(auc.save_state(json_form));
+        m::RocAuc from_json;
+        from_json.load_state_with_tensors(json_form, traincb::StateDict{});
+        CHECK(from_json.result() == auc.result());
+    }
+    {
+        INFO("a missing or misshapen tensor is a FormatError, and nothing changes");
+        m::RocAuc target;
+        target.update((VectorXd(2) << 0, 1).finished(), (VectorXd(2) << 0.7, 0.2).finished());  // AUC 0
+        const std::string who = "traincb: metrics::RocAuc::load_state: the state given to 'auc' ";
+        traincb::StateDict missing = tensors;
+        std::erase_if(missing.tensors(), [](const traincb::Tensor& t) { return t.name == "negatives"; });
+        CHECK(format_error_of([&] { target.load_state_with_tensors(state, missing); }) ==
+              who +
+                  "names 2 scores in tensor 'negatives', which is missing; pass the JSON that save_state of the "
+                  "same class wrote");
+        traincb::StateDict short_one = tensors;
+        short_one.put(traincb::vector_tensor<double>("positives", std::vector<double>{0.8, 0.35}));
+        CHECK(has(format_error_of([&] { target.load_state_with_tensors(state, short_one); }),
+                  "has tensor 'positives' of F64 16 bytes, but positive_count = 3 needs F64 [3]"));
+        nlohmann::json no_count = state;
+        no_count.erase("positive_count");
+        CHECK(has(format_error_of([&] { target.load_state_with_tensors(no_count, tensors); }),
+                  "has no 'positive_count'"));
+        CHECK(target.result() == 0.0);
+    }
+    {
+        INFO("a metric whose state is JSON only is saved and loaded as before, with no tensor");
+        MaxPrediction a;
+        a.update(VectorXd::Zero(2), (VectorXd(2) << -3.5, 2.0).finished());
+        nlohmann::json j1, j2;
+        traincb::StateDict none;
+        REQUIRE(a.save_state_with_tensors(j1, none));
+        REQUIRE(a.save_state(j2));
+        CHECK(j1 == j2);
+        CHECK(none.empty());
+        MaxPrediction b;
+        b.load_state_with_tensors(j1, none);
+        CHECK(b.result() == 3.5);
+    }
+    {
+        INFO("a metric without saveable state: nothing saved, loading is an InvalidArgument");
+        Plain plain;
+        nlohmann::json untouched = "as before";
+        traincb::StateDict none;
+        CHECK_FALSE(plain.save_state_with_tensors(untouched, none));
+        CHECK(untouched == "as before");
+        CHECK(has(error_of([&] { plain.load_state_with_tensors(state, none); }), "metric 'plain' cannot restore"));
+    }
+}
 
 TEST_CASE("bad metric states are errors naming the class, the metric and the fix, and change nothing") {
     m::BinaryAccuracy acc({.name = "accuracy"});

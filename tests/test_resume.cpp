@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "checkpoint_test_support.hpp"
+#include "checkpoint_v1.hpp"
 
 using namespace ckpt_test;
 namespace io = traincb::io;
@@ -273,8 +274,11 @@ TEST_CASE("resume: mid-epoch, the training metrics continue exactly: History and
     REQUIRE(c.train_metrics.is_object());
     CHECK(c.train_metrics.size() == 4);
     CHECK(c.train_metrics.at("accuracy").at("kind") == "BinaryAccuracy");
-    CHECK(c.train_metrics.at("auc").at("positives").size() + c.train_metrics.at("auc").at("negatives").size() ==
-          32);  // 4 batches of 8 samples so far in that epoch
+    // RocAuc's scores are tensors, their counts in the JSON: 4 batches of 8 samples so far.
+    CHECK(c.train_metrics.at("auc").at("positive_count").get<int>() +
+              c.train_metrics.at("auc").at("negative_count").get<int>() ==
+          32);
+    CHECK(c.train_metric_tensors.at("auc").size() == 2);
 
     Warnings w;
     const MetricRun resumed = fit_with_metrics(tmp / "b", -1, tmp / "b", training_metrics());
@@ -296,6 +300,54 @@ TEST_CASE("resume: mid-epoch, the training metrics continue exactly: History and
     for (const auto& [step, logs] : resumed.logs.batches) {
         INFO("global step " << step);
         CHECK(same_logs(logs, straight.logs.batches.at(step)));
+    }
+}
+
+TEST_CASE("resume: checkpoints in the version-1 layout (History and metric states as JSON) resume bit-identically") {
+    TempDir tmp("resume_v1");
+    {
+        INFO("an epoch-boundary checkpoint");
+        Rig straight(tmp / "a");
+        const History hs = straight.fit(14);
+        REQUIRE(hs.size() >= 8);
+        {
+            Rig first(tmp / "b");
+            (void)first.fit(5);
+        }
+        const fs::path last = tmp / "b/ckpt/last.safetensors";
+        ckpt_v1::write_as_v1(last, last);
+        REQUIRE(nlohmann::json::parse(io::load_safetensors(last).metadata.at("traincb.state"))
+                    .at("history")
+                    .at("values")
+                    .at("val_loss")
+                    .size() == 5);
+        Rig resumed(tmp / "b");
+        const History hr = resumed.fit(14, last);
+        require_same_run(straight, hs, resumed, hr);
+        // What the resumed run wrote is in the current layout again.
+        CHECK(nlohmann::json::parse(io::load_safetensors(last).metadata.at("traincb.state")).at("format_version") == 2);
+    }
+    {
+        INFO("a mid-epoch checkpoint with training metric states, RocAuc's scores as JSON arrays");
+        const MetricRun straight = fit_with_metrics(tmp / "m_a", -1, {}, training_metrics());
+        CHECK_THROWS(fit_with_metrics(tmp / "m_b", 22, {}, training_metrics()));
+        const fs::path ckpt = tmp / "m_b/b3-4.safetensors";
+        ckpt_v1::write_as_v1(ckpt, ckpt);
+        const io::Checkpoint old = io::load_checkpoint(ckpt);
+        REQUIRE(old.train_metrics.at("auc").at("positives").size() +
+                    old.train_metrics.at("auc").at("negatives").size() ==
+                32);
+        REQUIRE(old.train_metric_tensors.empty());
+        Warnings w;
+        const MetricRun resumed = fit_with_metrics(tmp / "m_b", -1, ckpt, training_metrics());
+        INFO(w.all());
+        CHECK(w.messages.empty());  // every metric restored
+        CHECK(same_state(resumed.model, straight.model));
+        CHECK(same_history(resumed.history, straight.history));
+        for (const auto& [epoch, logs] : resumed.logs.epochs) {
+            INFO("epoch " << epoch);
+            CHECK(same_logs(logs, straight.logs.epochs.at(epoch)));
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -79,12 +80,14 @@ struct RunState {
     nlohmann::json fit_options = nlohmann::json::object();
     double loss_sum = 0;          ///< sample-weighted sum of the batch losses of the current epoch so far
     std::int64_t loss_count = 0;  ///< samples behind loss_sum
-    /// The current epoch's training metric states, as a JSON object by log key (each value what
-    /// metrics::Metric::save_state wrote, or null for a metric that saves none). Called only when
-    /// a mid-epoch checkpoint is taken, so the batch loop pays nothing; empty: no metric states
-    /// are saved (a resumed epoch's training metrics then cover only the later batches).
+    /// The current epoch's training metric states, as a JSON object by log key (each value the
+    /// JSON that metrics::Metric::save_state_with_tensors wrote, or null for a metric that saves
+    /// none); the function adds each metric's tensors to its argument under the metric's log key.
+    /// Called only when a mid-epoch checkpoint is taken, so the batch loop pays nothing; empty: no
+    /// metric states are saved (a resumed epoch's training metrics then cover only the later
+    /// batches).
     /// @throws whatever the driver's function throws
-    std::function<nlohmann::json()> metric_states{};
+    std::function<nlohmann::json(std::map<std::string, StateDict, std::less<>>& tensors)> metric_states{};
 };
 
 /// The one argument of every hook. Which fields are meaningful depends on the hook:

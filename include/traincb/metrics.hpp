@@ -40,6 +40,7 @@
 #include "traincb/detail/metrics_kernels.hpp"
 #include "traincb/direction.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/state.hpp"
 
 namespace traincb::inline v0::metrics {
 
@@ -88,6 +89,26 @@ public:
         throw InvalidArgument("traincb: metrics::Metric::load_state: metric '" + name() +
                               "' cannot restore a saved state; override save_state and load_state in its class (see "
                               "docs/checkpoints.md), or let it restart");
+    }
+    /// Writes the accumulated state as a JSON object (small fields) plus named tensors (bulk
+    /// data, e.g. RocAuc's scores: a checkpoint stores tensors as raw bytes, outside the
+    /// safetensors header and its 100 MB limit). This is what checkpoints call. The default calls
+    /// save_state(state) and adds no tensor, so a metric that implements only the JSON form is
+    /// saved as before. Returns false (and writes nothing) when the class keeps no saveable state.
+    /// @throws nothing of its own (std::bad_alloc)
+    virtual bool save_state_with_tensors(nlohmann::json& state, StateDict& tensors) const {
+        (void)tensors;
+        return save_state(state);
+    }
+    /// Replaces the accumulated state with what save_state_with_tensors wrote (all or nothing).
+    /// The default calls load_state(state) and ignores `tensors`. A built-in metric also accepts
+    /// the pure JSON form of save_state here (checkpoints written before its bulk data moved to
+    /// tensors).
+    /// @throws as load_state; FormatError also when a tensor the state names is missing or has
+    /// another dtype or size
+    virtual void load_state_with_tensors(const nlohmann::json& state, const StateDict& tensors) {
+        (void)tensors;
+        load_state(state);
     }
 };
 
@@ -759,6 +780,28 @@ public:
         metrics::check_state_header(in, Self::kWho, state, self().state_options());
         self().load_accumulators(state, in);  // parses everything before assigning anything
     }
+    /// The JSON of save_state, with a class's bulk data (if it has any) as tensors instead.
+    bool save_state_with_tensors(nlohmann::json& state, StateDict& tensors) const override {
+        if constexpr (requires { self().save_bulk(state, tensors); }) {
+            nlohmann::json j = metrics::state_header(Self::kWho, self().state_options());
+            self().save_bulk(j, tensors);
+            state = std::move(j);
+            return true;
+        } else {
+            return save_state(state);
+        }
+    }
+    /// Loads what save_state_with_tensors or save_state wrote.
+    /// @throws as load_state; FormatError for a missing or malformed tensor
+    void load_state_with_tensors(const nlohmann::json& state, const StateDict& tensors) override {
+        if constexpr (requires(const metrics::StateReader& in) { self().load_bulk(state, tensors, in); }) {
+            const metrics::StateReader in{std::string(Self::kWho) + "::load_state", name()};
+            metrics::check_state_header(in, Self::kWho, state, self().state_options());
+            self().load_bulk(state, tensors, in);
+        } else {
+            load_state(state);
+        }
+    }
 
 private:
     Self& self() noexcept { return static_cast<Self&>(*this); }
@@ -1397,18 +1440,48 @@ private:
         j["negatives"] = scores(neg_);
     }
     void load_accumulators(const nlohmann::json& j, const detail::metrics::StateReader& in) {
-        bool nan = false;
         const auto scores = [&](const char* key) {
             const nlohmann::json& a = in.array(j, key);
             std::vector<double> v;
             v.reserve(a.size());
-            for (std::size_t i = 0; i < a.size(); ++i) {
+            for (std::size_t i = 0; i < a.size(); ++i)
                 v.push_back(in.real(a[i], "'" + std::string(key) + "'[" + std::to_string(i) + "]"));
-                nan = nan || std::isnan(v.back());
-            }
             return v;
         };
-        std::vector<double> pos = scores("positives"), neg = scores("negatives");
+        std::vector<double> pos = scores("positives");
+        assign(std::move(pos), scores("negatives"));
+    }
+    // In checkpoints the scores are two F64 tensors, "positives" and "negatives" (raw bytes: a
+    // few million scores would push a JSON header past the safetensors limit of 100 MB), and the
+    // JSON holds their counts.
+    void save_bulk(nlohmann::json& j, StateDict& tensors) const {
+        j["positive_count"] = pos_.size();
+        j["negative_count"] = neg_.size();
+        tensors.put(vector_tensor<double>("positives", pos_));
+        tensors.put(vector_tensor<double>("negatives", neg_));
+    }
+    void load_bulk(const nlohmann::json& j, const StateDict& tensors, const detail::metrics::StateReader& in) {
+        if (j.contains("positives")) return load_accumulators(j, in);  // the JSON form of save_state
+        const auto scores = [&](const char* key, const char* count_key) {
+            const auto n =
+                static_cast<std::size_t>(in.count(in.field(j, count_key), "'" + std::string(count_key) + "'"));
+            const Tensor* t = tensors.find(key);
+            if (t == nullptr)
+                in.malformed("names " + std::to_string(n) + " scores in tensor '" + key + "', which is missing");
+            std::vector<double> v;
+            if (!read_vector_tensor(*t, n, v))
+                in.malformed("has tensor '" + std::string(key) + "' of " + dtype_name(t->dtype) + " " +
+                             std::to_string(t->data.size()) + " bytes, but " + count_key + " = " + std::to_string(n) +
+                             " needs F64 [" + std::to_string(n) + "]");
+            return v;
+        };
+        std::vector<double> pos = scores("positives", "positive_count");
+        assign(std::move(pos), scores("negatives", "negative_count"));
+    }
+    void assign(std::vector<double> pos, std::vector<double> neg) noexcept {
+        bool nan = false;
+        for (const double x : pos) nan = nan || std::isnan(x);
+        for (const double x : neg) nan = nan || std::isnan(x);
         pos_ = std::move(pos);
         neg_ = std::move(neg);
         nan_ = nan;

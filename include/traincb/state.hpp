@@ -253,6 +253,32 @@ private:
     std::vector<Tensor> tensors_{};
 };
 
+/// An owned rank-1 tensor (shape [n]) holding a copy of `values`: how traincb stores bulk data
+/// such as the History's columns and RocAuc's scores in a checkpoint.
+template <class T>
+[[nodiscard]] Tensor vector_tensor(std::string name, std::span<const T> values) {
+    Tensor t;
+    t.name = std::move(name);
+    t.dtype = dtype_of<T>();
+    t.shape = {static_cast<std::int64_t>(values.size())};
+    t.data.resize(values.size_bytes());
+    if (!values.empty()) std::memcpy(t.data.data(), values.data(), values.size_bytes());
+    return t;
+}
+
+/// The elements of `t` when it is a rank-1 tensor of T's dtype holding `n` elements; false (and
+/// `out` untouched) otherwise, so that the caller names what it expected in its own error.
+template <class T>
+[[nodiscard]] bool read_vector_tensor(const Tensor& t, std::size_t n, std::vector<T>& out) {
+    if (t.dtype != dtype_of<T>() || t.shape.size() != 1 || t.shape[0] < 0 ||
+        static_cast<std::uint64_t>(t.shape[0]) != n || t.data.size() != n * sizeof(T))
+        return false;
+    std::vector<T> v(n);
+    if (n > 0) std::memcpy(v.data(), t.data.data(), t.data.size());
+    out = std::move(v);
+    return true;
+}
+
 /// Collects a model's state into a StateDict (row-major copies).
 class StateCollector final : public StateVisitor {
 public:

@@ -116,13 +116,17 @@ inline std::string shape(Eigen::Index r, Eigen::Index c) {
     return std::to_string(r) + "x" + std::to_string(c);
 }
 
-/// The states of the training metrics by log key (null for a metric that saves none), for
-/// RunState::metric_states.
-inline nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms) {
+/// The states of the training metrics by log key (null for a metric that saves none), their
+/// tensors into `tensors` by log key, for RunState::metric_states.
+inline nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
+                                         std::map<std::string, StateDict, std::less<>>& tensors) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& m : ms) {
         nlohmann::json s;
-        out[m->name()] = m->save_state(s) ? std::move(s) : nlohmann::json();
+        StateDict t;
+        const bool saved = m->save_state_with_tensors(s, t);
+        out[m->name()] = saved ? std::move(s) : nlohmann::json();
+        if (saved && !t.empty()) tensors[m->name()] = std::move(t);
     }
     return out;
 }
@@ -328,7 +332,9 @@ private:
         list.set_history(&history);
         // Metric states are gathered only when a mid-epoch checkpoint is taken, never per batch.
         if (!train_metrics.empty())
-            run_state.metric_states = [&train_metrics] { return detail::save_metric_states(train_metrics); };
+            run_state.metric_states = [&train_metrics](std::map<std::string, StateDict, std::less<>>& tensors) {
+                return detail::save_metric_states(train_metrics, tensors);
+            };
         list.set_run_state(&run_state);
 
         // Batch buffers, allocated once: full batches and the (smaller) tail batch.
@@ -586,7 +592,9 @@ private:
                     miss(*m, "its class does not implement metrics::Metric::save_state and load_state");
                 } else {
                     try {
-                        m->load_state(*it);
+                        const StateDict none;
+                        const auto t = c.train_metric_tensors.find(m->name());
+                        m->load_state_with_tensors(*it, t != c.train_metric_tensors.end() ? t->second : none);
                     } catch (const InvalidArgument& e) {  // another class or other options: the new ones win
                         miss(*m, e.what());
                     } catch (const FormatError& e) {

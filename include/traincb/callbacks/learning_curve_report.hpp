@@ -2,8 +2,11 @@
 /// @file callbacks/learning_curve_report.hpp
 /// LearningCurveReport: one self-contained HTML file (inline SVG and CSS; no script, no network,
 /// no external font) with a chart per metric, the best and stopped epochs, learning-rate changes,
-/// checkpoint saves and a table of final values. It is rewritten atomically at every epoch end,
-/// so a browser can open it while training runs, and once more at train end with the stop reason.
+/// checkpoint saves and a table of final values. It is rewritten atomically after every epoch of
+/// the first 100, then after every ceil(n / 100)-th (n epochs recorded; `write_every` sets a fixed
+/// interval) and after every epoch with a new mark (a checkpoint save), so a browser can open it
+/// while training runs and a long run does not pay a whole page per epoch; and once more at train
+/// end with the stop reason.
 ///
 ///     traincb::EarlyStopping es({.monitor = "val_loss", .patience = 10});
 ///     traincb::LearningCurveReport report({.path = "runs/r1/report.html", .early_stopping = &es});
@@ -16,15 +19,18 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -60,6 +66,13 @@ struct LearningCurveReportOptions {
     /// > 0: a <meta http-equiv="refresh"> makes an open browser reload the page every that many
     /// seconds while training runs (removed from the final file). 0: never.
     int refresh_seconds = 0;
+    /// How often the page is rewritten while training runs. 0 (adaptive): after each of the first
+    /// 100 epochs, then whenever ceil(n / 100) epochs have passed since the last write (n = epochs
+    /// recorded), so rewriting costs a bounded amount per epoch however long the run, and the
+    /// page is at most 1% of the run behind. N > 0: after every N-th epoch. In both cases also
+    /// after an epoch in which mark() was called (a checkpoint save), at train begin, when a
+    /// checkpoint's state is loaded, and at train end.
+    int write_every = 0;
     /// The key of its state in checkpoints; "" means "LearningCurveReport". Give each of two
     /// reports in one run its own id.
     std::string id{};
@@ -240,18 +253,19 @@ inline Axis epoch_axis(int first, int last) {
 
 }  // namespace detail::lcr
 
-/// Writes a learning-curve report: one self-contained HTML page rewritten atomically at every
-/// epoch end and at train end. Other callbacks add markers with mark() (example_breast_cancer
-/// marks ModelCheckpoint's saves as "checkpoint" from a LambdaCallback). Resumable: a full checkpoint holds its epochs,
-/// values and marks (state_key()), so a resumed run's page shows the whole run, byte-identical to an uninterrupted one
-/// (the page holds no time).
+/// Writes a learning-curve report: one self-contained HTML page rewritten atomically as epochs end
+/// (see LearningCurveReportOptions::write_every) and at train end. Other callbacks add markers
+/// with mark() (example_breast_cancer marks ModelCheckpoint's saves as "checkpoint" from a
+/// LambdaCallback). Resumable: a full checkpoint holds its marks, and takes its epochs and values
+/// from the run's History (state_key()), so a resumed run's page shows the whole run,
+/// byte-identical to an uninterrupted one (the page holds no time).
 /// @code
 /// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
 /// @endcode
 class LearningCurveReport final : public Callback {
 public:
     /// @throws InvalidArgument for an empty path, a path ending in a separator, an empty
-    /// learning_rate_key, or a negative max_lr_markers or refresh_seconds.
+    /// learning_rate_key, or a negative max_lr_markers, refresh_seconds or write_every.
     /// @throws IoError naming the path when it is a directory or an ancestor is a regular file.
     explicit LearningCurveReport(LearningCurveReportOptions options = {}) : opt_(std::move(options)) {
         auto bad = [](const std::string& what) { throw InvalidArgument("traincb: LearningCurveReport: " + what); };
@@ -263,6 +277,8 @@ public:
         if (opt_.max_lr_markers < 0) bad("max_lr_markers must be >= 0, got " + std::to_string(opt_.max_lr_markers));
         if (opt_.refresh_seconds < 0)
             bad("refresh_seconds must be >= 0 (0 = no reload), got " + std::to_string(opt_.refresh_seconds));
+        if (opt_.write_every < 0)
+            bad("write_every must be >= 0 (0 = adaptive), got " + std::to_string(opt_.write_every));
         probe_path();
     }
 
@@ -304,6 +320,8 @@ public:
             throw IoError(name(), "cannot write (failed at '" + e.path().string() + "')", opt_.path, e.code());
         }
         ++writes_;
+        written_rows_ = epochs_.size();
+        written_marks_ = marks_.size();
     }
 
     /// "LearningCurveReport" (starts its error messages).
@@ -320,6 +338,11 @@ public:
         ended_ = false;
         end_ = {};
         writes_ = 0;
+        history_ = ctx.history();
+        linked_ = history_ != nullptr;
+        history_offset_ = linked_ ? history_->size() : 0;  // a resumed run's History already holds epochs
+        verified_ = 0;
+        own_.clear();
         total_epochs_ = ctx.params().epochs;
         declared_ = ctx.params().metric_directions;
         if (!opt_.early_stopping && !opt_.monitor.empty())
@@ -327,10 +350,14 @@ public:
         write();
     }
 
-    /// Records the epoch's logs and rewrites the file. @throws IoError naming the path
+    /// Records the epoch's logs and rewrites the file when it is due (see
+    /// LearningCurveReportOptions::write_every). @throws IoError naming the path
     void on_epoch_end(Context& ctx) override {
         record(ctx.epoch(), ctx.logs());
-        write();
+        const std::size_t n = epochs_.size();
+        const std::size_t every = opt_.write_every > 0 ? static_cast<std::size_t>(opt_.write_every)
+                                                       : (n + kAdaptiveWrites - 1) / kAdaptiveWrites;
+        if (marks_.size() != written_marks_ || n - written_rows_ >= every) write();
     }
 
     /// Rewrites the file with how training ended (kind, source, reason). Keys that callbacks
@@ -340,11 +367,14 @@ public:
         if (!epochs_.empty() && ctx.epoch() == epochs_.back()) {
             const std::size_t n = epochs_.size();
             for (const auto& [k, v] : ctx.logs()) {
+                if (n > 1 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
                 auto& col = cols_[k];
                 col.resize(n);
                 col.back() = v;
             }
         }
+        sync_history();
+        history_ = nullptr;  // the driver's History may be gone after the run
         ended_ = true;
         end_.kind = ctx.end().kind;
         end_.source = ctx.end().source;
@@ -354,52 +384,130 @@ public:
 
     /// The explicit id, else "LearningCurveReport".
     [[nodiscard]] std::string state_key() const override { return opt_.id.empty() ? std::string(name()) : opt_.id; }
-    /// Writes the recorded epochs, every column and the marks (version 1), so that a resumed run
-    /// draws the epochs and markers from before the resume. Values are strings ("nan", "inf" and
-    /// every double round-trip exactly; JSON numbers cannot hold the first two); an epoch
-    /// without a key holds null.
+    /// Writes the marks and how to rebuild the recorded epochs and values (version 2). The values
+    /// that the run's History holds bit for bit (every logged key, normally) are not stored
+    /// again: the state names their keys and the History rows they are ("history": {"offset",
+    /// "keys"}). A key absent in some epoch, or whose value differs from the History's, keeps its
+    /// own column as two tensors, "values/<key>" (F64) and "present/<key>" (U8, 0 where absent);
+    /// without a History (a hand-written loop without CallbackList::set_history) every column is
+    /// stored so, with the epochs in the tensor "epochs" (I64).
     void save_state(CallbackState& state) const override {
+        sync_history();
         state.version = kStateVersion;
-        nlohmann::json cols = nlohmann::json::object();
-        for (const auto& [key, col] : cols_) {
-            nlohmann::json arr = nlohmann::json::array();
-            for (const auto& v : col) arr.push_back(v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json());
-            cols[key] = std::move(arr);
-        }
+        state.json = nlohmann::json::object();
+        state.tensors.clear();
         nlohmann::json marks = nlohmann::json::array();
         for (const auto& m : marks_) marks.push_back({{"epoch", m.epoch}, {"kind", m.kind}, {"label", m.label}});
-        state.json = {{"epochs", epochs_}, {"columns", std::move(cols)}, {"marks", std::move(marks)}};
+        const bool from_history = linked_ && verified_ == epochs_.size();
+        nlohmann::json shared = nlohmann::json::array();
+        nlohmann::json own = nlohmann::json::array();
+        for (const auto& [key, col] : cols_) {
+            if (from_history && !own_.contains(key)) {
+                shared.push_back(key);
+                continue;
+            }
+            own.push_back(key);
+            std::vector<double> values(col.size());
+            std::vector<std::uint8_t> present(col.size());
+            for (std::size_t i = 0; i < col.size(); ++i) {
+                values[i] = col[i].value_or(0.0);
+                present[i] = col[i] ? 1 : 0;
+            }
+            state.tensors.put(vector_tensor<double>("values/" + key, values));
+            state.tensors.put(vector_tensor<std::uint8_t>("present/" + key, present));
+        }
+        if (!from_history) {
+            const std::vector<std::int64_t> epochs(epochs_.begin(), epochs_.end());
+            state.tensors.put(vector_tensor<std::int64_t>("epochs", epochs));
+        }
+        state.json = {
+            {"rows", epochs_.size()},
+            {"history", from_history ? nlohmann::json{{"offset", history_offset_}, {"keys", std::move(shared)}}
+                                     : nlohmann::json()},
+            {"columns", std::move(own)},
+            {"marks", std::move(marks)}};
     }
-    /// Restores what save_state wrote (after on_train_begin of a resumed run) and rewrites the
-    /// page, which then shows the whole run so far.
-    /// @throws FormatError for another version or a malformed field (the report is then
-    /// unchanged); IoError naming the path
-    void load_state(const CallbackState& state, Context&) override {
+    /// Restores what save_state wrote (version 2, or version 1: every value as JSON) after
+    /// on_train_begin of a resumed run, taking the shared values from ctx.history() (which the
+    /// Trainer has restored from the same checkpoint), and rewrites the page, which then shows
+    /// the whole run so far.
+    /// @throws FormatError for another version, a malformed field or tensor, or a History that
+    /// lacks the rows or keys the state names (the report is then unchanged); IoError naming the
+    /// path
+    void load_state(const CallbackState& state, Context& ctx) override {
         const std::string c = "traincb: LearningCurveReport: checkpointed state (key '" + state_key() + "'): ";
-        state.require_version(kStateVersion, name(), state_key());
+        if (state.version != 1 && state.version != kStateVersion)
+            throw FormatError(c + "version " + std::to_string(state.version) +
+                              " is not readable; this traincb reads versions 1 and " + std::to_string(kStateVersion) +
+                              " (use the traincb version that wrote it)");
         const nlohmann::json& j = state.json;
         if (!j.is_object()) throw FormatError(c + "expected a JSON object, got " + j.dump());
-        auto field = [&](const char* key, bool want_object) -> const nlohmann::json& {
-            const auto it = j.find(key);
-            if (it == j.end()) throw FormatError(c + "the field '" + key + "' is missing");
-            if (want_object ? !it->is_object() : !it->is_array())
-                throw FormatError(c + "'" + key + "' must be " + (want_object ? "an object" : "an array") + ", got " +
-                                  it->dump());
-            return *it;
-        };
-        auto epoch_of = [&](const nlohmann::json& e, const std::string& where) {
-            if (!e.is_number_integer() || e.get<long long>() < 0 ||
-                e.get<long long>() > std::numeric_limits<int>::max())
-                throw FormatError(c + where + " must be an epoch (an integer >= 0), got " + e.dump());
-            return static_cast<int>(e.get<long long>());
-        };
+        Parsed p = state.version == 1 ? parse_v1(j, c) : parse_v2(state, ctx.history(), c);
+        std::vector<ReportMark> marks;
+        for (const auto& m : field(j, "marks", false, c)) {
+            const auto kind = m.is_object() ? m.find("kind") : m.end();
+            const auto label = m.is_object() ? m.find("label") : m.end();
+            if (!m.is_object() || !m.contains("epoch") || kind == m.end() || !kind->is_string() ||
+                kind->get_ref<const std::string&>().empty() || label == m.end() || !label->is_string())
+                throw FormatError(c +
+                                  "a mark must be {\"epoch\": int, \"kind\": non-empty string, \"label\": "
+                                  "string}, got " +
+                                  m.dump());
+            marks.push_back(
+                {epoch_of(m.at("epoch"), "a mark's 'epoch'", c), kind->get<std::string>(), label->get<std::string>()});
+        }
+        epochs_ = std::move(p.epochs);
+        cols_ = std::move(p.cols);
+        marks_ = std::move(marks);
+        link_history(ctx.history());
+        write();
+    }
+
+private:
+    static constexpr int kStateVersion = 2;
+    // The adaptive write interval is ceil(epochs recorded / this).
+    static constexpr std::size_t kAdaptiveWrites = 100;
+
+    using Column = std::vector<std::optional<double>>;
+    using Columns = std::map<std::string, Column, std::less<>>;
+    struct Parsed {
         std::vector<int> epochs;
-        for (const auto& e : field("epochs", false)) epochs.push_back(epoch_of(e, "an entry of 'epochs'"));
-        std::map<std::string, Column, std::less<>> cols;
-        for (const auto& [key, arr] : field("columns", true).items()) {
+        Columns cols;
+    };
+
+    // The field `key` of a state, an object or an array. @throws FormatError
+    static const nlohmann::json& field(const nlohmann::json& j, const char* key, bool want_object,
+                                       const std::string& c) {
+        const auto it = j.find(key);
+        if (it == j.end()) throw FormatError(c + "the field '" + key + "' is missing");
+        if (want_object ? !it->is_object() : !it->is_array())
+            throw FormatError(c + "'" + key + "' must be " + (want_object ? "an object" : "an array") + ", got " +
+                              it->dump());
+        return *it;
+    }
+    // An epoch (an integer in [0, INT_MAX]). @throws FormatError naming `where`
+    static int epoch_of(const nlohmann::json& e, const std::string& where, const std::string& c) {
+        if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() > std::numeric_limits<int>::max())
+            throw FormatError(c + where + " must be an epoch (an integer >= 0), got " + e.dump());
+        return static_cast<int>(e.get<long long>());
+    }
+    // A count (an integer >= 0). @throws FormatError naming it
+    static std::size_t count_of(const nlohmann::json& j, const char* key, const std::string& c) {
+        const auto it = j.find(key);
+        if (it == j.end() || !it->is_number_integer() || (!it->is_number_unsigned() && it->get<long long>() < 0))
+            throw FormatError(c + "'" + key + "' must be a count (an integer >= 0), got " +
+                              (it == j.end() ? std::string("nothing") : it->dump()));
+        return it->get<std::size_t>();
+    }
+
+    // Version 1: the epochs and every column as JSON (values as strings, null where absent).
+    static Parsed parse_v1(const nlohmann::json& j, const std::string& c) {
+        Parsed p;
+        for (const auto& e : field(j, "epochs", false, c)) p.epochs.push_back(epoch_of(e, "an entry of 'epochs'", c));
+        for (const auto& [key, arr] : field(j, "columns", true, c).items()) {
             const std::string where = "column '" + key + "'";
-            if (!arr.is_array() || arr.size() != epochs.size())
-                throw FormatError(c + where + " must be an array of " + std::to_string(epochs.size()) +
+            if (!arr.is_array() || arr.size() != p.epochs.size())
+                throw FormatError(c + where + " must be an array of " + std::to_string(p.epochs.size()) +
                                   " values (one per epoch), got " + arr.dump());
             Column col;
             col.reserve(arr.size());
@@ -412,29 +520,115 @@ public:
                 if (!d) throw FormatError(c + where + " holds " + v.dump() + "; expected a number as a string or null");
                 col.emplace_back(d);
             }
-            cols.emplace(key, std::move(col));
+            p.cols.emplace(key, std::move(col));
         }
-        std::vector<ReportMark> marks;
-        for (const auto& m : field("marks", false)) {
-            const auto kind = m.is_object() ? m.find("kind") : m.end();
-            const auto label = m.is_object() ? m.find("label") : m.end();
-            if (!m.is_object() || !m.contains("epoch") || kind == m.end() || !kind->is_string() ||
-                kind->get_ref<const std::string&>().empty() || label == m.end() || !label->is_string())
-                throw FormatError(c +
-                                  "a mark must be {\"epoch\": int, \"kind\": non-empty string, \"label\": "
-                                  "string}, got " +
-                                  m.dump());
-            marks.push_back(
-                {epoch_of(m.at("epoch"), "a mark's 'epoch'"), kind->get<std::string>(), label->get<std::string>()});
-        }
-        epochs_ = std::move(epochs);
-        cols_ = std::move(cols);
-        marks_ = std::move(marks);
-        write();
+        return p;
     }
 
-private:
-    static constexpr int kStateVersion = 1;
+    // Version 2: shared columns from the History, the others (and, without a History, the
+    // epochs) from tensors.
+    static Parsed parse_v2(const CallbackState& state, const History* h, const std::string& c) {
+        const nlohmann::json& j = state.json;
+        const std::size_t rows = count_of(j, "rows", c);
+        Parsed p;
+        const auto tensor = [&](const std::string& name) -> const Tensor& {
+            const Tensor* t = state.tensors.find(name);
+            if (t == nullptr) throw FormatError(c + "the tensor '" + name + "' is missing");
+            return *t;
+        };
+        const auto bad_tensor = [&](const Tensor& t, const char* want) {
+            throw FormatError(c + "the tensor '" + t.name + "' is " + dtype_name(t.dtype) + " of " +
+                              std::to_string(t.data.size()) + " bytes, expected " + want + " [" + std::to_string(rows) +
+                              "] (one value per epoch)");
+        };
+        const auto history_it = j.find("history");
+        if (history_it == j.end()) throw FormatError(c + "the field 'history' is missing");
+        if (history_it->is_null()) {
+            std::vector<std::int64_t> e;
+            const Tensor& t = tensor("epochs");
+            if (!read_vector_tensor(t, rows, e)) bad_tensor(t, "I64");
+            for (const std::int64_t v : e) p.epochs.push_back(epoch_of(v, "an entry of tensor 'epochs'", c));
+        } else {
+            if (!history_it->is_object())
+                throw FormatError(c + "'history' must be an object or null, got " + history_it->dump());
+            const std::size_t offset = count_of(*history_it, "offset", c);
+            const std::size_t have = h != nullptr ? h->size() : 0;
+            if (h == nullptr || have < offset || have - offset < rows)
+                throw FormatError(
+                    c + "it takes its " + std::to_string(rows) + " epochs from the run's History (from row " +
+                    std::to_string(offset) + "), which " +
+                    (h == nullptr ? std::string("is not available") : "has " + std::to_string(have) + " rows") +
+                    "; load it after the History of the same checkpoint is in place (Trainer does "
+                    "this; a hand-written loop calls CallbackList::set_history first)");
+            p.epochs.assign(h->epoch.begin() + static_cast<std::ptrdiff_t>(offset),
+                            h->epoch.begin() + static_cast<std::ptrdiff_t>(offset + rows));
+            for (const auto& key : field(*history_it, "keys", false, c)) {
+                if (!key.is_string()) throw FormatError(c + "'history.keys' holds " + key.dump() + ", not a key");
+                const auto it = h->history.find(key.get_ref<const std::string&>());
+                if (it == h->history.end())
+                    throw FormatError(c + "the run's History has no '" + key.get<std::string>() +
+                                      "', which the state takes from it");
+                const auto first = it->second.begin() + static_cast<std::ptrdiff_t>(offset);
+                p.cols[it->first] = Column(first, first + static_cast<std::ptrdiff_t>(rows));
+            }
+        }
+        for (const auto& key : field(j, "columns", false, c)) {
+            if (!key.is_string()) throw FormatError(c + "'columns' holds " + key.dump() + ", not a key");
+            const std::string& k = key.get_ref<const std::string&>();
+            std::vector<double> values;
+            std::vector<std::uint8_t> present;
+            const Tensor& tv = tensor("values/" + k);
+            const Tensor& tp = tensor("present/" + k);
+            if (!read_vector_tensor(tv, rows, values)) bad_tensor(tv, "F64");
+            if (!read_vector_tensor(tp, rows, present)) bad_tensor(tp, "U8");
+            Column col(rows);
+            for (std::size_t i = 0; i < rows; ++i)
+                if (present[i] != 0) col[i] = values[i];
+            if (!p.cols.emplace(k, std::move(col)).second)
+                throw FormatError(c + "the key '" + k + "' is both in 'columns' and in 'history.keys'");
+        }
+        return p;
+    }
+
+    // True when `v` is the History's value of `key` at `row`, bit for bit.
+    static bool same_as_history(const std::optional<double>& v, const History& h, std::string_view key,
+                                std::size_t row) {
+        if (!v) return false;
+        const auto it = h.history.find(key);
+        return it != h.history.end() && row < it->second.size() &&
+               std::bit_cast<std::uint64_t>(*v) == std::bit_cast<std::uint64_t>(it->second[row]);
+    }
+    // Compares the epochs recorded since the last call with the run's History (which records an
+    // epoch after every on_epoch_end, before any checkpoint of it is taken), so that a checkpoint
+    // can take the values from the History instead of storing them a second time: a key whose
+    // value differs, or that was absent, keeps its own column. O(keys) per new epoch.
+    void sync_history() const {
+        for (; linked_ && history_ != nullptr && verified_ < epochs_.size(); ++verified_) {
+            const std::size_t row = history_offset_ + verified_;
+            linked_ = row < history_->size() && history_->epoch[row] == epochs_[verified_];
+            for (const auto& [key, col] : cols_)
+                if (linked_ && !own_.contains(key) && !same_as_history(col[verified_], *history_, key, row))
+                    own_.insert(key);
+        }
+    }
+    // After a load: the report's epochs are the last rows of `h` (when it has them); each key
+    // whose column differs from the History's keeps its own column in later checkpoints.
+    void link_history(const History* h) {
+        history_ = h;
+        verified_ = epochs_.size();
+        own_.clear();
+        linked_ = h != nullptr && h->size() >= epochs_.size();
+        if (!linked_) return;
+        history_offset_ = h->size() - epochs_.size();
+        for (std::size_t i = 0; i < epochs_.size() && linked_; ++i)
+            linked_ = h->epoch[history_offset_ + i] == epochs_[i];
+        for (const auto& [key, col] : cols_)
+            for (std::size_t i = 0; i < col.size(); ++i)
+                if (!same_as_history(col[i], *h, key, history_offset_ + i)) {
+                    own_.insert(key);
+                    break;
+                }
+    }
 
     // A double written by detail::format_double ("nan", "inf" included); nullopt if it is not one.
     static std::optional<double> parse(const std::string& s) {
@@ -443,8 +637,6 @@ private:
         if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
         return v;
     }
-
-    using Column = std::vector<std::optional<double>>;
 
     // A vertical line across every chart: best, stopped, learning-rate change.
     struct Event {
@@ -498,6 +690,7 @@ private:
         const std::size_t n = epochs_.size();
         epochs_.push_back(epoch);
         for (const auto& [k, v] : logs) {
+            if (n > 0 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
             auto& col = cols_[k];
             col.resize(n);
             col.push_back(v);
@@ -618,8 +811,19 @@ private:
 
     LearningCurveReportOptions opt_;
     std::vector<int> epochs_{};
-    std::map<std::string, Column, std::less<>> cols_{};
+    Columns cols_{};
     std::vector<ReportMark> marks_{};
+    // How a checkpoint can take the values from the run's History (ctx.history(), read from
+    // on_train_begin to on_train_end): the report's rows are its rows history_offset_..
+    // (linked_), checked up to verified_; the keys in own_ differ from it.
+    const History* history_ = nullptr;
+    mutable bool linked_ = false;
+    std::size_t history_offset_ = 0;
+    mutable std::size_t verified_ = 0;
+    mutable std::set<std::string, std::less<>> own_{};
+    // What the last write showed (the cadence counts from it).
+    std::size_t written_rows_ = 0;
+    std::size_t written_marks_ = 0;
     std::vector<std::pair<std::string, Direction>> declared_{};
     std::optional<Direction> dir_{};
     int total_epochs_ = 0;

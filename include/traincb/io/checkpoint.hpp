@@ -5,11 +5,17 @@
 ///  - the model's state tensors as "model/<name>" (row-major, as the model's visit_state names them);
 ///  - each stateful callback's tensors as "callbacks/<state_key>/<name>" (e.g. EarlyStopping's best
 ///    weights);
+///  - the bulk state of each training metric of a mid-epoch checkpoint as
+///    "train_metrics/<log key>/<name>" (RocAuc's scores);
+///  - the History as "history/epoch" (I64 [epochs]) and "history/values/<key>" (F64 [epochs]);
 ///  - `__metadata__` = {"format": "pt", "traincb.version", "traincb.kind": "full" | "weights",
-///    "traincb.state": one JSON document as a string (position, seed, data-order options, running
-///    loss and training metric states of a mid-epoch checkpoint, every callback's versioned JSON
-///    state, the History), "traincb.state.checksum" (XXH64 of that string) and "traincb.checksum"
-///    (XXH64 of the tensor bytes)}.
+///    "traincb.state": one JSON document as a string (format version, position, seed, data-order
+///    options, running loss and training metric states of a mid-epoch checkpoint, every
+///    callback's versioned JSON state, the History's size and keys), "traincb.state.checksum"
+///    (XXH64 of that string) and "traincb.checksum" (XXH64 of the tensor bytes)}.
+///
+/// The state document does not grow with the epochs: what does (the History, a metric's scores)
+/// is tensor data. Files of state format version 1 (the History as JSON) are still read.
 ///
 /// Files are replaced atomically (temporary file, fsync, rename, fsync of the directory), and a
 /// checkpoint is loaded only when both checksums match: a truncated or corrupted file is a
@@ -30,9 +36,11 @@
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,8 +73,13 @@ enum class CheckpointKind {
     return k == CheckpointKind::Full ? "full" : "weights";
 }
 
-/// The version of the "traincb.state" document this traincb writes and reads.
-inline constexpr int kCheckpointFormatVersion = 1;
+/// The version of the "traincb.state" document of the full checkpoints this traincb writes: 2,
+/// where the History and the training metrics' bulk state are tensors ("history/...",
+/// "train_metrics/..."). Weights checkpoints, whose layout did not change, say 1, so that older
+/// traincb versions still load them.
+inline constexpr int kCheckpointFormatVersion = 2;
+/// The oldest version this traincb reads: 1, where the History is JSON inside "traincb.state".
+inline constexpr int kCheckpointMinFormatVersion = 1;
 
 /// Where a run stood when a checkpoint was taken.
 struct CheckpointPosition {
@@ -95,6 +108,9 @@ struct Checkpoint {
     /// each what metrics::Metric::save_state wrote, or null); null when the file holds none (an
     /// epoch-boundary checkpoint, a run without metrics, a file written before traincb saved them).
     nlohmann::json train_metrics{};
+    /// The tensors of those states (metrics::Metric::save_state_with_tensors), by log key; a
+    /// metric whose state is JSON only has none.
+    std::map<std::string, StateDict, std::less<>> train_metric_tensors{};
     bool stopped = false;       ///< a callback had asked to stop training when it was taken
     std::string stop_source{};  ///< who asked ("EarlyStopping")
     std::string stop_reason{};  ///< why ("patience")
@@ -109,6 +125,9 @@ namespace traincb::inline v0::detail {
 
 inline constexpr std::string_view kModelPrefix = "model/";
 inline constexpr std::string_view kCallbacksPrefix = "callbacks/";
+inline constexpr std::string_view kTrainMetricsPrefix = "train_metrics/";
+inline constexpr std::string_view kHistoryEpochTensor = "history/epoch";
+inline constexpr std::string_view kHistoryValuesPrefix = "history/values/";
 inline constexpr std::string_view kStateKey = "traincb.state";
 inline constexpr std::string_view kStateChecksumKey = "traincb.state.checksum";
 inline constexpr std::string_view kKindKey = "traincb.kind";
@@ -136,6 +155,20 @@ inline constexpr std::string_view kVersionKey = "traincb.version";
 /// Throws "traincb: checkpoint: '<source>': <why>".
 [[noreturn]] inline void checkpoint_error(std::string_view source, const std::string& why) {
     throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + why);
+}
+
+/// The entry of `owners` whose key, followed by '/', is the longest prefix of `rest` (a key may
+/// itself contain '/'), or nullptr; `key_len` receives that key's length.
+template <class Map>
+[[nodiscard]] auto* longest_owner(Map& owners, std::string_view rest, std::size_t& key_len) {
+    decltype(&owners.begin()->second) owner = nullptr;
+    for (auto& [key, value] : owners)
+        if (rest.size() > key.size() + 1 && rest.starts_with(key) && rest[key.size()] == '/' &&
+            (owner == nullptr || key.size() >= key_len)) {
+            owner = &value;
+            key_len = key.size();
+        }
+    return owner;
 }
 
 /// "xxh64:<16 hex digits>" of a text.
@@ -173,7 +206,8 @@ namespace traincb::inline v0::io {
         if (!c.position.epoch_completed) {
             c.loss_sum = rs->loss_sum;
             c.loss_count = rs->loss_count;
-            if (kind == CheckpointKind::Full && rs->metric_states) c.train_metrics = rs->metric_states();
+            if (kind == CheckpointKind::Full && rs->metric_states)
+                c.train_metrics = rs->metric_states(c.train_metric_tensors);
         }
     }
     {
@@ -201,9 +235,10 @@ namespace traincb::inline v0::io {
 }
 
 /// The "traincb.state" JSON document of a checkpoint (see docs/checkpoints.md for every field).
+/// The History's values are not in it: encode_checkpoint stores them as tensors.
 [[nodiscard]] inline nlohmann::json checkpoint_state_json(const Checkpoint& c) {
     nlohmann::json j = nlohmann::json::object();
-    j["format_version"] = kCheckpointFormatVersion;
+    j["format_version"] = c.kind == CheckpointKind::Full ? kCheckpointFormatVersion : 1;
     j["epoch"] = c.position.epoch;
     j["epoch_completed"] = c.position.epoch_completed;
     j["batch"] = c.position.batch;
@@ -219,18 +254,16 @@ namespace traincb::inline v0::io {
     nlohmann::json cbs = nlohmann::json::object();
     for (const auto& [key, s] : c.callbacks) cbs[key] = {{"version", s.version}, {"json", s.json}};
     j["callbacks"] = std::move(cbs);
-    nlohmann::json values = nlohmann::json::object();
-    for (const auto& [key, col] : c.history.history) {
-        nlohmann::json arr = nlohmann::json::array();
-        for (double v : col) arr.push_back(detail::json_double(v));
-        values[key] = std::move(arr);
-    }
-    j["history"] = {{"epoch", c.history.epoch}, {"values", std::move(values)}};
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& [key, col] : c.history.history) keys.push_back(key);
+    j["history"] = {{"epochs", c.history.epoch.size()}, {"keys", std::move(keys)}};
     return j;
 }
 
-/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`).
-/// @throws InvalidArgument when a callback's state key is empty or two tensor names collide
+/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`); the History
+/// becomes the tensors "history/epoch" and "history/values/<key>".
+/// @throws InvalidArgument when a callback's state key is empty, two tensor names collide, or a
+/// History column does not hold one value per recorded epoch
 [[nodiscard]] inline SafetensorsFile encode_checkpoint(Checkpoint c) {
     SafetensorsFile f;
     const std::string state = checkpoint_state_json(c).dump();
@@ -245,16 +278,30 @@ namespace traincb::inline v0::io {
         t.name.insert(0, detail::kModelPrefix);
         out.push_back(std::move(t));
     }
-    if (c.kind == CheckpointKind::Full)
-        for (auto& [key, s] : c.callbacks) {
-            if (key.empty())
-                throw InvalidArgument(
-                    "traincb: checkpoint: a callback state has an empty key; give the callback an id");
-            for (Tensor& t : s.tensors.tensors()) {
-                t.name = std::string(detail::kCallbacksPrefix) + key + "/" + t.name;
-                out.push_back(std::move(t));
-            }
+    if (c.kind == CheckpointKind::Weights) return f;
+    const auto move_under = [&out](std::string_view prefix, const std::string& key, StateDict& d) {
+        for (Tensor& t : d.tensors()) {
+            t.name.insert(0, std::string(prefix) + key + "/");
+            out.push_back(std::move(t));
         }
+    };
+    for (auto& [key, s] : c.callbacks) {
+        if (key.empty())
+            throw InvalidArgument("traincb: checkpoint: a callback state has an empty key; give the callback an id");
+        move_under(detail::kCallbacksPrefix, key, s.tensors);
+    }
+    if (!c.position.epoch_completed && !c.train_metrics.is_null())
+        for (auto& [key, d] : c.train_metric_tensors) move_under(detail::kTrainMetricsPrefix, key, d);
+    // The History as tensors: its text form cost O(epochs) of formatting and escaping per save.
+    const std::vector<std::int64_t> epochs(c.history.epoch.begin(), c.history.epoch.end());
+    out.push_back(vector_tensor<std::int64_t>(std::string(detail::kHistoryEpochTensor), epochs));
+    for (const auto& [key, col] : c.history.history) {
+        if (col.size() != epochs.size())
+            throw InvalidArgument("traincb: checkpoint: history column '" + key + "' has " +
+                                  std::to_string(col.size()) + " values for " + std::to_string(epochs.size()) +
+                                  " recorded epochs; record epochs with History::record");
+        out.push_back(vector_tensor<double>(std::string(detail::kHistoryValuesPrefix) + key, col));
+    }
     return f;
 }
 
@@ -278,12 +325,31 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
     save_checkpoint_file(path, encode_checkpoint(std::move(c)), component);
 }
 
-/// Decodes the metadata of a checkpoint file (kind, version, state; no tensors); `source` names
-/// the file in messages.
+namespace detail_ckpt {
+/// Where a version-2 full checkpoint keeps its History: how many epochs, and the keys of the
+/// "history/values/<key>" tensors.
+struct HistoryLayout {
+    bool in_tensors = false;
+    std::size_t epochs = 0;
+    std::vector<std::string> keys{};
+};
+[[nodiscard]] inline Checkpoint decode_metadata(const std::map<std::string, std::string>& metadata,
+                                                std::string_view source, HistoryLayout* layout);
+}  // namespace detail_ckpt
+
+/// Decodes the metadata of a checkpoint file (kind, version, state; no tensors, so the History of
+/// a version-2 checkpoint stays empty: decode_checkpoint reads it); `source` names the file in
+/// messages.
 /// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, or
 /// a field of its state is missing or malformed
 [[nodiscard]] inline Checkpoint decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
                                                            std::string_view source) {
+    return detail_ckpt::decode_metadata(metadata, source, nullptr);
+}
+
+/// Reads the metadata; fills `layout` (when given) with where the History's tensors are.
+inline Checkpoint detail_ckpt::decode_metadata(const std::map<std::string, std::string>& metadata,
+                                               std::string_view source, HistoryLayout* layout) {
     using traincb::detail::checkpoint_error;
     auto meta = [&](std::string_view key) -> const std::string& {
         const auto it = metadata.find(std::string(key));
@@ -313,9 +379,10 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
         const nlohmann::json j = nlohmann::json::parse(state);
         if (!j.is_object()) checkpoint_error(source, "'traincb.state' is not a JSON object");
         const int fv = j.at("format_version").get<int>();
-        if (fv != kCheckpointFormatVersion)
+        if (fv < kCheckpointMinFormatVersion || fv > kCheckpointFormatVersion)
             checkpoint_error(source, "state format version " + std::to_string(fv) +
-                                         " is not readable by this traincb (" + version_string + ", reads version " +
+                                         " is not readable by this traincb (" + version_string + ", reads versions " +
+                                         std::to_string(kCheckpointMinFormatVersion) + " to " +
                                          std::to_string(kCheckpointFormatVersion) + ")");
         c.position.epoch = j.at("epoch").get<int>();
         c.position.epoch_completed = j.at("epoch_completed").get<bool>();
@@ -356,14 +423,25 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
             c.callbacks.emplace(key, std::move(s));
         }
         const auto& h = j.at("history");
-        c.history.epoch = h.at("epoch").get<std::vector<int>>();
-        for (const auto& [key, col] : h.at("values").items()) {
-            if (!col.is_array() || col.size() != c.history.epoch.size())
-                checkpoint_error(source, "history column '" + key + "' does not hold one value per recorded epoch");
-            auto& out = c.history.history[key];
-            out.reserve(col.size());
-            for (const auto& v : col)
-                out.push_back(detail::parse_json_double(v, "history value of '" + key + "'", source));
+        if (fv == 1) {  // the History as JSON: epoch indices and every value as a string
+            c.history.epoch = h.at("epoch").get<std::vector<int>>();
+            for (const auto& [key, col] : h.at("values").items()) {
+                if (!col.is_array() || col.size() != c.history.epoch.size())
+                    checkpoint_error(source, "history column '" + key + "' does not hold one value per recorded epoch");
+                auto& out = c.history.history[key];
+                out.reserve(col.size());
+                for (const auto& v : col)
+                    out.push_back(detail::parse_json_double(v, "history value of '" + key + "'", source));
+            }
+        } else {  // the History in tensors: their count and keys here
+            const auto& n = h.at("epochs");
+            if (!n.is_number_integer() || (!n.is_number_unsigned() && n.get<std::int64_t>() < 0))
+                checkpoint_error(source, "'history.epochs' is " + n.dump() + ", expected a count of epochs");
+            HistoryLayout l{.in_tensors = true, .epochs = n.get<std::size_t>(), .keys = {}};
+            l.keys = h.at("keys").get<std::vector<std::string>>();
+            const std::set<std::string_view> unique(l.keys.begin(), l.keys.end());
+            if (unique.size() != l.keys.size()) checkpoint_error(source, "'history.keys' names a key twice");
+            if (layout != nullptr) *layout = std::move(l);
         }
     } catch (const nlohmann::json::exception& e) {
         checkpoint_error(source, std::string("'traincb.state' is malformed (") + e.what() + ")");
@@ -376,30 +454,74 @@ inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
 /// field of its state is missing or malformed, or it holds no model tensor
 [[nodiscard]] inline Checkpoint decode_checkpoint(SafetensorsFile&& f, std::string_view source) {
     using traincb::detail::checkpoint_error;
-    Checkpoint c = decode_checkpoint_metadata(f.metadata, source);
+    detail_ckpt::HistoryLayout history;
+    Checkpoint c = detail_ckpt::decode_metadata(f.metadata, source, &history);
+    const bool full = c.kind == CheckpointKind::Full;
+    // Each metric state (not null) may own tensors.
+    if (full && c.train_metrics.is_object())
+        for (const auto& [key, state] : c.train_metrics.items())
+            if (!state.is_null()) c.train_metric_tensors[key];
+    std::map<std::string, std::optional<Tensor>, std::less<>> columns;
+    for (const std::string& key : history.keys) columns[key];
+    std::optional<Tensor> epochs;
+    // The tensor `t`, whose name starts with `prefix`, moved to the state whose key prefixes the
+    // rest of its name (the longest such key: a key may itself contain '/').
+    const auto move_to_owner = [&](Tensor& t, std::string_view prefix, auto& owners, auto member, const char* what) {
+        std::size_t len = 0;
+        auto* owner = detail::longest_owner(owners, std::string_view(t.name).substr(prefix.size()), len);
+        if (owner == nullptr)
+            checkpoint_error(source, "tensor '" + t.name + "' belongs to no " + what + " recorded in 'traincb.state'");
+        t.name.erase(0, prefix.size() + len + 1);
+        member(*owner).tensors().push_back(std::move(t));
+    };
     for (Tensor& t : f.tensors.tensors()) {
         const std::string_view name = t.name;
         if (name.starts_with(detail::kModelPrefix)) {
             t.name.erase(0, detail::kModelPrefix.size());
             c.model.tensors().push_back(std::move(t));
-        } else if (name.starts_with(detail::kCallbacksPrefix) && c.kind == CheckpointKind::Full) {
-            // The longest key that prefixes the name owns it (a key may itself contain '/').
-            const std::string_view rest = name.substr(detail::kCallbacksPrefix.size());
-            CallbackState* owner = nullptr;
-            std::size_t owner_len = 0;
-            for (auto& [key, s] : c.callbacks)
-                if (rest.size() > key.size() + 1 && rest.starts_with(key) && rest[key.size()] == '/' &&
-                    key.size() >= owner_len) {
-                    owner = &s;
-                    owner_len = key.size();
-                }
-            if (owner == nullptr)
-                checkpoint_error(source,
-                                 "tensor '" + t.name + "' belongs to no callback state recorded in 'traincb.state'");
-            t.name.erase(0, detail::kCallbacksPrefix.size() + owner_len + 1);
-            owner->tensors.tensors().push_back(std::move(t));
+        } else if (!full) {
+            // A weights checkpoint holds nothing else of traincb's.
+        } else if (name.starts_with(detail::kCallbacksPrefix)) {
+            move_to_owner(
+                t, detail::kCallbacksPrefix, c.callbacks, [](CallbackState& s) -> StateDict& { return s.tensors; },
+                "callback state");
+        } else if (name.starts_with(detail::kTrainMetricsPrefix)) {
+            move_to_owner(
+                t, detail::kTrainMetricsPrefix, c.train_metric_tensors, [](StateDict& d) -> StateDict& { return d; },
+                "training metric state");
+        } else if (history.in_tensors && name == detail::kHistoryEpochTensor) {
+            epochs = std::move(t);
+        } else if (history.in_tensors && name.starts_with(detail::kHistoryValuesPrefix)) {
+            const auto it = columns.find(name.substr(detail::kHistoryValuesPrefix.size()));
+            if (it == columns.end())
+                checkpoint_error(source, "tensor '" + t.name + "' is not a key listed in 'history.keys'");
+            it->second = std::move(t);
         }
         // Other tensors are not traincb's: kept out of the way (a later format may add some).
+    }
+    std::erase_if(c.train_metric_tensors, [](const auto& e) { return e.second.empty(); });
+    if (history.in_tensors) {
+        const auto missing = [&](const std::string& name) {
+            checkpoint_error(source, "the History tensor '" + name + "' is missing");
+        };
+        const auto malformed = [&](const Tensor& t, const char* want) {
+            checkpoint_error(source, "the History tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
+                                         traincb::detail::shape_string(t.shape) + ", expected " + want + " [" +
+                                         std::to_string(history.epochs) + "] (one value per recorded epoch)");
+        };
+        if (!epochs) missing(std::string(detail::kHistoryEpochTensor));
+        std::vector<std::int64_t> e;
+        if (!read_vector_tensor(*epochs, history.epochs, e)) malformed(*epochs, "I64");
+        c.history.epoch.reserve(e.size());
+        for (const std::int64_t v : e) {
+            if (v < 0 || v > std::numeric_limits<int>::max())
+                checkpoint_error(source, "the History tensor '" + epochs->name + "' holds epoch " + std::to_string(v));
+            c.history.epoch.push_back(static_cast<int>(v));
+        }
+        for (auto& [key, t] : columns) {
+            if (!t) missing(std::string(detail::kHistoryValuesPrefix) + key);
+            if (!read_vector_tensor(*t, history.epochs, c.history.history[key])) malformed(*t, "F64");
+        }
     }
     if (c.model.empty()) checkpoint_error(source, "the file holds no 'model/' tensor");
     return c;
