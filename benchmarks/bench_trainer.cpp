@@ -57,6 +57,18 @@ struct NoOp final : traincb::Callback {
     void on_epoch_end(traincb::Context&) override { benchmark::ClobberMemory(); }
 };
 
+// The rows of batch `b` (of xb.rows() rows) in the order `idx`, into xb and yb.
+template <class Data>
+void gather_batch(const Data& d, const std::vector<Eigen::Index>& idx, Eigen::Index b, Eigen::MatrixXd& xb,
+                  Eigen::MatrixXd& yb) {
+    const Eigen::Index bs = xb.rows();
+    for (Eigen::Index r = 0; r < bs; ++r) {
+        const Eigen::Index src = idx[static_cast<std::size_t>(b * bs + r)];
+        xb.row(r) = d.x.row(src);
+        yb.row(r) = d.y.row(src);
+    }
+}
+
 // One epoch of the hand-written loop: the same shuffle, batch gathering, training, validation
 // and early-stopping bookkeeping as Trainer + EarlyStopping. Returns the epoch's mean loss.
 template <class Model, class Data>
@@ -66,11 +78,7 @@ double hand_epoch(Model& model, const Data& d, std::vector<Eigen::Index>& idx, E
     traincb::detail::epoch_permutation(idx, 7, epoch);
     double loss_sum = 0;
     for (Eigen::Index b = 0; b < n / bs; ++b) {
-        for (Eigen::Index r = 0; r < bs; ++r) {
-            const Eigen::Index src = idx[static_cast<std::size_t>(b * bs + r)];
-            xb.row(r) = d.x.row(src);
-            yb.row(r) = d.y.row(src);
-        }
+        gather_batch(d, idx, b, xb, yb);
         loss_sum += model.train_batch(xb, yb).loss * static_cast<double>(bs);
     }
     const double val_loss = model.loss(d.vy, model.predict(d.vx));
@@ -187,11 +195,7 @@ std::size_t hand_fit_tiny(traincb_examples::Mlp& model, const SeedData& d) {
         double loss_sum = 0;
         Eigen::Index seen = 0;
         for (Eigen::Index b = 0; b < n / kTinyBatch; ++b) {
-            for (Eigen::Index r = 0; r < kTinyBatch; ++r) {
-                const Eigen::Index src = idx[static_cast<std::size_t>(b * kTinyBatch + r)];
-                xb.row(r) = d.x.row(src);
-                yb.row(r) = d.y.row(src);
-            }
+            gather_batch(d, idx, b, xb, yb);
             loss_sum += model.train_batch(xb, yb).loss * static_cast<double>(kTinyBatch);
             seen += kTinyBatch;
             if (!std::isfinite(loss_sum / static_cast<double>(seen))) stop = true;
