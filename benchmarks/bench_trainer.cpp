@@ -1,14 +1,16 @@
 // Per-epoch cost of Trainer (EarlyStopping + five no-op callbacks) against a hand-written loop
 // over the same model and data: the seed's model (8 -> Dense(10, relu) -> Dense(1, sigmoid), Adam,
 // binary cross-entropy), 1000 training rows, 100 validation rows, batch 10 (100 batches/epoch).
-// Then the Trainer's own cost per batch, where it shows: a tiny model (one 8 -> 1 sigmoid layer),
-// same data, 200 epochs, Trainer with EarlyStopping, TerminateOnNaN and a MetricLogger over a
-// MemorySink against the loop a user would write for the same work, both timed in the same run.
 //
 //   build/release/benchmarks/bench_trainer --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // The ratio Trainer / hand loop is what matters: both do the same gathers, steps, validation and
 // early-stopping test; the difference is the callback machinery.
+
+// BM_TinyTrainerVsHandLoop: the Trainer's own cost per batch, where it shows: a tiny model (one
+// 8 -> 1 sigmoid layer), same data, 200 epochs, Trainer with EarlyStopping, TerminateOnNaN and a
+// MetricLogger over a MemorySink against the loop a user would write for the same work, both
+// timed in the same run (its `ratio` counter).
 #include <benchmark/benchmark.h>
 #include <time.h>
 
