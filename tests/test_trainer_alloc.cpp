@@ -1,14 +1,22 @@
 // The Trainer's batch loop allocates nothing: a counting global operator new measures every heap
 // allocation between consecutive on_train_batch_begin hooks (which spans gathering the batch, the
-// model's step, the running means, the batch logs, every batch hook and the stop check).
+// model's step, the running means, the batch logs, every batch hook and the stop check), with the
+// callbacks of a typical run: EarlyStopping, TerminateOnNaN (which makes the Trainer keep batch
+// logs) and a MetricLogger over a MemorySink.
 #include "catch.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/metric_logger.hpp>
 #include <traincb/callbacks/terminate_on_nan.hpp>
+#include <traincb/metrics.hpp>
+#include <traincb/sinks/memory.hpp>
 #include <traincb/trainer.hpp>
+#include <vector>
 
 #include "trainer_test_models.hpp"
 
@@ -17,37 +25,39 @@ std::atomic<long> g_allocations{0};
 }
 
 // Every form is replaced, so that each allocation and its deallocation pair up (ASan checks it).
-void* operator new(std::size_t n) {
+// None is inlined: an optimising build that inlines them sees malloc and free where the program
+// says new and delete, and g++ then warns of mismatched allocation functions.
+[[gnu::noinline]] void* operator new(std::size_t n) {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) {
+[[gnu::noinline]] void* operator new[](std::size_t n) {
     return ::operator new(n);
 }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n ? n : 1);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+[[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
     return ::operator new(n, t);
 }
-void operator delete(void* p) noexcept {
+[[gnu::noinline]] void operator delete(void* p) noexcept {
     std::free(p);
 }
-void operator delete[](void* p) noexcept {
+[[gnu::noinline]] void operator delete[](void* p) noexcept {
     std::free(p);
 }
-void operator delete(void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
     std::free(p);
 }
-void operator delete[](void* p, std::size_t) noexcept {
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
     std::free(p);
 }
-void operator delete(void* p, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
 
@@ -94,9 +104,54 @@ TEST_CASE("Trainer: zero heap allocations per batch with EarlyStopping, Terminat
     CHECK(total == 0);
 }
 
+namespace {
+// The allocations per batch (summed over the measured batches) of a 3-epoch run of the linear
+// model with EarlyStopping, TerminateOnNaN and a MetricLogger over a MemorySink, plus `metrics`.
+long allocations_per_batch_with_logger(std::vector<std::shared_ptr<traincb::metrics::Metric>> metrics) {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(200, x, y);  // 18 training batches of 10 after the split: no tail batch
+    test_models::Linear model(2, 1);
+    traincb::Trainer trainer(model);
+    traincb::EarlyStopping es({.monitor = "val_loss", .patience = 100});
+    traincb::TerminateOnNaN ton;
+    auto sink = std::make_shared<traincb::sinks::MemorySink>();
+    traincb::MetricLogger logger({sink});
+    AllocProbe probe;
+    trainer.fit(x, y,
+                {.epochs = 3,
+                 .batch_size = 10,
+                 .shuffle = true,
+                 .seed = 1,
+                 .validation_split = 0.1,
+                 .metrics = std::move(metrics)},
+                es, ton, logger, probe);
+    REQUIRE(sink->rows().size() == 3);  // the logger did run
+    REQUIRE(probe.n >= 30);             // (18 batches - 1) x 2 epochs measured
+    long total = 0;
+    for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];
+    return total;
+}
+}  // namespace
+
+TEST_CASE("Trainer: zero heap allocations per batch with EarlyStopping, TerminateOnNaN and a MetricLogger") {
+    CHECK(allocations_per_batch_with_logger({}) == 0);
+}
+
+TEST_CASE("Trainer: zero heap allocations per batch with a training metric whose name outgrows the small string") {
+    // "mean_squared_error" (18 characters) does not fit a small-string buffer: building it per
+    // batch for the batch logs would allocate.
+    CHECK(allocations_per_batch_with_logger({std::make_shared<traincb::metrics::MeanSquaredError>()}) == 0);
+}
+
+namespace {
+// Where the probe's allocation escapes: the optimiser cannot drop a new/delete pair whose pointer
+// went through a volatile object.
+std::vector<int>* volatile g_escape = nullptr;
+}  // namespace
+
 TEST_CASE("Trainer: the counting allocator sees allocations (the probe can fail)") {
     const long before = g_allocations.load();
-    auto* v = new std::vector<int>(100);
-    delete v;
+    g_escape = new std::vector<int>(100);
+    delete g_escape;
     CHECK(g_allocations.load() - before >= 2);
 }

@@ -76,23 +76,81 @@ struct FitOptions {
 };
 
 namespace detail {
-/// A deterministic, portable permutation of 0..n-1 for (seed, epoch): a Fisher-Yates shuffle driven
-/// by mt19937_64 with explicit rejection sampling (std::shuffle and the std distributions differ
-/// across standard libraries). Being a function of (seed, epoch), it needs no state to resume.
+/// The version of epoch_permutation's order. Checkpoints record it as `"shuffle_order"` in their
+/// fit_options; a checkpoint without it was written with order 1 (a Fisher-Yates shuffle over
+/// mt19937_64 with a division-based bounded draw), whose batches this traincb cannot reproduce.
+inline constexpr int kShuffleOrder = 2;
+
+/// The high 64 bits of the 128-bit product a * b; the low 64 bits go to `lo`. Portable form
+/// (four 32x32 -> 64 products), for compilers without a 128-bit integer type.
+[[nodiscard]] constexpr std::uint64_t mul_64x64_portable(std::uint64_t a, std::uint64_t b, std::uint64_t& lo) noexcept {
+    constexpr std::uint64_t m32 = 0xFFFFFFFFU;
+    const std::uint64_t p0 = (a & m32) * (b & m32), p1 = (a & m32) * (b >> 32);
+    const std::uint64_t p2 = (a >> 32) * (b & m32), p3 = (a >> 32) * (b >> 32);
+    const std::uint64_t mid = (p0 >> 32) + (p1 & m32) + (p2 & m32);
+    lo = (mid << 32) | (p0 & m32);
+    return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+}
+
+/// The high 64 bits of the 128-bit product a * b; the low 64 bits go to `lo`.
+[[nodiscard]] inline std::uint64_t mul_64x64(std::uint64_t a, std::uint64_t b, std::uint64_t& lo) noexcept {
+#if defined(__SIZEOF_INT128__)
+    __extension__ typedef unsigned __int128 U128;
+    const U128 m = static_cast<U128>(a) * b;
+    lo = static_cast<std::uint64_t>(m);
+    return static_cast<std::uint64_t>(m >> 64);
+#else
+    return mul_64x64_portable(a, b, lo);
+#endif
+}
+
+/// SplitMix64's output function (Steele, Lea and Flood, "Fast splittable pseudorandom number
+/// generators", 2014; Stafford's Mix13 constants): a bijection of 64-bit words.
+[[nodiscard]] constexpr std::uint64_t splitmix64_mix(std::uint64_t z) noexcept {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9U;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBU;
+    return z ^ (z >> 31);
+}
+
+/// SplitMix64, the generator java.util.SplittableRandom uses and xoshiro's authors seed with:
+/// one 64-bit word of state, a few cycles per number, and it passes BigCrush. Specified in full
+/// here, so its numbers are the same with every compiler and standard library.
+struct SplitMix64 {
+    std::uint64_t state = 0;  ///< advanced by the golden-ratio increment before each number
+    /// The next number.
+    constexpr std::uint64_t operator()() noexcept {
+        state += 0x9E3779B97F4A7C15U;
+        return splitmix64_mix(state);
+    }
+};
+
+/// A uniform integer in [0, bound) for bound >= 1, by Lemire's nearly divisionless method ("Fast
+/// random integer generation in an interval", ACM TOMACS 2019): the high word of rng() * bound,
+/// rejecting the few products whose low word falls below 2^64 mod bound; the one division (that
+/// remainder) runs only when the low word is below bound, with probability bound / 2^64.
+template <class Rng>
+[[nodiscard]] std::uint64_t bounded_random(Rng& rng, std::uint64_t bound) noexcept {
+    std::uint64_t lo = 0;
+    std::uint64_t hi = mul_64x64(rng(), bound, lo);
+    if (lo < bound) {
+        const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
+        while (lo < threshold) hi = mul_64x64(rng(), bound, lo);
+    }
+    return hi;
+}
+
+/// A deterministic, portable permutation of 0..n-1 for (seed, epoch) (shuffle order
+/// kShuffleOrder): for i = n down to 2, swap element i-1 with element bounded_random(rng, i)
+/// (Fisher-Yates), where rng is a SplitMix64 starting from state
+/// splitmix64_mix(splitmix64_mix(seed) + epoch). std::shuffle and the std distributions differ
+/// across standard libraries; this does not. Being a function of (seed, epoch), it needs no state
+/// to resume.
 inline void epoch_permutation(std::vector<Eigen::Index>& idx, std::uint64_t seed, int epoch) {
     for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
-    std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                      static_cast<std::uint32_t>(epoch), 0x7472U};
-    std::mt19937_64 rng(seq);
-    for (std::size_t i = idx.size(); i > 1; --i) {
-        const std::uint64_t bound = i;
-        const std::uint64_t limit =
-            std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
-        std::uint64_t r;
-        do r = rng();
-        while (r >= limit);
-        std::swap(idx[i - 1], idx[static_cast<std::size_t>(r % bound)]);
-    }
+    SplitMix64 rng{
+        splitmix64_mix(splitmix64_mix(seed) + static_cast<std::uint64_t>(static_cast<std::uint32_t>(epoch)))};
+    for (std::size_t i = idx.size(); i > 1; --i)
+        std::swap(idx[i - 1], idx[static_cast<std::size_t>(bounded_random(rng, i))]);
 }
 
 template <class C>
@@ -200,76 +258,136 @@ private:
     template <class C>
     static void add_callback(CallbackList& list, C&& cb) {
         using T = std::remove_cvref_t<C>;
-        if constexpr (std::is_same_v<T, CallbackList>)
-            list.add(cb);
-        else if constexpr (std::is_base_of_v<Callback, T>)
-            list.add(cb);
+        if constexpr (std::is_same_v<T, CallbackList> || std::is_base_of_v<Callback, T>)
+            list.add(cb);  // CallbackList::add has an overload for each
         else
-            list.add(typename std::remove_cvref_t<C>(cb));  // shared_ptr
+            list.add(T(cb));  // shared_ptr
     }
+
+    // Everything one fit works with, shared by the steps below (run() owns it; it never moves, as
+    // RunState::metric_states points into it).
+    template <class S>
+    struct Run {
+        using Mat = Matrix<S>;
+        template <class DX, class DY>
+        Run(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& o,
+            CallbackList& l)
+            : opt(o), list(l), x(x_in.derived()), y(y_in.derived()), n_train(x.rows()), first_epoch(o.initial_epoch) {}
+        Run(const Run&) = delete;
+        Run& operator=(const Run&) = delete;
+
+        const FitOptions<S>& opt;
+        CallbackList& list;
+        // Evaluated once: expressions and row-major inputs become one column-major matrix; a
+        // column-major Matrix is referenced without a copy.
+        const Eigen::Ref<const Mat> x, y;
+        Eigen::Index n_train;     // the training rows: x's, less a validation split
+        const Mat* vx = nullptr;  // the validation data, or nullptr when there is none
+        const Mat* vy = nullptr;
+        Mat split_x{}, split_y{};  // the rows of a validation split
+        bool has_val_loss = false;
+        std::vector<std::unique_ptr<metrics::Metric>> train_metrics{}, val_metrics{};  // running, validation
+        std::vector<std::string> metric_keys{};              // their log keys, asked of name() once per fit
+        std::unique_ptr<metrics::Metric> val_loss_metric{};  // a clone of FitOptions::loss
+        TrainParams params{};
+        RunState run_state{};  // its loss_sum and loss_count are the epoch's running training loss
+        History history{};
+        std::optional<io::Checkpoint> resume{};
+        int first_epoch;
+        bool resumed_stopped = false;     // the checkpoint was taken after a stop request
+        Mat xb{}, yb{}, xt{}, yt{};       // batch buffers: full batches, and the (smaller) tail batch
+        std::vector<Eigen::Index> idx{};  // the epoch's order of the training rows
+        Logs batch_logs{}, epoch_logs{}, val_logs{};
+        int interrupted_by = 0;  // the signal that interrupted training (0: none)
+    };
 
     template <class S, class DX, class DY>
     History run(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& opt,
                 CallbackList& list) {
-        using Mat = Matrix<S>;
         validate_options(opt);
-        if (x_in.rows() != y_in.rows())
-            throw InvalidArgument("traincb: Trainer::fit: x has " + detail::shape(x_in.rows(), x_in.cols()) +
-                                  " but y has " + detail::shape(y_in.rows(), y_in.cols()) +
-                                  "; rows are samples, so both need the same number of rows");
-        if (x_in.rows() == 0 || x_in.cols() == 0 || y_in.cols() == 0)
-            throw InvalidArgument("traincb: Trainer::fit: x is " + detail::shape(x_in.rows(), x_in.cols()) +
-                                  " and y is " + detail::shape(y_in.rows(), y_in.cols()) + "; pass non-empty data");
-        // Evaluate once: expressions and row-major inputs become one column-major matrix; a
-        // column-major Matrix is referenced without a copy.
-        const Eigen::Ref<const Mat> x = x_in.derived();
-        const Eigen::Ref<const Mat> y = y_in.derived();
+        check_shapes(x_in, y_in);
+        Run<S> r(x_in, y_in, opt, list);
+        prepare_validation(r);
+        build_metrics_and_params(r);
+        record_run_state(r);
+        load_resume(r);
+        attach_to_callbacks(r);
+        allocate_buffers(r);
+        std::optional<SignalGuard> guard;
+        if (opt.handle_signals) install_signal_guard(r, guard);
+        try {
+            list.on_train_begin();
+            restore_callbacks(r);
+            for (int epoch = r.first_epoch; epoch < opt.epochs; ++epoch)
+                if (!run_epoch(r, epoch)) break;
+            if (r.interrupted_by != 0) save_interrupt_checkpoint(r);
+        } catch (...) {
+            list.on_train_end(std::current_exception());
+            throw;
+        }
+        return finish(r, guard.has_value());
+    }
 
-        // Validation: explicit data, or the last fraction of the rows (before shuffling, as Keras).
-        Eigen::Index n_train = x.rows();
-        const Mat* vx = nullptr;
-        const Mat* vy = nullptr;
-        Mat split_x, split_y;
+    template <class DX, class DY>
+    static void check_shapes(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y) {
+        if (x.rows() != y.rows())
+            throw InvalidArgument("traincb: Trainer::fit: x has " + detail::shape(x.rows(), x.cols()) + " but y has " +
+                                  detail::shape(y.rows(), y.cols()) +
+                                  "; rows are samples, so both need the same number of rows");
+        if (x.rows() == 0 || x.cols() == 0 || y.cols() == 0)
+            throw InvalidArgument("traincb: Trainer::fit: x is " + detail::shape(x.rows(), x.cols()) + " and y is " +
+                                  detail::shape(y.rows(), y.cols()) + "; pass non-empty data");
+    }
+
+    // Validation: explicit data, or the last fraction of the rows (before shuffling, as Keras).
+    template <class S>
+    static void prepare_validation(Run<S>& r) {
+        const FitOptions<S>& opt = r.opt;
         if (opt.validation_data) {
             const auto& vd = *opt.validation_data;
-            if (vd.x.cols() != x.cols() || vd.y.cols() != y.cols() || vd.x.rows() != vd.y.rows() || vd.x.rows() == 0)
+            if (vd.x.cols() != r.x.cols() || vd.y.cols() != r.y.cols() || vd.x.rows() != vd.y.rows() ||
+                vd.x.rows() == 0)
                 throw InvalidArgument(
                     "traincb: Trainer::fit: validation x is " + detail::shape(vd.x.rows(), vd.x.cols()) +
                     " and validation y is " + detail::shape(vd.y.rows(), vd.y.cols()) + ", but training x is " +
-                    detail::shape(x.rows(), x.cols()) + " and y is " + detail::shape(y.rows(), y.cols()) +
+                    detail::shape(r.x.rows(), r.x.cols()) + " and y is " + detail::shape(r.y.rows(), r.y.cols()) +
                     "; validation needs the same columns and as many x rows as y rows (at least one)");
-            vx = &vd.x;
-            vy = &vd.y;
+            r.vx = &vd.x;
+            r.vy = &vd.y;
         } else if (opt.validation_split > 0) {
             const auto n_val =
-                static_cast<Eigen::Index>(std::floor(static_cast<double>(x.rows()) * opt.validation_split));
-            n_train = x.rows() - n_val;
-            if (n_val == 0 || n_train == 0)
-                throw InvalidArgument("traincb: Trainer::fit: validation_split " +
-                                      detail::format_double(opt.validation_split) + " of " + std::to_string(x.rows()) +
-                                      " rows leaves " + std::to_string(n_train) + " training and " +
-                                      std::to_string(n_val) + " validation rows; both need at least one");
-            split_x = x.bottomRows(n_val);
-            split_y = y.bottomRows(n_val);
-            vx = &split_x;
-            vy = &split_y;
+                static_cast<Eigen::Index>(std::floor(static_cast<double>(r.x.rows()) * opt.validation_split));
+            r.n_train = r.x.rows() - n_val;
+            if (n_val == 0 || r.n_train == 0)
+                throw InvalidArgument(
+                    "traincb: Trainer::fit: validation_split " + detail::format_double(opt.validation_split) + " of " +
+                    std::to_string(r.x.rows()) + " rows leaves " + std::to_string(r.n_train) + " training and " +
+                    std::to_string(n_val) + " validation rows; both need at least one");
+            r.split_x = r.x.bottomRows(n_val);
+            r.split_y = r.y.bottomRows(n_val);
+            r.vx = &r.split_x;
+            r.vy = &r.split_y;
         }
-        const bool has_val = vx != nullptr;
-        const bool has_val_loss = has_val && (opt.loss != nullptr || HasLoss<M, S>);
+        r.has_val_loss = r.vx != nullptr && (opt.loss != nullptr || HasLoss<M, S>);
+    }
 
-        // Metric objects: one set for training (running), one for validation.
-        std::vector<std::unique_ptr<metrics::Metric>> train_metrics, val_metrics;
-        std::unique_ptr<metrics::Metric> val_loss_metric = opt.loss ? opt.loss->clone() : nullptr;
-        TrainParams params;
+    // The metric objects (one set running over the epoch, one for validation) and what the
+    // callbacks are told about the run: sizes, and every key the epoch logs will hold.
+    template <class S>
+    static void build_metrics_and_params(Run<S>& r) {
+        const FitOptions<S>& opt = r.opt;
+        const bool has_val = r.vx != nullptr;
+        if (opt.loss) r.val_loss_metric = opt.loss->clone();
+        TrainParams& params = r.params;
         params.epochs = opt.epochs;
         params.initial_epoch = opt.initial_epoch;
         params.batch_size = opt.batch_size;
-        params.samples = n_train;
-        params.steps_per_epoch = (n_train + opt.batch_size - 1) / opt.batch_size;
+        params.samples = r.n_train;
+        params.steps_per_epoch = (r.n_train + opt.batch_size - 1) / opt.batch_size;
         params.verbose = opt.verbose;
         params.has_validation = has_val;
         params.log_keys.push_back("loss");
-        if (has_val_loss) params.log_keys.push_back("val_loss");
+        if (r.has_val_loss) params.log_keys.push_back("val_loss");
         for (const auto& m : opt.metrics) {
             if (!m) throw InvalidArgument("traincb: Trainer::fit: options.metrics holds a null pointer");
             const std::string key = m->name();
@@ -277,218 +395,271 @@ private:
                 if (k == key || k == "val_" + key)
                     throw InvalidArgument("traincb: Trainer::fit: two metrics log the key '" + key +
                                           "'; give one of them another name");
-            train_metrics.push_back(m->clone());
-            train_metrics.back()->reset();
+            r.train_metrics.push_back(m->clone());
+            r.train_metrics.back()->reset();
+            r.metric_keys.push_back(r.train_metrics.back()->name());
             params.log_keys.push_back(key);
             params.metric_directions.emplace_back(key, m->direction());
             if (has_val) {
-                val_metrics.push_back(m->clone());
+                r.val_metrics.push_back(m->clone());
                 params.log_keys.push_back("val_" + key);
                 params.metric_directions.emplace_back("val_" + key, m->direction());
             }
         }
         std::sort(params.log_keys.begin(), params.log_keys.end());
+    }
 
-        // What a checkpoint records about the data order (see RunState); also what a resumed run
-        // compares against the checkpoint's.
-        RunState run_state;
-        run_state.seed = opt.seed;
-        run_state.fit_options = {{"epochs", opt.epochs},
-                                 {"batch_size", opt.batch_size},
-                                 {"shuffle", opt.shuffle},
-                                 {"samples", static_cast<std::int64_t>(n_train)},
-                                 {"steps_per_epoch", params.steps_per_epoch},
-                                 {"validation_freq", opt.validation_freq},
-                                 {"has_validation", has_val}};
-
-        History history;
-        int first_epoch = opt.initial_epoch;
-        std::optional<io::Checkpoint> resume;
-        if (!opt.resume_from.empty()) {
-            if constexpr (!HasState<M>) {
-                throw InvalidArgument(
-                    "traincb: Trainer::fit: resume_from is set, but the model has no "
-                    "visit_state(traincb::StateVisitor&), so its state cannot be restored; add it (see "
-                    "traincb/state.hpp) or specialise traincb::model_traits");
-            } else {
-                const std::filesystem::path path = resolve_resume_path(opt.resume_from);
-                if (!path.empty()) {
-                    resume = io::load_checkpoint(path, "Trainer");
-                    check_resume(*resume, path, run_state, opt);
-                    first_epoch = resume->position.next_epoch();
-                    params.resumed = true;
-                    params.initial_epoch = first_epoch;
-                    params.resumed_from = path;
-                    io::restore_model(*resume, model_);
-                    history.epoch = std::move(resume->history.epoch);
-                    history.history = std::move(resume->history.history);
-                }
-            }
-        }
-        list.set_model(model_);
-        list.set_params(params);
-        list.set_global_step(resume ? resume->position.global_step
-                                    : static_cast<std::int64_t>(opt.initial_epoch) * params.steps_per_epoch);
-        list.set_history(&history);
+    // What a checkpoint records about the data order (see RunState); also what a resumed run
+    // compares against the checkpoint's.
+    template <class S>
+    static void record_run_state(Run<S>& r) {
+        const FitOptions<S>& opt = r.opt;
+        r.run_state.seed = opt.seed;
+        r.run_state.fit_options = {{"epochs", opt.epochs},
+                                   {"batch_size", opt.batch_size},
+                                   {"shuffle", opt.shuffle},
+                                   {"shuffle_order", detail::kShuffleOrder},
+                                   {"samples", static_cast<std::int64_t>(r.n_train)},
+                                   {"steps_per_epoch", r.params.steps_per_epoch},
+                                   {"validation_freq", opt.validation_freq},
+                                   {"has_validation", r.vx != nullptr}};
         // Metric states are gathered only when a mid-epoch checkpoint is taken, never per batch.
-        if (!train_metrics.empty())
-            run_state.metric_states = [&train_metrics](std::map<std::string, StateDict, std::less<>>& tensors) {
-                return detail::save_metric_states(train_metrics, tensors);
+        if (!r.train_metrics.empty())
+            r.run_state.metric_states = [&r](std::map<std::string, StateDict, std::less<>>& tensors) {
+                return detail::save_metric_states(r.train_metrics, tensors);
             };
-        list.set_run_state(&run_state);
+    }
 
-        // Batch buffers, allocated once: full batches and the (smaller) tail batch.
-        const Eigen::Index bs = std::min<Eigen::Index>(opt.batch_size, n_train);
-        const Eigen::Index tail = n_train % opt.batch_size;
-        Mat xb(bs, x.cols()), yb(bs, y.cols());
-        Mat xt(tail, x.cols()), yt(tail, y.cols());
-        std::vector<Eigen::Index> idx(static_cast<std::size_t>(n_train));
-        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
-
-        Logs batch_logs, epoch_logs, val_logs;
-        // Insert the batch keys once so per-batch updates never allocate.
-        batch_logs.set("loss", 0.0);
-        for (const auto& m : train_metrics) batch_logs.set(m->name(), 0.0);
-
-        std::optional<SignalGuard> guard;
-        if (opt.handle_signals) {
-            guard.emplace();
-            if (!list.handles_interrupt() && opt.interrupt_checkpoint.empty())
-                warn(
-                    "traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
-                    "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
+    // resume_from: loads the checkpoint, checks it against this run, and restores the model, the
+    // position and the History (the callbacks' states follow after on_train_begin).
+    template <class S>
+    void load_resume(Run<S>& r) {
+        if (r.opt.resume_from.empty()) return;
+        if constexpr (!HasState<M>) {
+            throw InvalidArgument(
+                "traincb: Trainer::fit: resume_from is set, but the model has no "
+                "visit_state(traincb::StateVisitor&), so its state cannot be restored; add it (see "
+                "traincb/state.hpp) or specialise traincb::model_traits");
+        } else {
+            const std::filesystem::path path = resolve_resume_path(r.opt.resume_from);
+            if (path.empty()) return;
+            r.resume = io::load_checkpoint(path, "Trainer");
+            check_resume(*r.resume, path, r.run_state, r.opt);
+            r.first_epoch = r.resume->position.next_epoch();
+            r.params.resumed = true;
+            r.params.initial_epoch = r.first_epoch;
+            r.params.resumed_from = path;
+            io::restore_model(*r.resume, model_);
+            r.history.epoch = std::move(r.resume->history.epoch);
+            r.history.history = std::move(r.resume->history.history);
         }
-        int interrupted_by = 0;  // the signal that interrupted training (0: none)
-        try {
-            list.on_train_begin();
-            // A checkpoint taken after a stop request resumes into that stop: the rest of its epoch
-            // (if any) is skipped as the original run skipped it, and no further epoch runs.
-            bool resumed_stopped = false;
-            if (resume) {
-                load_callback_states(list, *resume, params.resumed_from);
-                if (resume->stopped) {
-                    list.context().request_stop(resume->stop_source, resume->stop_reason);
-                    resumed_stopped = true;
-                }
-            }
-            const bool resume_mid_epoch = resume && !resume->position.epoch_completed;
-            for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
-                if (resumed_stopped && !(resume_mid_epoch && epoch == first_epoch)) break;
-                if (opt.shuffle) detail::epoch_permutation(idx, opt.seed, epoch);
-                for (auto& m : train_metrics) m->reset();
-                double loss_sum = 0;
-                std::int64_t seen = 0;
-                std::int64_t first_batch = 0;
-                if (resume_mid_epoch && epoch == first_epoch) {
-                    loss_sum = resume->loss_sum;
-                    seen = resume->loss_count;
-                    first_batch = resumed_stopped ? params.steps_per_epoch : resume->position.next_batch();
-                    list.on_epoch_resume(epoch);
-                    restore_train_metrics(train_metrics, *resume, params.resumed_from, epoch,
-                                          resume->position.next_batch(), params.steps_per_epoch);
-                } else {
-                    list.on_epoch_begin(epoch);
-                }
-                run_state.loss_sum = loss_sum;
-                run_state.loss_count = seen;
-                const bool batch_logs_wanted = list.wants_batch_logs();
-                std::int64_t last_batch = -1;
-                for (std::int64_t b = first_batch; b < params.steps_per_epoch; ++b) {
-                    const Eigen::Index begin = static_cast<Eigen::Index>(b) * opt.batch_size;
-                    const Eigen::Index rows = std::min<Eigen::Index>(opt.batch_size, n_train - begin);
-                    Mat& bx = rows == bs ? xb : xt;
-                    Mat& by = rows == bs ? yb : yt;
-                    for (Eigen::Index r = 0; r < rows; ++r) {
-                        const Eigen::Index src = idx[static_cast<std::size_t>(begin + r)];
-                        bx.row(r) = x.row(src);
-                        by.row(r) = y.row(src);
-                    }
-                    list.on_train_batch_begin(static_cast<int>(b));
-                    decltype(auto) result = model_traits<M>::train_batch(model_, std::as_const(bx), std::as_const(by));
-                    const double loss = detail::batch_loss(result);
-                    loss_sum += loss * static_cast<double>(rows);
-                    seen += rows;
-                    run_state.loss_sum = loss_sum;
-                    run_state.loss_count = seen;
-                    if (!train_metrics.empty()) update_train_metrics(train_metrics, result, bx, by);
-                    if (batch_logs_wanted) {
-                        batch_logs.set("loss", loss_sum / static_cast<double>(seen));
-                        for (const auto& m : train_metrics) batch_logs.set(m->name(), m->result());
-                    }
-                    list.on_train_batch_end(static_cast<int>(b), batch_logs);
-                    last_batch = b;
-                    if (list.stop_requested()) break;
-                    // After the epoch's last batch the epoch is finished first: the checkpoint is
-                    // then an epoch-boundary one, from which nothing is lost.
-                    if (b + 1 < params.steps_per_epoch && interrupt_requested()) {
-                        interrupted_by = interrupt_signal();
-                        break;
-                    }
-                }
-                if (interrupted_by != 0) {
-                    list.on_interrupt(epoch, static_cast<int>(last_batch));
-                    break;
-                }
-                epoch_logs.clear();
-                epoch_logs.set("loss", loss_sum / static_cast<double>(seen));
-                for (const auto& m : train_metrics) epoch_logs.set(m->name(), m->result());
-                if (has_val && (epoch + 1) % opt.validation_freq == 0) {
-                    list.on_test_begin();
-                    const Mat pred = model_traits<M>::predict(model_, *vx);
-                    if (pred.rows() != vy->rows())
-                        throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
-                                              detail::shape(pred.rows(), pred.cols()) + " for " +
-                                              std::to_string(vx->rows()) +
-                                              " validation rows; it must return one row per sample");
-                    val_logs.clear();
-                    if (val_loss_metric) {
-                        val_loss_metric->reset();
-                        val_loss_metric->update(*vy, pred);
-                        val_logs.set("loss", val_loss_metric->result());
-                    } else if constexpr (HasLoss<M, S>) {
-                        val_logs.set("loss", model_traits<M>::loss(model_, *vy, pred));
-                    }
-                    for (auto& m : val_metrics) {
-                        m->reset();
-                        m->update(*vy, pred);
-                        val_logs.set(m->name(), m->result());
-                    }
-                    list.on_test_end(val_logs);
-                    for (const auto& [k, v] : val_logs) epoch_logs.set("val_" + k, v);
-                }
-                // Runs every on_epoch_end, records the epoch in `history`, then every on_epoch_commit.
-                list.on_epoch_end(epoch, epoch_logs);
-                if (opt.verbose > 0) print_epoch(epoch, opt.epochs, epoch_logs);
-                if (list.stop_requested()) break;
-                if (interrupt_requested()) {
-                    interrupted_by = interrupt_signal();
-                    list.on_interrupt(epoch, -1);
-                    break;
-                }
-            }
-            if (interrupted_by != 0) {
-                clear_interrupt();
-                if (!opt.interrupt_checkpoint.empty())
-                    io::save_checkpoint(opt.interrupt_checkpoint,
-                                        io::capture_checkpoint(list.context(), io::CheckpointKind::Full), "Trainer");
-            }
-        } catch (...) {
-            list.on_train_end(std::current_exception());
-            throw;
+    }
+
+    template <class S>
+    void attach_to_callbacks(Run<S>& r) {
+        r.list.set_model(model_);
+        r.list.set_params(r.params);
+        r.list.set_global_step(r.resume ? r.resume->position.global_step
+                                        : static_cast<std::int64_t>(r.opt.initial_epoch) * r.params.steps_per_epoch);
+        r.list.set_history(&r.history);
+        r.list.set_run_state(&r.run_state);
+    }
+
+    // Batch buffers and row order, allocated once; the batch log keys are inserted once, so that
+    // a batch allocates nothing.
+    template <class S>
+    static void allocate_buffers(Run<S>& r) {
+        const Eigen::Index bs = std::min<Eigen::Index>(r.opt.batch_size, r.n_train);
+        const Eigen::Index tail = r.n_train % r.opt.batch_size;
+        r.xb.resize(bs, r.x.cols());
+        r.yb.resize(bs, r.y.cols());
+        r.xt.resize(tail, r.x.cols());
+        r.yt.resize(tail, r.y.cols());
+        r.idx.resize(static_cast<std::size_t>(r.n_train));
+        for (std::size_t i = 0; i < r.idx.size(); ++i) r.idx[i] = static_cast<Eigen::Index>(i);
+        r.batch_logs.set("loss", 0.0);
+        for (const auto& key : r.metric_keys) r.batch_logs.set(key, 0.0);
+    }
+
+    template <class S>
+    static void install_signal_guard(const Run<S>& r, std::optional<SignalGuard>& guard) {
+        guard.emplace();
+        if (!r.list.handles_interrupt() && r.opt.interrupt_checkpoint.empty())
+            warn(
+                "traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
+                "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
+    }
+
+    // After on_train_begin: hands each callback its checkpointed state. A checkpoint taken after a
+    // stop request resumes into that stop: the rest of its epoch (if any) is skipped as the
+    // original run skipped it, and no further epoch runs.
+    template <class S>
+    static void restore_callbacks(Run<S>& r) {
+        if (!r.resume) return;
+        load_callback_states(r.list, *r.resume, r.params.resumed_from);
+        if (r.resume->stopped) {
+            r.list.context().request_stop(r.resume->stop_source, r.resume->stop_reason);
+            r.resumed_stopped = true;
         }
-        if (interrupted_by != 0) {
+    }
+
+    // One epoch: its batches, then validation and on_epoch_end. Returns false when training ends
+    // with it (a stop request or an interruption), or before it (a resumed run that had stopped).
+    template <class S>
+    bool run_epoch(Run<S>& r, int epoch) {
+        const bool resumes_mid_epoch = r.resume && !r.resume->position.epoch_completed && epoch == r.first_epoch;
+        if (r.resumed_stopped && !resumes_mid_epoch) return false;
+        const std::int64_t first_batch = begin_epoch(r, epoch, resumes_mid_epoch);
+        const std::int64_t last_batch = run_batches(r, first_batch);
+        if (r.interrupted_by != 0) {
+            r.list.on_interrupt(epoch, static_cast<int>(last_batch));
+            return false;
+        }
+        end_epoch(r, epoch);
+        if (r.list.stop_requested()) return false;
+        if (interrupt_requested()) {
+            r.interrupted_by = interrupt_signal();
+            r.list.on_interrupt(epoch, -1);
+            return false;
+        }
+        return true;
+    }
+
+    // Shuffles, then starts the epoch afresh (on_epoch_begin) or, in the epoch a mid-epoch
+    // checkpoint was taken in, where it left off. Returns the first batch to run.
+    template <class S>
+    static std::int64_t begin_epoch(Run<S>& r, int epoch, bool resumes_mid_epoch) {
+        if (r.opt.shuffle) detail::epoch_permutation(r.idx, r.opt.seed, epoch);
+        for (auto& m : r.train_metrics) m->reset();
+        std::int64_t first_batch = 0;
+        if (resumes_mid_epoch) {
+            const io::Checkpoint& c = *r.resume;
+            first_batch = r.resumed_stopped ? r.params.steps_per_epoch : c.position.next_batch();
+            r.list.on_epoch_resume(epoch);
+            restore_train_metrics(r.train_metrics, c, r.params.resumed_from, epoch, c.position.next_batch(),
+                                  r.params.steps_per_epoch);
+            r.run_state.loss_sum = c.loss_sum;
+            r.run_state.loss_count = c.loss_count;
+        } else {
+            r.list.on_epoch_begin(epoch);
+            r.run_state.loss_sum = 0;
+            r.run_state.loss_count = 0;
+        }
+        return first_batch;
+    }
+
+    // The epoch's batches from `first`, until the last one, a stop request or an interruption.
+    // Returns the last batch run (-1: none).
+    template <class S>
+    std::int64_t run_batches(Run<S>& r, std::int64_t first) {
+        const bool logs_wanted = r.list.wants_batch_logs();
+        const std::int64_t steps = r.params.steps_per_epoch;
+        std::int64_t last = -1;
+        for (std::int64_t b = first; b < steps; ++b) {
+            run_batch(r, b, logs_wanted);
+            last = b;
+            if (r.list.stop_requested()) break;
+            // After the epoch's last batch the epoch is finished first: the checkpoint is then an
+            // epoch-boundary one, from which nothing is lost.
+            if (b + 1 < steps && interrupt_requested()) {
+                r.interrupted_by = interrupt_signal();
+                break;
+            }
+        }
+        return last;
+    }
+
+    // Batch `b`: gathers its rows, trains on them, and updates the running loss, the training
+    // metrics and (when a callback reads them) the batch logs, between the two batch hooks.
+    template <class S>
+    void run_batch(Run<S>& r, std::int64_t b, bool logs_wanted) {
+        const Eigen::Index begin = static_cast<Eigen::Index>(b) * r.opt.batch_size;
+        const Eigen::Index rows = std::min<Eigen::Index>(r.opt.batch_size, r.n_train - begin);
+        Matrix<S>& bx = rows == r.xb.rows() ? r.xb : r.xt;
+        Matrix<S>& by = rows == r.xb.rows() ? r.yb : r.yt;
+        for (Eigen::Index i = 0; i < rows; ++i) {
+            const Eigen::Index src = r.idx[static_cast<std::size_t>(begin + i)];
+            bx.row(i) = r.x.row(src);
+            by.row(i) = r.y.row(src);
+        }
+        r.list.on_train_batch_begin(static_cast<int>(b));
+        decltype(auto) result = model_traits<M>::train_batch(model_, std::as_const(bx), std::as_const(by));
+        r.run_state.loss_sum += detail::batch_loss(result) * static_cast<double>(rows);
+        r.run_state.loss_count += rows;
+        if (!r.train_metrics.empty()) update_train_metrics(r.train_metrics, result, bx, by);
+        if (logs_wanted) {
+            r.batch_logs.set("loss", r.run_state.loss_sum / static_cast<double>(r.run_state.loss_count));
+            for (std::size_t i = 0; i < r.train_metrics.size(); ++i)
+                r.batch_logs.set(r.metric_keys[i], r.train_metrics[i]->result());
+        }
+        r.list.on_train_batch_end(static_cast<int>(b), r.batch_logs);
+    }
+
+    // The epoch's logs (training means, then val_* when this epoch validates), then every
+    // on_epoch_end, the History, every on_epoch_commit, and the verbose line.
+    template <class S>
+    void end_epoch(Run<S>& r, int epoch) {
+        r.epoch_logs.clear();
+        r.epoch_logs.set("loss", r.run_state.loss_sum / static_cast<double>(r.run_state.loss_count));
+        for (std::size_t i = 0; i < r.train_metrics.size(); ++i)
+            r.epoch_logs.set(r.metric_keys[i], r.train_metrics[i]->result());
+        if (r.vx != nullptr && (epoch + 1) % r.opt.validation_freq == 0) validate(r);
+        r.list.on_epoch_end(epoch, r.epoch_logs);
+        if (r.opt.verbose > 0) print_epoch(epoch, r.opt.epochs, r.epoch_logs);
+    }
+
+    // Validation between on_test_begin and on_test_end: the loss and the metrics over the whole
+    // validation set, added to the epoch logs as val_*.
+    template <class S>
+    void validate(Run<S>& r) {
+        r.list.on_test_begin();
+        const Matrix<S> pred = model_traits<M>::predict(model_, *r.vx);
+        if (pred.rows() != r.vy->rows())
+            throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
+                                  detail::shape(pred.rows(), pred.cols()) + " for " + std::to_string(r.vx->rows()) +
+                                  " validation rows; it must return one row per sample");
+        r.val_logs.clear();
+        if (r.val_loss_metric) {
+            r.val_loss_metric->reset();
+            r.val_loss_metric->update(*r.vy, pred);
+            r.val_logs.set("loss", r.val_loss_metric->result());
+        } else if constexpr (HasLoss<M, S>) {
+            r.val_logs.set("loss", model_traits<M>::loss(model_, *r.vy, pred));
+        }
+        for (std::size_t i = 0; i < r.val_metrics.size(); ++i) {
+            auto& m = r.val_metrics[i];
+            m->reset();
+            m->update(*r.vy, pred);
+            r.val_logs.set(r.metric_keys[i], m->result());
+        }
+        r.list.on_test_end(r.val_logs);
+        for (const auto& [k, v] : r.val_logs) r.epoch_logs.set("val_" + k, v);
+    }
+
+    template <class S>
+    static void save_interrupt_checkpoint(Run<S>& r) {
+        clear_interrupt();
+        if (!r.opt.interrupt_checkpoint.empty())
+            io::save_checkpoint(r.opt.interrupt_checkpoint,
+                                io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full), "Trainer");
+    }
+
+    // on_train_end (interrupted, stopped or completed), and the History with how training ended.
+    template <class S>
+    static History finish(Run<S>& r, bool guarded) {
+        if (r.interrupted_by != 0) {
             TrainEnd end;
             end.kind = EndKind::Interrupted;
             end.source = "signal";
-            end.reason = interrupt_signal_name(interrupted_by);
-            list.on_train_end(std::move(end));
+            end.reason = interrupt_signal_name(r.interrupted_by);
+            r.list.on_train_end(std::move(end));
         } else {
-            list.on_train_end();
+            r.list.on_train_end();
         }
         // A signal that arrived after the last check belongs to this fit, not to the next one.
-        if (guard) clear_interrupt();
-        history.end = list.context().end();
-        return history;
+        if (guarded) clear_interrupt();
+        r.history.end = r.list.context().end();
+        return std::move(r.history);
     }
 
     // The checkpoint file named by resume_from, or an empty path for a fresh run.
@@ -524,7 +695,7 @@ private:
         std::vector<std::string> order_changed;
         for (const auto& [key, value] : now.fit_options.items()) {
             const auto it = c.fit_options.find(key);
-            if (it == c.fit_options.end() || *it == value) continue;
+            if (key == "shuffle_order" || it == c.fit_options.end() || *it == value) continue;
             warn(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
                  "); the new value applies");
             if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
@@ -535,6 +706,7 @@ private:
                  std::to_string(now.seed) + "); the new value applies, so the batches differ from the original run's");
             if (opt.shuffle) order_changed.emplace_back("seed");
         }
+        check_shuffle_order(c, where, now, opt);
         if (!c.position.epoch_completed && !order_changed.empty())
             throw InvalidArgument(where + "it was taken in the middle of epoch " +
                                   std::to_string(c.position.epoch + 1) + ", and " + detail::join(order_changed) +
@@ -544,6 +716,34 @@ private:
             warn(where + "initial_epoch " + std::to_string(opt.initial_epoch) +
                  " is ignored; the run continues where the checkpoint left off (initial_epoch " +
                  std::to_string(c.position.next_epoch()) + ")");
+    }
+
+    // A checkpoint written by a traincb that shuffled in another order (one without
+    // "shuffle_order" used order 1): the later epochs are shuffled in this traincb's order, with a
+    // warning, but the rest of an epoch it was taken in the middle of cannot be determined.
+    template <class S>
+    static void check_shuffle_order(const io::Checkpoint& c, const std::string& where, const RunState& now,
+                                    const FitOptions<S>& opt) {
+        const auto shuffled = c.fit_options.find("shuffle");
+        if (!opt.shuffle || shuffled == c.fit_options.end() || *shuffled != true) return;
+        const auto it = c.fit_options.find("shuffle_order");
+        const nlohmann::json was = it == c.fit_options.end() ? nlohmann::json(1) : *it;
+        const nlohmann::json& is = now.fit_options.at("shuffle_order");
+        if (was == is) return;
+        const std::string orders = "shuffle order " + was.dump() +
+                                   (it == c.fit_options.end() ? " (no 'shuffle_order' recorded)" : "") +
+                                   ", this traincb's is " + is.dump();
+        if (!c.position.epoch_completed)
+            throw InvalidArgument(where + "it was taken in the middle of epoch " +
+                                  std::to_string(c.position.epoch + 1) + " by a traincb (" + c.version +
+                                  ") that shuffles the rows in another order (" + orders +
+                                  "), so the rest of that epoch's batches cannot be determined; resume from an "
+                                  "epoch-boundary checkpoint (one saved at an epoch end), or finish the run with "
+                                  "the traincb version that wrote it");
+        warn(where + "it was written by a traincb (" + c.version + ") that shuffles the rows in another order (" +
+             orders +
+             "); the next epochs are shuffled in this traincb's order, so their batches differ from the "
+             "ones the original run would have drawn");
     }
 
     // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
