@@ -13,6 +13,7 @@
 #include <random>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/metrics.hpp>
 #include <traincb/sinks/console.hpp>
 #include <traincb/trainer.hpp>
 

@@ -11,7 +11,9 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
@@ -27,7 +29,7 @@
 #include "traincb/interrupt.hpp"
 #include "traincb/io/checkpoint.hpp"
 #include "traincb/logs.hpp"
-#include "traincb/metrics.hpp"
+#include "traincb/metric.hpp"
 #include "traincb/model.hpp"
 
 namespace traincb::inline v0 {

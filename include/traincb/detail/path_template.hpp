@@ -16,9 +16,9 @@
 #include <variant>
 #include <vector>
 
+#include "traincb/detail/python_float.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
-#include "traincb/sinks/csv.hpp"  // detail::format_python_float: Python's repr(float)
 
 namespace traincb::inline v0::detail {
 

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "traincb/callback.hpp"
 #include "traincb/logs.hpp"
+#include "traincb/train_params.hpp"
 
 namespace traincb::inline v0::sinks {
 
