@@ -509,15 +509,24 @@ void check_io_error(const traincb::IoError& e, const fs::path& path, int err) {
     REQUIRE(msg.ends_with(std::strerror(err)));
     REQUIRE(e.path() == path);
 }
+
+// A fresh log in a temporary directory with one row (epoch 0) written.
+struct OneRowLog {
+    TempDir dir;
+    fs::path path = dir / "log.csv";
+    CsvSink sink{CsvOptions{.path = path}};
+    std::string before;
+    OneRowLog() {
+        sink.begin({});
+        sink.write_epoch(0, Logs{{"loss", 0.5}});
+        before = read_bytes(path);
+    }
+};
 }  // namespace
 
 TEST_CASE("A row write that fails midway is cut back: the file keeps its whole rows, the error names it") {
-    TempDir dir;
-    const auto path = dir / "log.csv";
-    CsvSink sink(CsvOptions{.path = path});
-    sink.begin({});
-    sink.write_epoch(0, Logs{{"loss", 0.5}});
-    const std::string before = read_bytes(path);
+    OneRowLog log;
+    auto& [dir, path, sink, before] = log;
     REQUIRE(before == "epoch,loss\r\n0,0.5\r\n");
     {
         tf::FaultGuard guard;
@@ -556,12 +565,8 @@ TEST_CASE("A failed widening rewrite leaves the previous file intact and no temp
     };
     for (const Case& c : cases) {
         SECTION(c.what) {
-            TempDir dir;
-            const auto path = dir / "log.csv";
-            CsvSink sink(CsvOptions{.path = path});
-            sink.begin({});
-            sink.write_epoch(0, Logs{{"loss", 0.5}});
-            const std::string before = read_bytes(path);
+            OneRowLog log;
+            auto& [dir, path, sink, before] = log;
             tf::FaultGuard guard;
             tf::FaultGuard::fail(c.op, c.call, c.err);
             try {

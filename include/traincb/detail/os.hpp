@@ -145,45 +145,27 @@ inline FileStatus to_status(const struct ::stat& st) noexcept {
     return 0;
 }
 
-/// How open_file opens a path.
-enum class OpenFor {
-    Read,             // O_RDONLY
-    ReadHint,         // O_RDONLY | O_NOFOLLOW | O_NONBLOCK: to pass a hint, never blocking on a FIFO
-    Directory,        // O_RDONLY | O_DIRECTORY: to fsync a directory
-    CreateNew,        // O_WRONLY | O_CREAT | O_EXCL
-    Truncate,         // O_WRONLY | O_CREAT | O_TRUNC | O_APPEND
-    Append,           // O_WRONLY | O_CREAT | O_APPEND
-    CreateNewAppend,  // O_WRONLY | O_CREAT | O_EXCL | O_APPEND
+/// How open_file opens a path (the open(2) flags, by enumerator, in kOpenFlags).
+enum class OpenFor { Read, ReadHint, Directory, CreateNew, Truncate, Append, CreateNewAppend };
+
+/// The open(2) flags of each OpenFor, in its order (close-on-exec is added to each).
+inline constexpr int kOpenFlags[] = {
+    O_RDONLY,                                 // Read
+    O_RDONLY | O_NOFOLLOW | O_NONBLOCK,       // ReadHint: to pass a hint, never blocking on a FIFO
+    O_RDONLY | O_DIRECTORY,                   // Directory: to fsync a directory
+    O_WRONLY | O_CREAT | O_EXCL,              // CreateNew
+    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,  // Truncate
+    O_WRONLY | O_CREAT | O_APPEND,            // Append
+    O_WRONLY | O_CREAT | O_EXCL | O_APPEND,   // CreateNewAppend
 };
+static_assert(sizeof kOpenFlags / sizeof kOpenFlags[0] == static_cast<std::size_t>(OpenFor::CreateNewAppend) + 1,
+              "one set of flags per OpenFor");
 
 /// Opens `path` through file_ops() (close-on-exec, retrying EINTR); a new file gets
 /// `permissions` less the umask. Returns 0 and sets `fd`, or returns the errno.
 [[nodiscard]] inline int open_file(const std::filesystem::path& path, OpenFor how, unsigned permissions,
                                    int& fd) noexcept {
-    int flags = O_CLOEXEC;
-    switch (how) {
-        case OpenFor::Read:
-            flags |= O_RDONLY;
-            break;
-        case OpenFor::ReadHint:
-            flags |= O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
-            break;
-        case OpenFor::Directory:
-            flags |= O_RDONLY | O_DIRECTORY;
-            break;
-        case OpenFor::CreateNew:
-            flags |= O_WRONLY | O_CREAT | O_EXCL;
-            break;
-        case OpenFor::Truncate:
-            flags |= O_WRONLY | O_CREAT | O_TRUNC | O_APPEND;
-            break;
-        case OpenFor::Append:
-            flags |= O_WRONLY | O_CREAT | O_APPEND;
-            break;
-        case OpenFor::CreateNewAppend:
-            flags |= O_WRONLY | O_CREAT | O_EXCL | O_APPEND;
-            break;
-    }
+    const int flags = kOpenFlags[static_cast<int>(how)] | O_CLOEXEC;
     for (;;) {
         const int r = file_ops().open(path.c_str(), flags, static_cast<mode_t>(permissions));
         if (r >= 0) {
