@@ -182,39 +182,44 @@ static_assert(sizeof kOpenFlags / sizeof kOpenFlags[0] == static_cast<std::size_
     return file_ops().close(fd) == 0 ? 0 : errno;
 }
 
+namespace impl {
+// Hands all of `n` bytes at `p` to `call(piece, size, done)` (a write-like call; `done` bytes are
+// already written), resuming after short writes and EINTR. Returns 0 or an errno (EIO when a
+// call accepts 0 of n > 0 bytes, which a working file never does).
+template <class Call>
+[[nodiscard]] int transfer_all(const std::byte* p, std::size_t n, Call call) noexcept {
+    std::uint64_t done = 0;
+    while (n > 0) {
+        const ssize_t r = call(p, n, done);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (r == 0) return EIO;
+        p += r;
+        n -= static_cast<std::size_t>(r);
+        done += static_cast<std::uint64_t>(r);
+    }
+    return 0;
+}
+}  // namespace impl
+
 /// Writes all of `n` bytes at `p` to `fd`, resuming after short writes and EINTR. Returns 0 or
 /// an errno (EIO when a call accepts 0 of n > 0 bytes, which a working file never does).
 [[nodiscard]] inline int write_all(int fd, const std::byte* p, std::size_t n) noexcept {
     // Linux transfers at most ~2 GiB per call; smaller chunks keep every platform happy.
     constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
-    while (n > 0) {
-        const ssize_t r = file_ops().write(fd, p, n < kMaxChunk ? n : kMaxChunk);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (r == 0) return EIO;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
+    return impl::transfer_all(p, n, [fd](const std::byte* q, std::size_t k, std::uint64_t) {
+        return file_ops().write(fd, q, k < kMaxChunk ? k : kMaxChunk);
+    });
 }
 
 /// Writes all of `n` bytes at `p` to `fd` at `offset` (the file position is unchanged),
 /// resuming after short writes and EINTR. Returns 0 or an errno.
 [[nodiscard]] inline int pwrite_all(int fd, const std::byte* p, std::size_t n, std::uint64_t offset) noexcept {
-    while (n > 0) {
-        const ssize_t r = file_ops().pwrite(fd, p, n, static_cast<off_t>(offset));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (r == 0) return EIO;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-        offset += static_cast<std::uint64_t>(r);
-    }
-    return 0;
+    return impl::transfer_all(p, n, [fd, offset](const std::byte* q, std::size_t k, std::uint64_t done) {
+        return file_ops().pwrite(fd, q, k, static_cast<off_t>(offset + done));
+    });
 }
 
 /// Reads up to `n` bytes from `fd` into `p`, retrying EINTR; fewer only at end of file. Returns
