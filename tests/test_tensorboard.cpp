@@ -1,8 +1,9 @@
 // Tests for traincb/sinks/tensorboard.hpp, traincb/detail/crc32c.hpp and
-// traincb/detail/protobuf_wire.hpp. Expected bytes come from TensorBoard's event.proto and
-// summary.proto and the TFRecord framing (checked against protobuf's SerializeToString and real
-// TensorFlow files); decoded files are checked by a reader written here (it shares only the CRC,
-// itself pinned to the spec's check values) and by tests/tools/decode_tfevents.py, an independent
+// traincb/detail/protobuf_wire.hpp. Expected bytes and check values come from
+// docs/tensorboard-format.md ("the format page" below; its worked example equals protobuf's
+// SerializeToString output and its CRC vectors come from the CRC catalogue and TensorBoard's own
+// tests); decoded files are checked by a reader written here (it shares only the CRC, itself
+// pinned to the format page's check values) and by tests/tools/decode_tfevents.py, an independent
 // pure-Python decoder.
 #include "catch.hpp"
 #include "file_faults.hpp"
