@@ -1,10 +1,12 @@
 // Tests for traincb/io/atomic_file.hpp: crash-safe replacement, failure at every step (through the
 // FileOps seam, a real read-only mount, a real full tmpfs and /dev/full), and read_file.
 #include "catch.hpp"
+#include "file_faults.hpp"
 #include "test_support.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +23,7 @@
 
 namespace fs = std::filesystem;
 namespace io = traincb::io;
-using traincb::detail::FileOps;
+using namespace traincb_test::faults;  // Faults, FaultGuard and the Op names
 
 using traincb_test::read_bytes;
 using traincb_test::TempDir;
@@ -43,113 +45,6 @@ std::vector<std::string> stray_files(const fs::path& dir, const std::vector<std:
     }
     return out;
 }
-
-// ---- fault injection through the FileOps seam ------------------------------------------------
-enum Op { kOpen, kRead, kWrite, kFsync, kClose, kRename, kMkdir, kPwrite, kFadvise, kOpCount };
-
-struct Faults {
-    static inline std::array<int, kOpCount> calls{};
-    static inline std::array<int, kOpCount> fail_at{};  // 0-based index of the call that fails, -1: none
-    static inline std::array<int, kOpCount> err{};
-    static inline std::size_t max_write = 0;       // >0: short writes of at most this many bytes
-    static inline bool eintr_every_other = false;  // writes and reads alternate EINTR / progress
-    static inline int devfull_fd = -1;             // >=0: every write goes to /dev/full
-    static inline std::string last_open;
-    static inline int zero_write_at = -1;                 // that write call returns 0
-    static inline int zero_pwrite_at = -1;                // that pwrite call returns 0
-    static inline std::vector<std::string> fadvised;      // "<path>:<offset>:<length>:<advice>" per call
-    static inline std::map<int, std::string> open_paths;  // descriptor -> the path it was opened with
-
-    static void reset() {
-        calls.fill(0);
-        fail_at.fill(-1);
-        err.fill(0);
-        max_write = 0;
-        eintr_every_other = false;
-        devfull_fd = -1;
-        last_open.clear();
-        zero_write_at = -1;
-        zero_pwrite_at = -1;
-        fadvised.clear();
-        open_paths.clear();
-    }
-    static bool hit(Op op) {
-        const int n = calls[op]++;
-        if (n == fail_at[op]) {
-            errno = err[op];
-            return true;
-        }
-        return false;
-    }
-};
-
-FileOps faulty_ops() {
-    FileOps f{};
-    f.open = [](const char* p, int flags, mode_t mode) -> int {
-        Faults::last_open = p;
-        if (Faults::hit(kOpen)) return -1;
-        const int fd = ::open(p, flags, mode);
-        if (fd >= 0) Faults::open_paths[fd] = p;
-        return fd;
-    };
-    f.read = [](int fd, void* b, std::size_t n) -> ssize_t {
-        if (Faults::hit(kRead)) return -1;
-        if (Faults::eintr_every_other && Faults::calls[kRead] % 2 == 1) {
-            errno = EINTR;
-            return -1;
-        }
-        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
-        return ::read(fd, b, n);
-    };
-    f.write = [](int fd, const void* b, std::size_t n) -> ssize_t {
-        if (Faults::hit(kWrite)) return -1;
-        if (Faults::calls[kWrite] - 1 == Faults::zero_write_at) return 0;
-        if (Faults::eintr_every_other && Faults::calls[kWrite] % 2 == 1) {
-            errno = EINTR;
-            return -1;
-        }
-        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
-        return ::write(Faults::devfull_fd >= 0 ? Faults::devfull_fd : fd, b, n);
-    };
-    f.fsync = [](int fd) -> int { return Faults::hit(kFsync) ? -1 : ::fsync(fd); };
-    f.close = [](int fd) -> int {
-        // A failing close still releases the descriptor, as POSIX close does.
-        const bool fail = Faults::hit(kClose);
-        const int rc = ::close(fd);
-        return fail ? -1 : rc;
-    };
-    f.rename = [](const char* a, const char* b) -> int { return Faults::hit(kRename) ? -1 : ::rename(a, b); };
-    f.mkdir = [](const char* p, mode_t m) -> int { return Faults::hit(kMkdir) ? -1 : ::mkdir(p, m); };
-    f.pwrite = [](int fd, const void* b, std::size_t n, off_t off) -> ssize_t {
-        if (Faults::hit(kPwrite)) return -1;
-        if (Faults::calls[kPwrite] - 1 == Faults::zero_pwrite_at) return 0;
-        if (Faults::eintr_every_other && Faults::calls[kPwrite] % 2 == 1) {
-            errno = EINTR;
-            return -1;
-        }
-        if (Faults::max_write != 0 && n > Faults::max_write) n = Faults::max_write;
-        return ::pwrite(fd, b, n, off);
-    };
-    f.fadvise = [](int fd, off_t off, off_t n, int advice) -> int {
-        Faults::fadvised.push_back(Faults::open_paths[fd] + ":" + std::to_string(off) + ":" + std::to_string(n) + ":" +
-                                   std::to_string(advice));
-        if (Faults::hit(kFadvise)) return Faults::err[kFadvise];  // posix_fadvise returns the error
-        return ::posix_fadvise(fd, off, n, advice);
-    };
-    return f;
-}
-
-struct FaultGuard {
-    traincb::detail::ScopedFileOps ops{faulty_ops()};
-    FaultGuard() { Faults::reset(); }
-    FaultGuard(const FaultGuard&) = delete;
-    FaultGuard& operator=(const FaultGuard&) = delete;
-    ~FaultGuard() { Faults::reset(); }
-    static void fail(Op op, int call, int err) {
-        Faults::fail_at[op] = call;
-        Faults::err[op] = err;
-    }
-};
 
 // The error expected for `err` at `path`: component prefix, path and the OS message.
 void check_io_error(const traincb::IoError& e, const fs::path& path, int err) {
@@ -687,4 +582,142 @@ TEST_CASE("read_file errors name the path and the OS error") {
     } catch (const traincb::IoError& e) {
         check_io_error(e, tmp.path / "f", EIO);
     }
+}
+
+// ---- permission bits ---------------------------------------------------------------------------
+
+namespace {
+// The permission bits of `p` (stat), and the mode a new file gets (0666 less the umask).
+unsigned mode_of(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return static_cast<unsigned>(st.st_mode) & 07777U;
+}
+unsigned new_file_mode() {
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    return 0666U & ~static_cast<unsigned>(mask);
+}
+}  // namespace
+
+TEST_CASE("keep_permissions: the new file has the permission bits of the file it replaces") {
+    TempDir tmp("perm");
+    const fs::path target = tmp.path / "log.csv";
+    const io::AtomicFileOptions keep{.keep_permissions = true};
+    // Modes a user may set by hand; each differs from every default (0644, 0664, 0666).
+    for (const unsigned mode : {0600U, 0640U, 0604U, 0755U}) {
+        CAPTURE(mode);
+        write_bytes(target, "old");
+        REQUIRE(::chmod(target.c_str(), mode) == 0);
+        io::write_file_atomic(target, std::string_view("new"), "CsvSink", keep);
+        REQUIRE(read_bytes(target) == "new");
+        REQUIRE(mode_of(target) == mode);
+    }
+    // Without the option (checkpoints), the new file gets the default mode, as before.
+    REQUIRE(::chmod(target.c_str(), 0600) == 0);
+    io::write_file_atomic(target, std::string_view("ckpt"), "ModelCheckpoint");
+    REQUIRE(mode_of(target) == new_file_mode());
+    // A missing target has nothing to keep: the default mode.
+    io::write_file_atomic(tmp.path / "fresh.csv", std::string_view("x"), "CsvSink", keep);
+    REQUIRE(mode_of(tmp.path / "fresh.csv") == new_file_mode());
+}
+
+TEST_CASE("keep_permissions: a failing chmod leaves the previous file and its mode intact") {
+    TempDir tmp("permfail");
+    const fs::path target = tmp.path / "report.html";
+    write_bytes(target, "previous");
+    REQUIRE(::chmod(target.c_str(), 0640) == 0);
+    FaultGuard guard;
+    FaultGuard::fail(kFchmod, 0, EPERM);
+    try {
+        io::write_file_atomic(target, std::string_view("new"), "ModelCheckpoint", {.keep_permissions = true});
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, target, EPERM);
+        REQUIRE(std::string(e.what()).find("cannot set the permissions of") != std::string::npos);
+    }
+    REQUIRE(read_bytes(target) == "previous");
+    REQUIRE(mode_of(target) == 0640U);
+    REQUIRE(stray_files(tmp.path, {"report.html"}).empty());
+}
+
+// ---- AppendFile ----------------------------------------------------------------------------------
+
+TEST_CASE("AppendFile: truncate, append after the existing bytes, create a new file only") {
+    TempDir tmp("append");
+    const fs::path p = tmp.path / "h.csv";
+    write_bytes(p, "old\n");
+    {
+        io::AppendFile f(p, "CsvSink", io::AppendMode::Append);
+        REQUIRE(f.size() == 4);  // "old\n"
+        f.write(std::string_view("a\n"));
+        f.write(std::string_view("b\n"));
+        REQUIRE(f.size() == 8);
+        f.close();
+    }
+    REQUIRE(read_bytes(p) == "old\na\nb\n");
+    {
+        io::AppendFile f(p, "CsvSink", io::AppendMode::Truncate);
+        REQUIRE(f.size() == 0);
+        f.write(std::string_view("c\n"));
+    }  // the destructor closes
+    REQUIRE(read_bytes(p) == "c\n");
+    // CreateNew: an existing file is EEXIST ("cannot create"), untouched; a new one gets the mode asked.
+    try {
+        io::AppendFile f(p, "TensorBoard", io::AppendMode::CreateNew, 0644);
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        REQUIRE(e.code() == std::errc::file_exists);
+        REQUIRE(std::string(e.what()) ==
+                "traincb: TensorBoard: cannot create '" + p.string() + "': " + std::strerror(EEXIST));
+    }
+    REQUIRE(read_bytes(p) == "c\n");
+    io::AppendFile fresh(tmp.path / "events", "TensorBoard", io::AppendMode::CreateNew, 0600);
+    REQUIRE(mode_of(tmp.path / "events") == (0600U & new_file_mode()));
+    fresh.close();
+    REQUIRE_THROWS_AS(fresh.write(std::string_view("x")), traincb::LogicError);
+    REQUIRE_NOTHROW(fresh.close());  // closing twice is a no-op
+}
+
+TEST_CASE("AppendFile: a failed write is cut back to the bytes before it and names the file") {
+    TempDir tmp("appendfail");
+    const fs::path p = tmp.path / "h.jsonl";
+    write_bytes(p, "{\"epoch\":0}\n");
+    io::AppendFile f(p, "JsonLinesSink", io::AppendMode::Append);
+    FaultGuard guard;
+    Faults::max_write = 3;                // the row takes several write calls...
+    FaultGuard::fail(kWrite, 2, ENOSPC);  // ...and the third one finds the disk full
+    try {
+        f.write(std::string_view("{\"epoch\":1}\n"));
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        REQUIRE(std::string(e.what()) ==
+                "traincb: JsonLinesSink: cannot write '" + p.string() + "': " + std::strerror(ENOSPC));
+        REQUIRE(e.path() == p);
+    }
+    REQUIRE(Faults::calls[kFtruncate] == 1);
+    REQUIRE(read_bytes(p) == "{\"epoch\":0}\n");  // the 6 bytes that did reach the file are gone
+    REQUIRE(f.size() == 12);
+    // The file stays usable: the next write lands right after the last whole row.
+    Faults::reset();
+    f.write(std::string_view("{\"epoch\":1}\n"));
+    f.close();
+    REQUIRE(read_bytes(p) == "{\"epoch\":0}\n{\"epoch\":1}\n");
+}
+
+TEST_CASE("AppendFile: a failing close is an IoError naming the file") {
+    TempDir tmp("appendclose");
+    const fs::path p = tmp.path / "h.csv";
+    io::AppendFile f(p, "CsvSink", io::AppendMode::Truncate);
+    f.write(std::string_view("row\n"));
+    FaultGuard guard;
+    FaultGuard::fail(kClose, 0, EIO);
+    try {
+        f.close();
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        REQUIRE(e.code() == std::error_code(EIO, std::generic_category()));
+        REQUIRE(e.path() == p);
+    }
+    REQUIRE_FALSE(f.is_open());
 }

@@ -3,14 +3,17 @@
 // columns, widening header, resume without duplicate rows), RFC 4180 quoting, and the I/O error
 // paths.
 #include "catch.hpp"
+#include "file_faults.hpp"
 #include "test_support.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -487,4 +490,130 @@ TEST_CASE("Python reads the CSV back with the expected columns and values") {
                 "['0', '1.0', '0.5', 'NA']\n"
                 "['1', 'NA', 'nan', '100.0']\n");
     }
+}
+
+// ---- failures through the file seam (traincb/detail/os.hpp) --------------------------------------
+
+namespace {
+namespace tf = traincb_test::faults;
+
+unsigned mode_of(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return static_cast<unsigned>(st.st_mode) & 07777U;
+}
+
+void check_io_error(const traincb::IoError& e, const fs::path& path, int err) {
+    const std::string msg = e.what();
+    INFO(msg);
+    REQUIRE(msg.starts_with("traincb: CsvSink: "));
+    REQUIRE(msg.find("'" + path.string() + "'") != std::string::npos);
+    REQUIRE(msg.ends_with(std::strerror(err)));
+    REQUIRE(e.path() == path);
+}
+
+// A fresh log in a temporary directory with one row (epoch 0) written.
+struct OneRowLog {
+    TempDir dir;
+    fs::path path = dir / "log.csv";
+    CsvSink sink{CsvOptions{.path = path}};
+    std::string before;
+    OneRowLog() {
+        sink.begin({});
+        sink.write_epoch(0, Logs{{"loss", 0.5}});
+        before = read_bytes(path);
+    }
+};
+}  // namespace
+
+TEST_CASE("A row write that fails midway is cut back: the file keeps its whole rows, the error names it") {
+    OneRowLog log;
+    auto& [dir, path, sink, before] = log;
+    REQUIRE(before == "epoch,loss\r\n0,0.5\r\n");
+    {
+        tf::FaultGuard guard;
+        tf::Faults::max_write = 2;                    // "1," reaches the file...
+        tf::FaultGuard::fail(tf::kWrite, 1, ENOSPC);  // ...then the disk is full
+        try {
+            sink.write_epoch(1, Logs{{"loss", 0.25}});
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            check_io_error(e, path, ENOSPC);
+            REQUIRE(std::string(e.what()).find("cannot write") != std::string::npos);
+        }
+    }
+    REQUIRE(read_bytes(path) == before);
+    // Space is back: the row is written again, right after the last whole row.
+    sink.write_epoch(1, Logs{{"loss", 0.25}});
+    sink.end({});
+    REQUIRE(read_bytes(path) == before + "1,0.25\r\n");
+}
+
+TEST_CASE("A failed widening rewrite leaves the previous file intact and no temporary file") {
+    struct Case {
+        const char* what;
+        tf::Op op;
+        int call;
+        int err;
+    };
+    // The rewrite: read the old file (open 0), create the temporary file (open 1), chmod it to the
+    // old file's mode, write, fsync, close, rename.
+    const Case cases[] = {
+        {"no room for the temporary file", tf::kOpen, 1, ENOSPC},
+        {"chmod of the temporary file", tf::kFchmod, 0, EPERM},
+        {"write of the new content", tf::kWrite, 0, EIO},
+        {"fsync", tf::kFsync, 0, EIO},
+        {"rename over the log", tf::kRename, 0, EACCES},
+    };
+    for (const Case& c : cases) {
+        SECTION(c.what) {
+            OneRowLog log;
+            auto& [dir, path, sink, before] = log;
+            tf::FaultGuard guard;
+            tf::FaultGuard::fail(c.op, c.call, c.err);
+            try {
+                sink.write_epoch(1, Logs{{"loss", 0.25}, {"val_loss", 0.75}});  // a new key: rewrite
+                FAIL("no exception");
+            } catch (const traincb::IoError& e) {
+                check_io_error(e, path, c.err);
+            }
+            REQUIRE(read_bytes(path) == before);
+            REQUIRE(listing(dir.path) == std::vector<std::string>{"log.csv"});
+        }
+    }
+}
+
+TEST_CASE("A failed resume rewrite leaves the previous file intact and names it") {
+    TempDir dir;
+    const auto path = dir / "log.csv";
+    const std::string before = "epoch,loss\r\n0,5.0\r\n1,4.0\r\n2,3.0\r\n";
+    write_bytes(path, before);
+    CsvSink sink(CsvOptions{.path = path});
+    tf::FaultGuard guard;
+    tf::FaultGuard::fail(tf::kRename, 0, EROFS);
+    try {
+        sink.begin(RunInfo{.params = {}, .resumed = true, .initial_epoch = 1});  // drops epochs 1 and 2
+        FAIL("no exception");
+    } catch (const traincb::IoError& e) {
+        check_io_error(e, path, EROFS);
+    }
+    REQUIRE(read_bytes(path) == before);
+    REQUIRE(listing(dir.path) == std::vector<std::string>{"log.csv"});
+}
+
+TEST_CASE("Rewrites keep the log file's permission bits (resume and widening)") {
+    TempDir dir;
+    const auto path = dir / "log.csv";
+    write_bytes(path, "epoch,loss\r\n0,5.0\r\n1,4.0\r\n");
+    // 0640 differs from every default mode a new file could get (0666 less a umask of 002 or 022).
+    REQUIRE(::chmod(path.c_str(), 0640) == 0);
+    CsvSink sink(CsvOptions{.path = path});
+    sink.begin(RunInfo{.params = {}, .resumed = true, .initial_epoch = 1});  // rewrite: drops epoch 1
+    REQUIRE(read_bytes(path) == "epoch,loss\r\n0,5.0\r\n");
+    REQUIRE(mode_of(path) == 0640U);
+    REQUIRE(::chmod(path.c_str(), 0604) == 0);              // changed while the run goes on
+    sink.write_epoch(1, Logs{{"loss", 4.5}, {"lr", 0.1}});  // a new key: rewrite
+    sink.end({});
+    REQUIRE(read_bytes(path) == "epoch,loss,lr\r\n0,5.0,NA\r\n1,4.5,0.1\r\n");
+    REQUIRE(mode_of(path) == 0604U);
 }

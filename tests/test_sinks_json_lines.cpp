@@ -1,13 +1,16 @@
 // Tests for traincb/sinks/json_lines.hpp: exact lines, null for NaN/inf, resume without duplicate
 // lines, and the I/O error paths.
 #include "catch.hpp"
+#include "file_faults.hpp"
 #include "test_support.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -225,4 +228,68 @@ TEST_CASE("JSON lines: Python reads every line back (pandas when installed)") {
         REQUIRE(status == 0);
         REQUIRE(out == "{'epoch': 0, 'loss': 0.5}\n{'epoch': 1, 'loss': None, 'val_loss': 100.0}\n");
     }
+}
+
+// ---- failures through the file seam (traincb/detail/os.hpp) --------------------------------------
+
+TEST_CASE("JSON lines: a line write that fails midway is cut back, and the error names the file") {
+    namespace tf = traincb_test::faults;
+    TempDir dir;
+    const auto path = dir / "h.jsonl";
+    JsonLinesSink sink(JsonLinesOptions{.path = path});
+    sink.begin({});
+    sink.write_epoch(0, Logs{{"loss", 0.5}});
+    const std::string before = read_bytes(path);
+    REQUIRE(before == "{\"epoch\":0,\"loss\":0.5}\n");
+    {
+        tf::FaultGuard guard;
+        tf::Faults::max_write = 4;
+        tf::FaultGuard::fail(tf::kWrite, 2, ENOSPC);  // 8 bytes of the line got through
+        try {
+            sink.write_epoch(1, Logs{{"loss", 0.25}});
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            REQUIRE(std::string(e.what()) ==
+                    "traincb: JsonLinesSink: cannot write '" + path.string() + "': " + std::strerror(ENOSPC));
+            REQUIRE(e.path() == path);
+        }
+    }
+    REQUIRE(read_bytes(path) == before);
+    sink.write_epoch(1, Logs{{"loss", 0.25}});
+    sink.end({});
+    REQUIRE(read_bytes(path) == before + "{\"epoch\":1,\"loss\":0.25}\n");
+}
+
+TEST_CASE("JSON lines: a failed resume rewrite leaves the file intact, a rewrite keeps its permission bits") {
+    namespace tf = traincb_test::faults;
+    TempDir dir;
+    const auto path = dir / "h.jsonl";
+    const std::string before = "{\"epoch\":0,\"loss\":5}\n{\"epoch\":1,\"loss\":4}\n";
+    write_bytes(path, before);
+    // 0640 differs from every default mode a new file could get (0666 less a umask of 002 or 022).
+    REQUIRE(::chmod(path.c_str(), 0640) == 0);
+    const RunInfo resume{.params = {}, .resumed = true, .initial_epoch = 1};  // drops epoch 1
+    {
+        JsonLinesSink sink(JsonLinesOptions{.path = path});
+        tf::FaultGuard guard;
+        tf::FaultGuard::fail(tf::kFsync, 0, EIO);
+        try {
+            sink.begin(resume);
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            REQUIRE(std::string(e.what()) ==
+                    "traincb: JsonLinesSink: cannot flush '" + path.string() + "': " + std::strerror(EIO));
+        }
+    }
+    REQUIRE(read_bytes(path) == before);
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
+    REQUIRE(names == std::vector<std::string>{"h.jsonl"});
+    JsonLinesSink sink(JsonLinesOptions{.path = path});
+    sink.begin(resume);
+    sink.end({});
+    REQUIRE(read_bytes(path) == "{\"epoch\":0,\"loss\":5}\n");
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    REQUIRE((st.st_mode & 07777) == 0640);
 }

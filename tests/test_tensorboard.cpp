@@ -6,6 +6,7 @@
 // pinned to the format page's check values) and by tests/tools/decode_tfevents.py, an independent
 // pure-Python decoder.
 #include "catch.hpp"
+#include "file_faults.hpp"
 #include "test_support.hpp"
 
 #include <sys/resource.h>
@@ -49,6 +50,7 @@ using traincb::sinks::RunInfo;
 using traincb::sinks::TensorBoardSink;
 using traincb::tensorboard::EventWriter;
 
+using traincb_test::read_bytes;
 using traincb_test::TempDir;
 using traincb_test::WarningCapture;
 
@@ -775,6 +777,60 @@ TEST_CASE("a failed write raises IoError and cuts the file back to whole records
     const auto events = read_events(w.path());
     REQUIRE(events.size() == 2);
     REQUIRE(events[1].step == 7);
+}
+
+TEST_CASE("a write failing through the file seam is cut back to whole records and names the file") {
+    namespace tf = traincb_test::faults;
+    TempDir dir;
+    EventWriter w(dir.path, {.clock = fixed_clock(1700000000.0)});
+    const auto header_size = fs::file_size(w.path());
+    const std::string header = read_bytes(w.path());
+    {
+        tf::FaultGuard guard;
+        tf::Faults::max_write = 7;                 // a record takes several write calls...
+        tf::FaultGuard::fail(tf::kWrite, 3, EIO);  // ...and the fourth one fails mid-record
+        for (int i = 0; i < 3; ++i) w.add_scalar("loss", i, 0.5);
+        try {
+            w.flush();
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            REQUIRE(std::string(e.what()) ==
+                    "traincb: TensorBoard: cannot write '" + w.path().string() + "': " + std::strerror(EIO));
+            REQUIRE(e.path() == w.path());
+        }
+        REQUIRE(tf::Faults::calls[tf::kFtruncate] == 1);
+    }
+    REQUIRE(fs::file_size(w.path()) == header_size);  // the 21 bytes that got through are cut off
+    REQUIRE(read_bytes(w.path()) == header);
+    w.add_scalar("loss", 7, 0.25);
+    w.close();
+    const auto events = read_events(w.path());
+    REQUIRE(events.size() == 2);
+    REQUIRE(events[1].step == 7);
+}
+
+TEST_CASE("an event file that cannot be created through the file seam leaves no file behind") {
+    namespace tf = traincb_test::faults;
+    TempDir dir;
+    {
+        tf::FaultGuard guard;
+        tf::FaultGuard::fail(tf::kOpen, 0, EACCES);
+        try {
+            EventWriter w(dir.path, {.clock = fixed_clock(1700000000.0)});
+            FAIL("no exception");
+        } catch (const traincb::IoError& e) {
+            REQUIRE(std::string(e.what()).starts_with("traincb: TensorBoard: cannot create '" + dir.path.string() +
+                                                      "/events.out.tfevents.1700000000."));
+            REQUIRE(e.code() == std::errc::permission_denied);
+        }
+    }
+    {
+        // The file is made, but its first record cannot be written: it is removed again.
+        tf::FaultGuard guard;
+        tf::FaultGuard::fail(tf::kWrite, 0, ENOSPC);
+        REQUIRE_THROWS_AS(EventWriter(dir.path, {.clock = fixed_clock(1700000000.0)}), traincb::IoError);
+    }
+    REQUIRE(fs::is_empty(dir.path));
 }
 
 TEST_CASE("a write failing in the destructor is reported as a warning") {

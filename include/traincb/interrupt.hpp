@@ -11,12 +11,10 @@
 ///     auto history = trainer.fit(x, y, {...}, checkpoint);
 ///     if (history.end.kind == traincb::EndKind::Interrupted) return 130;
 
-#include <signal.h>
-
 #include <atomic>
-#include <cerrno>
 #include <string>
 
+#include "traincb/detail/os.hpp"
 #include "traincb/errors.hpp"
 
 namespace traincb::inline v0 {
@@ -32,11 +30,7 @@ inline void traincb_interrupt_handler(int sig) {
     int expected = 0;
     if (!g_interrupt_signal.compare_exchange_strong(expected, sig)) {
         // Second signal: give up on being graceful (sigaction and raise are async-signal-safe).
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        sigaction(sig, &dfl, nullptr);
-        raise(sig);
+        os::raise_with_default_action(sig);
     }
 }
 }  // namespace detail
@@ -61,8 +55,8 @@ inline void clear_interrupt() noexcept {
 }
 /// "SIGINT", "SIGTERM", "request_interrupt" or "" for the value of interrupt_signal().
 [[nodiscard]] inline std::string interrupt_signal_name(int sig) {
-    if (sig == SIGINT) return "SIGINT";
-    if (sig == SIGTERM) return "SIGTERM";
+    if (sig == detail::os::kSigInt) return "SIGINT";
+    if (sig == detail::os::kSigTerm) return "SIGTERM";
     if (sig == -1) return "request_interrupt";
     return sig == 0 ? "" : "signal " + std::to_string(sig);
 }
@@ -73,15 +67,12 @@ class SignalGuard {
 public:
     /// @throws IoError when sigaction fails (the previous handlers are then kept)
     SignalGuard() {
-        struct sigaction sa {};
-        sa.sa_handler = &detail::traincb_interrupt_handler;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESTART;  // a read or write in progress carries on instead of failing with EINTR
-        if (sigaction(SIGINT, &sa, &old_int_) != 0)
-            throw IoError("SignalGuard", "cannot install a handler for", "SIGINT", errno);
-        if (sigaction(SIGTERM, &sa, &old_term_) != 0) {
-            const int err = errno;
-            sigaction(SIGINT, &old_int_, nullptr);
+        // SA_RESTART: a read or write in progress carries on instead of failing with EINTR.
+        namespace os = detail::os;
+        if (const int err = os::install_signal_handler(os::kSigInt, &detail::traincb_interrupt_handler, old_int_))
+            throw IoError("SignalGuard", "cannot install a handler for", "SIGINT", err);
+        if (const int err = os::install_signal_handler(os::kSigTerm, &detail::traincb_interrupt_handler, old_term_)) {
+            os::restore_signal_handler(os::kSigInt, old_int_);
             throw IoError("SignalGuard", "cannot install a handler for", "SIGTERM", err);
         }
     }
@@ -89,13 +80,13 @@ public:
     SignalGuard& operator=(const SignalGuard&) = delete;
     /// Reinstates the handlers that were installed before.
     ~SignalGuard() {
-        sigaction(SIGTERM, &old_term_, nullptr);
-        sigaction(SIGINT, &old_int_, nullptr);
+        detail::os::restore_signal_handler(detail::os::kSigTerm, old_term_);
+        detail::os::restore_signal_handler(detail::os::kSigInt, old_int_);
     }
 
 private:
-    struct sigaction old_int_ {};
-    struct sigaction old_term_ {};
+    detail::os::SignalDisposition old_int_{};
+    detail::os::SignalDisposition old_term_{};
 };
 
 }  // namespace traincb::inline v0

@@ -587,10 +587,7 @@ struct StateReader {
     }
     [[nodiscard]] double real(const nlohmann::json& v, const std::string& what) const {
         if (v.is_string()) {
-            const std::string& s = v.get_ref<const std::string&>();
-            double out = 0;
-            const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
-            if (!s.empty() && r.ec == std::errc{} && r.ptr == s.data() + s.size()) return out;
+            if (const auto d = parse_double(v.get_ref<const std::string&>())) return *d;
         }
         malformed("has " + what + " = " + v.dump() + ", not a number written as a string");
     }

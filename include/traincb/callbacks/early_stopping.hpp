@@ -278,10 +278,9 @@ public:
             auto num = [](const nlohmann::json& v) -> std::optional<double> {
                 if (v.is_null()) return std::nullopt;
                 const std::string text = v.get<std::string>();  // format_double's round-trip text
-                std::size_t used = 0;
-                const double d = std::stod(text, &used);
-                if (used != text.size()) throw std::invalid_argument("best '" + text + "' is not a number");
-                return d;
+                const std::optional<double> d = detail::parse_double(text);
+                if (!d) throw std::invalid_argument("best '" + text + "' is not a number");
+                return *d;
             };
             auto integer = [](const nlohmann::json& v, const char* what) -> int {
                 if (!v.is_number_integer())

@@ -16,8 +16,6 @@
 /// EarlyStopping, so each epoch's file already shows their results. Epochs are 0-based in the API
 /// (mark(), data-epoch attributes) and labelled from 1 in the page, as Keras prints them.
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -41,6 +39,7 @@
 #include "traincb/callback.hpp"
 #include "traincb/callbacks/early_stopping.hpp"
 #include "traincb/detail/monitor.hpp"
+#include "traincb/detail/os.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/io/atomic_file.hpp"
@@ -308,12 +307,13 @@ public:
     /// The page as it would be written now (deterministic: the same calls give the same bytes).
     [[nodiscard]] std::string render() const;
 
-    /// Writes render() to the path atomically (temporary file, fsync, rename).
+    /// Writes render() to the path atomically (temporary file, fsync, rename), keeping the
+    /// permission bits of the file it replaces.
     /// @throws IoError naming the path; the previous file is then left intact
     void write() {
         const std::string html = render();
         try {
-            io::write_file_atomic(opt_.path, std::as_bytes(std::span(html.data(), html.size())), name());
+            io::write_file_atomic(opt_.path, html, name(), io::AtomicFileOptions{.keep_permissions = true});
         } catch (const IoError& e) {
             if (e.path() == opt_.path) throw;
             // A failing parent directory: name the report too, which is what the user configured.
@@ -631,12 +631,7 @@ private:
     }
 
     // A double written by detail::format_double ("nan", "inf" included); nullopt if it is not one.
-    static std::optional<double> parse(const std::string& s) {
-        double v = 0;
-        const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
-        return v;
-    }
+    static std::optional<double> parse(const std::string& s) { return detail::parse_double(s); }
 
     // A vertical line across every chart: best, stopped, learning-rate change.
     struct Event {
@@ -669,18 +664,20 @@ private:
     static constexpr int kMaxLanes = 4;
 
     void probe_path() const {
-        struct stat st {};
-        if (::stat(opt_.path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        namespace os = detail::os;
+        os::FileStatus st;
+        if (os::status(opt_.path, st) == 0 && st.type == os::FileType::Directory)
             throw IoError(name(), "cannot write", opt_.path, EISDIR);
         // The nearest existing ancestor must be a directory; a regular file there can never work.
         std::filesystem::path p = opt_.path.parent_path();
         while (!p.empty()) {
-            if (::stat(p.c_str(), &st) == 0) {
-                if (!S_ISDIR(st.st_mode))
+            const int err = os::status(p, st);
+            if (err == 0) {
+                if (st.type != os::FileType::Directory)
                     throw IoError(name(), "cannot write (not a directory: '" + p.string() + "')", opt_.path, ENOTDIR);
                 return;
             }
-            if (errno != ENOENT) throw IoError(name(), "cannot write", opt_.path, errno);
+            if (err != ENOENT) throw IoError(name(), "cannot write", opt_.path, err);
             if (p == p.parent_path()) return;
             p = p.parent_path();
         }

@@ -326,9 +326,7 @@ private:
 
     [[nodiscard]] static std::string num(const std::optional<double>& v) {
         if (!v) return "None";
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.5f", *v);
-        return buf;
+        return detail::format_fixed(*v, 5);  // Keras's "%.5f", with '.' whatever the locale
     }
 
     [[nodiscard]] bool is_resumed_from(const std::filesystem::path& p) const {

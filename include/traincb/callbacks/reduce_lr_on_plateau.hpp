@@ -185,7 +185,7 @@ public:
         if (!best_)
             j["best"] = nullptr;
         else if (std::isinf(*best_))
-            j["best"] = *best_ > 0 ? "inf" : "-inf";  // JSON has no infinities
+            j["best"] = detail::format_double(*best_);  // "inf" or "-inf": JSON has no infinities
         else
             j["best"] = *best_;
         j["wait"] = wait_;
@@ -218,12 +218,12 @@ public:
                                   "runs in mode '" + to_string(*dir_) + "'; pass the same mode, or start it afresh");
         std::optional<double> best;
         const auto& b = field("best");
+        const std::optional<double> inf =
+            b.is_string() ? detail::parse_double(b.get_ref<const std::string&>()) : std::nullopt;
         if (b.is_number())
             best = b.get<double>();
-        else if (b == "inf")
-            best = std::numeric_limits<double>::infinity();
-        else if (b == "-inf")
-            best = -std::numeric_limits<double>::infinity();
+        else if (inf && std::isinf(*inf))
+            best = *inf;
         else if (!b.is_null())
             throw FormatError(c + "'best' must be a number, \"inf\", \"-inf\" or null, got " + b.dump());
         auto count = [&](const char* key) {

@@ -151,11 +151,7 @@ private:
         stopped_epoch_ = ctx.epoch() >= 0 ? ctx.epoch() : ctx.params().initial_epoch;
         ctx.request_stop("TimeLimit", "time_limit");
     }
-    static std::string secs(double s) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.1fs", s);
-        return buf;
-    }
+    static std::string secs(double s) { return detail::format_fixed(s, 1) + "s"; }
 
     TimeLimitOptions opt_;
     double run_start_ = 0.0;

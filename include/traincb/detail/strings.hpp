@@ -1,12 +1,18 @@
 #pragma once
 /// @file detail/strings.hpp
-/// Small string helpers: edit distance for did-you-mean suggestions, shortest round-trip numbers.
+/// Small string helpers: edit distance for did-you-mean suggestions, and the one number codec of
+/// traincb: every double in a saved state is written by format_double and read by parse_double,
+/// and every number printed for people goes through to_chars too (format_fixed), so neither
+/// depends on the C locale (setlocale(LC_ALL, "de_DE.UTF-8") makes printf write "0,5" and strtod
+/// stop at "0.5"'s point; std::to_chars and std::from_chars never look at the locale).
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace traincb::inline v0::detail {
@@ -56,13 +62,46 @@ std::string join(const Range& items, std::string_view sep = ", ") {
 }
 
 /// Shortest decimal that round-trips to the same double (std::to_chars), with "nan", "inf",
-/// "-inf" for the non-finite values, as Python's repr writes them.
+/// "-inf" for the non-finite values, as Python's repr writes them; "-0" for negative zero. The
+/// text every saved state stores for a double (parse_double reads it back bit for bit).
 inline std::string format_double(double v) {
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     char buf[64];
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
     return std::string(buf, r.ptr);
+}
+
+/// The double `text` spells, or nullopt: the whole text must be one number as std::from_chars
+/// reads it (what format_double writes, including "nan", "inf", "-inf" and "-0"; also any other
+/// decimal or scientific form, without a leading '+' or spaces). A value beyond the double
+/// range is nullopt, not infinity.
+[[nodiscard]] inline std::optional<double> parse_double(std::string_view text) noexcept {
+    if (text.empty()) return std::nullopt;
+    double v = 0;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (r.ec != std::errc{} || r.ptr != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+/// Appends `v` with `decimals` digits after the point ('.' whatever the locale): printf's "%.Nf",
+/// or "%.Ne" when `scientific`; "nan", "inf", "-inf" for the non-finite values.
+inline void append_fixed(std::string& out, double v, int decimals, bool scientific = false) {
+    if (std::isnan(v)) {
+        out += std::signbit(v) ? "-nan" : "nan";
+        return;
+    }
+    char buf[400];  // "%.Nf" of 1e308 has 309 digits before the point
+    const auto r = std::to_chars(buf, buf + sizeof buf, v,
+                                 scientific ? std::chars_format::scientific : std::chars_format::fixed, decimals);
+    if (r.ec == std::errc{}) out.append(buf, r.ptr);
+}
+
+/// `v` with `decimals` digits after the point ('.' whatever the locale), as printf's "%.Nf".
+[[nodiscard]] inline std::string format_fixed(double v, int decimals) {
+    std::string s;
+    append_fixed(s, v, decimals);
+    return s;
 }
 
 }  // namespace traincb::inline v0::detail

@@ -1,17 +1,18 @@
 #pragma once
 /// @file io/atomic_file.hpp
-/// Crash-safe file replacement (POSIX). A file is written to a hidden temporary file in the same
-/// directory, flushed to disk, then renamed over the target, and the directory is flushed: a
-/// reader (or a machine that loses power) sees either the complete old file or the complete new
-/// one, never a torn mix. On any failure the temporary file is removed and the old file is left
-/// exactly as it was.
+/// The one file layer every writer of traincb uses (checkpoints, CSV and JSON-lines logs,
+/// TensorBoard event files, the HTML report), all through the FileOps seam of detail/os.hpp.
+///
+/// Crash-safe replacement (AtomicFile, write_file_atomic): a file is written to a hidden
+/// temporary file in the same directory, flushed to disk, then renamed over the target, and the
+/// directory is flushed: a reader (or a machine that loses power) sees either the complete old
+/// file or the complete new one, never a torn mix. On any failure the temporary file is removed
+/// and the old file is left exactly as it was.
 ///
 ///     traincb::io::write_file_atomic("ckpt/best.safetensors", bytes, "ModelCheckpoint");
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
+///
+/// Appending (AppendFile): whole pieces (a log row, event records) handed to the OS one write at
+/// a time; a failed write is cut back, so the file keeps exactly the pieces written before it.
 
 #include <atomic>
 #include <cerrno>
@@ -27,120 +28,32 @@
 #include <vector>
 
 #include "traincb/detail/hash.hpp"
+#include "traincb/detail/os.hpp"
 #include "traincb/errors.hpp"
 
 namespace traincb::inline v0::detail {
 
-/// The system calls the file layer makes, as replaceable function pointers: the seam through
-/// which tests inject ENOSPC, EIO, EINTR or short writes at any step. Each follows the POSIX
-/// contract of the call it names (return -1 and set errno on failure).
-struct FileOps {
-    int (*open)(const char* path, int flags, mode_t mode);
-    ssize_t (*read)(int fd, void* buf, std::size_t n);
-    ssize_t (*write)(int fd, const void* buf, std::size_t n);
-    int (*fsync)(int fd);
-    int (*close)(int fd);
-    int (*rename)(const char* from, const char* to);
-    int (*mkdir)(const char* path, mode_t mode);
-    ssize_t (*pwrite)(int fd, const void* buf, std::size_t n, off_t offset);
-    /// posix_fadvise: returns 0 or an error number (not -1). A hint only.
-    int (*fadvise)(int fd, off_t offset, off_t n, int advice);
-};
-
-/// The real system calls.
-[[nodiscard]] inline FileOps system_file_ops() noexcept {
-    return FileOps{
-        [](const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); },
-        [](int fd, void* buf, std::size_t n) { return ::read(fd, buf, n); },
-        [](int fd, const void* buf, std::size_t n) { return ::write(fd, buf, n); },
-        [](int fd) { return ::fsync(fd); },
-        [](int fd) { return ::close(fd); },
-        [](const char* from, const char* to) { return ::rename(from, to); },
-        [](const char* path, mode_t mode) { return ::mkdir(path, mode); },
-        [](int fd, const void* buf, std::size_t n, off_t offset) { return ::pwrite(fd, buf, n, offset); },
-        [](int fd, off_t offset, off_t n, int advice) {
-#if defined(POSIX_FADV_DONTNEED)
-            return ::posix_fadvise(fd, offset, n, advice);
-#else
-            (void)fd, (void)offset, (void)n, (void)advice;
-            return 0;
-#endif
-        },
-    };
-}
-
-/// The operations in force (the real ones unless a test replaced them).
-[[nodiscard]] inline FileOps& file_ops() noexcept {
-    static FileOps ops = system_file_ops();
-    return ops;
-}
-
-/// Replaces the file operations for its lifetime (tests only; not thread-safe against I/O
-/// running concurrently in other threads).
-class ScopedFileOps {
-public:
-    /// Installs `ops`; the destructor reinstates the previous ones.
-    explicit ScopedFileOps(const FileOps& ops) noexcept : saved_(std::exchange(file_ops(), ops)) {}
-    ScopedFileOps(const ScopedFileOps&) = delete;
-    ScopedFileOps& operator=(const ScopedFileOps&) = delete;
-    ~ScopedFileOps() { file_ops() = saved_; }
-
-private:
-    FileOps saved_;
-};
+using os::pwrite_all;
+using os::write_all;
 
 /// Creates `dir` and its missing ancestors (mkdir -p) through file_ops().
 /// @throws IoError (ENOTDIR when a component is a regular file, EACCES, EROFS, ...)
 inline void create_directories(const std::filesystem::path& dir, const std::string& component) {
     if (dir.empty()) return;
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0) {
-        if (S_ISDIR(st.st_mode)) return;
+    os::FileStatus st;
+    if (const int err = os::status(dir, st); err == 0) {
+        if (st.type == os::FileType::Directory) return;
         throw IoError(component, "cannot create directory", dir, ENOTDIR);
+    } else if (err != ENOENT) {
+        throw IoError(component, "cannot create directory", dir, err);
     }
-    if (errno != ENOENT) throw IoError(component, "cannot create directory", dir, errno);
     const std::filesystem::path parent = dir.parent_path();
     if (!parent.empty() && parent != dir) create_directories(parent, component);
-    if (file_ops().mkdir(dir.c_str(), 0777) != 0) {
-        const int err = errno;
+    if (const int err = os::make_directory(dir)) {
         // Another process may have created it between our stat and mkdir: fine if it is a directory.
-        if (err != EEXIST || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        if (err != EEXIST || os::status(dir, st) != 0 || st.type != os::FileType::Directory)
             throw IoError(component, "cannot create directory", dir, err == EEXIST ? ENOTDIR : err);
     }
-}
-
-/// Writes all of `bytes` to `fd`, resuming after short writes and EINTR. Returns 0 or an errno.
-[[nodiscard]] inline int write_all(int fd, const std::byte* p, std::size_t n) noexcept {
-    // Linux transfers at most ~2 GiB per call; smaller chunks keep every platform happy.
-    constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
-    while (n > 0) {
-        const ssize_t r = file_ops().write(fd, p, n < kMaxChunk ? n : kMaxChunk);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (r == 0) return EIO;  // a regular file never accepts 0 of n > 0 bytes unless broken
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
-}
-
-/// Writes all of `bytes` to `fd` at `offset` (the file position is unchanged), resuming after
-/// short writes and EINTR. Returns 0 or an errno.
-[[nodiscard]] inline int pwrite_all(int fd, const std::byte* p, std::size_t n, std::uint64_t offset) noexcept {
-    while (n > 0) {
-        const ssize_t r = file_ops().pwrite(fd, p, n, static_cast<off_t>(offset));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (r == 0) return EIO;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-        offset += static_cast<std::uint64_t>(r);
-    }
-    return 0;
 }
 
 /// A file opened for sequential reading through file_ops().
@@ -149,23 +62,22 @@ public:
     /// Opens `path`. @throws IoError when it cannot be opened or is a directory.
     FileReader(const std::filesystem::path& path, std::string component)
         : path_(path), component_(std::move(component)) {
-        fd_ = file_ops().open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
-        if (fd_ < 0) throw IoError(component_, "cannot open", path_, errno);
-        struct stat st {};
-        if (::fstat(fd_, &st) != 0) {
-            const int err = errno;
-            file_ops().close(fd_);
+        if (const int err = os::open_file(path, os::OpenFor::Read, 0, fd_))
+            throw IoError(component_, "cannot open", path_, err);
+        os::FileStatus st;
+        if (const int err = os::status(fd_, st)) {
+            (void)os::close_file(fd_);
             throw IoError(component_, "cannot open", path_, err);
         }
-        if (S_ISDIR(st.st_mode)) {
-            file_ops().close(fd_);
+        if (st.type == os::FileType::Directory) {
+            (void)os::close_file(fd_);
             throw IoError(component_, "cannot read", path_, EISDIR);
         }
-        size_ = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+        size_ = st.size;
     }
     FileReader(const FileReader&) = delete;
     FileReader& operator=(const FileReader&) = delete;
-    ~FileReader() { file_ops().close(fd_); }
+    ~FileReader() { (void)os::close_file(fd_); }
 
     /// The size the file had when it was opened (0 for pipes and devices).
     [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
@@ -173,15 +85,8 @@ public:
     /// Reads up to `out.size()` bytes; fewer only at end of file. @throws IoError
     std::size_t read(std::span<std::byte> out) {
         std::size_t got = 0;
-        while (got < out.size()) {
-            const ssize_t r = file_ops().read(fd_, out.data() + got, out.size() - got);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                throw IoError(component_, "cannot read", path_, errno);
-            }
-            if (r == 0) break;
-            got += static_cast<std::size_t>(r);
-        }
+        if (const int err = os::read_some(fd_, out.data(), out.size(), got))
+            throw IoError(component_, "cannot read", path_, err);
         return got;
     }
 
@@ -192,9 +97,37 @@ private:
     std::uint64_t size_ = 0;
 };
 
+/// Appends the whole content of `path` to `out` (a std::string or a std::vector<std::byte>).
+/// @throws IoError (ENOENT, EACCES, EISDIR, EIO, ...) naming the path
+template <class Buffer>
+void read_whole_file(const std::filesystem::path& path, std::string_view component, Buffer& out) {
+    FileReader in(path, std::string(component));
+    const std::size_t start = out.size();
+    out.resize(start + static_cast<std::size_t>(in.size()));
+    const std::size_t got = in.read(std::as_writable_bytes(std::span(out.data() + start, out.size() - start)));
+    out.resize(start + got);
+    if (got < in.size()) return;  // shrank while reading: return what is there
+    // The file may be longer than stat said (still growing, or a pipe): read to the end.
+    std::vector<std::byte> chunk(64 << 10);
+    while (const std::size_t n = in.read(chunk)) {
+        const auto* p = reinterpret_cast<const typename Buffer::value_type*>(chunk.data());
+        out.insert(out.end(), p, p + n);
+        if (n < chunk.size()) break;
+    }
+}
+
 }  // namespace traincb::inline v0::detail
 
 namespace traincb::inline v0::io {
+
+/// Options of AtomicFile and write_file_atomic.
+struct AtomicFileOptions {
+    /// Give the new file the permission bits (chmod) of the file it replaces, as an in-place
+    /// edit would keep them; a new file gets 0666 less the umask either way. Off for checkpoints
+    /// (each is a new version), on for the logs and the report, which a user may chmod while a
+    /// run rewrites them.
+    bool keep_permissions = false;
+};
 
 /// A file being written crash-safely: bytes go to a hidden temporary file next to the target
 /// (".<name>.tmp.<pid>.<random>") and replace the target only on commit(). Destroying it without
@@ -202,10 +135,12 @@ namespace traincb::inline v0::io {
 /// old version's cached pages are dropped when the temporary file is created (its bytes stay).
 class AtomicFile {
 public:
-    /// Creates the missing parent directories and the temporary file.
+    /// Creates the missing parent directories and the temporary file (with the target's
+    /// permission bits when `options.keep_permissions` is set and the target exists).
     /// @throws IoError naming the directory or target (EACCES, EROFS, ENOTDIR, ENOSPC, ...)
     /// @throws InvalidArgument when `path` is empty
-    AtomicFile(std::filesystem::path path, std::string_view component) : path_(std::move(path)), component_(component) {
+    AtomicFile(std::filesystem::path path, std::string_view component, AtomicFileOptions options = {})
+        : path_(std::move(path)), component_(component) {
         if (path_.empty())
             throw InvalidArgument("traincb: " + component_ + ": the file path is empty; pass a file name");
         if (!path_.has_filename()) throw IoError(component_, "cannot write", path_, EISDIR);
@@ -215,15 +150,15 @@ public:
         std::string base = path_.filename().string();
         if (base.size() > 200) base.resize(200);
         for (int attempt = 0;; ++attempt) {
-            temp_ = dir / ("." + base + ".tmp." + std::to_string(::getpid()) + "." + random_suffix());
-            fd_ = detail::file_ops().open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ >= 0) break;
-            const int err = errno;
+            temp_ = dir / ("." + base + ".tmp." + std::to_string(detail::os::current_pid()) + "." + random_suffix());
+            const int err = detail::os::open_file(temp_, detail::os::OpenFor::CreateNew, 0666, fd_);
+            if (err == 0) break;
             if (err == EEXIST && attempt < 16) continue;  // a name collision: draw another suffix
             temp_.clear();
             throw IoError(component_, "cannot create a temporary file for", path_, err);
         }
-        drop_cached_target();
+        if (options.keep_permissions) keep_permissions();
+        detail::os::drop_cached_pages(path_);
     }
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
@@ -243,7 +178,7 @@ public:
         written_ += bytes.size();
         if (bytes.size() >= kStageBytes) {
             flush_stage();
-            if (const int err = detail::write_all(fd_, bytes.data(), bytes.size())) fail("cannot write", err);
+            if (const int err = detail::os::write_all(fd_, bytes.data(), bytes.size())) fail("cannot write", err);
             return;
         }
         if (stage_.size() + bytes.size() > kStageBytes) flush_stage();
@@ -263,7 +198,7 @@ public:
                              path_.string() + "', which has only " + std::to_string(written_) +
                              " bytes; only bytes already written can be replaced");
         flush_stage();
-        if (const int err = detail::pwrite_all(fd_, bytes.data(), bytes.size(), offset)) fail("cannot write", err);
+        if (const int err = detail::os::pwrite_all(fd_, bytes.data(), bytes.size(), offset)) fail("cannot write", err);
     }
 
     /// The number of bytes written so far.
@@ -275,20 +210,22 @@ public:
     void commit() {
         require_open("commit");
         flush_stage();
-        if (detail::file_ops().fsync(fd_) != 0) fail("cannot flush", errno);
-        const int fd = std::exchange(fd_, -1);
+        if (const int err = detail::os::sync_file(fd_)) fail("cannot flush", err);
         // close() can report a deferred write error (NFS): the data is then not safely stored.
-        if (detail::file_ops().close(fd) != 0) fail("cannot close", errno);
-        if (detail::file_ops().rename(temp_.c_str(), path_.c_str()) != 0) fail("cannot replace", errno);
+        if (const int err = detail::os::close_file(std::exchange(fd_, -1))) fail("cannot close", err);
+        if (const int err = detail::os::rename_file(temp_, path_)) fail("cannot replace", err);
         temp_.clear();
-        sync_directory();
+        const std::filesystem::path dir =
+            path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();
+        if (const int err = detail::os::sync_directory(dir))
+            throw IoError(component_, "cannot flush the directory of", path_, err);
     }
 
     /// Removes the temporary file (no-op once committed or abandoned). Never throws.
     void abandon() noexcept {
-        if (fd_ >= 0) detail::file_ops().close(std::exchange(fd_, -1));
+        if (fd_ >= 0) (void)detail::os::close_file(std::exchange(fd_, -1));
         if (!temp_.empty()) {
-            ::unlink(temp_.c_str());
+            (void)detail::os::remove_file(temp_);
             temp_.clear();
         }
         stage_.clear();
@@ -308,21 +245,13 @@ private:
                                         reinterpret_cast<std::uintptr_t>(&counter)};
         return detail::hex64(detail::xxh64(std::as_bytes(std::span(parts)))).substr(0, 12);
     }
-    // The version being replaced keeps its page cache until the rename, so the new one needs as
-    // much fresh memory again; dropping the old file's clean cached pages first lets the new
-    // data reuse them (measured on a VM: writing 512 MiB next to a cached 512 MiB old version
-    // took 5x as long). The old file's content is untouched (a later read comes from the disk);
-    // a hint, so every failure is ignored. Only regular files: opening a device or FIFO could
-    // have side effects.
-    void drop_cached_target() noexcept {
-#if defined(POSIX_FADV_DONTNEED)
-        struct stat st {};
-        if (::stat(path_.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return;
-        const int fd = detail::file_ops().open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
-        if (fd < 0) return;
-        (void)detail::file_ops().fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        detail::file_ops().close(fd);
-#endif
+    // The temporary file takes the permission bits of the file it will replace (a missing
+    // target: nothing to keep).
+    void keep_permissions() {
+        detail::os::FileStatus st;
+        if (detail::os::status(path_, st) != 0) return;
+        if (const int err = detail::os::set_permissions(fd_, st.permissions))
+            fail("cannot set the permissions of", err);
     }
     void require_open(const char* what) const {
         if (fd_ < 0 || temp_.empty())
@@ -331,25 +260,13 @@ private:
     }
     void flush_stage() {
         if (stage_.empty()) return;
-        const int err = detail::write_all(fd_, stage_.data(), stage_.size());
+        const int err = detail::os::write_all(fd_, stage_.data(), stage_.size());
         stage_.clear();
         if (err != 0) fail("cannot write", err);
     }
     [[noreturn]] void fail(const char* action, int err) {
         abandon();
         throw IoError(component_, action, path_, err);
-    }
-    void sync_directory() {
-        const std::filesystem::path dir =
-            path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();
-        const int dfd = detail::file_ops().open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-        if (dfd < 0) throw IoError(component_, "cannot flush the directory of", path_, errno);
-        const int rc = detail::file_ops().fsync(dfd);
-        const int err = errno;
-        detail::file_ops().close(dfd);
-        // Some file systems cannot fsync a directory (EINVAL): nothing more can be done there.
-        if (rc != 0 && err != EINVAL && err != ENOTSUP)
-            throw IoError(component_, "cannot flush the directory of", path_, err);
     }
 
     std::filesystem::path path_;
@@ -364,18 +281,25 @@ private:
 /// created. `component` starts error messages, e.g. "ModelCheckpoint".
 /// @throws IoError naming the path and the OS error; the previous file is then left intact
 inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes,
-                              std::string_view component) {
-    AtomicFile f(path, component);
+                              std::string_view component, AtomicFileOptions options = {}) {
+    AtomicFile f(path, component, options);
     f.write(bytes);
     f.commit();
+}
+
+/// Replaces `path` with the text `text` crash-safely (see AtomicFile).
+/// @throws IoError naming the path and the OS error; the previous file is then left intact
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view text, std::string_view component,
+                              AtomicFileOptions options = {}) {
+    write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())), component, options);
 }
 
 /// Replaces `path` with the concatenation of `pieces`, written one after another without
 /// joining them in memory (a header, then each tensor's bytes).
 /// @throws IoError naming the path and the OS error; the previous file is then left intact
 inline void write_file_atomic(const std::filesystem::path& path, std::span<const std::span<const std::byte>> pieces,
-                              std::string_view component) {
-    AtomicFile f(path, component);
+                              std::string_view component, AtomicFileOptions options = {}) {
+    AtomicFile f(path, component, options);
     for (const auto& piece : pieces) f.write(piece);
     f.commit();
 }
@@ -383,24 +307,131 @@ inline void write_file_atomic(const std::filesystem::path& path, std::span<const
 /// Replaces `path` with the concatenation of `pieces` (braced-list convenience).
 /// @throws IoError naming the path and the OS error; the previous file is then left intact
 inline void write_file_atomic(const std::filesystem::path& path,
-                              std::initializer_list<std::span<const std::byte>> pieces, std::string_view component) {
-    write_file_atomic(path, std::span<const std::span<const std::byte>>(pieces.begin(), pieces.size()), component);
+                              std::initializer_list<std::span<const std::byte>> pieces, std::string_view component,
+                              AtomicFileOptions options = {}) {
+    write_file_atomic(path, std::span<const std::span<const std::byte>>(pieces.begin(), pieces.size()), component,
+                      options);
 }
+
+/// How AppendFile opens its file (every mode writes at the end: O_APPEND).
+enum class AppendMode {
+    Truncate,   ///< create the file, or empty an existing one
+    Append,     ///< create the file, or keep an existing one and write after its end
+    CreateNew,  ///< create a file that does not exist yet (an existing one is EEXIST)
+};
+
+/// A file written by appending whole pieces (a log row, a batch of event records) through the
+/// FileOps seam. Each write() hands its bytes to the OS at once (nothing is buffered here, so a
+/// killed process loses no completed piece). A failed write is cut back (ftruncate) to where the
+/// file ended before it, so a regular file never ends in a torn piece; a pipe or terminal cannot
+/// be cut back. Not thread-safe. Move-only; destroying it closes the file, ignoring errors (call
+/// close() to see them).
+class AppendFile {
+public:
+    /// No file (is_open() is false).
+    AppendFile() noexcept = default;
+    /// Opens `path` as `mode` says; a new file gets `permissions` less the umask. The parent
+    /// directory must exist. @throws IoError naming the path ("cannot create" for
+    /// AppendMode::CreateNew, else "cannot open"; EEXIST, ENOENT, EACCES, EISDIR, ...)
+    AppendFile(std::filesystem::path path, std::string_view component, AppendMode mode, unsigned permissions = 0666)
+        : path_(std::move(path)), component_(component) {
+        using detail::os::OpenFor;
+        const OpenFor how = mode == AppendMode::Truncate ? OpenFor::Truncate
+                            : mode == AppendMode::Append ? OpenFor::Append
+                                                         : OpenFor::CreateNewAppend;
+        if (const int err = detail::os::open_file(path_, how, permissions, fd_))
+            throw IoError(component_, mode == AppendMode::CreateNew ? "cannot create" : "cannot open", path_, err);
+        detail::os::FileStatus st;
+        if (const int err = detail::os::status(fd_, st)) {
+            reset();
+            throw IoError(component_, "cannot open", path_, err);
+        }
+        regular_ = st.type == detail::os::FileType::Regular;
+        size_ = st.size;
+    }
+    /// Takes over `other`'s file; `other` is left closed.
+    AppendFile(AppendFile&& other) noexcept
+        : path_(std::move(other.path_)),
+          component_(std::move(other.component_)),
+          fd_(std::exchange(other.fd_, -1)),
+          regular_(other.regular_),
+          size_(other.size_) {}
+    /// Closes this file (ignoring errors), then takes over `other`'s.
+    AppendFile& operator=(AppendFile&& other) noexcept {
+        if (this != &other) {
+            reset();
+            path_ = std::move(other.path_);
+            component_ = std::move(other.component_);
+            fd_ = std::exchange(other.fd_, -1);
+            regular_ = other.regular_;
+            size_ = other.size_;
+        }
+        return *this;
+    }
+    AppendFile(const AppendFile&) = delete;
+    AppendFile& operator=(const AppendFile&) = delete;
+    /// Closes the file, ignoring errors.
+    ~AppendFile() { reset(); }
+
+    /// Appends all of `bytes` (resuming after short writes and EINTR).
+    /// @throws IoError naming the path (ENOSPC on a full disk); the file then ends where it
+    /// ended before this call. @throws LogicError when the file is not open
+    void write(std::span<const std::byte> bytes) {
+        if (fd_ < 0)
+            throw LogicError("traincb: " + component_ + ": AppendFile::write() on '" + path_.string() +
+                             "', which is not open; open the file first");
+        if (const int err = detail::os::write_all(fd_, bytes.data(), bytes.size())) {
+            // Cut a torn piece off; O_APPEND makes the next write land at the new end.
+            if (regular_) (void)detail::os::truncate_file(fd_, size_);
+            throw IoError(component_, "cannot write", path_, err);
+        }
+        size_ += bytes.size();
+    }
+    /// Appends the characters of `text` (see the byte overload).
+    /// @throws IoError naming the path; LogicError when the file is not open
+    void write(std::string_view text) { write(std::as_bytes(std::span(text.data(), text.size()))); }
+
+    /// Closes the file (no-op when it is not open). @throws IoError when close(2) reports an
+    /// error (e.g. a deferred write error on NFS); the file is closed either way
+    void close() {
+        if (fd_ < 0) return;
+        if (const int err = detail::os::close_file(std::exchange(fd_, -1)))
+            throw IoError(component_, "cannot close", path_, err);
+    }
+    /// Closes the file, ignoring errors (for unwinding); no-op when it is not open.
+    void reset() noexcept {
+        if (fd_ >= 0) (void)detail::os::close_file(std::exchange(fd_, -1));
+    }
+
+    /// True between a successful open and close() or reset().
+    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    /// The file's path.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    /// The bytes in the file: its size when opened (0 when not a regular file) plus every
+    /// completed write.
+    [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
+
+private:
+    std::filesystem::path path_;
+    std::string component_;
+    int fd_ = -1;
+    bool regular_ = false;
+    std::uint64_t size_ = 0;
+};
 
 /// The whole content of `path`.
 /// @throws IoError (ENOENT, EACCES, EISDIR, EIO, ...) naming the path
 [[nodiscard]] inline std::vector<std::byte> read_file(const std::filesystem::path& path, std::string_view component) {
-    detail::FileReader in(path, std::string(component));
-    std::vector<std::byte> out(static_cast<std::size_t>(in.size()));
-    std::size_t got = in.read(out);
-    out.resize(got);
-    if (got < in.size()) return out;  // shrank while reading: return what is there
-    // The file may be longer than stat said (still growing, or a pipe): read to the end.
-    std::vector<std::byte> chunk(64 << 10);
-    while (const std::size_t n = in.read(chunk)) {
-        out.insert(out.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-        if (n < chunk.size()) break;
-    }
+    std::vector<std::byte> out;
+    detail::read_whole_file(path, component, out);
+    return out;
+}
+
+/// The whole content of `path`, as text.
+/// @throws IoError (ENOENT, EACCES, EISDIR, EIO, ...) naming the path
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& path, std::string_view component) {
+    std::string out;
+    detail::read_whole_file(path, component, out);
     return out;
 }
 

@@ -25,11 +25,6 @@
 ///     traincb::io::restore_model(ckpt, model);          // any model with visit_state()
 ///     auto latest = traincb::io::find_latest_checkpoint("ckpt");   // newest valid full checkpoint
 
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -50,6 +45,7 @@
 
 #include "traincb/callback.hpp"
 #include "traincb/detail/hash.hpp"
+#include "traincb/detail/os.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
@@ -141,12 +137,7 @@ inline constexpr std::string_view kVersionKey = "traincb.version";
 /// Parses a double written by json_double. @throws FormatError naming `what`.
 [[nodiscard]] inline double parse_json_double(const nlohmann::json& j, std::string_view what, std::string_view source) {
     if (j.is_string()) {
-        const std::string& s = j.get_ref<const std::string&>();
-        double v = 0;
-        const char* first = s.data();
-        const char* last = s.data() + s.size();
-        const auto r = std::from_chars(first, last, v);
-        if (r.ec == std::errc{} && r.ptr == last && !s.empty()) return v;
+        if (const auto v = parse_double(j.get_ref<const std::string&>())) return *v;
     }
     throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + std::string(what) +
                       " is not a number written as a string: " + j.dump());
@@ -311,9 +302,9 @@ namespace traincb::inline v0::io {
 /// every earlier file, including the previous content of `path`, is then left intact
 inline void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
                                  std::string_view component = "checkpoint") {
-    struct ::stat st {};
+    detail::os::FileStatus st;
     // rename() over a directory would fail too, but only after writing the whole file.
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    if (detail::os::status(path, st) == 0 && st.type == detail::os::FileType::Directory)
         throw IoError(std::string(component), "cannot write the checkpoint", path, EISDIR);
     save_safetensors(path, file.tensors, file.metadata, SaveOptions{.checksum = true}, component);
 }
@@ -663,8 +654,8 @@ inline std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noe
             long pid = 0;
             const auto r = std::from_chars(name.data() + pid_begin, name.data() + pid_end, pid);
             if (r.ec != std::errc{} || r.ptr != name.data() + pid_end || pid <= 0) continue;
-            if (static_cast<pid_t>(pid) == ::getpid()) continue;
-            if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+            if (pid == detail::os::current_pid()) continue;
+            if (!detail::os::process_is_gone(pid)) continue;  // alive, or not ours to judge
             std::error_code re;
             if (fs::remove(it->path(), re)) ++removed;
         } catch (...) {

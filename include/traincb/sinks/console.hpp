@@ -3,8 +3,6 @@
 /// ConsoleSink: Keras's progress output. On a terminal, a progress bar per epoch updated in place;
 /// elsewhere (a file, a pipe, CI logs), exactly one line per epoch.
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -19,18 +17,19 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/os.hpp"
+#include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
 
 namespace traincb::inline v0::detail {
 /// A value as Keras's Progbar prints it: "%.4f", or "%.4e" when 0 < |v| < 1e-3 (so a tiny
-/// learning rate does not print as 0.0000); "nan", "inf", "-inf".
+/// learning rate does not print as 0.0000); "nan", "inf", "-inf". The point is '.' whatever the
+/// C locale (std::to_chars, not printf).
 inline void append_console_value(std::string& out, double v) {
-    char buf[64];
     const bool tiny = v != 0 && std::fabs(v) < 1e-3;
-    const int n = std::snprintf(buf, sizeof buf, tiny ? "%.4e" : "%.4f", v);
-    if (n > 0) out.append(buf, static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1);
+    append_fixed(out, v, 4, tiny);
 }
 
 /// Keras's display order: `loss` first, then the other training keys sorted; then `val_loss`,
@@ -67,21 +66,14 @@ inline std::string format_eta(double seconds) {
 
 /// "0.12s" (the epoch's wall time).
 inline std::string format_seconds(double seconds) {
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "%.2fs", seconds);
-    return buf;
+    return format_fixed(seconds, 2) + "s";
 }
 
 /// "25ms/step" as Keras's Progbar: s, ms or us per step, no decimals.
 inline std::string format_per_step(double seconds) {
-    char buf[48];
-    if (seconds >= 1)
-        std::snprintf(buf, sizeof buf, "%.0fs/step", seconds);
-    else if (seconds >= 1e-3)
-        std::snprintf(buf, sizeof buf, "%.0fms/step", seconds * 1e3);
-    else
-        std::snprintf(buf, sizeof buf, "%.0fus/step", seconds * 1e6);
-    return buf;
+    if (seconds >= 1) return format_fixed(seconds, 0) + "s/step";
+    if (seconds >= 1e-3) return format_fixed(seconds * 1e3, 0) + "ms/step";
+    return format_fixed(seconds * 1e6, 0) + "us/step";
 }
 }  // namespace traincb::inline v0::detail
 
@@ -126,7 +118,7 @@ public:
     explicit ConsoleSink(ConsoleOptions options) : opt_(std::move(options)) {
         if (!(opt_.updates_per_second > 0) || !std::isfinite(opt_.updates_per_second))
             throw InvalidArgument("traincb: ConsoleSink: updates_per_second is " +
-                                  std::to_string(opt_.updates_per_second) +
+                                  traincb::detail::format_double(opt_.updates_per_second) +
                                   "; it must be a finite number > 0 (10 is "
                                   "Keras-like)");
         if (opt_.bar_width < 1 || opt_.bar_width > 1000)
@@ -252,8 +244,8 @@ public:
 
 private:
     static bool stream_is_terminal(const std::ostream& os) {
-        if (&os == &std::cout) return ::isatty(STDOUT_FILENO) == 1;
-        if (&os == &std::cerr || &os == &std::clog) return ::isatty(STDERR_FILENO) == 1;
+        if (&os == &std::cout) return traincb::detail::os::std_stream_is_terminal(false);
+        if (&os == &std::cerr || &os == &std::clog) return traincb::detail::os::std_stream_is_terminal(true);
         return false;
     }
 

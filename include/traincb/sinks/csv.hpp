@@ -5,10 +5,6 @@
 /// key that first appears in a later epoch widens the header instead of being dropped, and a
 /// resumed run replaces the rows of the epochs it re-runs instead of duplicating them.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -22,9 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/os.hpp"
 #include "traincb/detail/python_float.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
 
@@ -127,128 +125,32 @@ inline CsvRecords parse_csv(std::string_view text, char separator, const std::fi
     return out;
 }
 
-/// The POSIX file helpers of the log sinks (CSV, JSON lines): whole-line write(2), read-back,
-/// early path checks and an atomic rewrite. A private copy, in its own namespace so it never
-/// collides with io/atomic_file.hpp, until one file layer serves every component.
+/// The helpers the log sinks (CSV, JSON lines) share on top of io/atomic_file.hpp: early path
+/// checks, what a path names, and the warning of an `append` run.
 namespace logfile {
-
-/// A file descriptor closed on destruction; close() reports the error instead.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    UniqueFd& operator=(UniqueFd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd() { reset(); }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
-    /// Closes, ignoring errors (for unwinding).
-    void reset() noexcept {
-        if (fd_ >= 0) (void)::close(std::exchange(fd_, -1));
-    }
-    /// Closes; returns 0 or the errno of close(2).
-    [[nodiscard]] int close() noexcept {
-        if (fd_ < 0) return 0;
-        return ::close(std::exchange(fd_, -1)) == 0 ? 0 : errno;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-/// Writes all of `data` with write(2), retrying after EINTR and short writes.
-/// @throws IoError naming `path` and the OS error (ENOSPC on a full disk).
-inline void write_all(int fd, std::string_view data, const char* component, const std::filesystem::path& path) {
-    while (!data.empty()) {
-        const ::ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw IoError(component, "cannot write", path, errno);
-        }
-        if (n == 0) throw IoError(component, "cannot write", path, EIO);
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-/// Opens `path` with open(2). @throws IoError naming the path and the OS error.
-inline UniqueFd open_file(const std::filesystem::path& path, int flags, const char* component) {
-    int fd = -1;
-    do {
-        fd = ::open(path.c_str(), flags | O_CLOEXEC, 0666);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) throw IoError(component, "cannot open", path, errno);
-    return UniqueFd(fd);
-}
-
-/// The whole content of the regular file `path`. @throws IoError.
-inline std::string read_whole_file(const std::filesystem::path& path, const char* component) {
-    UniqueFd fd = open_file(path, O_RDONLY, component);
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        const ::ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw IoError(component, "cannot read", path, errno);
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-}
 
 /// Fails early, at construction, for a log path that can never be a file: an existing directory
 /// (EISDIR), a parent that is not a directory (ENOTDIR) or does not exist (ENOENT).
 /// @throws IoError naming `path`.
 inline void check_log_path(const std::filesystem::path& path, const char* component) {
-    struct ::stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-        if (S_ISDIR(st.st_mode)) throw IoError(component, "cannot write the log file", path, EISDIR);
+    namespace os = traincb::detail::os;
+    os::FileStatus st;
+    if (const int err = os::status(path, st); err == 0) {
+        if (st.type == os::FileType::Directory) throw IoError(component, "cannot write the log file", path, EISDIR);
         return;
+    } else if (err != ENOENT) {
+        throw IoError(component, "cannot write the log file", path, err);
     }
-    if (errno != ENOENT) throw IoError(component, "cannot write the log file", path, errno);
     std::filesystem::path parent = path.parent_path();
     if (parent.empty()) parent = ".";
-    if (::stat(parent.c_str(), &st) != 0) throw IoError(component, "cannot create the log file", path, errno);
-    if (!S_ISDIR(st.st_mode)) throw IoError(component, "cannot create the log file", path, ENOTDIR);
+    if (const int err = os::status(parent, st)) throw IoError(component, "cannot create the log file", path, err);
+    if (st.type != os::FileType::Directory) throw IoError(component, "cannot create the log file", path, ENOTDIR);
 }
 
-/// Replaces the file `path` by `content` so that a reader (or a crash) sees the old file or the
-/// new one, never a mix: a temporary file in the same directory, fsync, rename, fsync of the
-/// directory. Keeps the old file's permission bits. (A private copy until io/atomic_file.hpp is
-/// shared by every component.) @throws IoError naming the path; the temporary file is removed.
-inline void rewrite_file_atomically(const std::filesystem::path& path, std::string_view content,
-                                    const char* component) {
-    std::string tmp = path.string() + ".tmp.XXXXXX";
-    UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-    if (!fd.is_open()) throw IoError(component, "cannot create a temporary file beside", path, errno);
-    try {
-        struct ::stat st {};
-        if (::stat(path.c_str(), &st) == 0 && ::fchmod(fd.get(), st.st_mode & 07777) != 0)
-            throw IoError(component, "cannot set the permissions of", tmp, errno);
-        write_all(fd.get(), content, component, tmp);
-        if (::fsync(fd.get()) != 0) throw IoError(component, "cannot sync", tmp, errno);
-        if (const int err = fd.close(); err != 0) throw IoError(component, "cannot close", tmp, err);
-        if (::rename(tmp.c_str(), path.c_str()) != 0) throw IoError(component, "cannot replace", path, errno);
-    } catch (...) {
-        (void)::unlink(tmp.c_str());
-        throw;
-    }
-    std::filesystem::path dir = path.parent_path();
-    if (dir.empty()) dir = ".";
-    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dfd.is_open()) throw IoError(component, "cannot open the directory of", path, errno);
-    // Some file systems cannot sync a directory (EINVAL); the rename is then as durable as it gets.
-    if (::fsync(dfd.get()) != 0 && errno != EINVAL)
-        throw IoError(component, "cannot sync the directory of", path, errno);
+/// Replaces the log file `path` by `content` crash-safely (io::write_file_atomic), keeping the
+/// old file's permission bits. @throws IoError naming the path; the old file is then intact.
+inline void rewrite(const std::filesystem::path& path, std::string_view content, const char* component) {
+    io::write_file_atomic(path, content, component, io::AtomicFileOptions{.keep_permissions = true});
 }
 
 /// What a log path names: nothing yet, a regular file (which can be read back and rewritten), or
@@ -257,12 +159,12 @@ enum class FileKind { Missing, Regular, Other };
 
 /// The kind of `path`. @throws IoError for a stat error other than ENOENT.
 inline FileKind file_kind(const std::filesystem::path& path, const char* component) {
-    struct ::stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        if (errno == ENOENT) return FileKind::Missing;
-        throw IoError(component, "cannot open", path, errno);
+    traincb::detail::os::FileStatus st;
+    if (const int err = traincb::detail::os::status(path, st)) {
+        if (err == ENOENT) return FileKind::Missing;
+        throw IoError(component, "cannot open", path, err);
     }
-    return S_ISREG(st.st_mode) ? FileKind::Regular : FileKind::Other;
+    return st.type == traincb::detail::os::FileType::Regular ? FileKind::Regular : FileKind::Other;
 }
 
 /// Warns that an `append` run (not a resume) replaced `rows` complete rows of epochs >=
@@ -304,7 +206,8 @@ struct CsvOptions {
 /// file exists, its header is kept and its rows with epoch >= RunInfo::initial_epoch are dropped
 /// (atomic rewrite) before appending, so a resumed run never duplicates a row; a last row cut off
 /// by a crash is dropped too. Each row is handed to the OS with one write(2) as soon as it is
-/// formatted, so flush() has nothing to do and a killed process loses no row.
+/// formatted, so flush() has nothing to do and a killed process loses no row; a failed write is
+/// cut back, so the file never ends in a partial row. A rewrite keeps the file's permission bits.
 class CsvSink final : public Sink {
 public:
     /// @throws InvalidArgument for an empty path or a separator that can appear inside a cell (a
@@ -329,7 +232,7 @@ public:
     /// epochs before `info.initial_epoch`. @throws IoError naming the path; FormatError when an
     /// existing file is not a CSV log with `epoch` as its first column.
     void begin(const RunInfo& info) override {
-        fd_.reset();
+        file_.reset();
         header_.clear();
         sorted_keys_.clear();
         header_written_ = false;
@@ -337,12 +240,12 @@ public:
         const traincb::detail::logfile::FileKind kind = traincb::detail::logfile::file_kind(opt_.path, kComponent);
         regular_ = kind != traincb::detail::logfile::FileKind::Other;
         if (!opt_.append && !info.resumed) {
-            fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_TRUNC, kComponent);
+            file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Truncate);
             for (const auto& k : info.params.log_keys) add_key(k);
             return;
         }
         if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch, !info.resumed);
-        fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_APPEND, kComponent);
+        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
         if (!header_written_)
             for (const auto& k : info.params.log_keys) add_key(k);
     }
@@ -351,7 +254,7 @@ public:
     /// @throws IoError naming the path (ENOSPC on a full disk); InvalidArgument for a key named
     /// `epoch`; LogicError before begin().
     void write_epoch(int epoch, const Logs& logs) override {
-        if (!fd_.is_open())
+        if (!file_.is_open())
             throw LogicError(
                 "traincb: CsvSink: write_epoch() before begin(); call MetricLogger's on_train_begin "
                 "(or Sink::begin) first");
@@ -382,7 +285,7 @@ public:
         line_.clear();
         if (!header_written_) append_header(line_);
         append_row(line_, epoch, logs);
-        traincb::detail::logfile::write_all(fd_.get(), line_, kComponent, opt_.path);
+        file_.write(line_);
         header_written_ = true;
     }
 
@@ -392,7 +295,7 @@ public:
     /// Closes the file. @throws IoError when close(2) reports an error.
     void end(const TrainEnd& end) override {
         (void)end;
-        if (const int err = fd_.close(); err != 0) throw IoError(kComponent, "cannot close", opt_.path, err);
+        file_.close();
     }
 
     /// The CSV file.
@@ -460,13 +363,13 @@ private:
     // warns about the complete rows it replaces (a resume replaces them by design, silently).
     void keep_rows_before(int initial_epoch, bool warn_replaced) {
         std::size_t replaced = 0;
-        const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
+        const std::string text = io::read_text_file(opt_.path, kComponent);
         if (text.empty()) return;
         auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
         auto& recs = parsed.records;
         if (recs.size() == 1 && !parsed.last_terminated && std::string_view("epoch").starts_with(recs[0][0])) {
             // the first write (header and first row together) was cut off by a crash: start afresh
-            traincb::detail::logfile::rewrite_file_atomically(opt_.path, "", kComponent);
+            traincb::detail::logfile::rewrite(opt_.path, "", kComponent);
             return;
         }
         if (recs.empty() || recs.front().empty() || recs.front().front() != "epoch")
@@ -496,7 +399,7 @@ private:
             }
             append_cells(kept, row, opt_.separator);
         }
-        if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
+        if (changed) traincb::detail::logfile::rewrite(opt_.path, kept, kComponent);
         if (warn_replaced && replaced > 0)
             traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
         for (std::size_t i = 1; i < header.size(); ++i) {
@@ -509,7 +412,7 @@ private:
     // A key first seen after the header was written: rewrite the file with the new columns (NA in
     // the earlier rows) and this epoch's row, then continue appending to the new file.
     void widen(const std::vector<std::string>& fresh, int epoch, const Logs& logs) {
-        const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
+        const std::string text = io::read_text_file(opt_.path, kComponent);
         const auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
         std::vector<std::string> old_header{"epoch"};
         old_header.insert(old_header.end(), header_.begin(), header_.end());
@@ -533,13 +436,13 @@ private:
             append_cells(out, cells, opt_.separator);
         }
         append_row(out, epoch, logs);
-        if (const int err = fd_.close(); err != 0) throw IoError(kComponent, "cannot close", opt_.path, err);
-        traincb::detail::logfile::rewrite_file_atomically(opt_.path, out, kComponent);
-        fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_APPEND, kComponent);
+        file_.close();
+        traincb::detail::logfile::rewrite(opt_.path, out, kComponent);
+        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
     }
 
     CsvOptions opt_;
-    traincb::detail::logfile::UniqueFd fd_;
+    io::AppendFile file_;
     bool regular_ = true;
     bool header_written_ = false;
     std::vector<std::string> header_;                  // the keys after `epoch`, in file order

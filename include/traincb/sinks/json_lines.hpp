@@ -3,8 +3,6 @@
 /// JsonLinesSink: one JSON object per epoch and line, `{"epoch":E,"accuracy":...,"loss":...}`, read
 /// by `pandas.read_json(path, lines=True)`.
 
-#include <fcntl.h>
-
 #include <cstddef>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -13,8 +11,9 @@
 #include <utility>
 
 #include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
 #include "traincb/logs.hpp"
-#include "traincb/sinks/csv.hpp"  // the file helpers in traincb::detail
+#include "traincb/sinks/csv.hpp"  // the log-file helpers in traincb::detail::logfile
 #include "traincb/sinks/sink.hpp"
 
 namespace traincb::inline v0::sinks {
@@ -36,7 +35,9 @@ struct JsonLinesOptions {
 ///
 /// Resume rules as CsvSink: a resumed run (or `append`) keeps the existing lines of epochs before
 /// RunInfo::initial_epoch and drops the rest (atomic rewrite), and a last line cut off by a crash.
-/// Each line is handed to the OS with one write(2), so flush() has nothing to do.
+/// Each line is handed to the OS with one write(2), so flush() has nothing to do; a failed write
+/// is cut back, so the file never ends in a partial line. A rewrite keeps the file's permission
+/// bits.
 class JsonLinesSink final : public Sink {
 public:
     /// @throws InvalidArgument for an empty path; IoError naming the path when it is a directory
@@ -55,20 +56,20 @@ public:
     /// `info.initial_epoch`. @throws IoError naming the path; FormatError when an existing line is
     /// not a JSON object with an integer `epoch`.
     void begin(const RunInfo& info) override {
-        fd_.reset();
+        file_.reset();
         if (!opt_.append && !info.resumed) {
-            fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_TRUNC, kComponent);
+            file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Truncate);
             return;
         }
         if (traincb::detail::logfile::file_kind(opt_.path, kComponent) == traincb::detail::logfile::FileKind::Regular)
             keep_lines_before(info.initial_epoch, !info.resumed);
-        fd_ = traincb::detail::logfile::open_file(opt_.path, O_WRONLY | O_CREAT | O_APPEND, kComponent);
+        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
     }
 
     /// Appends the line of `epoch`. @throws IoError naming the path (ENOSPC on a full disk);
     /// InvalidArgument for a key named `epoch`; LogicError before begin().
     void write_epoch(int epoch, const Logs& logs) override {
-        if (!fd_.is_open())
+        if (!file_.is_open())
             throw LogicError(
                 "traincb: JsonLinesSink: write_epoch() before begin(); call MetricLogger's "
                 "on_train_begin (or Sink::begin) first");
@@ -84,7 +85,7 @@ public:
         // replace: a key that is not valid UTF-8 must not abort training
         line_ = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
         line_ += '\n';
-        traincb::detail::logfile::write_all(fd_.get(), line_, kComponent, opt_.path);
+        file_.write(line_);
     }
 
     /// Every line is already written with write(2): nothing is buffered here.
@@ -93,7 +94,7 @@ public:
     /// Closes the file. @throws IoError when close(2) reports an error.
     void end(const TrainEnd& end) override {
         (void)end;
-        if (const int err = fd_.close(); err != 0) throw IoError(kComponent, "cannot close", opt_.path, err);
+        file_.close();
     }
 
     /// The .jsonl file.
@@ -105,7 +106,7 @@ private:
     // As CsvSink::keep_rows_before.
     void keep_lines_before(int initial_epoch, bool warn_replaced) {
         std::size_t replaced = 0;
-        const std::string text = traincb::detail::logfile::read_whole_file(opt_.path, kComponent);
+        const std::string text = io::read_text_file(opt_.path, kComponent);
         std::string kept;
         bool changed = false;
         std::size_t pos = 0;
@@ -143,13 +144,13 @@ private:
             kept.append(line);
             kept += '\n';
         }
-        if (changed) traincb::detail::logfile::rewrite_file_atomically(opt_.path, kept, kComponent);
+        if (changed) traincb::detail::logfile::rewrite(opt_.path, kept, kComponent);
         if (warn_replaced && replaced > 0)
             traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
     }
 
     JsonLinesOptions opt_;
-    traincb::detail::logfile::UniqueFd fd_;
+    io::AppendFile file_;
     std::string line_;
 };
 

@@ -9,10 +9,8 @@
 /// nearest float32 (about 7 significant digits; magnitudes beyond 3.4e38 become +-inf), so a
 /// value read back from TensorBoard can differ from the one in History in the 8th digit.
 ///
-/// POSIX only (open/write/gethostname). Not thread-safe: use one writer from one thread.
-
-#include <fcntl.h>
-#include <unistd.h>
+/// Files are written through io::AppendFile (the FileOps seam of detail/os.hpp). Not
+/// thread-safe: use one writer from one thread.
 
 #include <atomic>
 #include <cerrno>
@@ -30,9 +28,11 @@
 #include <utility>
 
 #include "traincb/detail/crc32c.hpp"
+#include "traincb/detail/os.hpp"
 #include "traincb/detail/protobuf_wire.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/io/atomic_file.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
 
@@ -211,11 +211,9 @@ inline void append_record(std::string& out, std::string_view payload) {
 
 /// This machine's host name, for the file name ("localhost" if it cannot be read).
 [[nodiscard]] inline std::string host_name() {
-    char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
     std::string host;
-    for (const char* p = buf; *p != '\0'; ++p) {
-        if (*p != '/') host += *p;  // a '/' would turn the file name into a path
+    for (const char c : os::host_name()) {
+        if (c != '/') host += c;  // a '/' would turn the file name into a path
     }
     return host.empty() ? std::string("localhost") : host;
 }
@@ -277,8 +275,7 @@ public:
         : options_(std::move(other.options_)),
           path_(std::move(other.path_)),
           pending_(std::move(other.pending_)),
-          fd_(std::exchange(other.fd_, -1)),
-          file_size_(other.file_size_) {}
+          file_(std::move(other.file_)) {}
 
     /// Closes this writer's file (warning on failure), then takes over `other`'s.
     EventWriter& operator=(EventWriter&& other) noexcept {
@@ -287,8 +284,7 @@ public:
             options_ = std::move(other.options_);
             path_ = std::move(other.path_);
             pending_ = std::move(other.pending_);
-            fd_ = std::exchange(other.fd_, -1);
-            file_size_ = other.file_size_;
+            file_ = std::move(other.file_);
         }
         return *this;
     }
@@ -334,22 +330,20 @@ public:
     /// Flushes and closes the file; later calls other than close() and path() throw LogicError.
     /// Does nothing if already closed. @throws IoError if the final write or close fails.
     void close() {
-        if (fd_ < 0) return;
+        if (!file_.is_open()) return;
         try {
             write_pending();
         } catch (...) {
-            (void)::close(std::exchange(fd_, -1));
+            file_.reset();
             throw;
         }
-        if (::close(std::exchange(fd_, -1)) != 0) {
-            throw IoError(std::string(detail::tb::component), "cannot close", path_, errno);
-        }
+        file_.close();
     }
 
     /// The event file's path.
     [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
     /// True until close() (or a move away).
-    [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+    [[nodiscard]] bool is_open() const noexcept { return file_.is_open(); }
     /// The current time from the writer's clock, in seconds since the Unix epoch.
     [[nodiscard]] double now() const { return options_.clock(); }
 
@@ -374,7 +368,7 @@ private:
         const double t = options_.clock();  // one reading for the name and the first event
         std::int64_t secs = std::isfinite(t) && t > 0 ? static_cast<std::int64_t>(std::floor(t)) : 0;
         const std::string host = detail::tb::host_name();
-        const auto pid = static_cast<std::int64_t>(::getpid());
+        const auto pid = static_cast<std::int64_t>(detail::os::current_pid());
         auto make_name = [&] {
             return detail::tb::event_file_name(secs, host, pid, detail::tb::file_counter().fetch_add(1),
                                                options_.filename_suffix);
@@ -394,9 +388,12 @@ private:
         // earlier process) is retried with the next counter value.
         for (int attempt = 0;; ++attempt) {
             path_ = run_dir / name;
-            fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-            if (fd_ >= 0) break;
-            if (errno != EEXIST || attempt >= 100) throw IoError(comp, "cannot create", path_, errno);
+            try {
+                file_ = io::AppendFile(path_, comp, io::AppendMode::CreateNew, 0644);
+                break;
+            } catch (const IoError& e) {
+                if (e.code() != std::errc::file_exists || attempt >= 100) throw;
+            }
             name = make_name();
         }
         try {
@@ -406,7 +403,7 @@ private:
             write_pending();
         } catch (...) {
             // No half-made file is left behind.
-            (void)::close(std::exchange(fd_, -1));
+            file_.reset();
             std::error_code ignored;
             fs::remove(path_, ignored);
             throw;
@@ -414,7 +411,7 @@ private:
     }
 
     void require_open(const char* what) const {
-        if (fd_ < 0) {
+        if (!file_.is_open()) {
             throw LogicError("traincb: TensorBoard: " + std::string(what) + " on a closed EventWriter ('" +
                              path_.string() + "'); create a new writer to write more events");
         }
@@ -425,24 +422,16 @@ private:
         if (pending_.size() >= detail::tb::write_threshold) write_pending();
     }
 
+    // A failed write is cut back to the last whole record by AppendFile: the loaders stop at
+    // the first bad record, so a torn one would hide every later event.
     void write_pending() {
-        std::size_t done = 0;
-        while (done < pending_.size()) {
-            const ::ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
-            if (n > 0) {
-                done += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            const int err = n < 0 ? errno : EIO;
-            // Cut a torn record off: the loaders stop at the first bad record, so one would hide
-            // every later event. O_APPEND makes the next write land at the new end.
-            const int rc = ::ftruncate(fd_, static_cast<::off_t>(file_size_));
-            (void)rc;
+        if (pending_.empty()) return;
+        try {
+            file_.write(pending_);
+        } catch (...) {
             pending_.clear();
-            throw IoError(std::string(detail::tb::component), "cannot write", path_, err);
+            throw;
         }
-        file_size_ += pending_.size();
         pending_.clear();
     }
 
@@ -458,8 +447,7 @@ private:
     std::filesystem::path path_;
     std::string pending_;  // whole records not yet written
     std::string scratch_;  // the event being encoded (kept to reuse its capacity)
-    int fd_ = -1;
-    std::uint64_t file_size_ = 0;  // bytes of whole records in the file
+    io::AppendFile file_;  // holds whole records only
 };
 
 }  // namespace tensorboard
