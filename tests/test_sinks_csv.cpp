@@ -194,7 +194,7 @@ TEST_CASE("No phantom val_ columns when the run has no validation") {
     const auto path = dir / "log.csv";
     run(std::make_shared<CsvSink>(CsvOptions{.path = path}),
         {{0, Logs{{"loss", 0.5}, {"accuracy", 0.75}}}, {1, Logs{{"loss", 0.25}, {"accuracy", 0.875}}}});
-    // Keras would write "epoch,accuracy,loss,val_accuracy,val_loss" with NA columns (issue #21173).
+    // Keras would write "epoch,accuracy,loss,val_accuracy,val_loss" with NA columns (keras-team/keras#21173).
     REQUIRE(read_bytes(path) == "epoch,accuracy,loss\r\n0,0.75,0.5\r\n1,0.875,0.25\r\n");
 }
 
