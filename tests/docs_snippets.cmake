@@ -28,9 +28,11 @@ foreach(_doc IN LISTS _doc_files)
     list(APPEND _snippet_sources "${_out}")
   endwhile()
 endforeach()
-# Each block is a syntax-only compile run by ctest (the snippets define functions nobody calls).
+# Each block is a syntax-only compile (a build step, see traincb_syntax_check); the snippets
+# define functions nobody calls.
 foreach(_snippet IN LISTS _snippet_sources)
   get_filename_component(_snippet_name "${_snippet}" NAME_WE)
-  traincb_syntax_test("docs: snippet ${_snippet_name} compiles" "${_snippet}"
+  traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}"
     "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable)
+  math(EXPR _snippet_count "${_snippet_count} + 1")
 endforeach()
