@@ -275,8 +275,9 @@ TEST_CASE("checkpoint: missing, misshapen or unlisted History tensors are Format
         {traincb::vector_tensor<double>("history/values/other", std::vector<double>{1, 2, 3}),
          "tensor 'history/values/other' is not a key listed in 'history.keys'"},
     };
-    for (const auto& [tensor, message] : cases) {
+    for (const auto& [bad, message] : cases) {
         INFO(message);
+        const traincb::Tensor& tensor = bad;  // clang 14 cannot capture a structured binding
         CHECK_THROWS_MATCHES(io::load_checkpoint(edited([&](traincb::StateDict& d) { d.put(tensor); })),
                              traincb::FormatError, Catch::Message(where + message));
     }
