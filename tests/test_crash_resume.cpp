@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -89,12 +90,17 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
     fs::create_directories(work / "clean");
     fs::create_directories(work / "crashy");
 
-    // The reference: one uninterrupted run.
+    // The reference: one uninterrupted run. Its duration scales the kill moments below, so that a
+    // Release build (which runs the example many times faster) is killed as often as a Debug one.
+    const auto clean_started = Clock::now();
     REQUIRE(run_to_completion(work / "clean", kArgs) == 0);
+    const auto clean_ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - clean_started).count());
 
     std::uint64_t seed = std::random_device{}();
     if (const char* s = std::getenv("TRAINCB_CRASH_SEED")) seed = std::strtoull(s, nullptr, 10);
-    INFO("TRAINCB_CRASH_SEED=" << seed << " replays this sequence; logs in " << (work / "crashy/log.txt").string());
+    INFO("TRAINCB_CRASH_SEED=" << seed << " replays this sequence; logs in " << (work / "crashy/log.txt").string()
+                               << "; the uninterrupted run took " << clean_ms << " ms");
     std::mt19937_64 rng(seed);
     std::vector<std::string> resume_args = kArgs;
     resume_args.emplace_back("--resume");
@@ -110,8 +116,8 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
         REQUIRE(pid > 0);
         const bool target_write = runs % 2 == 0;
         int writes_to_skip = std::uniform_int_distribution<int>(0, 3)(rng);
-        const auto deadline =
-            Clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 400)(rng));
+        const auto deadline = Clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(
+                                                 std::max(5, clean_ms / 40), std::max(10, clean_ms / 5))(rng));
         const auto give_up = Clock::now() + std::chrono::seconds(3);  // kill anyway: a run must not outlive its turn
         bool was_writing = false;
         int status = 0;

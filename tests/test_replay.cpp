@@ -68,7 +68,10 @@ std::string history_csv(const nlohmann::json& v, const char* eol = "\n") {
     int e = initial;
     for (const auto& row : v["history"]) {
         csv += std::to_string(e++);
-        for (const auto& k : keys) csv += "," + (row.contains(k) ? cell(row[k]) : std::string("NA"));
+        for (const auto& k : keys) {
+            csv += ',';
+            csv += row.contains(k) ? cell(row[k]) : std::string("NA");
+        }
         csv += eol;
     }
     return csv;

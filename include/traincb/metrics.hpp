@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "traincb/detail/metrics_kernels.hpp"
+#include "traincb/detail/strings.hpp"
 #include "traincb/direction.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/metric.hpp"
@@ -706,7 +707,7 @@ public:
     /// @throws InvalidArgument for a state of another class or other options; FormatError for a
     /// malformed one or an unknown version (the state is then unchanged)
     void load_state(const nlohmann::json& state) override {
-        const metrics::StateReader in{std::string(Self::kWho) + "::load_state", name()};
+        const metrics::StateReader in{traincb::detail::cat(Self::kWho, "::load_state"), name()};
         metrics::check_state_header(in, Self::kWho, state, self().state_options());
         self().load_accumulators(state, in);  // parses everything before assigning anything
     }
@@ -725,7 +726,7 @@ public:
     /// @throws as load_state; FormatError for a missing or malformed tensor
     void load_state_with_tensors(const nlohmann::json& state, const StateDict& tensors) override {
         if constexpr (requires(const metrics::StateReader& in) { self().load_bulk(state, tensors, in); }) {
-            const metrics::StateReader in{std::string(Self::kWho) + "::load_state", name()};
+            const metrics::StateReader in{traincb::detail::cat(Self::kWho, "::load_state"), name()};
             metrics::check_state_header(in, Self::kWho, state, self().state_options());
             self().load_bulk(state, tensors, in);
         } else {
@@ -1375,7 +1376,7 @@ private:
             std::vector<double> v;
             v.reserve(a.size());
             for (std::size_t i = 0; i < a.size(); ++i)
-                v.push_back(in.real(a[i], "'" + std::string(key) + "'[" + std::to_string(i) + "]"));
+                v.push_back(in.real(a[i], traincb::detail::cat("'", key, "'[", std::to_string(i), "]")));
             return v;
         };
         std::vector<double> pos = scores("positives");

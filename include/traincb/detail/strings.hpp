@@ -17,6 +17,17 @@
 
 namespace traincb::inline v0::detail {
 
+/// The concatenation of `parts` (anything convertible to std::string_view), built in one buffer.
+/// Used instead of chains of `"literal" + std::string(...)`, on which g++ 12 at -O2 issues false
+/// -Wrestrict / -Wstringop-overflow warnings (GCC bug 105329) that -Werror turns into errors.
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+    std::string out;
+    out.reserve((std::string_view(parts).size() + ... + 0));
+    (out.append(std::string_view(parts)), ...);
+    return out;
+}
+
 /// Levenshtein distance, for "did you mean" hints in error messages.
 inline std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> row(b.size() + 1);

@@ -164,7 +164,9 @@ template <class Map>
 
 /// "xxh64:<16 hex digits>" of a text.
 [[nodiscard]] inline std::string text_checksum(std::string_view text) {
-    return "xxh64:" + hex64(xxh64(text));
+    std::string out = "xxh64:";  // not `"xxh64:" + hex64(...)`: g++ 12 -O2 warns falsely there (-Wrestrict)
+    out += hex64(xxh64(text));
+    return out;
 }
 
 }  // namespace traincb::inline v0::detail
