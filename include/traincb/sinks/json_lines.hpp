@@ -10,10 +10,10 @@
 #include <string_view>
 #include <utility>
 
+#include "traincb/detail/logfile.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/io/atomic_file.hpp"
 #include "traincb/logs.hpp"
-#include "traincb/sinks/csv.hpp"  // the log-file helpers in traincb::detail::logfile
 #include "traincb/sinks/sink.hpp"
 
 namespace traincb::inline v0::sinks {
