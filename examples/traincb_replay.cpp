@@ -7,6 +7,10 @@
 //                  [--stopping-threshold X] [--divergence-threshold X]
 //                  [--check-finite true|false] [--restore-best-weights]
 //
+// Several monitors (stop only when none improves): repeat --monitor KEY[:auto|min|max[:MIN_DELTA]],
+// the first one primary; each then has its own mode and margin, so --mode and --min-delta are
+// not given.
+//
 // On success: exit 0 and one JSON object on stdout. On bad input: exit 2, nothing on stdout, and
 // one line on stderr naming the option or the line of the file at fault.
 #include <algorithm>
@@ -36,9 +40,12 @@ constexpr const char* kUsage =
     "                      [--min-delta X] [--min-delta-mode abs|rel] [--baseline X] [--start-from-epoch N]\n"
     "                      [--stopping-threshold X] [--divergence-threshold X]\n"
     "                      [--check-finite true|false] [--restore-best-weights]\n"
+    "Several monitors: repeat --monitor KEY[:auto|min|max[:MIN_DELTA]] (the first is the primary one;\n"
+    "no --mode or --min-delta then). Training stops when none of them improves.\n"
     "Replays traincb's EarlyStopping rules over a CSV history (as traincb's CSV sink or Keras's CSVLogger\n"
     "write it) and prints one JSON object: mode, stopped_epoch, stop_reason, best_epoch, best, wait,\n"
-    "epochs_run, restored_from_epoch.\n";
+    "epochs_run, restored_from_epoch (the primary monitor's), and with several monitors a list\n"
+    "monitors of {key, mode, best_epoch, best, wait}.\n";
 
 // Parses a whole string as a double, exactly (shortest round-trip decimal -> the same double).
 std::optional<double> parse_number(std::string_view s) {
@@ -125,8 +132,36 @@ nlohmann::ordered_json number_or_string(double v) {
     return v;
 }
 
+// The monitors of `--monitor KEY[:auto|min|max[:MIN_DELTA]]` given several times, or in that form.
+std::vector<traincb::MonitorSpec> monitor_specs(const std::vector<std::string>& given) {
+    std::vector<traincb::MonitorSpec> specs;
+    for (const std::string& g : given) {
+        std::vector<std::string> parts;
+        for (std::size_t at = 0;;) {
+            const std::size_t colon = g.find(':', at);
+            parts.push_back(g.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+            if (colon == std::string::npos) break;
+            at = colon + 1;
+        }
+        const std::string flag = "--monitor " + g;
+        if (parts.size() > 3) throw UsageError(flag + ": expected KEY[:auto|min|max[:MIN_DELTA]]");
+        traincb::MonitorSpec m{.key = parts[0]};
+        if (parts.size() > 1) {
+            try {
+                m.mode = traincb::parse_mode(parts[1]);
+            } catch (const std::invalid_argument& e) {
+                throw UsageError(flag + ": " + e.what());
+            }
+        }
+        if (parts.size() > 2) m.min_delta = parse_double(flag, parts[2]);
+        specs.push_back(std::move(m));
+    }
+    return specs;
+}
+
 int run(int argc, char** argv) {
     std::map<std::string, std::string> args;
+    std::vector<std::string> monitors;  // every --monitor, in order
     bool restore = false;
     const std::vector<std::string> valued = {"--history",
                                              "--monitor",
@@ -162,12 +197,25 @@ int run(int argc, char** argv) {
             if (i + 1 >= argc) throw UsageError(a + " needs a value");
             value = argv[++i];
         }
+        if (a == "--monitor") monitors.push_back(value);
         args[a] = value;
     }
     if (!args.count("--history")) throw UsageError("--history FILE.csv is required (see --help)");
 
     traincb::EarlyStoppingOptions o;
-    o.monitor = args.count("--monitor") ? args["--monitor"] : "val_loss";
+    // One plain --monitor NAME is EarlyStoppingOptions::monitor, with --mode and --min-delta;
+    // anything else is EarlyStoppingOptions::monitors, each with its own mode and margin.
+    const bool several = monitors.size() > 1 || (monitors.size() == 1 && monitors[0].find(':') != std::string::npos);
+    if (several) {
+        for (const char* flag : {"--mode", "--min-delta"})
+            if (args.count(flag))
+                throw UsageError(std::string(flag) +
+                                 ": each monitor has its own with several --monitor (or KEY:MODE): "
+                                 "use --monitor KEY:MODE:MIN_DELTA instead");
+        o.monitors = monitor_specs(monitors);
+    } else {
+        o.monitor = monitors.empty() ? "val_loss" : monitors[0];
+    }
     o.restore_best_weights = false;  // replay has no model; restored_from_epoch is computed below
     o.strict = true;
     try {
@@ -209,16 +257,19 @@ int run(int argc, char** argv) {
     const auto rows = read_csv(ss.str(), path);
     if (rows.empty()) throw UsageError(path + ": the file is empty; expected a header row");
     const auto& header = rows[0];
-    std::ptrdiff_t epoch_col = -1, mon_col = -1;
-    for (std::size_t c = 0; c < header.size(); ++c) {
+    std::ptrdiff_t epoch_col = -1;
+    for (std::size_t c = 0; c < header.size(); ++c)
         if (header[c] == "epoch") epoch_col = static_cast<std::ptrdiff_t>(c);
-        if (header[c] == o.monitor) mon_col = static_cast<std::ptrdiff_t>(c);
-    }
-    if (mon_col < 0) {
-        std::string msg = path + ": no column '" + o.monitor + "'; the columns are: " + traincb::detail::join(header);
-        if (auto c = traincb::detail::closest_match(o.monitor, header); !c.empty())
-            msg += "; did you mean '" + c + "'?";
-        throw UsageError(msg);
+    const std::vector<std::string> keys = es->monitor_keys();
+    std::vector<std::size_t> mon_cols;
+    for (const std::string& key : keys) {
+        const auto it = std::find(header.begin(), header.end(), key);
+        if (it == header.end()) {
+            std::string msg = path + ": no column '" + key + "'; the columns are: " + traincb::detail::join(header);
+            if (auto c = traincb::detail::closest_match(key, header); !c.empty()) msg += "; did you mean '" + c + "'?";
+            throw UsageError(msg);
+        }
+        mon_cols.push_back(static_cast<std::size_t>(it - header.begin()));
     }
     try {
         es->resolve();  // after the column check, so a typo gets a did-you-mean, not "cannot infer"
@@ -226,6 +277,7 @@ int run(int argc, char** argv) {
         throw UsageError(e.what());
     }
     int epochs_run = 0;
+    std::vector<std::optional<double>> values(keys.size());
     for (std::size_t r = 1; r < rows.size(); ++r) {
         const auto& row = rows[r];
         const std::string where = path + ":" + std::to_string(r + 1);
@@ -242,11 +294,14 @@ int run(int argc, char** argv) {
             epoch = static_cast<int>(*v);
         }
         ++epochs_run;
-        const auto& cell = row[static_cast<std::size_t>(mon_col)];
-        if (cell.empty() || cell == "NA") continue;  // not logged that epoch
-        auto v = parse_number(cell);
-        if (!v) throw UsageError(where + ": " + o.monitor + " '" + cell + "' is not a number");
-        const auto d = es->decide(*v, epoch);
+        for (std::size_t m = 0; m < keys.size(); ++m) {
+            const auto& cell = row[mon_cols[m]];
+            values[m].reset();
+            if (cell.empty() || cell == "NA") continue;  // not logged that epoch: this monitor skips it
+            values[m] = parse_number(cell);
+            if (!values[m]) throw UsageError(where + ": " + keys[m] + " '" + cell + "' is not a number");
+        }
+        const auto d = es->decide(values, epoch);
         if (d.stop != traincb::StopReason::None) break;
     }
     nlohmann::ordered_json out;
@@ -261,6 +316,20 @@ int run(int argc, char** argv) {
     out["epochs_run"] = epochs_run;
     out["restored_from_epoch"] =
         restore && es->best_epoch() ? nlohmann::ordered_json(*es->best_epoch()) : nlohmann::ordered_json();
+    if (keys.size() > 1) {
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const std::string& key : keys) {
+            nlohmann::ordered_json m;
+            m["key"] = key;
+            m["mode"] = traincb::to_string(*es->direction(key));
+            m["best_epoch"] =
+                es->best_epoch(key) ? nlohmann::ordered_json(*es->best_epoch(key)) : nlohmann::ordered_json();
+            m["best"] = es->best(key) ? number_or_string(*es->best(key)) : nlohmann::ordered_json();
+            m["wait"] = es->wait(key);
+            list.push_back(std::move(m));
+        }
+        out["monitors"] = std::move(list);
+    }
     std::cout << out.dump() << '\n';
     return 0;
 }

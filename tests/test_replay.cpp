@@ -1,6 +1,8 @@
 // Tests for the traincb-replay tool (examples/traincb_replay.cpp): every vector of
-// tests/spec/early-stopping-vectors.json, written out as a CSV history, must give the expected JSON
-// (docs/early-stopping-rules.md, "The replay tool"), and every kind of bad input must fail cleanly.
+// tests/spec/early-stopping-vectors.json and tests/spec/early-stopping-multi-vectors.json, written
+// out as a CSV history, must give the expected JSON (docs/early-stopping-rules.md, "The replay
+// tool"); the output of one --monitor is byte for byte what it was before several monitors
+// existed; and every kind of bad input must fail cleanly.
 #include "catch.hpp"
 
 #include <sys/wait.h>
@@ -81,6 +83,16 @@ std::string flags(const nlohmann::json& c) {
     std::string f;
     auto num = [](const nlohmann::json& x) { return cell(x); };
     if (c.contains("monitor")) f += " --monitor " + c["monitor"].get<std::string>();
+    // Several monitors: --monitor KEY:MODE[:MIN_DELTA] each (both flag forms, alternately).
+    if (c.contains("monitors")) {
+        int i = 0;
+        for (const auto& m : c["monitors"]) {
+            f += (i++ % 2) ? " --monitor=" : " --monitor ";
+            f += "\"" + m["key"].get<std::string>() + ":" + m.value("mode", "auto");
+            if (m.contains("min_delta")) f += ":" + num(m["min_delta"]);
+            f += "\"";
+        }
+    }
     if (c.contains("mode")) f += " --mode " + c["mode"].get<std::string>();
     if (c.contains("patience")) f += " --patience " + c["patience"].dump();
     if (c.contains("min_delta")) f += " --min-delta " + num(c["min_delta"]);
@@ -95,12 +107,18 @@ std::string flags(const nlohmann::json& c) {
     return f;
 }
 
-}  // namespace
+// The tool writes a non-finite best as "nan"/"inf"/"-inf", the vectors as "NaN"/"Infinity"/...
+void tool_spelling(nlohmann::json& best) {
+    if (best.is_string()) best = cell(best);
+}
 
-TEST_CASE("traincb-replay reproduces every vector of early-stopping-vectors.json") {
-    std::ifstream in(std::string(TRAINCB_SPEC_DIR) + "/early-stopping-vectors.json");
-    const auto vectors = nlohmann::json::parse(in)["vectors"];
-    REQUIRE(vectors.size() >= 30);
+nlohmann::json load_vectors(const std::string& file) {
+    std::ifstream in(std::string(TRAINCB_SPEC_DIR) + "/" + file);
+    REQUIRE(in.good());
+    return nlohmann::json::parse(in)["vectors"];
+}
+
+void check_vectors(const nlohmann::json& vectors) {
     int i = 0;
     for (const auto& v : vectors) {
         INFO("vector " << v["name"].get<std::string>());
@@ -118,11 +136,67 @@ TEST_CASE("traincb-replay reproduces every vector of early-stopping-vectors.json
         REQUIRE(r.exit_code == 0);
         const auto got = nlohmann::json::parse(r.out);
         auto exp = v["expected"];
-        if (exp["best"].is_string()) {
-            exp["best"] = cell(exp["best"]);  // the tool writes "nan"/"inf"/"-inf"
-        }
+        tool_spelling(exp["best"]);
+        if (exp.contains("monitors"))
+            for (auto& m : exp["monitors"]) tool_spelling(m["best"]);
         CHECK(got == exp);
     }
+}
+
+}  // namespace
+
+TEST_CASE("traincb-replay reproduces every vector of early-stopping-vectors.json") {
+    const auto vectors = load_vectors("early-stopping-vectors.json");
+    REQUIRE(vectors.size() >= 30);
+    check_vectors(vectors);
+}
+
+TEST_CASE("traincb-replay reproduces every vector of early-stopping-multi-vectors.json") {
+    const auto vectors = load_vectors("early-stopping-multi-vectors.json");
+    REQUIRE(vectors.size() >= 25);
+    check_vectors(vectors);
+}
+
+TEST_CASE("traincb-replay: one --monitor prints byte for byte what it printed before several monitors") {
+    // The golden lines are the output of traincb-replay before --monitor could be repeated.
+    const auto path = write_file("golden.csv", "loss,val_loss\n1,1.0\n1,NA\n1,0.9\n1,0.95\n1,\n1,0.96\n");
+    const auto ninf = write_file("golden_ninf.csv", "epoch,val_loss\n0,-inf\n1,2\n");
+    const std::string h = "--history \"" + path.string() + "\"";
+    const auto a = run_replay(h + " --patience 2 --restore-best-weights");
+    CHECK(a.out ==
+          "{\"mode\":\"min\",\"stopped_epoch\":5,\"stop_reason\":\"patience\",\"best_epoch\":2,\"best\":0.9,\"wait\":2,"
+          "\"epochs_run\":6,\"restored_from_epoch\":2}\n");
+    const auto b = run_replay(h + " --monitor loss --mode min --min-delta 0.5");
+    const std::string golden_b =
+        "{\"mode\":\"min\",\"stopped_epoch\":1,\"stop_reason\":\"patience\",\"best_epoch\":0,\"best\":1.0,\"wait\":1,"
+        "\"epochs_run\":2,\"restored_from_epoch\":null}\n";
+    CHECK(b.out == golden_b);
+    const auto c = run_replay("--history \"" + ninf.string() + "\" --check-finite false --patience 1");
+    CHECK(c.out ==
+          "{\"mode\":\"min\",\"stopped_epoch\":1,\"stop_reason\":\"patience\",\"best_epoch\":0,\"best\":\"-inf\","
+          "\"wait\":1,\"epochs_run\":2,\"restored_from_epoch\":null}\n");
+    // One monitor in the KEY:MODE:MIN_DELTA form is the same monitor, with the same output.
+    CHECK(run_replay(h + " --monitor loss:min:0.5").out == golden_b);
+    std::filesystem::remove(path);
+    std::filesystem::remove(ninf);
+}
+
+TEST_CASE("traincb-replay: several monitors print the primary's fields and each monitor's") {
+    // loss stalls from epoch 1 (best 1.0 at 0); val_accuracy improves at 1 and 3, then stalls.
+    // patience 2: loss is exhausted from epoch 2, val_accuracy at epoch 5: stop there.
+    const auto path = write_file("multi.csv",
+                                 "epoch,loss,val_accuracy\n0,1.0,0.5\n1,1.0,0.6\n2,1.1,0.55\n3,1.2,0.7\n"
+                                 "4,1.0,0.7\n5,1.0,0.69\n6,0.1,0.99\n");
+    const auto r = run_replay("--history \"" + path.string() +
+                              "\" --monitor loss --monitor val_accuracy:max --patience 2 --restore-best-weights");
+    std::filesystem::remove(path);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out ==
+          "{\"mode\":\"min\",\"stopped_epoch\":5,\"stop_reason\":\"patience\",\"best_epoch\":0,\"best\":1.0,\"wait\":2,"
+          "\"epochs_run\":6,\"restored_from_epoch\":0,\"monitors\":["
+          "{\"key\":\"loss\",\"mode\":\"min\",\"best_epoch\":0,\"best\":1.0,\"wait\":5},"
+          "{\"key\":\"val_accuracy\",\"mode\":\"max\",\"best_epoch\":3,\"best\":0.7,\"wait\":2}]}\n");
 }
 
 TEST_CASE("traincb-replay uses the row index when there is no epoch column and skips NA cells") {
@@ -161,6 +235,20 @@ TEST_CASE("traincb-replay rejects bad input with a message naming the option or 
         {"--history /nonexistent/h.csv", "cannot open"},
         {"--patience 1", "--history"},
         {"--history " + good.string() + " --check-finite maybe", "--check-finite"},
+        // Several monitors.
+        {"--history " + good.string() + " --monitor val_loss --monitor loss --mode min",
+         "--mode: each monitor has its own"},
+        {"--history " + good.string() + " --monitor val_loss:min --min-delta 0.1",
+         "--min-delta: each monitor has its own"},
+        {"--history " + good.string() + " --monitor val_loss:minimum", "--monitor val_loss:minimum: "},
+        {"--history " + good.string() + " --monitor val_loss:min:x", "--monitor val_loss:min:x: 'x' is not a number"},
+        {"--history " + good.string() + " --monitor val_loss:min:0:1", "expected KEY[:auto|min|max[:MIN_DELTA]]"},
+        {"--history " + good.string() + " --monitor val_loss --monitor loss:min:-1",
+         "monitors[1] ('loss'): min_delta must be a finite number >= 0"},
+        {"--history " + good.string() + " --monitor val_loss --monitor val_loss:min", "list each key once"},
+        {"--history " + good.string() + " --monitor val_loss --monitor :max", "monitors[1] has an empty key"},
+        {"--history " + good.string() + " --monitor val_loss --monitor val_los:min", "did you mean 'val_loss'"},
+        {"--history " + good.string() + " --monitor val_loss --monitor my_metric", "cannot infer"},
     };
     for (const auto& c : cases) {
         INFO(c.args);
