@@ -166,6 +166,65 @@ TEST_CASE("resume: from a mid-epoch checkpoint the loss and the weights continue
     require_same_run(straight, hs, resumed, hr);
 }
 
+// An EarlyStopping with several monitors (docs/early-stopping-rules.md, "Several monitors"):
+// each monitor's best, best_epoch and wait, and the primary's snapshot, come through the
+// checkpoint, so a run crashed and resumed takes the same decisions as one that never stopped.
+TEST_CASE("resume: EarlyStopping with several monitors resumes bit-identically") {
+    struct MultiRig {
+        fs::path dir;
+        Net net{4, 6, 1};
+        Crash crash;
+        traincb::EarlyStopping es{
+            {.patience = 3,
+             .restore_best_weights = true,
+             .monitors = {{.key = "val_loss", .min_delta = 1e-3}, {.key = "loss", .min_delta = 1e-2}}}};
+        ModelCheckpoint ckpt;
+        explicit MultiRig(const fs::path& d)
+            : dir(d), ckpt({.filepath = d / "ckpt/e{epoch:02d}.safetensors", .save_top_k = -1}) {
+            fs::create_directories(d);
+        }
+        History fit(int epochs, fs::path resume = {}) {
+            traincb::Trainer trainer(net);
+            const traincb::FitOptions<double> o{
+                .epochs = epochs,
+                .batch_size = 8,
+                .seed = 11,
+                .validation_data = traincb::ValidationData<double>{resume_data().xv, resume_data().yv},
+                .resume_from = std::move(resume)};
+            return trainer.fit(resume_data().x, resume_data().y, o, crash, es, ckpt);
+        }
+    };
+    TempDir tmp("resume_multi_monitor");
+    MultiRig straight(tmp / "a");
+    const History hs = straight.fit(60);
+    // The scenario exercises the rule: loss is exhausted from epoch 7 while val_loss still
+    // improves (best at 8), so the stop comes at 11, from val_loss; the monitors' best epochs differ.
+    REQUIRE(hs.end.kind == traincb::EndKind::Stopped);
+    REQUIRE(hs.end.reason == "patience");
+    REQUIRE(straight.es.stopped_epoch() == 11);
+    REQUIRE(straight.es.best_epoch("val_loss") == 8);
+    REQUIRE(straight.es.best_epoch("loss") == 4);
+    {
+        MultiRig crashing(tmp / "b");
+        crashing.crash.at = 6;  // the newest checkpoint is from epoch 5: both monitors have wait 1
+        CHECK_THROWS(crashing.fit(60));
+    }
+    Warnings w;
+    MultiRig resumed(tmp / "b");
+    const History hr = resumed.fit(60, tmp / "b/ckpt");
+    CHECK(w.all().empty());
+    CHECK(hr.end.kind == hs.end.kind);
+    CHECK(hr.end.reason == hs.end.reason);
+    CHECK(same_history(hr, hs));
+    CHECK(same_state(state_of(resumed.net), state_of(straight.net)));  // the primary's best epoch, restored
+    traincb::CallbackState a, b;
+    straight.es.save_state(a);
+    resumed.es.save_state(b);
+    CHECK(b.json == a.json);
+    CHECK(same_state(b.tensors, a.tensors));
+    CHECK(b.json.at("monitors").size() == 2);
+}
+
 namespace {
 
 // Binary targets (y > 0 of the regression data), so that accuracy, AUC and precision apply; the
