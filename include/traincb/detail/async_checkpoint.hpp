@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/os.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
@@ -143,6 +144,7 @@ public:
 
 private:
     void run() {
+        (void)os::make_current_thread_batch();  // a hint: its wake-up should not preempt training
         std::unique_lock lock(mutex_);
         for (;;) {
             cv_.wait(lock, [this] { return queued_ || quit_; });
