@@ -13,3 +13,7 @@ endif()
 if(NOT TARGET nlohmann_json::nlohmann_json)
   find_package(nlohmann_json 3.10 CONFIG REQUIRED)
 endif()
+# ModelCheckpoint's background saves (async_save) run a std::thread.
+if(NOT TARGET Threads::Threads)
+  find_package(Threads REQUIRED)
+endif()

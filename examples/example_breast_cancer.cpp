@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
     bool resume = false;
     int ballast_mb = 0;
     int epoch_delay_ms = 0;
+    bool async_save = false;
     traincb_examples::Cli cli("example_breast_cancer",
                               "Trains an MLP on the UCI breast cancer data with EarlyStopping and a CSV/console log.");
     cli.flag("out", out, "output directory (history.csv, checkpoints/, tensorboard/ are written there)");
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
     cli.flag("checkpoint-ballast-mb", ballast_mb,
              "crash tests: add this many MB of dummy data to each full checkpoint");
     cli.flag("epoch-delay-ms", epoch_delay_ms, "crash tests: sleep this long at the end of each epoch");
+    cli.flag("async-save", async_save, "write the checkpoints in a background thread (ModelCheckpoint's async_save)");
     cli.parse_or_exit(argc, argv);
 
     try {
@@ -125,7 +127,8 @@ int main(int argc, char** argv) {
                                              .monitor = "val_loss",
                                              .save_best_only = true,
                                              .save_weights_only = true,
-                                             .save_last = true});
+                                             .save_last = true,
+                                             .async_save = async_save});
         traincb::MetricLogger logger(
             {std::make_shared<traincb::sinks::CsvSink>(
                  traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),

@@ -15,10 +15,13 @@
 /// on_epoch_end, so that another ModelCheckpoint's file records them too.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -28,6 +31,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/async_checkpoint.hpp"
 #include "traincb/detail/monitor.hpp"
 #include "traincb/detail/path_template.hpp"
 #include "traincb/detail/strings.hpp"
@@ -61,6 +65,18 @@ struct ModelCheckpointOptions {
     int verbose = 0;                                  ///< > 0: print Keras's messages (epochs numbered from 1)
     bool strict = true;  ///< a missing monitor is an error (else Keras >= 3.10: warn once, save anyway)
     std::string id{};    ///< explicit state key, for two instances with the same file name template
+    /// Save in the background: the hook only copies the state (the model's tensors into buffers
+    /// reused from save to save) and a background thread encodes, writes, fsyncs and renames. At
+    /// most one save is in flight; a failed one raises IoError at a later hook, on_train_end waits
+    /// for the last one. Files are byte-identical to synchronous saves (docs/checkpoints.md).
+    bool async_save = false;
+    /// > 0: save every this many seconds of the run's wall-clock time (Lightning's
+    /// train_time_interval), checked after each training batch, across epochs; replaces the
+    /// per-epoch saves, so save_freq must be 0 and every_n_epochs 1. 0: off.
+    std::chrono::duration<double> train_time_interval{0};
+    /// The clock of train_time_interval, in seconds from any fixed origin (for tests); empty means
+    /// std::chrono::steady_clock.
+    std::function<double()> now_seconds{};
 };
 
 /// One file kept by ModelCheckpoint (the top-k list).
@@ -76,9 +92,11 @@ struct KeptCheckpoint {
 class ModelCheckpoint final : public Callback {
 public:
     /// @throws InvalidArgument for an empty filepath or one not ending in ".safetensors", a
-    /// template syntax error or unsupported format spec, {batch} without save_freq, a negative
-    /// save_freq, every_n_epochs < 1, save_top_k < -1, a NaN initial_value_threshold, an empty
-    /// monitor when one is needed, or save_last with a templated directory
+    /// template syntax error or unsupported format spec, {batch} without batch saves (save_freq or
+    /// train_time_interval), a negative save_freq, every_n_epochs < 1, save_top_k < -1, a NaN
+    /// initial_value_threshold, an empty monitor when one is needed, save_last with a templated
+    /// directory, or a train_time_interval that is negative, not finite, or combined with
+    /// save_freq or every_n_epochs
     explicit ModelCheckpoint(ModelCheckpointOptions options) : opt_(std::move(options)) {
         auto bad = [](const std::string& what) { throw InvalidArgument("traincb: ModelCheckpoint: " + what); };
         const std::string text = opt_.filepath.string();
@@ -94,14 +112,17 @@ public:
                 std::to_string(opt_.save_top_k));
         if (opt_.initial_value_threshold && std::isnan(*opt_.initial_value_threshold))
             bad("initial_value_threshold is NaN; pass a number or leave it unset");
-        if (template_.uses("batch") && opt_.save_freq == 0)
-            bad("filepath '" + text + "' uses {batch}, which exists only for batch saves; set save_freq > 0");
+        validate_train_time_interval();
+        if (template_.uses("batch") && !batch_saves())
+            bad("filepath '" + text +
+                "' uses {batch}, which exists only for batch saves; set save_freq > 0 (or train_time_interval)");
         if (needs_monitor() && opt_.monitor.empty())
             bad("monitor is empty, but save_best_only or save_top_k compares it; pass a log key such as \"val_loss\"");
-        if (needs_monitor() && opt_.save_freq > 0 && opt_.strict && opt_.monitor.starts_with("val_"))
-            bad("monitor '" + opt_.monitor +
-                "' is a validation key, but save_freq > 0 saves after batches, whose "
-                "logs hold only training values; monitor a training key or save per epoch (save_freq = 0)");
+        if (needs_monitor() && batch_saves() && opt_.strict && opt_.monitor.starts_with("val_"))
+            bad("monitor '" + opt_.monitor + "' is a validation key, but " +
+                (opt_.save_freq > 0 ? "save_freq > 0" : "train_time_interval") +
+                " saves after batches, whose logs hold only training values; monitor a training key or save per "
+                "epoch (save_freq = 0)");
         if (opt_.save_last) {
             if (!template_.directory_is_literal())
                 bad("save_last writes last.safetensors beside the checkpoints, so the directory of filepath '" + text +
@@ -111,10 +132,32 @@ public:
                 bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
         }
         best_ = opt_.initial_value_threshold;
+        if (!opt_.now_seconds)
+            opt_.now_seconds = [] {
+                return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+            };
         if (opt_.mode != Mode::Auto)
             dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor);
         else if (auto d = detail::direction_from_name(opt_.monitor))
             dir_ = *d;
+    }
+
+    /// A copy has its own background writer (no save in flight).
+    ModelCheckpoint(const ModelCheckpoint&) = default;
+    /// Copies the options and the state; this instance keeps its own background writer.
+    ModelCheckpoint& operator=(const ModelCheckpoint&) = default;
+    /// Waits for a background save still in flight (a run that ended without on_train_end); its
+    /// failure becomes a warning (traincb::warn), never lost.
+    ~ModelCheckpoint() override {
+        try {
+            collect_background_save(true);
+        } catch (const std::exception& e) {
+            warn(detail::cat(e.what(),
+                             " (reported when the ModelCheckpoint was destroyed: no hook was left to raise it)"));
+        } catch (...) {
+            warn(
+                "traincb: ModelCheckpoint: a background save failed (reported when the ModelCheckpoint was destroyed)");
+        }
     }
 
     /// The options it was built with.
@@ -129,6 +172,8 @@ public:
     [[nodiscard]] const std::filesystem::path& last_model_path() const noexcept { return last_path_; }
     /// The resolved direction (nullopt until resolved: Auto on a name only a metric object declares).
     [[nodiscard]] std::optional<Direction> direction() const noexcept { return dir_; }
+    /// True while a background save (async_save) runs: the files it writes may not be on disk yet.
+    [[nodiscard]] bool saving() const noexcept { return writer_.pending() && !writer_.finished(); }
 
     /// "ModelCheckpoint".
     [[nodiscard]] std::string name() const override { return "ModelCheckpoint"; }
@@ -144,9 +189,16 @@ public:
 
     /// Resolves Auto mode, remembers the file the run resumed from, and removes temporary files
     /// that killed processes left in the checkpoint directory. Best and kept files carry over
-    /// from an earlier fit of the same instance, as Keras's best does.
-    /// @throws InvalidArgument when the monitor is compared and Auto cannot be resolved
+    /// from an earlier fit of the same instance, as Keras's best does. Starts the clock of
+    /// train_time_interval.
+    /// @throws InvalidArgument when the monitor is compared and Auto cannot be resolved; IoError
+    /// from a background save of an earlier run that ended without on_train_end
     void on_train_begin(Context& ctx) override {
+        collect_background_save(true);
+        if (train_time_interval_ > 0) {
+            last_time_ = opt_.now_seconds();
+            clock_started_ = true;
+        }
         if (!dir_) {
             if (needs_monitor())
                 dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor, ctx.params().metric_directions);
@@ -167,33 +219,71 @@ public:
     /// in on_epoch_commit. @throws InvalidArgument for a filepath key or (strict) monitor that is
     /// not in the logs, naming the available keys
     void on_epoch_end(Context& ctx) override {
-        if (opt_.save_freq > 0) return;
+        collect_background_save(false);
+        if (batch_saves()) return;
         if ((ctx.epoch() + 1) % opt_.every_n_epochs != 0) return;
         decide(ctx, false);
     }
-    /// Writes the file decided in on_epoch_end, then last.safetensors (save_last).
+    /// Writes the file decided in on_epoch_end, then last.safetensors (save_last); with
+    /// async_save, hands them to the background thread after the previous save has finished.
     /// @throws IoError naming the path (earlier files are intact; best and kept are rolled back)
     void on_epoch_commit(Context& ctx) override { commit(ctx, true); }
-    /// Every save_freq global steps, decides whether this batch saves.
-    /// @throws InvalidArgument as on_epoch_end
+    /// Every save_freq global steps, or once train_time_interval has passed since the last
+    /// time-triggered save (or the start of the run), decides whether this batch saves.
+    /// @throws InvalidArgument as on_epoch_end; IoError from a failed background save
     void on_train_batch_end(Context& ctx) override {
-        if (opt_.save_freq <= 0 || ctx.global_step() % opt_.save_freq != 0) return;
-        decide(ctx, true);
+        collect_background_save(false);
+        if (opt_.save_freq > 0) {
+            if (ctx.global_step() % opt_.save_freq == 0) decide(ctx, true);
+        } else if (train_time_interval_ > 0 && time_is_up()) {
+            decide(ctx, true);
+        }
     }
     /// Writes the file decided in on_train_batch_end, then last.safetensors (save_last).
     /// @throws IoError as on_epoch_commit
     void on_train_batch_commit(Context& ctx) override {
         if (pending_) commit(ctx, false);
     }
-    /// With save_last, writes last.safetensors at the interrupted position.
+    /// With save_last, writes last.safetensors at the interrupted position (after the background
+    /// save in flight, if any, and synchronously).
     /// @throws IoError naming the path
     void on_interrupt(Context& ctx) override {
+        collect_background_save(true);
         if (!opt_.save_last) return;
         io::save_checkpoint(last_path_, io::capture_checkpoint(ctx, io::CheckpointKind::Full), "ModelCheckpoint");
         if (opt_.verbose > 0)
             std::cout << "Epoch " << ctx.epoch() + 1 << ": training interrupted, saved the full state to "
                       << last_path_.string() << '\n';
     }
+
+    /// With async_save, waits for the save in flight and raises its failure, except while training
+    /// is already ending with an exception (or unwinding one): the failure is then a warning, so
+    /// that the original exception is the one that propagates.
+    /// @throws IoError from the last background save
+    void on_train_end(Context& ctx) override {
+        writer_.stop();  // waits for the save in flight; no thread outlives the run
+        if (ctx.end().kind != EndKind::Exception && std::uncaught_exceptions() == 0) {
+            collect_background_save(true);
+            return;
+        }
+        try {
+            collect_background_save(true);
+        } catch (const std::exception& e) {
+            warn(detail::cat(e.what(), "; reported as a warning because training is ending with another exception (",
+                             ctx.end().reason, ")"));
+        } catch (...) {
+            warn(
+                detail::cat("traincb: ModelCheckpoint: a background save failed; reported as a warning because "
+                            "training is ending with another exception (",
+                            ctx.end().reason, ")"));
+        }
+    }
+
+    /// Waits for the background save in flight (async_save), if any, and raises its failure;
+    /// afterwards every file decided so far is on disk. A no-op without async_save.
+    /// @throws IoError naming the file and the OS error (best and kept are then rolled back to
+    /// before the failed save when its checkpoint file was not written)
+    void wait_until_finished() { collect_background_save(true); }
 
     /// The explicit id, else "ModelCheckpoint:<file name template>": the directory is left out (as
     /// Lightning does), so a run directory can be moved or reached by another path and resumed.
@@ -270,20 +360,60 @@ private:
     };
 
     [[nodiscard]] bool needs_monitor() const noexcept { return opt_.save_best_only || opt_.save_top_k >= 0; }
+    // Saves decided after batches (save_freq or train_time_interval) instead of at epoch ends.
+    [[nodiscard]] bool batch_saves() const noexcept { return opt_.save_freq > 0 || train_time_interval_ > 0; }
+
+    // Lightning's rule: train_time_interval, save_freq (every_n_train_steps) and every_n_epochs
+    // are mutually exclusive (every_n_epochs at its default 1 counts as unset).
+    void validate_train_time_interval() {
+        const double s = opt_.train_time_interval.count();
+        const auto bad = [](const std::string& what) { throw InvalidArgument("traincb: ModelCheckpoint: " + what); };
+        if (!(s >= 0.0) || !std::isfinite(s))
+            bad(detail::cat("train_time_interval must be a finite number of seconds >= 0 (0: off), got ",
+                            detail::format_double(s), " s"));
+        if (s > 0.0 && opt_.save_freq > 0)
+            bad(detail::cat("train_time_interval (", detail::format_double(s), " s) and save_freq (",
+                            std::to_string(opt_.save_freq),
+                            ") are mutually exclusive, as in Lightning: save after an interval of time or after a "
+                            "number of batches; set one of them to 0"));
+        if (s > 0.0 && opt_.every_n_epochs != 1)
+            bad(detail::cat("train_time_interval (", detail::format_double(s), " s) and every_n_epochs (",
+                            std::to_string(opt_.every_n_epochs),
+                            ") are mutually exclusive, as in Lightning: time-triggered saves replace the per-epoch "
+                            "ones; leave every_n_epochs at 1 or set train_time_interval to 0"));
+        train_time_interval_ = s;
+    }
+
+    // True when train_time_interval has passed since the last time-triggered save (or since the
+    // clock started: on_train_begin, else the first batch); restarts the interval then.
+    [[nodiscard]] bool time_is_up() {
+        const double t = opt_.now_seconds();
+        if (!clock_started_) {  // a list driven without on_train_begin
+            clock_started_ = true;
+            last_time_ = t;
+            return false;
+        }
+        if (t - last_time_ < train_time_interval_) return false;
+        last_time_ = t;
+        return true;
+    }
 
     [[nodiscard]] nlohmann::json options_json() const {
         // The file name only: the directory may move between runs (see state_key).
-        return {{"filename", opt_.filepath.filename().string()},
-                {"monitor", opt_.monitor},
-                {"mode", opt_.mode == Mode::Auto  ? "auto"
-                         : opt_.mode == Mode::Min ? "min"
-                                                  : "max"},
-                {"save_best_only", opt_.save_best_only},
-                {"save_weights_only", opt_.save_weights_only},
-                {"save_freq", opt_.save_freq},
-                {"every_n_epochs", opt_.every_n_epochs},
-                {"save_top_k", opt_.save_top_k},
-                {"save_last", opt_.save_last}};
+        nlohmann::json j = {{"filename", opt_.filepath.filename().string()},
+                            {"monitor", opt_.monitor},
+                            {"mode", opt_.mode == Mode::Auto  ? "auto"
+                                     : opt_.mode == Mode::Min ? "min"
+                                                              : "max"},
+                            {"save_best_only", opt_.save_best_only},
+                            {"save_weights_only", opt_.save_weights_only},
+                            {"save_freq", opt_.save_freq},
+                            {"every_n_epochs", opt_.every_n_epochs},
+                            {"save_top_k", opt_.save_top_k},
+                            {"save_last", opt_.save_last}};
+        // Only when set, so that the state of a run without it is as before.
+        if (train_time_interval_ > 0) j["train_time_interval"] = detail::json_double(train_time_interval_);
+        return j;
     }
 
     [[nodiscard]] static bool has_val_keys(const Logs& logs) {
@@ -428,6 +558,10 @@ private:
     }
 
     void commit(Context& ctx, bool epoch_end) {
+        if (opt_.async_save) {
+            commit_async(ctx, epoch_end);
+            return;
+        }
         std::optional<io::SafetensorsFile> full;
         if (pending_) {
             Pending p = std::move(*pending_);
@@ -463,6 +597,92 @@ private:
         io::save_checkpoint_file(last_path_, *full, "ModelCheckpoint");
     }
 
+    // async_save: the same files as commit() writes, in the same order (the checkpoint file, the
+    // deletions, last.safetensors), captured here and written by writer_'s thread. The previous
+    // save must have finished first: its buffers are reused, and its failure is raised here.
+    void commit_async(Context& ctx, bool epoch_end) {
+        const bool had_pending = pending_.has_value();
+        const bool write_last = opt_.save_last && (epoch_end || had_pending);
+        if (!had_pending && !write_last) return;
+        collect_background_save(true);
+        detail::CheckpointJob job;
+        job.component = "ModelCheckpoint";
+        InFlight f;
+        f.epoch = ctx.epoch();
+        const auto kind = opt_.save_weights_only ? io::CheckpointKind::Weights : io::CheckpointKind::Full;
+        if (had_pending) {
+            Pending p = std::move(*pending_);
+            pending_.reset();
+            if (opt_.verbose > 0 && !opt_.save_best_only)
+                std::cout << "Epoch " << ctx.epoch() + 1 << ": saving model to " << p.path.string() << '\n';
+            job.writes.push_back({p.path, kind});
+            job.delete_after = 1;
+            job.to_delete = std::exchange(to_delete_, {});
+            job.delete_reason = "which dropped out of the top " + std::to_string(opt_.save_top_k);
+            f.rollback = std::move(p);
+        }
+        if (write_last) job.writes.push_back({last_path_, io::CheckpointKind::Full});
+        const bool any_full = kind == io::CheckpointKind::Full || write_last;
+        try {
+            job.state = io::capture_checkpoint_without_model(ctx, any_full ? io::CheckpointKind::Full : kind);
+            writer_.submit(ctx.model(), std::move(job));
+        } catch (...) {
+            if (f.rollback) roll_back(*f.rollback);
+            throw;
+        }
+        in_flight_ = std::move(f);
+    }
+
+    // Collects the outcome of the background save (waiting for it when `wait`, else only when it
+    // has finished). A failure is raised here, on the training thread: best and kept are rolled
+    // back to before that save when its checkpoint file was not written (as commit() does), and a
+    // save decided since is dropped.
+    void collect_background_save(bool wait) {
+        if (!writer_.pending() || (!wait && !writer_.finished())) return;
+        detail::CheckpointJobResult r = writer_.take_result();
+        InFlight f = std::move(*in_flight_);
+        in_flight_.reset();
+        for (const auto& w : r.warnings) warn(w);
+        if (r.error) {
+            if (f.rollback && r.written == 0) roll_back(*f.rollback);
+            pending_.reset();
+            to_delete_.clear();
+            raise_background_error(r.error, f.epoch);
+        }
+        if (opt_.verbose > 0 && f.rollback)
+            std::cout << "Epoch " << f.epoch + 1 << ": finished saving model to " << f.rollback->path.string() << '\n';
+    }
+
+    void roll_back(Pending& p) {
+        best_ = p.old_best;
+        best_path_ = std::move(p.old_best_path);
+        kept_ = std::move(p.old_kept);
+        to_delete_.clear();
+    }
+
+    // Rethrows a background failure; an IoError says that it comes from the save of an earlier
+    // epoch: "traincb: ModelCheckpoint: background save of epoch 3: cannot write '<path>': <OS error>".
+    [[noreturn]] static void raise_background_error(const std::exception_ptr& error, int epoch) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const IoError& e) {
+            const std::string what = e.what();
+            const std::string prefix = "traincb: ModelCheckpoint: ";
+            const std::size_t at = what.find(detail::cat(" '", e.path().string(), "'"));
+            if (!what.starts_with(prefix) || at == std::string::npos || at <= prefix.size()) throw;
+            throw IoError("ModelCheckpoint",
+                          detail::cat("background save of epoch ", std::to_string(epoch + 1), ": ",
+                                      what.substr(prefix.size(), at - prefix.size())),
+                          e.path(), e.code());
+        }
+    }
+
+    // A save handed to the background thread, for its outcome.
+    struct InFlight {
+        int epoch = -1;                   // 0-based, for messages
+        std::optional<Pending> rollback;  // the checkpoint file's decision (none: last.safetensors only)
+    };
+
     ModelCheckpointOptions opt_;
     detail::PathTemplate template_{};
     std::filesystem::path last_path_{};
@@ -474,6 +694,11 @@ private:
     std::optional<Pending> pending_{};
     std::vector<std::filesystem::path> to_delete_{};
     bool warned_missing_ = false;
+    double train_time_interval_ = 0.0;  // seconds
+    double last_time_ = 0.0;            // now_seconds() at the last time-triggered save or the start
+    bool clock_started_ = false;
+    std::optional<InFlight> in_flight_{};
+    detail::AsyncCheckpointWriter writer_{};  // declared last: destroyed (waiting for its job) first
 };
 
 }  // namespace traincb::inline v0

@@ -2,11 +2,13 @@
 /// @file detail/os.hpp
 /// Every POSIX call traincb makes, in one place: the file system calls (behind the FileOps seam,
 /// through which tests inject ENOSPC, EIO, EINTR or short writes), stat, the process id, the host
-/// name, terminals and signal handlers. The rest of the library calls these functions and never
-/// includes a POSIX header itself. Each function returns 0 or an errno value (never -1 with
+/// name, terminals, signal handlers and the scheduling class of a background thread. The rest of the library calls
+/// these functions and never includes a POSIX header itself. Each function returns 0 or an errno value (never -1 with
 /// errno), so callers need not read errno at the right moment.
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -305,6 +307,19 @@ inline int remove_file(const std::filesystem::path& path) noexcept {
 /// that cannot be told (EPERM: it exists but belongs to another user).
 [[nodiscard]] inline bool process_is_gone(long pid) noexcept {
     return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+/// Marks the calling thread as a background batch thread (Linux SCHED_BATCH, same nice value):
+/// its wake-ups do not preempt the threads already running, such as the training thread that
+/// handed it a checkpoint to write, while it keeps its fair share of the CPU. Returns 0 or the
+/// errno; a no-op (0) where SCHED_BATCH does not exist.
+inline int make_current_thread_batch() noexcept {
+#ifdef SCHED_BATCH
+    const sched_param p{};
+    return ::pthread_setschedparam(::pthread_self(), SCHED_BATCH, &p);
+#else
+    return 0;
+#endif
 }
 
 /// This machine's host name, or "" when it cannot be read.

@@ -173,16 +173,13 @@ template <class Map>
 
 namespace traincb::inline v0::io {
 
-/// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
-/// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
-/// step, the driver's run state (for a full mid-epoch checkpoint with the training metric
-/// states of RunState::metric_states), and, for a full checkpoint, every stateful callback of
-/// ctx.callbacks() and the History.
+/// Takes a checkpoint of a run at the current hook, without the model's state (`model` stays
+/// empty): what capture_checkpoint takes besides the model, for a caller that copies the model's
+/// tensors itself (ModelCheckpoint's async_save copies them into buffers it reuses).
 /// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
 /// RunState::metric_states throws
-[[nodiscard]] inline Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
-    ModelHandle& model = ctx.model();
-    if (!model.has_state())
+[[nodiscard]] inline Checkpoint capture_checkpoint_without_model(Context& ctx, CheckpointKind kind) {
+    if (!ctx.model().has_state())
         throw InvalidArgument(
             "traincb: checkpoint: the model has no visit_state(traincb::StateVisitor&), so there is nothing to "
             "save; add it (see traincb/state.hpp) or specialise traincb::model_traits");
@@ -203,10 +200,6 @@ namespace traincb::inline v0::io {
                 c.train_metrics = rs->metric_states(c.train_metric_tensors);
         }
     }
-    {
-        StateCollector collector(c.model);
-        model.visit_state(collector);
-    }
     if (kind == CheckpointKind::Weights) return c;
     c.stopped = ctx.stop_requested();
     c.stop_source = ctx.stop_source();
@@ -224,6 +217,20 @@ namespace traincb::inline v0::io {
         c.history.epoch = h->epoch;
         c.history.history = h->history;
     }
+    return c;
+}
+
+/// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
+/// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
+/// step, the driver's run state (for a full mid-epoch checkpoint with the training metric
+/// states of RunState::metric_states), and, for a full checkpoint, every stateful callback of
+/// ctx.callbacks() and the History.
+/// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
+/// RunState::metric_states throws
+[[nodiscard]] inline Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
+    Checkpoint c = capture_checkpoint_without_model(ctx, kind);
+    StateCollector collector(c.model);
+    ctx.model().visit_state(collector);
     return c;
 }
 
