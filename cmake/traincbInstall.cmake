@@ -11,6 +11,11 @@ set(TRAINCB_PKGCONFIG_INSTALL_DIR "${CMAKE_INSTALL_DATADIR}/pkgconfig" CACHE STR
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/traincb" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS traincb EXPORT traincbTargets)
 install(EXPORT traincbTargets NAMESPACE traincb:: DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
+if(TARGET traincb_mpi)
+  # A separate export set: a consumer without MPI still loads traincbTargets.cmake.
+  install(TARGETS traincb_mpi EXPORT traincbMpiTargets)
+  install(EXPORT traincbMpiTargets NAMESPACE traincb:: DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
+endif()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/traincbConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/traincbConfig.cmake"

@@ -30,9 +30,21 @@ foreach(_doc IN LISTS _doc_files)
 endforeach()
 # Each block is a syntax-only compile (a build step, see traincb_syntax_check); the snippets
 # define functions nobody calls.
+# A block that includes traincb/mpi.hpp compiles against MPI's headers, and only where MPI is.
 foreach(_snippet IN LISTS _snippet_sources)
   get_filename_component(_snippet_name "${_snippet}" NAME_WE)
+  file(READ "${_snippet}" _code)
+  set(_extra "")
+  string(FIND "${_code}" "<traincb/mpi.hpp>" _uses_mpi)
+  if(NOT _uses_mpi EQUAL -1)
+    if(NOT TARGET traincb_mpi)
+      continue()
+    endif()
+    foreach(_dir IN LISTS MPI_CXX_INCLUDE_DIRS)
+      list(APPEND _extra "-isystem" "${_dir}")
+    endforeach()
+  endif()
   traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}"
-    "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable)
+    "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable ${_extra})
   math(EXPR _snippet_count "${_snippet_count} + 1")
 endforeach()

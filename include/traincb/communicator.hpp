@@ -6,7 +6,9 @@
 /// for a single process; an MPI implementation overrides these functions.
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
+#include <vector>
 
 namespace traincb::inline v0 {
 
@@ -32,6 +34,22 @@ public:
         (void)bytes;
         (void)root;
     }
+    /// Element-wise sum of integers over ranks, in place (exact: counts, sample numbers).
+    virtual void sum_int64(std::span<std::int64_t> values) { (void)values; }
+    /// Element-wise maximum over ranks, in place (packed votes: a flag, a failing rank, a hash).
+    virtual void max_int64(std::span<std::int64_t> values) { (void)values; }
+    /// Copies `bytes` from `root` to every rank, resizing the receivers' vectors (a serialised
+    /// state whose size only the root knows).
+    virtual void broadcast_resize(std::vector<std::byte>& bytes, int root) {
+        (void)bytes;
+        (void)root;
+    }
+    /// Every rank's `mine`, in rank order, on every rank (sizes may differ between ranks).
+    [[nodiscard]] virtual std::vector<std::vector<std::byte>> all_gather(std::span<const std::byte> mine) {
+        return {std::vector<std::byte>(mine.begin(), mine.end())};
+    }
+    /// Returns when every rank has called it.
+    virtual void barrier() {}
     /// True on the rank that writes files (rank 0).
     [[nodiscard]] bool is_primary() const noexcept { return rank() == 0; }
 };

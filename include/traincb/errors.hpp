@@ -81,4 +81,21 @@ public:
     [[nodiscard]] const char* what() const noexcept override { return std::logic_error::what(); }
 };
 
+/// What every other rank throws when one rank of a data-parallel run fails at a collective point
+/// (see docs/distributed.md): the failing rank rethrows its own exception, the others this one,
+/// so that no rank waits for a collective the failing rank will never reach.
+class RemoteRankError : public std::runtime_error, public Error {
+public:
+    /// @param rank the rank that failed; @param message its exception's message
+    RemoteRankError(int rank, const std::string& message)
+        : std::runtime_error("traincb: rank " + std::to_string(rank) + " failed: " + message), rank_(rank) {}
+    /// The message: "traincb: rank <r> failed: <that rank's message>".
+    [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+    /// The rank that failed.
+    [[nodiscard]] int rank() const noexcept { return rank_; }
+
+private:
+    int rank_ = 0;
+};
+
 }  // namespace traincb::inline v0

@@ -1,0 +1,49 @@
+# MPI tests: real Open MPI processes under mpirun at np 1 to 4, each with two time limits (mpirun's
+# --timeout inside, ctest's TIMEOUT outside), so a hang fails the test instead of the CI run. Most
+# collective logic is tested without mpirun, in test_distributed.cpp (threads as ranks). Without
+# MPI one test reports them skipped and says how to enable them.
+if(NOT TARGET traincb::mpi)
+  add_test(NAME "mpi: tests skipped"
+    COMMAND "${CMAKE_COMMAND}" -E echo
+      "traincb-test: SKIPPED: MPI not found; install it with: apt-get install openmpi-bin libopenmpi-dev")
+  set_tests_properties("mpi: tests skipped" PROPERTIES SKIP_REGULAR_EXPRESSION "traincb-test: SKIPPED: ")
+  return()
+endif()
+
+# Open MPI refuses root without --allow-run-as-root, and more ranks than cores without
+# --oversubscribe (both flags are Open MPI's; MPICH has neither and needs neither).
+execute_process(COMMAND "${MPIEXEC_EXECUTABLE}" --version OUTPUT_VARIABLE _mpiexec_version ERROR_QUIET)
+set(TRAINCB_MPIEXEC_FLAGS ${MPIEXEC_PREFLAGS})
+if(_mpiexec_version MATCHES "Open MPI|OpenRTE")
+  list(APPEND TRAINCB_MPIEXEC_FLAGS --allow-run-as-root --oversubscribe)
+  set(TRAINCB_MPI_TIMEOUT_FLAG --timeout)
+endif()
+
+# mpirun -np NP [flags] --timeout INNER PROGRAM ARGS..., with ctest's TIMEOUT at OUTER seconds.
+function(traincb_mpi_test name np inner outer)
+  set(_cmd "${MPIEXEC_EXECUTABLE}" ${MPIEXEC_NUMPROC_FLAG} ${np} ${TRAINCB_MPIEXEC_FLAGS})
+  if(TRAINCB_MPI_TIMEOUT_FLAG)
+    list(APPEND _cmd ${TRAINCB_MPI_TIMEOUT_FLAG} ${inner})
+  endif()
+  add_test(NAME "mpi: ${name}" COMMAND ${_cmd} ${ARGN} ${MPIEXEC_POSTFLAGS})
+  set_tests_properties("mpi: ${name}" PROPERTIES TIMEOUT ${outer} LABELS mpi RESOURCE_LOCK mpi
+    WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
+    ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+endfunction()
+
+add_executable(test_mpi mpi/mpi_main.cpp mpi/test_mpi.cpp)
+target_link_libraries(test_mpi PRIVATE traincb::mpi traincb_warnings Threads::Threads)
+target_link_libraries(test_mpi PRIVATE Catch2::Catch2)  # its own main (mpi/mpi_main.cpp), v2 or v3
+target_include_directories(test_mpi PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}")
+target_compile_definitions(test_mpi PRIVATE TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION})
+foreach(_np 1 2 3 4)
+  traincb_mpi_test("collectives and exact metric reduction at np ${_np}" ${_np} 60 120 $<TARGET_FILE:test_mpi>)
+endforeach()
+
+add_executable(mpi_abort_probe mpi/abort_probe.cpp)
+target_link_libraries(mpi_abort_probe PRIVATE traincb::mpi traincb_warnings)
+traincb_mpi_test("an exception on one rank ends the job through MpiSession's MPI_Abort" 3 30 60
+  $<TARGET_FILE:mpi_abort_probe>)
+set_tests_properties("mpi: an exception on one rank ends the job through MpiSession's MPI_Abort" PROPERTIES
+  PASS_REGULAR_EXPRESSION "MPI_ABORT was invoked on rank 1"
+  FAIL_REGULAR_EXPRESSION "time limit")

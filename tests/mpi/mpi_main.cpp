@@ -1,0 +1,39 @@
+// The main of the MPI test program, run by ctest under mpirun at np 1 to 4. Every rank runs every
+// test case in declaration order (collectives must pair); rank 0 reports to the console, the
+// others to catch_rank<r>.log, printed to stderr only when that rank failed; every rank exits with
+// the worst result of all ranks, so mpirun's status is the job's.
+#include <mpi.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <traincb/mpi.hpp>
+
+#if TRAINCB_CATCH_VERSION >= 3
+#include <catch2/catch_session.hpp>
+#else
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+#endif
+
+int main(int argc, char** argv) {
+    traincb::MpiSession session(argc, argv);
+    const int rank = traincb::MpiSession::world_rank();
+    Catch::Session catch_session;
+    if (int rc = catch_session.applyCommandLine(argc, argv); rc != 0) return rc;
+    const std::string log = "catch_rank" + std::to_string(rank) + ".log";
+    if (rank != 0) catch_session.configData().outputFilename = log;
+    int result = catch_session.run();
+    int worst = 0;
+    MPI_Allreduce(&result, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (rank != 0 && result != 0) {
+        std::ifstream in(log);
+        std::stringstream text;
+        text << in.rdbuf();
+        std::cerr << "---- rank " << rank << " ----\n" << text.str() << std::flush;
+    }
+    if (rank != 0) std::remove(log.c_str());
+    return worst;
+}
