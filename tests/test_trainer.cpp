@@ -168,13 +168,23 @@ TEST_CASE("Trainer: an exception from the model runs on_train_end, restores best
     traincb::Trainer trainer(model);
     traincb::EarlyStopping es({.monitor = "loss", .patience = 5, .restore_best_weights = true});
     Recorder rec;
-    CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false}, es, rec),
+    // The weights at the end of each epoch, as the model held them.
+    struct WeightsAtEpochEnd final : traincb::Callback {
+        Linear& m;
+        std::vector<Eigen::MatrixXd> w;
+        explicit WeightsAtEpochEnd(Linear& model) : m(model) {}
+        void on_epoch_end(Context&) override { w.push_back(m.w); }
+    } seen(model);
+    CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false}, es, rec, seen),
                       Catch::Contains("model exploded at step 9"));
     CHECK(rec.end.kind == traincb::EndKind::Exception);
     CHECK(rec.end.reason == "model exploded at step 9");
     REQUIRE(es.best_epoch() == 1);  // the loss decreases every epoch here
     CHECK(es.restored_from_epoch() == 1);
-    CHECK(model.steps == 8);  // the step counter is part of the state: back to the end of epoch 1
+    REQUIRE(seen.w.size() == 2);
+    CHECK(model.w == seen.w[1]);  // the weights are back to the end of epoch 1
+    CHECK(model.w != seen.w[0]);
+    CHECK(model.steps == 9);  // the step counter is training state: not rolled back
 }
 
 TEST_CASE("Trainer: same seed, same run bit for bit, another seed, other batches") {
