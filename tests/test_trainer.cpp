@@ -83,6 +83,34 @@ TEST_CASE("Trainer fires hooks in Keras's order, validating every validation_fre
     CHECK(h.at("val_loss")[1] == model.loss(vy, model.predict(vx)));
 }
 
+TEST_CASE("CallbackList: on_before_epoch_commit runs after every on_epoch_end and before any on_epoch_commit") {
+    // Two callbacks sharing one event log; whatever their order, every on_epoch_end comes first,
+    // then every on_before_epoch_commit, then every on_epoch_commit (callback.hpp).
+    struct Phases final : traincb::Callback {
+        std::vector<std::string>& log;
+        std::string tag;
+        Phases(std::vector<std::string>& l, std::string t) : log(l), tag(std::move(t)) {}
+        void on_epoch_end(Context&) override { log.push_back("end:" + tag); }
+        void on_before_epoch_commit(Context&) override { log.push_back("before:" + tag); }
+        void on_epoch_commit(Context&) override { log.push_back("commit:" + tag); }
+    };
+    std::vector<std::string> log;
+    Phases a(log, "a"), b(log, "b");
+    traincb::CallbackList list(a, b);
+    list.on_train_begin();
+    Logs logs{{"loss", 1.0}};
+    list.on_epoch_end(0, logs);
+    CHECK(join(log) == "end:a end:b before:a before:b commit:a commit:b");
+    // A callback reached through a base-class reference is called for the new hook too.
+    log.clear();
+    traincb::Callback& base = a;
+    traincb::CallbackList by_base;
+    by_base.add(base);
+    by_base.on_train_begin();
+    by_base.on_epoch_end(0, logs);
+    CHECK(join(log) == "end:a before:a commit:a");
+}
+
 TEST_CASE("Trainer: the training loss is the sample-weighted mean of the batch losses") {
     Eigen::MatrixXd x, y;
     test_models::make_data(7, x, y);

@@ -1,8 +1,8 @@
 #pragma once
 /// @file state.hpp
 /// Model state: how a model exposes its named tensors so that traincb can snapshot them in memory
-/// (EarlyStopping's restore_best_weights) and save them to disk (ModelCheckpoint). One function
-/// serves both directions:
+/// (EarlyStopping's restore_best_weights, WeightAveraging) and save them to disk (ModelCheckpoint).
+/// One function serves both directions:
 ///
 ///     void visit_state(traincb::StateVisitor& v) {
 ///         traincb::visit(v, "dense1.weight", W1_);                  // a weight: any Eigen matrix or vector
@@ -14,8 +14,9 @@
 /// buffer such as BatchNorm's running mean); one visited with `visit_training_state` is training
 /// state (optimizer moments, step counts, the learning rate, RNG state). Checkpoints save both
 /// kinds; restore_best_weights restores the weights only, as Keras does, so a learning rate that
-/// ReduceLROnPlateau lowered and the optimizer's moments are not rolled back. A model that marks
-/// nothing has weights only (what every tensor was before the distinction).
+/// ReduceLROnPlateau lowered and the optimizer's moments are not rolled back; WeightAveraging
+/// averages the weights only. A model that marks nothing has weights only (what every tensor was
+/// before the distinction).
 ///
 /// A saving visitor reads the tensors; a loading visitor writes into them (shapes must match).
 
@@ -99,7 +100,7 @@ template <class T>
 
 /// What a state tensor is to training.
 enum class StateKind : std::uint8_t {
-    Weight,    ///< a parameter or buffer: what restore_best_weights restores
+    Weight,    ///< a parameter or buffer: restored by restore_best_weights, averaged by WeightAveraging
     Training,  ///< optimizer state, step counts, learning rate, RNG state: saved and resumed, never rolled back
 };
 
