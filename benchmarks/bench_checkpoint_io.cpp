@@ -107,7 +107,7 @@ struct Model {
             traincb::visit(v, i == 0 ? "w0" : i == 1 ? "w1" : i == 2 ? "w2" : "w3", weights[i]);
             traincb::visit(v, i == 0 ? "b0" : i == 1 ? "b1" : i == 2 ? "b2" : "b3", biases[i]);
         }
-        traincb::visit(v, "step", step);
+        traincb::visit_training_state(v, "step", step);
     }
 };
 

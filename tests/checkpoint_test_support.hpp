@@ -83,10 +83,10 @@ struct Net {
         traincb::visit(v, "w1", w1);
         traincb::visit(v, "w2", w2);
         traincb::visit(v, "b", b);
-        traincb::visit(v, "opt.v1", v1);
-        traincb::visit(v, "opt.v2", v2);
-        traincb::visit(v, "opt.lr", lr);
-        traincb::visit(v, "opt.steps", steps);
+        traincb::visit_training_state(v, "opt.v1", v1);
+        traincb::visit_training_state(v, "opt.v2", v2);
+        traincb::visit_training_state(v, "opt.lr", lr);
+        traincb::visit_training_state(v, "opt.steps", steps);
     }
 };
 

@@ -11,6 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <traincb/callbacks/early_stopping.hpp>
+#include <traincb/callbacks/reduce_lr_on_plateau.hpp>
 
 namespace {
 
@@ -824,4 +825,101 @@ TEST_CASE("EarlyStopping, several monitors: a malformed per-monitor state is a F
         CHECK_FALSE(b.best().has_value());  // all or nothing
         CHECK_FALSE(b.best("val_accuracy").has_value());
     }
+}
+
+namespace {
+
+// A model with one weight vector and the training state of an optimizer: a moment, the learning
+// rate (which ReduceLROnPlateau lowers) and a step count.
+struct OptimizedModel {
+    Eigen::VectorXd w = Eigen::VectorXd::Zero(2);
+    Eigen::VectorXd m = Eigen::VectorXd::Zero(2);
+    double lr = 0.1;
+    std::int64_t step = 0;
+    [[nodiscard]] double learning_rate() const { return lr; }
+    void set_learning_rate(double v) { lr = v; }
+    void visit_state(traincb::StateVisitor& v) {
+        traincb::visit(v, "w", w);
+        traincb::visit_training_state(v, "m", m);
+        traincb::visit_training_state(v, "lr", lr);
+        traincb::visit_training_state(v, "step", step);
+    }
+    // One epoch of "training": the state then records the epoch it ended.
+    void train_epoch(int e) {
+        w.setConstant(e + 1.0);
+        m.setConstant(10.0 * (e + 1));
+        ++step;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("EarlyStopping: restore_best_weights restores the weights, not a lowered learning rate or the optimizer") {
+    OptimizedModel model;
+    EarlyStopping es({.monitor = "val_loss", .patience = 3, .restore_best_weights = true});
+    traincb::ReduceLROnPlateau rlr({.monitor = "val_loss", .factor = 0.5, .patience = 1});
+    CallbackList cbs(es, rlr);
+    cbs.set_model(model);
+    cbs.on_train_begin();
+    const double val_loss[] = {3.0, 1.0, 2.0, 2.0, 2.0, 2.0};  // best at epoch 1; stops at epoch 4
+    int e = 0;
+    for (; e < 6 && !cbs.stop_requested(); ++e) {
+        cbs.on_epoch_begin(e);
+        model.train_epoch(e);
+        Logs logs{{"val_loss", val_loss[e]}};
+        cbs.on_epoch_end(e, logs);
+    }
+    REQUIRE(es.stopped_epoch() == 4);
+    REQUIRE(!rlr.reductions().empty());  // the learning rate was lowered after the best epoch
+    REQUIRE(model.lr < 0.1);
+    const double lowered = model.lr;
+    cbs.on_train_end();
+    CHECK(es.restored_from_epoch() == 1);
+    CHECK(model.w == Eigen::VectorXd::Constant(2, 2.0));  // the weights of the end of epoch 1
+    // The training state keeps its latest values (before, the whole state was rolled back to
+    // epoch 1: lr 0.1, m 20, step 2).
+    CHECK(model.lr == lowered);
+    CHECK(model.m == Eigen::VectorXd::Constant(2, 50.0));
+    CHECK(model.step == 5);
+    // The snapshot, in memory and in the checkpointed state, holds the weights only.
+    CHECK(es.best_state().size() == 1);
+    CHECK(es.best_state().filter() == traincb::StateFilter::Weights);
+    traincb::CallbackState st;
+    es.save_state(st);
+    REQUIRE(st.tensors.size() == 1);
+    CHECK(st.tensors.tensors()[0].name == "w");
+}
+
+TEST_CASE("EarlyStopping: a checkpointed snapshot of every tensor (as traincb wrote it before) still loads") {
+    // The state as an earlier traincb saved it: the JSON of version 1 and a snapshot of every
+    // tensor the model visits, training state included.
+    OptimizedModel old_model;
+    old_model.train_epoch(1);  // w 2, m 20, step 1
+    EarlyStopping a({.monitor = "val_loss", .patience = 3, .restore_best_weights = true});
+    CallbackList la(a);
+    la.set_model(old_model);
+    la.on_train_begin();
+    Logs logs{{"val_loss", 1.0}};
+    la.on_epoch_end(1, logs);
+    traincb::CallbackState st;
+    a.save_state(st);
+    traincb::StateSnapshot every;
+    every.take([&](traincb::StateVisitor& v) { old_model.visit_state(v); });
+    st.tensors = every.to_state_dict();
+    REQUIRE(st.tensors.size() == 4);
+
+    OptimizedModel model;
+    model.train_epoch(6);  // w 7, m 70, step 1
+    model.lr = 0.025;
+    EarlyStopping b({.monitor = "val_loss", .patience = 3, .restore_best_weights = true});
+    CallbackList lb(b);
+    lb.set_model(model);
+    lb.on_train_begin();
+    b.load_state(st, lb.context());
+    CHECK(b.best_epoch() == 1);
+    lb.on_train_end();
+    CHECK(b.restored_from_epoch() == 1);
+    CHECK(model.w == Eigen::VectorXd::Constant(2, 2.0));   // the snapshot's weights
+    CHECK(model.m == Eigen::VectorXd::Constant(2, 70.0));  // its training state is ignored
+    CHECK(model.lr == 0.025);
 }

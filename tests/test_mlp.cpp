@@ -434,6 +434,25 @@ TEST_CASE("visit_state round trip continues training bit-identically") {
     REQUIRE(state_of(a) == state_of(b));
 }
 
+TEST_CASE("visit_state marks Adam's moments, step and learning rate as training state, the rest as weights") {
+    // A visitor of the user's own, as in traincb/state.hpp: it sees each tensor's kind.
+    struct KindRecorder final : traincb::StateVisitor {
+        std::vector<std::pair<std::string, traincb::StateKind>> seen;
+        void visit(const traincb::TensorView& t) override { seen.emplace_back(std::string(t.name), t.kind); }
+    } r;
+    Mlp m({.inputs = 3, .layers = {{4, Activation::Relu}, {1, Activation::Linear}}});
+    m.visit_state(r);
+    REQUIRE(r.seen.size() == 2 * 2 + 2 * 4 + 2);  // (weight, bias) per layer; their 8 moments; step, lr
+    int weights = 0;
+    for (const auto& [name, kind] : r.seen) {
+        CAPTURE(name);
+        const bool optimizer = name.starts_with("adam.");
+        CHECK(kind == (optimizer ? traincb::StateKind::Training : traincb::StateKind::Weight));
+        weights += optimizer ? 0 : 1;
+    }
+    CHECK(weights == 4);
+}
+
 TEST_CASE("Loading a state of another architecture fails with the tensor's name") {
     Mlp a({.inputs = 4, .layers = {{6, Activation::Relu}, {1, Activation::Sigmoid}}, .loss = Loss::BinaryCrossentropy});
     Mlp b({.inputs = 4, .layers = {{5, Activation::Relu}, {1, Activation::Sigmoid}}, .loss = Loss::BinaryCrossentropy});

@@ -83,6 +83,34 @@ TEST_CASE("Trainer fires hooks in Keras's order, validating every validation_fre
     CHECK(h.at("val_loss")[1] == model.loss(vy, model.predict(vx)));
 }
 
+TEST_CASE("CallbackList: on_before_epoch_commit runs after every on_epoch_end and before any on_epoch_commit") {
+    // Two callbacks sharing one event log; whatever their order, every on_epoch_end comes first,
+    // then every on_before_epoch_commit, then every on_epoch_commit (callback.hpp).
+    struct Phases final : traincb::Callback {
+        std::vector<std::string>& log;
+        std::string tag;
+        Phases(std::vector<std::string>& l, std::string t) : log(l), tag(std::move(t)) {}
+        void on_epoch_end(Context&) override { log.push_back("end:" + tag); }
+        void on_before_epoch_commit(Context&) override { log.push_back("before:" + tag); }
+        void on_epoch_commit(Context&) override { log.push_back("commit:" + tag); }
+    };
+    std::vector<std::string> log;
+    Phases a(log, "a"), b(log, "b");
+    traincb::CallbackList list(a, b);
+    list.on_train_begin();
+    Logs logs{{"loss", 1.0}};
+    list.on_epoch_end(0, logs);
+    CHECK(join(log) == "end:a end:b before:a before:b commit:a commit:b");
+    // A callback reached through a base-class reference is called for the new hook too.
+    log.clear();
+    traincb::Callback& base = a;
+    traincb::CallbackList by_base;
+    by_base.add(base);
+    by_base.on_train_begin();
+    by_base.on_epoch_end(0, logs);
+    CHECK(join(log) == "end:a before:a commit:a");
+}
+
 TEST_CASE("Trainer: the training loss is the sample-weighted mean of the batch losses") {
     Eigen::MatrixXd x, y;
     test_models::make_data(7, x, y);
@@ -168,13 +196,23 @@ TEST_CASE("Trainer: an exception from the model runs on_train_end, restores best
     traincb::Trainer trainer(model);
     traincb::EarlyStopping es({.monitor = "loss", .patience = 5, .restore_best_weights = true});
     Recorder rec;
-    CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false}, es, rec),
+    // The weights at the end of each epoch, as the model held them.
+    struct WeightsAtEpochEnd final : traincb::Callback {
+        Linear& m;
+        std::vector<Eigen::MatrixXd> w;
+        explicit WeightsAtEpochEnd(Linear& model) : m(model) {}
+        void on_epoch_end(Context&) override { w.push_back(m.w); }
+    } seen(model);
+    CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 5, .batch_size = 4, .shuffle = false}, es, rec, seen),
                       Catch::Contains("model exploded at step 9"));
     CHECK(rec.end.kind == traincb::EndKind::Exception);
     CHECK(rec.end.reason == "model exploded at step 9");
     REQUIRE(es.best_epoch() == 1);  // the loss decreases every epoch here
     CHECK(es.restored_from_epoch() == 1);
-    CHECK(model.steps == 8);  // the step counter is part of the state: back to the end of epoch 1
+    REQUIRE(seen.w.size() == 2);
+    CHECK(model.w == seen.w[1]);  // the weights are back to the end of epoch 1
+    CHECK(model.w != seen.w[0]);
+    CHECK(model.steps == 9);  // the step counter is training state: not rolled back
 }
 
 TEST_CASE("Trainer: same seed, same run bit for bit, another seed, other batches") {

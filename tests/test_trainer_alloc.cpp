@@ -2,7 +2,8 @@
 // allocation between consecutive on_train_batch_begin hooks (which spans gathering the batch, the
 // model's step, the running means, the batch logs, every batch hook and the stop check), with the
 // callbacks of a typical run: EarlyStopping, TerminateOnNaN (which makes the Trainer keep batch
-// logs) and a MetricLogger over a MemorySink.
+// logs) and a MetricLogger over a MemorySink; and WeightAveraging, whose update after each step
+// and swap around each validation reuse the buffers sized at on_train_begin.
 #include "catch.hpp"
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
 #include <traincb/callbacks/terminate_on_nan.hpp>
+#include <traincb/callbacks/weight_averaging.hpp>
 #include <traincb/metrics.hpp>
 #include <traincb/sinks/memory.hpp>
 #include <traincb/trainer.hpp>
@@ -141,6 +143,53 @@ TEST_CASE("Trainer: zero heap allocations per batch with a training metric whose
     // "mean_squared_error" (18 characters) does not fit a small-string buffer: building it per
     // batch for the batch logs would allocate.
     CHECK(allocations_per_batch_with_logger({std::make_shared<traincb::metrics::MeanSquaredError>()}) == 0);
+}
+
+TEST_CASE("Trainer: zero heap allocations per batch with WeightAveraging averaging after every step") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(200, x, y);  // 18 training batches of 10 after the split: no tail batch
+    test_models::Linear model(2, 1);
+    traincb::Trainer trainer(model);
+    traincb::WeightAveraging ema({.decay = 0.9});
+    traincb::EarlyStopping es({.monitor = "val_loss", .patience = 100, .restore_best_weights = true});
+    AllocProbe probe;
+    trainer.fit(x, y, {.epochs = 3, .batch_size = 10, .shuffle = true, .seed = 1, .validation_split = 0.1}, ema, es,
+                probe);
+    REQUIRE(ema.averaged_steps() == 3 * 18);  // it did average every step
+    REQUIRE(probe.n >= 30);
+    long total = 0;
+    for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];
+    CHECK(total == 0);
+}
+
+TEST_CASE("WeightAveraging: the swap around validation allocates nothing after the first") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(20, x, y);
+    test_models::Linear model(2, 1);
+    traincb::WeightAveraging ema({.decay = 0.9});
+    traincb::CallbackList list(ema);
+    list.set_model(model);
+    list.on_train_begin();
+    traincb::Logs val{{"loss", 0.0}}, logs{{"loss", 0.0}, {"val_loss", 0.0}};
+    std::array<long, 4> per_validation{};
+    for (int e = 0; e < 4; ++e) {
+        list.on_epoch_begin(e);
+        list.on_train_batch_begin(0);
+        (void)model.train_batch(x, y);
+        list.on_train_batch_end(0);
+        const long before = g_allocations.load(std::memory_order_relaxed);
+        list.on_test_begin();
+        const bool swapped = ema.swapped();
+        list.on_test_end(val);
+        list.on_epoch_end(e, logs);
+        per_validation[static_cast<std::size_t>(e)] = g_allocations.load(std::memory_order_relaxed) - before;
+        REQUIRE(swapped);  // the average really went in and out
+        REQUIRE_FALSE(ema.swapped());
+    }
+    CHECK(per_validation[1] == 0);
+    CHECK(per_validation[2] == 0);
+    CHECK(per_validation[3] == 0);
+    list.on_train_end();
 }
 
 namespace {

@@ -52,7 +52,7 @@ struct Linear {
     void visit_state(traincb::StateVisitor& v) {
         traincb::visit(v, "w", w);
         traincb::visit(v, "b", b);
-        traincb::visit(v, "steps", steps);
+        traincb::visit_training_state(v, "steps", steps);
     }
 };
 

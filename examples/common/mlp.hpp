@@ -203,23 +203,23 @@ public:
         learning_rate_ = lr;
     }
 
-    /// Visits every tensor needed to continue training bit-identically: "dense<i>.weight" and
-    /// "dense<i>.bias" (i from 0; the kernel is [inputs, units] as in Keras), Adam's moments
-    /// "adam.m.<name>" and "adam.v.<name>", "adam.step" (int64, updates done) and
-    /// "adam.learning_rate" (double).
+    /// Visits every tensor needed to continue training bit-identically: the weights
+    /// "dense<i>.weight" and "dense<i>.bias" (i from 0; the kernel is [inputs, units] as in Keras),
+    /// and as training state Adam's moments "adam.m.<name>" and "adam.v.<name>", "adam.step"
+    /// (int64, updates done) and "adam.learning_rate" (double).
     void visit_state(traincb::StateVisitor& v) {
         for (Layer& layer : layers_) {
             traincb::visit(v, layer.names[0], layer.weight);
             traincb::visit(v, layer.names[1], layer.bias);
         }
         for (Layer& layer : layers_) {
-            traincb::visit(v, layer.names[2], layer.m_weight);
-            traincb::visit(v, layer.names[3], layer.m_bias);
-            traincb::visit(v, layer.names[4], layer.v_weight);
-            traincb::visit(v, layer.names[5], layer.v_bias);
+            traincb::visit_training_state(v, layer.names[2], layer.m_weight);
+            traincb::visit_training_state(v, layer.names[3], layer.m_bias);
+            traincb::visit_training_state(v, layer.names[4], layer.v_weight);
+            traincb::visit_training_state(v, layer.names[5], layer.v_bias);
         }
-        traincb::visit(v, "adam.step", step_);
-        traincb::visit(v, "adam.learning_rate", learning_rate_);
+        traincb::visit_training_state(v, "adam.step", step_);
+        traincb::visit_training_state(v, "adam.learning_rate", learning_rate_);
     }
 
     /// Features per sample.

@@ -165,6 +165,11 @@ public:
     virtual void on_test_begin(Context&) {}
     /// After validation, with the unprefixed validation values.
     virtual void on_test_end(Context&) {}
+    /// After EVERY callback's on_epoch_end, before the History records the epoch and before any
+    /// on_epoch_commit: undo a change made to the model for validation, so that every commit sees
+    /// the model as training left it, whatever the order of the list (WeightAveraging puts the
+    /// raw weights back here).
+    virtual void on_before_epoch_commit(Context&) {}
     /// After EVERY callback's on_epoch_end (and after the epoch was recorded in the History): the
     /// place to persist state, since every callback has then decided on this epoch, whatever the
     /// order of the list. ModelCheckpoint writes its files here.
@@ -213,7 +218,8 @@ enum HookBit : unsigned {
     kEpochCommit = 1U << 8,
     kBatchCommit = 1U << 9,
     kInterrupt = 1U << 10,
-    kAllHooks = 0x7FFU,
+    kBeforeCommit = 1U << 11,
+    kAllHooks = 0xFFFU,
 };
 using HookPtr = void (Callback::*)(Context&);
 /// The hooks that C overrides (a member pointer still of type `void (Callback::*)` means "not").
@@ -231,6 +237,7 @@ constexpr unsigned hook_mask() {
     if constexpr (!std::is_same_v<decltype(&C::on_epoch_commit), HookPtr>) m |= kEpochCommit;
     if constexpr (!std::is_same_v<decltype(&C::on_train_batch_commit), HookPtr>) m |= kBatchCommit;
     if constexpr (!std::is_same_v<decltype(&C::on_interrupt), HookPtr>) m |= kInterrupt;
+    if constexpr (!std::is_same_v<decltype(&C::on_before_epoch_commit), HookPtr>) m |= kBeforeCommit;
     return m;
 }
 /// A callback that needs the learning-rate capability declares
@@ -436,13 +443,15 @@ public:
         ctx_.batch_ = -1;
         ctx_.logs_ = nullptr;
     }
-    /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks). Then records
-    /// the logs in the History (set_history) and runs every on_epoch_commit.
+    /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks). Then runs
+    /// every on_before_epoch_commit, records the logs in the History (set_history) and runs every
+    /// on_epoch_commit.
     void on_epoch_end(int epoch, Logs& logs) {
         ctx_.epoch_ = epoch;
         ctx_.batch_ = -1;
         ctx_.logs_ = &logs;
         for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
+        for (Callback* cb : before_commit_) cb->on_before_epoch_commit(ctx_);
         last_logs_ = logs;
         if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
         for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
@@ -533,11 +542,12 @@ private:
         fill(epoch_commit_, detail::kEpochCommit);
         fill(batch_commit_, detail::kBatchCommit);
         fill(interrupt_, detail::kInterrupt);
+        fill(before_commit_, detail::kBeforeCommit);
     }
 
     std::vector<Entry> entries_{};
     std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_, test_begin_,
-        test_end_, epoch_commit_, batch_commit_, interrupt_;
+        test_end_, epoch_commit_, batch_commit_, interrupt_, before_commit_;
     ModelHandle null_model_;
     std::unique_ptr<ModelHandle> owned_model_{};
     Context ctx_ = make_context();

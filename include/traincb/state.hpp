@@ -1,13 +1,22 @@
 #pragma once
 /// @file state.hpp
-/// Model state: how a model exposes its named tensors (weights, optimizer moments, step counts)
-/// so that traincb can snapshot them in memory (EarlyStopping's restore_best_weights) and save
-/// them to disk (ModelCheckpoint). One function serves both directions:
+/// Model state: how a model exposes its named tensors so that traincb can snapshot them in memory
+/// (EarlyStopping's restore_best_weights, WeightAveraging) and save them to disk (ModelCheckpoint).
+/// One function serves both directions:
 ///
 ///     void visit_state(traincb::StateVisitor& v) {
-///         traincb::visit(v, "dense1.weight", W1_);   // any Eigen matrix or vector
-///         traincb::visit(v, "adam.step", step_);     // double, float or std::int64_t scalars
+///         traincb::visit(v, "dense1.weight", W1_);                  // a weight: any Eigen matrix or vector
+///         traincb::visit_training_state(v, "adam.m.dense1", m1_);   // optimizer state
+///         traincb::visit_training_state(v, "adam.step", step_);     // double, float or std::int64_t scalars
 ///     }
+///
+/// Each entry has a kind (StateKind): a tensor visited with `visit` is a weight (a parameter or a
+/// buffer such as BatchNorm's running mean); one visited with `visit_training_state` is training
+/// state (optimizer moments, step counts, the learning rate, RNG state). Checkpoints save both
+/// kinds; restore_best_weights restores the weights only, as Keras does, so a learning rate that
+/// ReduceLROnPlateau lowered and the optimizer's moments are not rolled back; WeightAveraging
+/// averages the weights only. A model that marks nothing has weights only (what every tensor was
+/// before the distinction).
 ///
 /// A saving visitor reads the tensors; a loading visitor writes into them (shapes must match).
 
@@ -89,15 +98,47 @@ template <class T>
     }
 }
 
+/// What a state tensor is to training.
+enum class StateKind : std::uint8_t {
+    Weight,    ///< a parameter or buffer: restored by restore_best_weights, averaged by WeightAveraging
+    Training,  ///< optimizer state, step counts, learning rate, RNG state: saved and resumed, never rolled back
+};
+
+/// Which state tensors an operation covers.
+enum class StateFilter : std::uint8_t {
+    All,       ///< every tensor (checkpoints, full snapshots)
+    Weights,   ///< StateKind::Weight only
+    Training,  ///< StateKind::Training only
+};
+
+/// True when `filter` covers a tensor of kind `kind`.
+[[nodiscard]] constexpr bool selects(StateFilter filter, StateKind kind) noexcept {
+    switch (filter) {
+        case StateFilter::All:
+            return true;
+        case StateFilter::Weights:
+            return kind == StateKind::Weight;
+        case StateFilter::Training:
+            return kind == StateKind::Training;
+    }
+    return true;
+}
+
+/// "weight" or "training".
+[[nodiscard]] constexpr const char* to_string(StateKind k) noexcept {
+    return k == StateKind::Weight ? "weight" : "training";
+}
+
 /// A non-owning view of one tensor of a model's state, in the model's own memory and layout.
 struct TensorView {
-    std::string_view name{};   ///< unique within the model, e.g. "dense1.weight"
-    DType dtype = DType::F64;  ///< element type of `data`
-    void* data = nullptr;      ///< rows*cols elements, densely packed
-    std::int64_t rows = 1;     ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
-    std::int64_t cols = 1;     ///< the Eigen object's cols()
-    int rank = 2;              ///< 0 (scalar), 1 (vector) or 2 (matrix)
-    bool row_major = false;    ///< storage order of `data` (Eigen's default is column-major)
+    std::string_view name{};             ///< unique within the model, e.g. "dense1.weight"
+    DType dtype = DType::F64;            ///< element type of `data`
+    void* data = nullptr;                ///< rows*cols elements, densely packed
+    std::int64_t rows = 1;               ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
+    std::int64_t cols = 1;               ///< the Eigen object's cols()
+    int rank = 2;                        ///< 0 (scalar), 1 (vector) or 2 (matrix)
+    bool row_major = false;              ///< storage order of `data` (Eigen's default is column-major)
+    StateKind kind = StateKind::Weight;  ///< a weight, or training state (visit_training_state)
 
     /// Number of elements.
     [[nodiscard]] std::int64_t size() const noexcept { return rows * cols; }
@@ -123,9 +164,11 @@ public:
     virtual void visit(const TensorView& t) = 0;
 };
 
-/// Visits an Eigen matrix, vector or array (a plain object, so that its memory is dense).
+/// Visits an Eigen matrix, vector or array (a plain object, so that its memory is dense) as a
+/// weight, or as `kind`.
 template <class Derived>
-void visit(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derived>& m) {
+void visit(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derived>& m,
+           StateKind kind = StateKind::Weight) {
     using Scalar = typename Derived::Scalar;
     TensorView t;
     t.name = name;
@@ -135,20 +178,51 @@ void visit(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derive
     t.cols = m.cols();
     t.rank = (Derived::ColsAtCompileTime == 1 || Derived::RowsAtCompileTime == 1) ? 1 : 2;
     t.row_major = Derived::IsRowMajor;
+    t.kind = kind;
     v.visit(t);
 }
 
-/// Visits a scalar (a step counter, a learning rate, ...) as a rank-0 tensor.
+/// Visits a scalar as a rank-0 tensor: a weight, or `kind` (a step counter or a learning rate is
+/// training state: prefer visit_training_state for those).
 template <class T>
 requires std::is_arithmetic_v<T>
-void visit(StateVisitor& v, std::string_view name, T& value) {
+void visit(StateVisitor& v, std::string_view name, T& value, StateKind kind = StateKind::Weight) {
     TensorView t;
     t.name = name;
     t.dtype = dtype_of<T>();
     t.data = &value;
     t.rank = 0;
+    t.kind = kind;
     v.visit(t);
 }
+
+/// Visits an Eigen matrix, vector or array of training state (an optimizer's moments, ...).
+template <class Derived>
+void visit_training_state(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derived>& m) {
+    visit(v, name, m, StateKind::Training);
+}
+
+/// Visits a scalar of training state (a step counter, the learning rate, an RNG word, ...).
+template <class T>
+requires std::is_arithmetic_v<T>
+void visit_training_state(StateVisitor& v, std::string_view name, T& value) {
+    visit(v, name, value, StateKind::Training);
+}
+
+/// Forwards to another visitor only the tensors a filter selects (e.g. the weights alone).
+class FilteredStateVisitor final : public StateVisitor {
+public:
+    /// Forwards to `inner` each tensor `filter` selects.
+    FilteredStateVisitor(StateVisitor& inner, StateFilter filter) noexcept : inner_(inner), filter_(filter) {}
+    /// Forwards `t` when selected.
+    void visit(const TensorView& t) override {
+        if (selects(filter_, t.kind)) inner_.visit(t);
+    }
+
+private:
+    StateVisitor& inner_;
+    StateFilter filter_;
+};
 
 /// An owned tensor: a name, a dtype, a logical shape and densely packed ROW-MAJOR bytes (the
 /// safetensors layout, which numpy and torch read directly).
@@ -282,10 +356,13 @@ template <class T>
 /// Collects a model's state into a StateDict (row-major copies).
 class StateCollector final : public StateVisitor {
 public:
-    /// @param out receives one tensor per visited view; `prefix` is prepended to each name.
-    explicit StateCollector(StateDict& out, std::string prefix = {}) : out_(out), prefix_(std::move(prefix)) {}
+    /// @param out receives one tensor per visited view that `filter` selects; `prefix` is
+    /// prepended to each name.
+    explicit StateCollector(StateDict& out, std::string prefix = {}, StateFilter filter = StateFilter::All)
+        : out_(out), prefix_(std::move(prefix)), filter_(filter) {}
     /// Copies `v` (row-major) into the StateDict as prefix + name, replacing a tensor of that name.
     void visit(const TensorView& v) override {
+        if (!selects(filter_, v.kind)) return;
         Tensor t = to_tensor(v);
         t.name = prefix_ + t.name;
         out_.put(std::move(t));
@@ -294,15 +371,21 @@ public:
 private:
     StateDict& out_;
     std::string prefix_{};
+    StateFilter filter_ = StateFilter::All;
 };
 
-/// Loads a StateDict into a model's tensors. Every tensor the model visits must be present.
+/// Loads a StateDict into a model's tensors. Every tensor the model visits that the filter selects
+/// must be present (with StateFilter::Weights, the weights of a checkpoint go into a model whose
+/// optimizer state stays as it is).
 class StateLoader final : public StateVisitor {
 public:
-    /// @param in the tensors to load; `prefix` is prepended to each visited name when looking up.
-    explicit StateLoader(const StateDict& in, std::string prefix = {}) : in_(in), prefix_(std::move(prefix)) {}
+    /// @param in the tensors to load; `prefix` is prepended to each visited name when looking up;
+    /// tensors that `filter` does not select are left untouched.
+    explicit StateLoader(const StateDict& in, std::string prefix = {}, StateFilter filter = StateFilter::All)
+        : in_(in), prefix_(std::move(prefix)), filter_(filter) {}
     /// @throws FormatError when a tensor is missing or its shape/dtype differ.
     void visit(const TensorView& v) override {
+        if (!selects(filter_, v.kind)) return;
         const std::string key = prefix_ + std::string(v.name);
         const Tensor* t = in_.find(key);
         if (t == nullptr)
@@ -315,14 +398,21 @@ public:
 private:
     const StateDict& in_;
     std::string prefix_{};
+    StateFilter filter_ = StateFilter::All;
 };
 
 /// An in-memory snapshot of a model's state in the model's own layout: taking and restoring it
 /// is a memcpy per tensor, and buffers are reused between snapshots (no allocation once sized).
+/// A snapshot covers every tensor, or only those a StateFilter selects (EarlyStopping keeps the
+/// weights only); restore() writes back exactly what take() copied.
 class StateSnapshot {
 public:
     /// True once a snapshot was taken.
     [[nodiscard]] bool has_value() const noexcept { return taken_; }
+    /// The filter of the last take() or from_state_dict().
+    [[nodiscard]] StateFilter filter() const noexcept { return filter_; }
+    /// Number of tensors held.
+    [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
     /// Forgets the snapshot (keeps the buffers).
     void reset() noexcept { taken_ = false; }
     /// Total bytes held.
@@ -332,16 +422,19 @@ public:
         return n;
     }
 
-    /// Copies every tensor the model visits. `visit_fn(StateVisitor&)` calls the model's visit_state.
+    /// Copies every tensor the model visits that `filter` selects. `visit_fn(StateVisitor&)` calls
+    /// the model's visit_state.
     template <class VisitFn>
-    void take(VisitFn&& visit_fn) {
+    void take(VisitFn&& visit_fn, StateFilter filter = StateFilter::All) {
+        filter_ = filter;
         Taker taker(*this);
         visit_fn(static_cast<StateVisitor&>(taker));
         entries_.resize(taker.index);
         taken_ = true;
     }
-    /// Writes the snapshot back into the model. @throws LogicError if none was taken or the
-    /// model's tensors changed shape since.
+    /// Writes the snapshot back into the model: the tensors the filter of take() selected; the
+    /// others keep their values. @throws LogicError if none was taken or the model's tensors
+    /// changed shape since.
     template <class VisitFn>
     void restore(VisitFn&& visit_fn) const {
         if (!taken_) throw LogicError("traincb: StateSnapshot: restore() called before take()");
@@ -360,12 +453,13 @@ public:
         }
         return d;
     }
-    /// Fills the snapshot from owned tensors, using the model's views for layout.
-    /// @throws FormatError when a tensor the model visits is missing from `d` or its dtype or shape
-    /// differ.
+    /// Fills the snapshot from owned tensors, using the model's views for layout: one tensor per
+    /// tensor the model visits that `filter` selects (others in `d` are ignored).
+    /// @throws FormatError when such a tensor is missing from `d` or its dtype or shape differ.
     template <class VisitFn>
-    void from_state_dict(const StateDict& d, const std::string& prefix, VisitFn&& visit_fn) {
-        take(visit_fn);  // sizes the buffers and records layouts
+    void from_state_dict(const StateDict& d, const std::string& prefix, VisitFn&& visit_fn,
+                         StateFilter filter = StateFilter::All) {
+        take(visit_fn, filter);  // sizes the buffers and records layouts
         for (auto& e : entries_) {
             const Tensor* t = d.find(prefix + e.name);
             if (!t) throw FormatError("traincb: state: snapshot tensor '" + prefix + e.name + "' missing");
@@ -384,6 +478,7 @@ private:
     struct Taker final : StateVisitor {
         explicit Taker(StateSnapshot& s) : self(s) {}
         void visit(const TensorView& v) override {
+            if (!selects(self.filter_, v.kind)) return;
             if (index == self.entries_.size()) self.entries_.emplace_back();
             Entry& e = self.entries_[index++];
             if (e.name != v.name) e.name = std::string(v.name);
@@ -399,6 +494,7 @@ private:
     struct Restorer final : StateVisitor {
         explicit Restorer(const StateSnapshot& s) : self(s) {}
         void visit(const TensorView& v) override {
+            if (!selects(self.filter_, v.kind)) return;
             if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
                 self.entries_[index].bytes.size() != v.bytes())
                 throw LogicError("traincb: StateSnapshot: the model's tensor '" + std::string(v.name) +
@@ -410,6 +506,7 @@ private:
         std::size_t index = 0;
     };
     std::vector<Entry> entries_{};
+    StateFilter filter_ = StateFilter::All;
     bool taken_ = false;
 };
 

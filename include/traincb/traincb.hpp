@@ -23,6 +23,7 @@
 #include "traincb/callbacks/reduce_lr_on_plateau.hpp"
 #include "traincb/callbacks/terminate_on_nan.hpp"
 #include "traincb/callbacks/time_limit.hpp"
+#include "traincb/callbacks/weight_averaging.hpp"
 
 #include "traincb/sinks/console.hpp"
 #include "traincb/sinks/csv.hpp"

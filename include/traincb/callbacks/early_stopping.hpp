@@ -6,7 +6,8 @@
 /// is an error under strict; restore_best_weights also on an exception. Plus Lightning's
 /// stopping/divergence thresholds and check_finite, and a relative min_delta. With several monitors
 /// (EarlyStoppingOptions::monitors) it stops only when none of them improves (docs/early-stopping-
-/// rules.md, "Several monitors").
+/// rules.md, "Several monitors"). restore_best_weights restores the weights only
+/// (StateKind::Weight), as Keras does: the optimizer state and the learning rate are not rolled back.
 
 #include <algorithm>
 #include <cmath>
@@ -90,7 +91,7 @@ struct EarlyStoppingOptions {
     int patience = 0;                                ///< >= 0; non-improving monitored epochs tolerated (0 acts as 1)
     std::optional<double> baseline{};                ///< stop unless beaten within patience epochs
     int start_from_epoch = 0;                        ///< >= 0; epochs before this absolute index are ignored
-    bool restore_best_weights = false;               ///< restore the best epoch's model state when training ends
+    bool restore_best_weights = false;               ///< restore the best epoch's weights when training ends
     std::optional<double> stopping_threshold{};      ///< stop once the monitor is strictly better than this
     std::optional<double> divergence_threshold{};    ///< stop once the monitor is strictly worse than this
     bool check_finite = true;                        ///< stop once the monitor is NaN or infinite
@@ -176,7 +177,7 @@ public:
     [[nodiscard]] StopReason stop_reason() const noexcept { return reason_; }
     /// The epoch whose state was restored at the end of training, or nullopt.
     [[nodiscard]] std::optional<int> restored_from_epoch() const noexcept { return restored_from_; }
-    /// The in-memory snapshot of the best state (empty unless restore_best_weights).
+    /// The in-memory snapshot of the best epoch's weights (empty unless restore_best_weights).
     [[nodiscard]] const StateSnapshot& best_state() const noexcept { return snapshot_; }
 
     /// "EarlyStopping" (the source of its stop requests and the start of its messages).
@@ -223,12 +224,14 @@ public:
         Decision d = decide(values_, epoch);
         if (d.improved && opt_.restore_best_weights) {
             ModelHandle& m = ctx.model();
-            snapshot_.take([&m](StateVisitor& v) { m.visit_state(v); });
+            snapshot_.take([&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
         }
         if (d.stop != StopReason::None) ctx.request_stop(name(), to_string(d.stop));
     }
 
-    /// Restores the best state (on every exit, including an exception) and prints Keras's messages.
+    /// Restores the best epoch's weights (on every exit, including an exception; training state such
+    /// as the optimizer's moments and the learning rate keeps its latest value) and prints Keras's
+    /// messages.
     void on_train_end(Context& ctx) override {
         if (opt_.verbose > 0 && stopped_epoch_)
             std::cout << "Epoch " << (*stopped_epoch_ + 1) << ": early stopping (" << to_string(reason_) << ")\n";
@@ -322,7 +325,7 @@ public:
     }
     /// Writes best, best_epoch, wait, stopped_epoch, the reason and the options (version 1), each
     /// monitor's best, best_epoch and wait when there are several, and the best-weights snapshot
-    /// as tensors.
+    /// as tensors (the weights only).
     void save_state(CallbackState& s) const override {
         s.version = 1;
         auto opt = [](const std::optional<double>& v) {
@@ -349,7 +352,9 @@ public:
     /// Restores what save_state wrote; all or nothing. Changed options win, with a warning. Each
     /// monitor takes the saved values of its key (a one-monitor state: of `options.monitor`; one
     /// monitor takes a one-monitor state whatever its key); a monitor without saved values starts
-    /// fresh, with a warning.
+    /// fresh, with a warning. The snapshot takes the model's weights from the tensors; a state
+    /// written before traincb told weights from training state also holds the training state,
+    /// which is ignored.
     /// @throws FormatError for another version or a malformed state, naming the state key
     void load_state(const CallbackState& s, Context& ctx) override {
         s.require_version(1, "EarlyStopping", state_key());
@@ -430,7 +435,8 @@ public:
         }
         if (!s.tensors.empty() && opt_.restore_best_weights && ctx.model().has_state()) {
             ModelHandle& m = ctx.model();
-            snapshot_.from_state_dict(s.tensors, "", [&m](StateVisitor& v) { m.visit_state(v); });
+            snapshot_.from_state_dict(
+                s.tensors, "", [&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
         }
         monitors_ = std::move(next);
         stopped_epoch_ = stopped_epoch;

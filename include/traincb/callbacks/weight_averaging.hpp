@@ -1,0 +1,421 @@
+#pragma once
+/// @file callbacks/weight_averaging.hpp
+/// WeightAveraging: an exponential moving average (EMA) or the uniform running mean (SWA) of the
+/// model's weights (the tensors it visits as StateKind::Weight; never its training state), with
+/// torch.optim.swa_utils.AveragedModel's convention: the average starts as a copy of the weights
+/// after the first averaged step. With swap_for_validation, validation sees the average and
+/// training continues from the raw weights; checkpoints always hold the raw weights in the model
+/// and the average in this callback's state. After fit the model holds the average, unless
+/// EarlyStopping restored the best epoch's weights. See docs/callbacks.md, "WeightAveraging".
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "traincb/callback.hpp"
+#include "traincb/callbacks/early_stopping.hpp"
+#include "traincb/detail/strings.hpp"
+#include "traincb/diagnostics.hpp"
+#include "traincb/errors.hpp"
+#include "traincb/state.hpp"
+
+namespace traincb::inline v0 {
+
+/// How WeightAveraging averages the weights.
+enum class AveragingMode {
+    Ema,      ///< exponential moving average: avg = decay * avg + (1 - decay) * w
+    Uniform,  ///< the arithmetic mean of the averaged steps' weights (stochastic weight averaging)
+};
+
+/// "ema" or "uniform".
+[[nodiscard]] constexpr const char* to_string(AveragingMode m) noexcept {
+    return m == AveragingMode::Ema ? "ema" : "uniform";
+}
+
+/// WeightAveraging's options. A step is averaged when, after it, the global step n (steps done
+/// in the run, counted from 1, across resumes) and the absolute epoch e satisfy
+/// n > start_step, e >= start_epoch and (n - start_step) % update_every == 0.
+struct WeightAveragingOptions {
+    AveragingMode mode = AveragingMode::Ema;  ///< Ema or Uniform
+    double decay = 0.999;                     ///< EMA decay, in (0, 1) (ignored by Uniform, still checked)
+    std::int64_t start_step = 0;              ///< >= 0; steps done before averaging may start
+    int start_epoch = 0;                      ///< >= 0; absolute epochs before this one are not averaged
+    std::int64_t update_every = 1;            ///< >= 1; average every update_every-th step
+    bool swap_for_validation = true;          ///< validation (and on_epoch_end) sees the average
+    std::string id{};                         ///< explicit state key ("" means "WeightAveraging")
+};
+
+/// Keeps an EMA or uniform average of the model's weights.
+/// @code
+/// traincb::WeightAveraging ema({.mode = traincb::AveragingMode::Ema, .decay = 0.999});
+/// @endcode
+class WeightAveraging final : public Callback {
+public:
+    /// @throws InvalidArgument for a decay outside (0, 1) or NaN, update_every < 1, or a negative
+    /// start_step or start_epoch.
+    explicit WeightAveraging(WeightAveragingOptions options = {}) : opt_(std::move(options)) {
+        auto bad = [](const std::string& what) {
+            throw InvalidArgument(detail::cat("traincb: WeightAveraging: ", what));
+        };
+        if (!(opt_.decay > 0 && opt_.decay < 1))
+            bad(detail::cat("decay must be in (0, 1), got ", detail::format_double(opt_.decay),
+                            "; pass e.g. 0.999 (the weight of the old average at each update)"));
+        if (opt_.update_every < 1)
+            bad(detail::cat("update_every must be >= 1, got ", std::to_string(opt_.update_every),
+                            "; pass 1 to average after every step"));
+        if (opt_.start_step < 0)
+            bad(detail::cat("start_step must be >= 0, got ", std::to_string(opt_.start_step),
+                            "; pass 0 to average from the first step"));
+        if (opt_.start_epoch < 0)
+            bad(detail::cat("start_epoch must be >= 0, got ", std::to_string(opt_.start_epoch),
+                            "; pass 0 to average from the first epoch"));
+    }
+
+    /// The options it was built with.
+    [[nodiscard]] const WeightAveragingOptions& options() const noexcept { return opt_; }
+    /// Steps averaged so far (0: no average yet, so nothing is swapped in).
+    [[nodiscard]] std::int64_t averaged_steps() const noexcept { return n_; }
+    /// True while the model holds the average for validation (from on_test_begin to
+    /// on_before_epoch_commit).
+    [[nodiscard]] bool swapped() const noexcept { return swapped_; }
+    /// True when the step that brought the global step to `step` (counted from 1) in absolute epoch
+    /// `epoch` is averaged.
+    [[nodiscard]] bool averages_step(std::int64_t step, int epoch) const noexcept {
+        return step > opt_.start_step && epoch >= opt_.start_epoch && (step - opt_.start_step) % opt_.update_every == 0;
+    }
+    /// The average as owned row-major tensors named as the model names its weights (empty before
+    /// the first averaged step). Allocates: for inspection and export, not for every step.
+    [[nodiscard]] StateDict average() const {
+        StateDict d;
+        if (n_ == 0) return d;
+        for (const Entry& e : entries_) {
+            TensorView v = e.layout;
+            v.name = e.name;
+            v.data = const_cast<void*>(e.avg.data());
+            d.put(to_tensor(v));
+        }
+        return d;
+    }
+    /// Bytes held: the average and the buffer of the raw weights (each the size of the weights).
+    [[nodiscard]] std::size_t bytes() const noexcept {
+        std::size_t n = 0;
+        for (const Entry& e : entries_) n += 2 * e.layout.bytes();
+        return n;
+    }
+
+    /// "WeightAveraging".
+    [[nodiscard]] std::string name() const override { return "WeightAveraging"; }
+    /// Model state (checked before epoch 1).
+    [[nodiscard]] Capabilities required_capabilities() const override {
+        return {.learning_rate = false, .state = true};
+    }
+    /// The explicit id, else "WeightAveraging".
+    [[nodiscard]] std::string state_key() const override { return opt_.id.empty() ? "WeightAveraging" : opt_.id; }
+
+    /// Forgets any average and sizes the buffers for the model's weights (the only allocations).
+    /// @throws InvalidArgument when the model has no state, visits no weight, or another
+    /// WeightAveraging is in the list.
+    void on_train_begin(Context& ctx) override {
+        n_ = 0;
+        swapped_ = false;
+        warned_changed_ = false;
+        if (!ctx.model().has_state())
+            throw InvalidArgument(
+                "traincb: WeightAveraging: needs the model's state, but the model has no "
+                "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or specialise "
+                "traincb::model_traits");
+        const CallbackList& list = ctx.callbacks();
+        for (std::size_t i = 0; i < list.size(); ++i)
+            if (&list[i] != this && dynamic_cast<const WeightAveraging*>(&list[i]) != nullptr)
+                throw InvalidArgument(
+                    "traincb: WeightAveraging: the callback list holds two WeightAveraging callbacks; both would swap "
+                    "their average into the model and put the wrong weights back; use one per run");
+        prepare(ctx.model());
+        if (entries_.empty())
+            throw InvalidArgument(
+                "traincb: WeightAveraging: the model visits no weight (every tensor is marked as training state), "
+                "so there is nothing to average; visit the weights with traincb::visit (see traincb/state.hpp)");
+    }
+    /// Puts the raw weights back if a loop validated without ending the epoch.
+    void on_epoch_begin(Context& ctx) override { swap_out(ctx.model()); }
+    /// Puts the raw weights back if a loop validated in the middle of the epoch, before training
+    /// goes on.
+    void on_train_batch_begin(Context& ctx) override { swap_out(ctx.model()); }
+    /// Averages the weights after an averaged step. @throws LogicError when the batch was trained
+    /// while the average was swapped in (a loop that validated mid-epoch without calling
+    /// on_train_batch_begin).
+    void on_train_batch_end(Context& ctx) override {
+        if (swapped_)
+            throw LogicError(
+                "traincb: WeightAveraging: a batch was trained while the averaged weights were in the model (after "
+                "on_test_begin); call on_train_batch_begin before each batch, or on_epoch_end after validation, so "
+                "that training continues from the raw weights");
+        if (!averages_step(ctx.global_step(), ctx.epoch())) return;
+        Updater u(*this);
+        ctx.model().visit_state(u);
+        u.finish();
+        ++n_;
+    }
+    /// With swap_for_validation and an average, puts it into the model (the raw weights are kept).
+    void on_test_begin(Context& ctx) override {
+        if (!opt_.swap_for_validation || n_ == 0 || swapped_) return;
+        Swapper s(*this, true);
+        ctx.model().visit_state(s);
+        s.finish();
+        swapped_ = true;
+    }
+    /// Puts the raw weights back after every callback's on_epoch_end, before any checkpoint.
+    void on_before_epoch_commit(Context& ctx) override { swap_out(ctx.model()); }
+    /// Leaves the average in the model, on every exit, unless EarlyStopping restored the best
+    /// epoch's weights (those win: they are what validation scored).
+    void on_train_end(Context& ctx) override {
+        if (n_ == 0) {
+            if (ctx.end().kind != EndKind::Exception)
+                warn(
+                    "traincb: WeightAveraging: no step was averaged (start_step or start_epoch lies beyond the "
+                    "run), so the model keeps its trained weights");
+            return;
+        }
+        if (swapped_) {  // training ended during validation: the average is already in
+            swapped_ = false;
+            return;
+        }
+        if (early_stopping_restored(ctx)) return;
+        Swapper s(*this, true);
+        ctx.model().visit_state(s);
+        s.finish();
+    }
+
+    /// Writes the number of averaged steps and the options (version 1), and the average as tensors
+    /// named as the model's weights. Warns when called while the average is swapped in (the
+    /// model's tensors then hold the average, not the raw weights).
+    void save_state(CallbackState& s) const override {
+        if (swapped_)
+            warn(
+                "traincb: WeightAveraging: a checkpoint is being taken while the averaged weights are in the model "
+                "(between on_test_begin and on_before_epoch_commit): its model tensors hold the average, not the raw "
+                "weights; save checkpoints in on_epoch_commit");
+        s.version = kStateVersion;
+        s.json = {{"averaged_steps", n_}, {"options", options_json()}};
+        s.tensors = average();
+    }
+    /// Restores what save_state wrote. Changed options win, with a warning.
+    /// @throws FormatError for another version, a malformed state, or an average that does not
+    /// fit the model's weights, naming the state key
+    void load_state(const CallbackState& s, Context& ctx) override {
+        s.require_version(kStateVersion, "WeightAveraging", state_key());
+        std::int64_t n = 0;
+        try {
+            const auto& v = s.json.at("averaged_steps");
+            if (!v.is_number_integer())
+                throw std::invalid_argument(detail::cat("averaged_steps ", v.dump(), " is not an integer"));
+            n = v.get<std::int64_t>();
+            if (n < 0) throw std::invalid_argument(detail::cat("averaged_steps ", std::to_string(n), " < 0"));
+        } catch (const std::exception& e) {
+            throw FormatError(detail::cat("traincb: WeightAveraging: checkpointed state (key '", state_key(),
+                                          "') is malformed (", e.what(),
+                                          "); it was not written by this traincb: resume from another checkpoint"));
+        }
+        swap_out(ctx.model());
+        prepare(ctx.model());
+        if (n > 0) {
+            try {
+                for (Entry& e : entries_) {
+                    const Tensor* t = s.tensors.find(e.name);
+                    if (t == nullptr) throw FormatError(detail::cat("the average of weight '", e.name, "' is missing"));
+                    TensorView v = e.layout;
+                    v.name = e.name;
+                    v.data = e.avg.data();
+                    from_tensor(*t, v);
+                }
+            } catch (const FormatError& e) {
+                n_ = 0;
+                throw FormatError(detail::cat("traincb: WeightAveraging: checkpointed state (key '", state_key(),
+                                              "') does not fit the model: ", e.what()));
+            }
+        }
+        n_ = n;
+        const auto it = s.json.find("options");
+        if (it != s.json.end() && *it != options_json())
+            warn(detail::cat("traincb: WeightAveraging: options changed since the checkpoint (was ", it->dump(),
+                             ", now ", options_json().dump(), "); the new options apply to the loaded average"));
+    }
+
+private:
+    static constexpr int kStateVersion = 1;
+
+    // Typed storage, so that the arithmetic reads and writes real float and double objects;
+    // resizing keeps the capacity, so a second run of the same model allocates nothing.
+    struct Buffer {
+        DType dtype = DType::F64;
+        std::vector<double> f64{};
+        std::vector<float> f32{};
+        std::vector<std::byte> other{};
+        void resize(DType t, std::size_t count, std::size_t bytes) {
+            dtype = t;
+            f64.resize(t == DType::F64 ? count : 0);
+            f32.resize(t == DType::F32 ? count : 0);
+            other.resize(t == DType::F64 || t == DType::F32 ? 0 : bytes);
+        }
+        [[nodiscard]] void* data() noexcept {
+            if (dtype == DType::F64) return f64.data();
+            if (dtype == DType::F32) return f32.data();
+            return other.data();
+        }
+        [[nodiscard]] const void* data() const noexcept { return const_cast<Buffer*>(this)->data(); }
+    };
+    // One weight tensor: its name, its layout in the model, the average and the raw weights kept
+    // while the average is swapped in.
+    struct Entry {
+        std::string name{};
+        TensorView layout{};  // dtype and shape; name and data unset
+        Buffer avg{}, raw{};
+    };
+
+    // Visits the model's weights in order, checking each against its entry.
+    struct WeightVisitor : StateVisitor {
+        explicit WeightVisitor(WeightAveraging& s) : self(s) {}
+        // The entry of weight view `v`, or nullptr for training state.
+        Entry* next(const TensorView& v) {
+            if (v.kind != StateKind::Weight) return nullptr;
+            if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
+                self.entries_[index].layout.dtype != v.dtype || self.entries_[index].layout.size() != v.size())
+                changed(v.name);
+            return &self.entries_[index++];
+        }
+        void finish() const {
+            if (index != self.entries_.size()) changed("(a weight no longer visited)");
+        }
+        [[noreturn]] static void changed(std::string_view name) {
+            throw LogicError(detail::cat("traincb: WeightAveraging: the model's weight '", name,
+                                         "' does not match the one seen at on_train_begin; the model's weights must "
+                                         "keep their names, dtypes and shapes during training"));
+        }
+        WeightAveraging& self;
+        std::size_t index = 0;
+    };
+
+    // The average's update after an averaged step (the first one copies the weights).
+    struct Updater final : WeightVisitor {
+        using WeightVisitor::WeightVisitor;
+        void visit(const TensorView& v) override {
+            Entry* e = next(v);
+            if (e == nullptr) return;
+            const auto count = static_cast<std::size_t>(v.size());
+            if (self.n_ == 0 || (v.dtype != DType::F64 && v.dtype != DType::F32)) {
+                // The first average is a copy; integer and bool weights are not averaged: the
+                // average holds their latest value.
+                if (v.bytes() > 0) std::memcpy(e->avg.data(), v.data, v.bytes());
+            } else if (v.dtype == DType::F64) {
+                self.average(e->avg.f64.data(), static_cast<const double*>(v.data), count);
+            } else {
+                self.average(e->avg.f32.data(), static_cast<const float*>(v.data), count);
+            }
+        }
+    };
+
+    // Swaps in (raw <- model, model <- average) or out (model <- raw).
+    struct Swapper final : WeightVisitor {
+        Swapper(WeightAveraging& s, bool in) : WeightVisitor(s), swap_in(in) {}
+        void visit(const TensorView& v) override {
+            Entry* e = next(v);
+            if (e == nullptr || v.bytes() == 0) return;
+            if (swap_in) {
+                std::memcpy(e->raw.data(), v.data, v.bytes());
+                std::memcpy(v.data, e->avg.data(), v.bytes());
+            } else {
+                if (std::memcmp(v.data, e->avg.data(), v.bytes()) != 0) self.warn_changed(e->name);
+                std::memcpy(v.data, e->raw.data(), v.bytes());
+            }
+        }
+        bool swap_in;
+    };
+
+    // Records the layout of each weight and sizes its buffers.
+    struct Sizer final : StateVisitor {
+        explicit Sizer(WeightAveraging& s) : self(s) {}
+        void visit(const TensorView& v) override {
+            if (v.kind != StateKind::Weight) return;
+            if (index == self.entries_.size()) self.entries_.emplace_back();
+            Entry& e = self.entries_[index++];
+            if (e.name != v.name) e.name = std::string(v.name);
+            e.layout = v;
+            e.layout.name = {};
+            e.layout.data = nullptr;
+            const auto count = static_cast<std::size_t>(v.size());
+            e.avg.resize(v.dtype, count, v.bytes());
+            e.raw.resize(v.dtype, count, v.bytes());
+        }
+        WeightAveraging& self;
+        std::size_t index = 0;
+    };
+
+    template <class T>
+    void average(T* avg, const T* w, std::size_t count) const noexcept {
+        if (opt_.mode == AveragingMode::Ema) {
+            const T d = static_cast<T>(opt_.decay);
+            const T e = static_cast<T>(1.0 - opt_.decay);
+            for (std::size_t i = 0; i < count; ++i) avg[i] = d * avg[i] + e * w[i];
+        } else {
+            const T k = static_cast<T>(n_ + 1);  // the running mean of n_ + 1 values
+            for (std::size_t i = 0; i < count; ++i) avg[i] += (w[i] - avg[i]) / k;
+        }
+    }
+
+    // Sizes the buffers for the model's weights.
+    void prepare(ModelHandle& model) {
+        Sizer s(*this);
+        model.visit_state(s);
+        entries_.resize(s.index);
+    }
+
+    void swap_out(ModelHandle& model) {
+        if (!swapped_) return;
+        Swapper s(*this, false);
+        model.visit_state(s);
+        s.finish();
+        swapped_ = false;
+    }
+
+    void warn_changed(const std::string& weight) {
+        if (warned_changed_) return;
+        warned_changed_ = true;
+        warn(detail::cat("traincb: WeightAveraging: the weight '", weight,
+                         "' changed while the averaged weights were in the model (from on_test_begin to the end of "
+                         "on_epoch_end), and the raw weights put back overwrite the change; if it is training state "
+                         "(a learning rate, an optimizer moment, a step count), visit it with "
+                         "traincb::visit_training_state"));
+    }
+
+    // True when an EarlyStopping of the list has already restored its best weights at this
+    // on_train_end (one that comes later in the list restores after this callback anyway).
+    static bool early_stopping_restored(Context& ctx) {
+        const CallbackList& list = ctx.callbacks();
+        for (std::size_t i = 0; i < list.size(); ++i)
+            if (const auto* es = dynamic_cast<const EarlyStopping*>(&list[i]); es && es->restored_from_epoch())
+                return true;
+        return false;
+    }
+
+    [[nodiscard]] nlohmann::json options_json() const {
+        return {{"mode", to_string(opt_.mode)},      {"decay", detail::format_double(opt_.decay)},
+                {"start_step", opt_.start_step},     {"start_epoch", opt_.start_epoch},
+                {"update_every", opt_.update_every}, {"swap_for_validation", opt_.swap_for_validation}};
+    }
+
+    WeightAveragingOptions opt_;
+    std::vector<Entry> entries_{};
+    std::int64_t n_ = 0;
+    bool swapped_ = false;
+    bool warned_changed_ = false;
+};
+
+}  // namespace traincb::inline v0
