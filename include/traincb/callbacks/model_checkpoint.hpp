@@ -13,6 +13,11 @@
 /// on_epoch_end: a full checkpoint of epoch E holds each callback's state after epoch E, whatever
 /// the order of the callback list. The save decision and the bookkeeping (best, top-k) happen in
 /// on_epoch_end, so that another ModelCheckpoint's file records them too.
+///
+/// last.safetensors, and a full checkpoint saved every time under a filepath without {fields},
+/// keep the version they replace as "<stem>.prev.safetensors" (io::RotatingCheckpoint): the
+/// latest full checkpoint always has a valid predecessor for a resume to fall back to.
+/// Weights-only, best-only and top-k files keep none (docs/checkpoints.md).
 
 #include <algorithm>
 #include <cmath>
@@ -55,7 +60,9 @@ struct ModelCheckpointOptions {
     /// (never the file the run resumed from); 0 saves none (but last.safetensors with save_last).
     int save_top_k = -1;
     /// Also write "last.safetensors" (full state, to resume from) in the template's directory at
-    /// every epoch end, after every batch save, and when training is interrupted.
+    /// every epoch end, after every batch save, and when training is interrupted. The version it
+    /// replaces is kept as "last.prev.safetensors" (io::RotatingCheckpoint), which a resume falls
+    /// back to when last.safetensors is corrupted.
     bool save_last = false;
     std::optional<double> initial_value_threshold{};  ///< the best value to beat at first (save_best_only)
     int verbose = 0;                                  ///< > 0: print Keras's messages (epochs numbered from 1)
@@ -107,9 +114,13 @@ public:
                 bad("save_last writes last.safetensors beside the checkpoints, so the directory of filepath '" + text +
                     "' must not contain {fields}");
             last_path_ = opt_.filepath.parent_path() / "last.safetensors";
-            if (opt_.filepath.filename() == "last.safetensors")
-                bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
+            if (opt_.filepath.filename() == "last.safetensors" || opt_.filepath.filename() == "last.prev.safetensors")
+                bad("filepath '" + text + "' is a file save_last writes; name the checkpoints otherwise");
+            last_file_ = io::RotatingCheckpoint(last_path_);
         }
+        // A full checkpoint written again and again under one name keeps its previous version too.
+        if (template_.fields().empty() && !opt_.save_weights_only && !opt_.save_best_only && opt_.save_top_k == -1)
+            main_file_ = io::RotatingCheckpoint(opt_.filepath);
         best_ = opt_.initial_value_threshold;
         if (opt_.mode != Mode::Auto)
             dir_ = detail::resolve_mode("ModelCheckpoint", opt_.mode, opt_.monitor);
@@ -142,7 +153,8 @@ public:
         return {.learning_rate = false, .state = true};
     }
 
-    /// Resolves Auto mode, remembers the file the run resumed from, and removes temporary files
+    /// Resolves Auto mode, remembers the file the run resumed from (the only file found at
+    /// last.safetensors whose version is kept as last.prev.safetensors), and removes temporary files
     /// that killed processes left in the checkpoint directory. Best and kept files carry over
     /// from an earlier fit of the same instance, as Keras's best does.
     /// @throws InvalidArgument when the monitor is compared and Auto cannot be resolved
@@ -154,6 +166,8 @@ public:
                 dir_ = detail::direction_from_name(opt_.monitor, ctx.params().metric_directions);
         }
         resumed_from_ = ctx.params().resumed_from;
+        last_file_.begin_run(resumed_from_);
+        main_file_.begin_run(resumed_from_);
         pending_.reset();
         to_delete_.clear();
         warned_missing_ = false;
@@ -189,7 +203,8 @@ public:
     /// @throws IoError naming the path
     void on_interrupt(Context& ctx) override {
         if (!opt_.save_last) return;
-        io::save_checkpoint(last_path_, io::capture_checkpoint(ctx, io::CheckpointKind::Full), "ModelCheckpoint");
+        last_file_.save(io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full)),
+                        "ModelCheckpoint");
         if (opt_.verbose > 0)
             std::cout << "Epoch " << ctx.epoch() + 1 << ": training interrupted, saved the full state to "
                       << last_path_.string() << '\n';
@@ -437,7 +452,10 @@ private:
                 std::cout << "Epoch " << ctx.epoch() + 1 << ": saving model to " << p.path.string() << '\n';
             try {
                 io::SafetensorsFile file = io::encode_checkpoint(io::capture_checkpoint(ctx, kind));
-                io::save_checkpoint_file(p.path, file, "ModelCheckpoint");
+                if (!main_file_.path().empty())
+                    main_file_.save(file, "ModelCheckpoint");
+                else
+                    io::save_checkpoint_file(p.path, file, "ModelCheckpoint");
                 if (kind == io::CheckpointKind::Full) full = std::move(file);
             } catch (...) {
                 best_ = p.old_best;
@@ -460,12 +478,14 @@ private:
         }
         if (!opt_.save_last) return;
         if (!full) full = io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full));
-        io::save_checkpoint_file(last_path_, *full, "ModelCheckpoint");
+        last_file_.save(*full, "ModelCheckpoint");
     }
 
     ModelCheckpointOptions opt_;
     detail::PathTemplate template_{};
     std::filesystem::path last_path_{};
+    io::RotatingCheckpoint last_file_{};  // last.safetensors and last.prev.safetensors (save_last)
+    io::RotatingCheckpoint main_file_{};  // a literal full filepath, saved every time (else no path)
     std::optional<Direction> dir_{};
     std::optional<double> best_{};
     std::filesystem::path best_path_{};
