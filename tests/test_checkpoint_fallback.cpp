@@ -441,7 +441,7 @@ TEST_CASE("fallback: a literal full filepath keeps its previous version; weights
     CHECK(names_in(tmp / "w") == std::set<std::string>{"model.safetensors"});
     CHECK(names_in(tmp / "b") == std::set<std::string>{"model.safetensors"});
     CHECK_THROWS_WITH(ModelCheckpoint({.filepath = tmp / "last.prev.safetensors", .save_last = true}),
-                      Catch::Contains("is a file save_last writes"));
+                      Catch::Contains("is the file save_last keeps the previous last.safetensors in"));
 }
 
 TEST_CASE("fallback: the interrupt checkpoint keeps its previous version and falls back to it") {

@@ -114,8 +114,11 @@ public:
                 bad("save_last writes last.safetensors beside the checkpoints, so the directory of filepath '" + text +
                     "' must not contain {fields}");
             last_path_ = opt_.filepath.parent_path() / "last.safetensors";
-            if (opt_.filepath.filename() == "last.safetensors" || opt_.filepath.filename() == "last.prev.safetensors")
-                bad("filepath '" + text + "' is a file save_last writes; name the checkpoints otherwise");
+            if (opt_.filepath.filename() == "last.safetensors")
+                bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
+            if (opt_.filepath.filename() == "last.prev.safetensors")
+                bad("filepath '" + text +
+                    "' is the file save_last keeps the previous last.safetensors in; name the checkpoints otherwise");
             last_file_ = io::RotatingCheckpoint(last_path_);
         }
         // A full checkpoint written again and again under one name keeps its previous version too.
