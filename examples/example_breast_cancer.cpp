@@ -12,8 +12,13 @@
 // the same seed (history.csv, with the model's learning_rate column, and report.html hold only
 // values the seed determines). Ctrl-C stops gracefully
 // after the current batch, saving last.safetensors; a second Ctrl-C kills at once.
+// last.prev.safetensors keeps the previous full state: when last.safetensors is corrupted,
+// `--resume` falls back to it (with a warning) and still ends bit-identical. When every
+// checkpoint is invalid, `--resume` fails without touching DIR; `--start-over` then starts a fresh
+// run over them.
 //
-//   example_breast_cancer [--out DIR] [--resume] [--epochs 300] [--patience 20] [--batch-size 16] [--seed 1] [--json]
+//   example_breast_cancer [--out DIR] [--resume] [--start-over] [--epochs 300] [--patience 20] [--batch-size 16]
+//                         [--seed 1] [--json]
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -86,13 +91,18 @@ int main(int argc, char** argv) {
     bool json = false;
     bool quiet = false;
     bool resume = false;
+    bool start_over = false;
     int ballast_mb = 0;
     int epoch_delay_ms = 0;
     bool async_save = false;
     traincb_examples::Cli cli("example_breast_cancer",
                               "Trains an MLP on the UCI breast cancer data with EarlyStopping and a CSV/console log.");
     cli.flag("out", out, "output directory (history.csv, checkpoints/, tensorboard/ are written there)");
-    cli.flag("resume", resume, "continue from the newest checkpoint in DIR/checkpoints (fresh run if there is none)");
+    cli.flag("resume", resume,
+             "continue from the newest valid checkpoint in DIR/checkpoints (fresh run if there is none; an error, "
+             "writing nothing, if every one is invalid)");
+    cli.flag("start-over", start_over,
+             "with --resume: when every checkpoint in DIR/checkpoints is invalid, start a fresh run over them");
     cli.flag("epochs", epochs, "maximum number of epochs");
     cli.flag("patience", patience, "EarlyStopping patience on val_loss");
     cli.flag("batch-size", batch_size, "samples per batch");
@@ -165,7 +175,8 @@ int main(int argc, char** argv) {
                                          traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"}),
                                      std::make_shared<traincb::metrics::RocAuc>()},
                          .resume_from = resume ? checkpoints : fs::path(),
-                         .handle_signals = true},
+                         .handle_signals = true,
+                         .start_over_if_invalid = start_over},
                         callbacks);
         if (history.end.kind == traincb::EndKind::Interrupted) {
             std::cout << "\ninterrupted (" << history.end.reason << "): the state is saved in "
@@ -217,6 +228,10 @@ int main(int argc, char** argv) {
             print_json_summary(s);
         }
         return 0;
+    } catch (const traincb::NoValidCheckpointError& e) {
+        std::cerr << "example_breast_cancer: error: " << e.what()
+                  << "\n(nothing was written; run again with --resume --start-over to start a fresh run over them)\n";
+        return 1;
     } catch (const std::exception& e) {
         std::cerr << "example_breast_cancer: error: " << e.what() << '\n';
         return 1;

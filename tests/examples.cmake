@@ -28,6 +28,8 @@ foreach(ex IN ITEMS example_seed example_custom_loop example_breast_cancer examp
   traincb_example_test("rejects an unknown flag" ${ex} ARGS --no-such-flag EXIT 2 STDERR_REGEX "unknown flag '--no-such-flag'")
 endforeach()
 traincb_example_test("--help" traincb-replay ARGS --help REGEX "usage: traincb-replay")
+# Every example that takes --resume also offers --start-over (docs/checkpoints.md).
+traincb_example_test("--help lists --start-over" example_breast_cancer ARGS --help REGEX "--start-over +with --resume")
 
 traincb_example_test("short run" example_seed ARGS --epochs 3 --patience 2 --json
   JSON_KEYS epochs_run stopped_epoch best_epoch stop_reason val_loss)

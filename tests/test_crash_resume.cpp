@@ -1,7 +1,7 @@
 // The end-to-end crash test of docs/checkpoints.md: example_breast_cancer is killed with SIGKILL at
 // random moments, several times per run and including in the middle of checkpoint writes, and
 // restarted with --resume each time until a run completes. Its final last.safetensors,
-// best.safetensors, history.csv and report.html must equal, byte for byte, those of an
+// last.prev.safetensors, best.safetensors, history.csv and report.html must equal, byte for byte, those of an
 // uninterrupted run with the same seed (the report holds no timestamp or duration: everything in it
 // is determined by the seed, and LearningCurveReport's checkpointed state restores the epochs and
 // marks). After every kill, every .safetensors file in the checkpoint directory must load (atomic
@@ -175,8 +175,9 @@ void crash_and_resume(const std::vector<std::string>& extra) {
     CHECK(kills >= 5);
     CHECK(kills_in_write >= 1);
 
+    // last.prev.safetensors too: whichever process wrote it, it holds the epoch before the last.
     for (const char* f : {"run/history.csv", "run/report.html", "run/checkpoints/last.safetensors",
-                          "run/checkpoints/best.safetensors"}) {
+                          "run/checkpoints/last.prev.safetensors", "run/checkpoints/best.safetensors"}) {
         INFO(f);
         CHECK(read_bytes(work / "crashy" / f) == read_bytes(work / "clean" / f));
     }

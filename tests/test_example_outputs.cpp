@@ -4,15 +4,20 @@
 // values of history.csv, rounded to float32 as TensorBoard's simple_value stores them, including
 // the model's learning rate (which MetricLogger logs). A run stopped and continued with --resume
 // writes the same history.csv and report.html, byte for byte, and its event files still agree.
+// With one byte flipped in checkpoints/last.safetensors, --resume falls back to
+// last.prev.safetensors and ends with the same files; with every checkpoint corrupted it fails
+// without touching a file, and --resume --start-over runs afresh.
 #include "catch.hpp"
 
 #include <sys/wait.h>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tfevents_reader.hpp"
@@ -162,4 +167,78 @@ TEST_CASE("example_breast_cancer: a run continued with --resume writes the same 
     // still hold exactly the CSV's values.
     CHECK(tfevents::event_files(d / "resumed" / "tensorboard" / "train").size() == 2);
     CHECK(compare_tensorboard_with_csv(d / "resumed") > 0);
+}
+
+namespace {
+
+// Flips one byte in the middle of a file, as a user (or a disk) would.
+void flip_middle_byte(const fs::path& p) {
+    std::string b = tfevents::read_bytes(p);
+    REQUIRE(b.size() > 2);
+    b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 0x01);
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << b;
+}
+
+// Every regular file under `dir`, with its bytes and modification time.
+std::map<std::string, std::pair<std::string, fs::file_time_type>> snapshot(const fs::path& dir) {
+    std::map<std::string, std::pair<std::string, fs::file_time_type>> s;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file())
+            s[fs::relative(e.path(), dir).string()] = {tfevents::read_bytes(e.path()), fs::last_write_time(e.path())};
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("example_breast_cancer: --resume falls back from a corrupted last.safetensors and ends bit-identical") {
+    const fs::path d = fresh_dir("fallback");
+    const fs::path run_dir = d / "run";
+    REQUIRE(run_example(run_dir) == 0);
+    // The uninterrupted run's files (the checkpoints record their paths: the resumed run uses the same directory).
+    std::map<std::string, std::string> straight;
+    for (const char* f : {"history.csv", "report.html", "checkpoints/last.safetensors",
+                          "checkpoints/last.prev.safetensors", "checkpoints/best.safetensors"})
+        straight[f] = tfevents::read_bytes(run_dir / f);
+    flip_middle_byte(run_dir / "checkpoints/last.safetensors");
+    REQUIRE(run_example(run_dir, "--resume") == 0);
+    const std::string log = tfevents::read_bytes(d / "run.log");
+    INFO(log);
+    CHECK(log.find("skipping 1 invalid checkpoint file: '" + (run_dir / "checkpoints/last.safetensors").string() +
+                   "' (checksum mismatch") != std::string::npos);
+    CHECK(log.find("resuming from '" + (run_dir / "checkpoints/last.prev.safetensors").string() + "'") !=
+          std::string::npos);
+    for (const auto& [f, bytes] : straight) {
+        INFO(f);
+        REQUIRE_FALSE(bytes.empty());
+        CHECK(tfevents::read_bytes(run_dir / f) == bytes);
+    }
+}
+
+TEST_CASE(
+    "example_breast_cancer: with every checkpoint corrupted --resume fails writing nothing, --start-over restarts") {
+    const fs::path d = fresh_dir("no_valid");
+    const fs::path run_dir = d / "run";
+    REQUIRE(run_example(run_dir) == 0);
+    const std::string history = tfevents::read_bytes(run_dir / "history.csv");
+    flip_middle_byte(run_dir / "checkpoints/last.safetensors");
+    flip_middle_byte(run_dir / "checkpoints/last.prev.safetensors");
+    const auto before = snapshot(run_dir);
+    REQUIRE(run_example(run_dir, "--resume") == 1);
+    {
+        const std::string log = tfevents::read_bytes(d / "run.log");
+        INFO(log);
+        CHECK(log.find("every checkpoint file is invalid") != std::string::npos);
+        CHECK(log.find("'" + (run_dir / "checkpoints/last.safetensors").string() + "' (checksum mismatch") !=
+              std::string::npos);
+        CHECK(log.find("'" + (run_dir / "checkpoints/last.prev.safetensors").string() + "' (checksum mismatch") !=
+              std::string::npos);
+        CHECK(log.find("--resume --start-over") != std::string::npos);
+    }
+    CHECK(snapshot(run_dir) == before);  // history.csv, checkpoints, tensorboard/, report.html untouched
+
+    REQUIRE(run_example(run_dir, "--resume --start-over") == 0);
+    const std::string log = tfevents::read_bytes(d / "run.log");
+    INFO(log);
+    CHECK(log.find("starting a fresh run, as start_over_if_invalid asks") != std::string::npos);
+    CHECK(tfevents::read_bytes(run_dir / "history.csv") == history);  // a whole fresh run, from epoch 1
 }

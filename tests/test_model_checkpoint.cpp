@@ -223,8 +223,10 @@ TEST_CASE("ModelCheckpoint: save_top_k in max mode, and save_top_k 0 with save_l
     d.begin();
     for (int e = 0; e < 3; ++e) d.epoch(e, Logs{{"val_acc", e == 1 ? 0.9 : 0.5 + 0.1 * e}, {"val_loss", 1.0}});
     CHECK(names_in(dir.path) == std::set<std::string>{"m-2.safetensors", "sub"});
-    CHECK(names_in(dir / "sub") == std::set<std::string>{"last.safetensors"});
+    // last.prev.safetensors: the version last.safetensors replaced (the predecessor a resume falls back to).
+    CHECK(names_in(dir / "sub") == std::set<std::string>{"last.prev.safetensors", "last.safetensors"});
     CHECK(io::load_checkpoint(dir / "sub/last.safetensors").position.epoch == 2);
+    CHECK(io::load_checkpoint(dir / "sub/last.prev.safetensors").position.epoch == 1);
 }
 
 TEST_CASE("ModelCheckpoint: the file a run resumed from is never deleted by save_top_k") {
@@ -256,7 +258,8 @@ TEST_CASE("ModelCheckpoint: save_last writes a full last.safetensors every epoch
     d.list.add(es);
     d.begin();
     run_epochs(d, {0.5, 0.6});
-    CHECK(names_in(dir.path) == std::set<std::string>{"best.safetensors", "last.safetensors"});
+    // The best weights keep no previous version; last.safetensors does.
+    CHECK(names_in(dir.path) == std::set<std::string>{"best.safetensors", "last.prev.safetensors", "last.safetensors"});
     const io::Checkpoint best = io::load_checkpoint(dir / "best.safetensors");
     CHECK(best.kind == io::CheckpointKind::Weights);
     CHECK(best.position.epoch == 0);

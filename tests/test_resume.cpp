@@ -573,7 +573,7 @@ TEST_CASE("resume: resume_from rules for directories, missing paths and weights 
         Warnings w;
         Rig r(tmp / "empty");
         const History h = r.fit(3, tmp / "empty/ckpt");
-        CHECK(w.any_contains("holds no valid checkpoint yet; starting a fresh run"));
+        CHECK(w.any_contains("holds no full checkpoint yet; starting a fresh run"));
         CHECK(same_history(h, hf));
     }
     {

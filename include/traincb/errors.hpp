@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace traincb::inline v0 {
 
@@ -39,6 +41,27 @@ public:
     using std::runtime_error::runtime_error;
     /// The message, starting with "traincb: <component>: ".
     [[nodiscard]] const char* what() const noexcept override { return std::runtime_error::what(); }
+};
+
+/// A checkpoint file that cannot resume a run, and why (see NoValidCheckpointError).
+struct InvalidCheckpointFile {
+    std::filesystem::path path{};  ///< the file
+    std::string reason{};          ///< the failed check or the read error ("checksum mismatch: ...")
+};
+
+/// FitOptions::resume_from found checkpoint files, but none that can resume the run (each one
+/// truncated, corrupted or unreadable). Thrown before anything is written: every file of the run
+/// is as it was. FitOptions::start_over_if_invalid starts a fresh run instead.
+class NoValidCheckpointError : public FormatError {
+public:
+    /// @param message the full message, naming each file and why; @param files the same, as data
+    NoValidCheckpointError(const std::string& message, std::vector<InvalidCheckpointFile> files)
+        : FormatError(message), files_(std::move(files)) {}
+    /// Every invalid file and why, in path order.
+    [[nodiscard]] const std::vector<InvalidCheckpointFile>& files() const noexcept { return files_; }
+
+private:
+    std::vector<InvalidCheckpointFile> files_;
 };
 
 /// An operating-system I/O failure; the message names the path and the OS error.

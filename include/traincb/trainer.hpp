@@ -61,9 +61,14 @@ struct FitOptions {
     std::vector<std::shared_ptr<metrics::Metric>> metrics{};
     int verbose = 0;  ///< 0 silent; 1 one line per epoch on stdout (use MetricLogger for more)
     /// Continue a run from a checkpoint: a full checkpoint file, or a directory whose newest valid
-    /// full checkpoint is used (io::find_latest_checkpoint). A directory with no checkpoint, or a
-    /// missing path without the ".safetensors" extension (a directory not created yet), starts a
-    /// fresh run with a warning; a missing ".safetensors" file is an IoError. Restores the model,
+    /// full checkpoint is used (io::scan_checkpoints): when newer files are invalid (a corrupted
+    /// latest), it falls back to the newest valid one with a warning naming each skipped file and
+    /// why. A file that is invalid or missing falls back the same way to its previous version
+    /// (io::previous_checkpoint_path). Checkpoint files that are all invalid are a
+    /// NoValidCheckpointError, thrown before anything is written (see start_over_if_invalid). A
+    /// directory with no full checkpoint, or a missing path without the ".safetensors" extension
+    /// (a directory not created yet), starts a fresh run with a warning; a missing ".safetensors"
+    /// file without a previous version is an IoError. Restores the model,
     /// the position (epoch and batch), the global step, the running loss and training metric
     /// states of a mid-epoch checkpoint (a metric that cannot be restored restarts, with a warning
     /// naming it), every callback's state (after on_train_begin) and the History. An option changed
@@ -75,6 +80,10 @@ struct FitOptions {
     /// When training is interrupted (signal or request_interrupt), also save a full checkpoint
     /// here (besides ModelCheckpoint's last.safetensors when save_last is set). Empty: none.
     std::filesystem::path interrupt_checkpoint{};
+    /// When every checkpoint file resume_from finds is invalid, start a fresh run (with a warning
+    /// naming each file and why; the run then overwrites them) instead of throwing
+    /// NoValidCheckpointError. A resume_from with no checkpoint at all starts fresh either way.
+    bool start_over_if_invalid = false;
 };
 
 namespace detail {
@@ -443,9 +452,10 @@ private:
                 "visit_state(traincb::StateVisitor&), so its state cannot be restored; add it (see "
                 "traincb/state.hpp) or specialise traincb::model_traits");
         } else {
-            const std::filesystem::path path = resolve_resume_path(r.opt.resume_from);
+            io::Checkpoint loaded;
+            const std::filesystem::path path = find_resume_checkpoint(r.opt, loaded);
             if (path.empty()) return;
-            r.resume = io::load_checkpoint(path, "Trainer");
+            r.resume = std::move(loaded);
             check_resume(*r.resume, path, r.run_state, r.opt);
             r.first_epoch = r.resume->position.next_epoch();
             r.params.resumed = true;
@@ -638,12 +648,15 @@ private:
         for (const auto& [k, v] : r.val_logs) r.epoch_logs.set("val_" + k, v);
     }
 
+    // The interrupt checkpoint keeps its previous version (io::RotatingCheckpoint) when that one
+    // is this run's: the file the run resumed from.
     template <class S>
     static void save_interrupt_checkpoint(Run<S>& r) {
         clear_interrupt();
-        if (!r.opt.interrupt_checkpoint.empty())
-            io::save_checkpoint(r.opt.interrupt_checkpoint,
-                                io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full), "Trainer");
+        if (r.opt.interrupt_checkpoint.empty()) return;
+        io::RotatingCheckpoint file(r.opt.interrupt_checkpoint);
+        file.begin_run(r.params.resumed_from);
+        file.save(io::encode_checkpoint(io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full)), "Trainer");
     }
 
     // on_train_end (interrupted, stopped or completed), and the History with how training ended.
@@ -664,23 +677,97 @@ private:
         return std::move(r.history);
     }
 
-    // The checkpoint file named by resume_from, or an empty path for a fresh run.
-    static std::filesystem::path resolve_resume_path(const std::filesystem::path& p) {
+    // The checkpoint resume_from names, loaded into `out` (verified), and its path; an empty path
+    // for a fresh run. Falls back past invalid files (see FitOptions::resume_from).
+    template <class S>
+    static std::filesystem::path find_resume_checkpoint(const FitOptions<S>& opt, io::Checkpoint& out) {
         namespace fs = std::filesystem;
+        const fs::path& p = opt.resume_from;
         std::error_code ec;
         const fs::file_status st = fs::status(p, ec);
         if (ec && ec != std::errc::no_such_file_or_directory) throw IoError("Trainer", "cannot resume from", p, ec);
         if (fs::is_directory(st)) {
-            if (auto latest = io::find_latest_checkpoint(p)) return *latest;
+            io::CheckpointScan found = io::detail_ckpt::scan(p, &out);
+            if (found.latest) {
+                if (!found.invalid.empty()) warn_fallback(p, found.invalid, *found.latest, out.position);
+                return *found.latest;
+            }
+            if (found.invalid.empty()) {
+                warn("traincb: Trainer::fit: resume_from '" + p.string() +
+                     "' holds no full checkpoint yet; starting a fresh run");
+                return {};
+            }
+            return no_valid_checkpoint(opt, std::move(found.invalid));
+        }
+        std::vector<InvalidCheckpointFile> invalid;
+        if (fs::exists(st)) {
+            try {
+                out = io::load_checkpoint(p, "Trainer");
+                return p;
+            } catch (const FormatError& e) {
+                invalid.push_back({p, io::detail_ckpt::reason_of(e, p)});
+            }
+        } else if (p.extension() != ".safetensors") {
             warn("traincb: Trainer::fit: resume_from '" + p.string() +
-                 "' holds no valid checkpoint yet; starting a fresh run");
+                 "' does not exist yet (taken as a checkpoint directory); starting a fresh run");
             return {};
         }
-        if (fs::exists(st)) return p;  // load_checkpoint reports anything wrong with the file
-        if (p.extension() == ".safetensors") throw IoError("Trainer", "cannot resume from", p, ENOENT);
-        warn("traincb: Trainer::fit: resume_from '" + p.string() +
-             "' does not exist yet (taken as a checkpoint directory); starting a fresh run");
-        return {};
+        // An invalid file, or a missing one (a kill between the two renames of a rotating save):
+        // its previous version, if there is one.
+        const fs::path previous = io::previous_checkpoint_path(p);
+        if (!fs::exists(previous, ec)) {
+            if (invalid.empty()) throw IoError("Trainer", "cannot resume from", p, ENOENT);
+            return no_valid_checkpoint(opt, std::move(invalid));
+        }
+        try {
+            out = io::load_checkpoint(previous, "Trainer");
+        } catch (const Error& e) {
+            invalid.push_back({previous, io::detail_ckpt::reason_of(e, previous)});
+            return no_valid_checkpoint(opt, std::move(invalid));
+        }
+        if (invalid.empty()) invalid.push_back({p, "the file does not exist"});
+        warn_fallback(p, invalid, previous, out.position);
+        return previous;
+    }
+
+    // "'<file>' (<why>); ..." for messages.
+    static std::string list_invalid(const std::vector<InvalidCheckpointFile>& files) {
+        std::string out;
+        for (const InvalidCheckpointFile& f : files)
+            out += detail::cat(out.empty() ? "" : "; ", "'", f.path.string(), "' (", f.reason, ")");
+        return out;
+    }
+
+    // One warning for a resume past invalid files: each one and why, and the file used instead.
+    static void warn_fallback(const std::filesystem::path& from, const std::vector<InvalidCheckpointFile>& invalid,
+                              const std::filesystem::path& used, const io::CheckpointPosition& pos) {
+        const std::string where = pos.epoch_completed ? detail::cat("the end of epoch ", std::to_string(pos.epoch + 1))
+                                                      : detail::cat("batch ", std::to_string(pos.batch), " of epoch ",
+                                                                    std::to_string(pos.epoch + 1));
+        warn(detail::cat("traincb: Trainer::fit: resume_from '", from.string(), "': skipping ",
+                         std::to_string(invalid.size()), " invalid checkpoint file", invalid.size() == 1 ? "" : "s",
+                         ": ", list_invalid(invalid), "; resuming from '", used.string(), "' (", where,
+                         "), the newest valid checkpoint"));
+    }
+
+    // Every checkpoint found is invalid: an error that writes nothing, or a fresh run when asked.
+    template <class S>
+    static std::filesystem::path no_valid_checkpoint(const FitOptions<S>& opt,
+                                                     std::vector<InvalidCheckpointFile> invalid) {
+        std::sort(invalid.begin(), invalid.end(),
+                  [](const InvalidCheckpointFile& a, const InvalidCheckpointFile& b) { return a.path < b.path; });
+        const std::string head =
+            detail::cat("traincb: Trainer::fit: resume_from '", opt.resume_from.string(),
+                        "': ", invalid.size() == 1 ? "the checkpoint file is" : "every checkpoint file is",
+                        " invalid: ", list_invalid(invalid));
+        if (opt.start_over_if_invalid) {
+            warn(head + "; starting a fresh run, as start_over_if_invalid asks (it will overwrite them)");
+            return {};
+        }
+        throw NoValidCheckpointError(head +
+                                         ". Nothing was written. Restore a valid checkpoint, resume from another one, "
+                                         "or set FitOptions::start_over_if_invalid to start a fresh run over them",
+                                     std::move(invalid));
     }
 
     // Warns about every option changed since the checkpoint; refuses to continue mid-epoch when

@@ -13,6 +13,11 @@
 /// on_epoch_end: a full checkpoint of epoch E holds each callback's state after epoch E, whatever
 /// the order of the callback list. The save decision and the bookkeeping (best, top-k) happen in
 /// on_epoch_end, so that another ModelCheckpoint's file records them too.
+///
+/// last.safetensors, and a full checkpoint saved every time under a filepath without {fields},
+/// keep the version they replace as "<stem>.prev.safetensors" (io::RotatingCheckpoint): the
+/// latest full checkpoint always has a valid predecessor for a resume to fall back to.
+/// Weights-only, best-only and top-k files keep none (docs/checkpoints.md).
 
 #include <algorithm>
 #include <chrono>
@@ -59,7 +64,9 @@ struct ModelCheckpointOptions {
     /// (never the file the run resumed from); 0 saves none (but last.safetensors with save_last).
     int save_top_k = -1;
     /// Also write "last.safetensors" (full state, to resume from) in the template's directory at
-    /// every epoch end, after every batch save, and when training is interrupted.
+    /// every epoch end, after every batch save, and when training is interrupted. The version it
+    /// replaces is kept as "last.prev.safetensors" (io::RotatingCheckpoint), which a resume falls
+    /// back to when last.safetensors is corrupted.
     bool save_last = false;
     std::optional<double> initial_value_threshold{};  ///< the best value to beat at first (save_best_only)
     int verbose = 0;                                  ///< > 0: print Keras's messages (epochs numbered from 1)
@@ -130,7 +137,14 @@ public:
             last_path_ = opt_.filepath.parent_path() / "last.safetensors";
             if (opt_.filepath.filename() == "last.safetensors")
                 bad("filepath '" + text + "' is the file save_last writes; name the checkpoints otherwise");
+            if (opt_.filepath.filename() == "last.prev.safetensors")
+                bad("filepath '" + text +
+                    "' is the file save_last keeps the previous last.safetensors in; name the checkpoints otherwise");
+            last_file_ = io::RotatingCheckpoint(last_path_);
         }
+        // A full checkpoint written again and again under one name keeps its previous version too.
+        if (template_.fields().empty() && !opt_.save_weights_only && !opt_.save_best_only && opt_.save_top_k == -1)
+            main_file_ = io::RotatingCheckpoint(opt_.filepath);
         best_ = opt_.initial_value_threshold;
         if (!opt_.now_seconds)
             opt_.now_seconds = [] {
@@ -187,7 +201,8 @@ public:
         return {.learning_rate = false, .state = true};
     }
 
-    /// Resolves Auto mode, remembers the file the run resumed from, and removes temporary files
+    /// Resolves Auto mode, remembers the file the run resumed from (the only file found at
+    /// last.safetensors whose version is kept as last.prev.safetensors), and removes temporary files
     /// that killed processes left in the checkpoint directory. Best and kept files carry over
     /// from an earlier fit of the same instance, as Keras's best does. Starts the clock of
     /// train_time_interval.
@@ -206,6 +221,8 @@ public:
                 dir_ = detail::direction_from_name(opt_.monitor, ctx.params().metric_directions);
         }
         resumed_from_ = ctx.params().resumed_from;
+        last_file_.begin_run(resumed_from_);
+        main_file_.begin_run(resumed_from_);
         pending_.reset();
         to_delete_.clear();
         warned_missing_ = false;
@@ -250,7 +267,8 @@ public:
     void on_interrupt(Context& ctx) override {
         collect_background_save(true);
         if (!opt_.save_last) return;
-        io::save_checkpoint(last_path_, io::capture_checkpoint(ctx, io::CheckpointKind::Full), "ModelCheckpoint");
+        last_file_.save(io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full)),
+                        "ModelCheckpoint");
         if (opt_.verbose > 0)
             std::cout << "Epoch " << ctx.epoch() + 1 << ": training interrupted, saved the full state to "
                       << last_path_.string() << '\n';
@@ -571,7 +589,10 @@ private:
                 std::cout << "Epoch " << ctx.epoch() + 1 << ": saving model to " << p.path.string() << '\n';
             try {
                 io::SafetensorsFile file = io::encode_checkpoint(io::capture_checkpoint(ctx, kind));
-                io::save_checkpoint_file(p.path, file, "ModelCheckpoint");
+                if (!main_file_.path().empty())
+                    main_file_.save(file, "ModelCheckpoint");
+                else
+                    io::save_checkpoint_file(p.path, file, "ModelCheckpoint");
                 if (kind == io::CheckpointKind::Full) full = std::move(file);
             } catch (...) {
                 best_ = p.old_best;
@@ -594,7 +615,7 @@ private:
         }
         if (!opt_.save_last) return;
         if (!full) full = io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full));
-        io::save_checkpoint_file(last_path_, *full, "ModelCheckpoint");
+        last_file_.save(*full, "ModelCheckpoint");
     }
 
     // async_save: the same files as commit() writes, in the same order (the checkpoint file, the
@@ -615,13 +636,13 @@ private:
             pending_.reset();
             if (opt_.verbose > 0 && !opt_.save_best_only)
                 std::cout << "Epoch " << ctx.epoch() + 1 << ": saving model to " << p.path.string() << '\n';
-            job.writes.push_back({p.path, kind});
+            job.writes.push_back({p.path, kind, main_file_.path().empty() ? nullptr : &main_file_});
             job.delete_after = 1;
             job.to_delete = std::exchange(to_delete_, {});
             job.delete_reason = "which dropped out of the top " + std::to_string(opt_.save_top_k);
             f.rollback = std::move(p);
         }
-        if (write_last) job.writes.push_back({last_path_, io::CheckpointKind::Full});
+        if (write_last) job.writes.push_back({last_path_, io::CheckpointKind::Full, &last_file_});
         const bool any_full = kind == io::CheckpointKind::Full || write_last;
         try {
             job.state = io::capture_checkpoint_without_model(ctx, any_full ? io::CheckpointKind::Full : kind);
@@ -686,6 +707,8 @@ private:
     ModelCheckpointOptions opt_;
     detail::PathTemplate template_{};
     std::filesystem::path last_path_{};
+    io::RotatingCheckpoint last_file_{};  // last.safetensors and last.prev.safetensors (save_last)
+    io::RotatingCheckpoint main_file_{};  // a literal full filepath, saved every time (else no path)
     std::optional<Direction> dir_{};
     std::optional<double> best_{};
     std::filesystem::path best_path_{};

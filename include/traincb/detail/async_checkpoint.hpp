@@ -39,6 +39,9 @@ namespace traincb::inline v0::detail {
 struct CheckpointWrite {
     std::filesystem::path path{};                        ///< the target
     io::CheckpointKind kind = io::CheckpointKind::Full;  ///< full or weights
+    /// When set, the file is written through it (keeping the version it replaces, as a
+    /// synchronous save of that file does); it must outlive the job and see no other use meanwhile.
+    io::RotatingCheckpoint* rotating = nullptr;
 };
 
 /// A save captured on the training thread: everything the background thread needs, owned.
@@ -173,7 +176,10 @@ private:
                         c.model = snapshot_.to_state_dict();
                         full = io::encode_checkpoint(std::move(c));
                     }
-                    io::save_checkpoint_file(w.path, *full, job_.component);
+                    if (w.rotating != nullptr)
+                        w.rotating->save(*full, job_.component);
+                    else
+                        io::save_checkpoint_file(w.path, *full, job_.component);
                 } else {
                     io::Checkpoint c = weights_header;
                     c.model = snapshot_.to_state_dict();

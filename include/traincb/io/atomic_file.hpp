@@ -207,13 +207,31 @@ public:
     /// Flushes the data to disk, renames the temporary file over the target and flushes the
     /// directory. @throws IoError; when flushing the directory fails the new file is already in
     /// place, but a power loss could still undo the rename.
-    void commit() {
+    void commit() { commit_keeping_previous({}); }
+
+    /// As commit(), but the file it replaces (when there is one) is first renamed to `previous`
+    /// (replacing that file), so the old version stays whole on disk under another name; an empty
+    /// `previous` is commit(). Crash-safe at every step: a kill between the two renames leaves
+    /// `previous` holding the old version and no file at the target. When the second rename
+    /// fails, the old version is renamed back to the target (best effort) before the IoError.
+    /// @throws IoError ("cannot keep the previous version of" when the first rename fails: the
+    /// target and `previous` are then untouched)
+    void commit_keeping_previous(const std::filesystem::path& previous) {
         require_open("commit");
         flush_stage();
         if (const int err = detail::os::sync_file(fd_)) fail("cannot flush", err);
         // close() can report a deferred write error (NFS): the data is then not safely stored.
         if (const int err = detail::os::close_file(std::exchange(fd_, -1))) fail("cannot close", err);
-        if (const int err = detail::os::rename_file(temp_, path_)) fail("cannot replace", err);
+        bool moved = false;  // the old version is now at `previous`
+        if (!previous.empty()) {
+            const int err = detail::os::rename_file(path_, previous);
+            if (err != 0 && err != ENOENT) fail("cannot keep the previous version of", err);
+            moved = err == 0;
+        }
+        if (const int err = detail::os::rename_file(temp_, path_)) {
+            if (moved) (void)detail::os::rename_file(previous, path_);
+            fail("cannot replace", err);
+        }
         temp_.clear();
         const std::filesystem::path dir =
             path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();

@@ -306,16 +306,19 @@ namespace traincb::inline v0::io {
 }
 
 /// Writes `file` (from encode_checkpoint) to `path` crash-safely, with the tensor checksum.
-/// `component` starts error messages ("ModelCheckpoint").
+/// `component` starts error messages ("ModelCheckpoint"). When `keep_previous` is not empty, the
+/// file `path` held is renamed to it before the new one takes its place (see RotatingCheckpoint).
 /// @throws IoError naming the path and the OS error (EACCES, ENOSPC, EISDIR for a directory, ...);
 /// every earlier file, including the previous content of `path`, is then left intact
 inline void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
-                                 std::string_view component = "checkpoint") {
+                                 std::string_view component = "checkpoint",
+                                 const std::filesystem::path& keep_previous = {}) {
     detail::os::FileStatus st;
     // rename() over a directory would fail too, but only after writing the whole file.
     if (detail::os::status(path, st) == 0 && st.type == detail::os::FileType::Directory)
         throw IoError(std::string(component), "cannot write the checkpoint", path, EISDIR);
-    save_safetensors(path, file.tensors, file.metadata, SaveOptions{.checksum = true}, component);
+    save_safetensors(path, file.tensors, file.metadata, SaveOptions{.checksum = true, .keep_previous = keep_previous},
+                     component);
 }
 
 /// Writes checkpoint `c` to `path` crash-safely (see save_checkpoint_file).
@@ -587,17 +590,46 @@ struct Header {
 }
 }  // namespace detail_ckpt
 
-/// The newest VALID full checkpoint in `dir` (by the run position it records: global step, then
-/// whether its epoch had ended; not by modification time; at equal positions "last.safetensors",
-/// then name order), or nullopt when there is none. Looks
-/// at the `*.safetensors` files directly in `dir` (not hidden temporary files); weights-only
-/// files are passed over. Each invalid file it skips (truncated, corrupted, not a checkpoint)
-/// gets a warning (traincb::warn) naming it and the failed check.
-/// @throws IoError when `dir` exists but cannot be listed
-[[nodiscard]] inline std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& dir) {
-    namespace fs = std::filesystem;
+/// What scan_checkpoints found in a directory.
+struct CheckpointScan {
+    /// The newest valid full checkpoint (as find_latest_checkpoint chooses it); nullopt when none.
+    std::optional<std::filesystem::path> latest{};
+    /// The files that cannot resume a run, each with why, in path order: every file whose
+    /// header is invalid, and every full checkpoint newer than `latest` (all of them when there is
+    /// none) whose data failed its checks. Valid weights files are not listed; full checkpoints
+    /// older than `latest` are not read in full, so a flaw in their data is not seen.
+    std::vector<InvalidCheckpointFile> invalid{};
+};
+
+namespace detail_ckpt {
+/// The reason of a failed check on `path`, without the "traincb: <component>: '<path>': " that
+/// starts the message of a file error.
+[[nodiscard]] inline std::string reason_of(const Error& e, const std::filesystem::path& path) {
+    const std::string what = e.what();
+    const std::string mark = traincb::detail::cat("'", path.string(), "': ");
+    constexpr std::string_view kPrefix = "traincb: ";
+    const std::size_t component_end = what.find(": ", kPrefix.size());
+    if (!what.starts_with(kPrefix) || component_end == std::string::npos ||
+        what.compare(component_end + 2, mark.size(), mark) != 0)
+        return what;  // not "traincb: <component>: '<path>': <why>" (an IoError: "cannot open '<path>': ...")
+    return what.substr(component_end + 2 + mark.size());
+}
+
+/// True when `a` and `b` name the same file (or, when one does not exist, the same absolute path).
+[[nodiscard]] inline bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+    if (a.empty() || b.empty()) return false;
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return std::nullopt;
+    if (std::filesystem::equivalent(a, b, ec)) return true;
+    return std::filesystem::absolute(a, ec).lexically_normal() == std::filesystem::absolute(b, ec).lexically_normal();
+}
+
+/// scan_checkpoints, which also hands the newest valid checkpoint, loaded, to `loaded` when given
+/// (so that a resume reads it once).
+[[nodiscard]] inline CheckpointScan scan(const std::filesystem::path& dir, Checkpoint* loaded) {
+    namespace fs = std::filesystem;
+    CheckpointScan out;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return out;
     struct Candidate {
         fs::path path;
         CheckpointPosition pos;
@@ -613,10 +645,10 @@ struct Header {
         std::error_code fe;
         if (!it->is_regular_file(fe)) continue;
         try {
-            const detail_ckpt::Header h = detail_ckpt::read_header(p);
+            const Header h = read_header(p);
             if (h.kind == CheckpointKind::Full) found.push_back({p, h.position});
         } catch (const Error& e) {
-            warn("traincb: checkpoint: skipping invalid checkpoint '" + p.string() + "': " + e.what());
+            out.invalid.push_back({p, reason_of(e, p)});
         }
     }
     // Newest first. Among equal positions (ModelCheckpoint writes its file and last.safetensors
@@ -632,14 +664,106 @@ struct Header {
     });
     for (const Candidate& c : found) {
         try {
-            (void)load_checkpoint(c.path);  // the tensor checksum is checked only with the data
-            return c.path;
+            Checkpoint ckpt = load_checkpoint(c.path);  // the tensor checksum is checked only with the data
+            if (loaded != nullptr) *loaded = std::move(ckpt);
+            out.latest = c.path;
+            break;
         } catch (const Error& e) {
-            warn("traincb: checkpoint: skipping invalid checkpoint '" + c.path.string() + "': " + e.what());
+            out.invalid.push_back({c.path, reason_of(e, c.path)});
         }
     }
-    return std::nullopt;
+    std::sort(out.invalid.begin(), out.invalid.end(),
+              [](const InvalidCheckpointFile& a, const InvalidCheckpointFile& b) { return a.path < b.path; });
+    return out;
 }
+}  // namespace detail_ckpt
+
+/// Looks at the `*.safetensors` files directly in `dir` (not hidden temporary files) for the
+/// newest valid full checkpoint, by the run position each records (global step, then whether its
+/// epoch had ended; not by modification time; at equal positions "last.safetensors", then name
+/// order), and lists the invalid files it met (truncated, corrupted, unreadable, not a
+/// checkpoint). Weights-only files are passed over. Warns about nothing.
+/// @throws IoError when `dir` exists but cannot be listed
+[[nodiscard]] inline CheckpointScan scan_checkpoints(const std::filesystem::path& dir) {
+    return detail_ckpt::scan(dir, nullptr);
+}
+
+/// The newest VALID full checkpoint in `dir` (as scan_checkpoints chooses it), or nullopt when
+/// there is none. Each invalid file it met gets a warning (traincb::warn) naming it and the
+/// failed check.
+/// @throws IoError when `dir` exists but cannot be listed
+[[nodiscard]] inline std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& dir) {
+    CheckpointScan found = scan_checkpoints(dir);
+    for (const InvalidCheckpointFile& f : found.invalid)
+        warn("traincb: checkpoint: skipping invalid checkpoint '" + f.path.string() + "': " + f.reason);
+    return found.latest;
+}
+
+/// The file in which a RotatingCheckpoint keeps the version it replaced: "<stem>.prev.safetensors"
+/// beside `path` ("ckpt/last.safetensors" -> "ckpt/last.prev.safetensors"), or "<name>.prev" for a
+/// name without the ".safetensors" extension.
+[[nodiscard]] inline std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path) {
+    std::filesystem::path p = path;
+    if (path.extension() == ".safetensors")
+        p.replace_filename(path.stem().string() + ".prev.safetensors");
+    else
+        p.replace_filename(path.filename().string() + ".prev");
+    return p;
+}
+
+/// One full checkpoint file rewritten during a run (ModelCheckpoint's last.safetensors, the
+/// interrupt checkpoint of FitOptions) that keeps the version it replaces as
+/// previous_checkpoint_path(path), so that the latest checkpoint always has a valid predecessor
+/// on disk: a latest corrupted later falls back to it (docs/checkpoints.md, "The previous
+/// checkpoint"). Only a version known to be valid is kept: one this object wrote in the current
+/// run, or the file the run resumed from (verified when it was loaded). Any other file at `path`
+/// (a corrupted latest the run fell back from, a file of another run) is replaced without being
+/// kept, and the previous version is removed first, unless it is the file the run resumed from:
+/// a previous version of another run must not outrank this run's checkpoints.
+class RotatingCheckpoint {
+public:
+    /// No file (save() must not be called).
+    RotatingCheckpoint() = default;
+    /// The file `path`, kept in previous_checkpoint_path(path).
+    explicit RotatingCheckpoint(std::filesystem::path path)
+        : path_(std::move(path)), previous_(previous_checkpoint_path(path_)) {}
+
+    /// The file written.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    /// Where the version it replaces is kept.
+    [[nodiscard]] const std::filesystem::path& previous_path() const noexcept { return previous_; }
+
+    /// Starts a run that resumed from the checkpoint `resumed_from` (empty: a fresh run).
+    void begin_run(std::filesystem::path resumed_from) {
+        ours_ = detail_ckpt::same_file(path_, resumed_from);
+        resumed_from_ = std::move(resumed_from);
+    }
+
+    /// Writes `file` (encode_checkpoint of a full checkpoint) to path() crash-safely, keeping the
+    /// version it replaces when that one is known to be valid (see the class comment). A kill at
+    /// any moment leaves a valid checkpoint at path() or at previous_path().
+    /// @throws IoError naming the path and the OS error (the files on disk then hold what they
+    /// held before, or, when the last rename failed and could not be undone, the old version at
+    /// previous_path() only)
+    void save(const SafetensorsFile& file, std::string_view component) {
+        if (ours_) {
+            save_checkpoint_file(path_, file, component, previous_);
+        } else {
+            if (!detail_ckpt::same_file(previous_, resumed_from_))
+                if (const int err = detail::os::remove_file(previous_); err != 0 && err != ENOENT)
+                    throw IoError(std::string(component), "cannot remove the stale previous checkpoint", previous_,
+                                  err);
+            save_checkpoint_file(path_, file, component);
+        }
+        ours_ = true;
+    }
+
+private:
+    std::filesystem::path path_{};
+    std::filesystem::path previous_{};
+    std::filesystem::path resumed_from_{};
+    bool ours_ = false;  // path_ holds a valid checkpoint of this run (written by save(), or resumed from)
+};
 
 /// Removes the temporary files that a killed process left next to `*.safetensors` targets in
 /// `dir` (".<name>.safetensors.tmp.<pid>.<random>", see AtomicFile) when process <pid> no longer

@@ -46,6 +46,9 @@ struct SaveOptions {
     /// Store an XXH64 of the tensor bytes under metadata key "traincb.checksum" (as
     /// "xxh64:<16 hex digits>"); load_safetensors then verifies it and rejects a corrupted file.
     bool checksum = false;
+    /// save_safetensors only: when not empty, the file being replaced is first renamed to this
+    /// path, so its old version stays on disk (AtomicFile::commit_keeping_previous).
+    std::filesystem::path keep_previous{};
 };
 
 /// A parsed safetensors file.
@@ -558,7 +561,7 @@ inline void save_safetensors(const std::filesystem::path& path, const StateDict&
         const std::string digits = detail::checksum_digits(hash);
         f.overwrite(plan.checksum_at, std::as_bytes(std::span(digits)));
     }
-    f.commit();
+    f.commit_keeping_previous(options.keep_previous);
 }
 
 /// Parses a whole safetensors file held in memory; `source_name` names it in error messages.
