@@ -11,6 +11,13 @@
 ///
 /// See docs/distributed.md.
 
+// The C API only: Open MPI's and MPICH's deprecated C++ bindings would need another library.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <climits>
