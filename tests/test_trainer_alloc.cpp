@@ -2,7 +2,8 @@
 // allocation between consecutive on_train_batch_begin hooks (which spans gathering the batch, the
 // model's step, the running means, the batch logs, every batch hook and the stop check), with the
 // callbacks of a typical run: EarlyStopping, TerminateOnNaN (which makes the Trainer keep batch
-// logs) and a MetricLogger over a MemorySink.
+// logs) and a MetricLogger over a MemorySink; and with SpikeDetection rolling back, whose
+// snapshot of the whole training state before every batch reuses its buffers.
 #include "catch.hpp"
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <new>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/callbacks/spike_detection.hpp>
 #include <traincb/callbacks/terminate_on_nan.hpp>
 #include <traincb/metrics.hpp>
 #include <traincb/sinks/memory.hpp>
@@ -141,6 +143,32 @@ TEST_CASE("Trainer: zero heap allocations per batch with a training metric whose
     // "mean_squared_error" (18 characters) does not fit a small-string buffer: building it per
     // batch for the batch logs would allocate.
     CHECK(allocations_per_batch_with_logger({std::make_shared<traincb::metrics::MeanSquaredError>()}) == 0);
+}
+
+TEST_CASE("Trainer: zero heap allocations per batch with SpikeDetection's snapshot before every batch") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(200, x, y);
+    test_models::Linear model(2, 1);
+    traincb::Trainer trainer(model);
+    traincb::SpikeDetection spikes({.action = traincb::SpikeAction::Rollback, .window = 20, .warmup = 5});
+    auto sink = std::make_shared<traincb::sinks::MemorySink>();
+    traincb::MetricLogger logger({sink});
+    AllocProbe probe;
+    trainer.fit(x, y,
+                {.epochs = 3,
+                 .batch_size = 10,
+                 .shuffle = true,
+                 .seed = 1,
+                 .validation_split = 0.1,
+                 .metrics = {std::make_shared<traincb::metrics::MeanSquaredError>(),
+                             std::make_shared<traincb::metrics::MeanAbsoluteError>()}},
+                spikes, logger, probe);
+    REQUIRE(spikes.events().empty());  // no spike: every batch took a snapshot and judged its loss
+    REQUIRE(spikes.window().size() == 20);
+    REQUIRE(probe.n >= 30);
+    long total = 0;
+    for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];
+    CHECK(total == 0);
 }
 
 namespace {
