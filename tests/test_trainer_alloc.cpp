@@ -2,8 +2,9 @@
 // allocation between consecutive on_train_batch_begin hooks (which spans gathering the batch, the
 // model's step, the running means, the batch logs, every batch hook and the stop check), with the
 // callbacks of a typical run: EarlyStopping, TerminateOnNaN (which makes the Trainer keep batch
-// logs) and a MetricLogger over a MemorySink; and WeightAveraging, whose update after each step
-// and swap around each validation reuse the buffers sized at on_train_begin.
+// logs) and a MetricLogger over a MemorySink; WeightAveraging, whose update after each step
+// and swap around each validation reuse the buffers sized at on_train_begin; and SpikeDetection
+// rolling back, whose snapshot of the whole training state before every batch reuses its buffers.
 #include "catch.hpp"
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <new>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
+#include <traincb/callbacks/spike_detection.hpp>
 #include <traincb/callbacks/terminate_on_nan.hpp>
 #include <traincb/callbacks/weight_averaging.hpp>
 #include <traincb/metrics.hpp>
@@ -156,6 +158,32 @@ TEST_CASE("Trainer: zero heap allocations per batch with WeightAveraging averagi
     trainer.fit(x, y, {.epochs = 3, .batch_size = 10, .shuffle = true, .seed = 1, .validation_split = 0.1}, ema, es,
                 probe);
     REQUIRE(ema.averaged_steps() == 3 * 18);  // it did average every step
+    REQUIRE(probe.n >= 30);
+    long total = 0;
+    for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];
+    CHECK(total == 0);
+}
+
+TEST_CASE("Trainer: zero heap allocations per batch with SpikeDetection's snapshot before every batch") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(200, x, y);
+    test_models::Linear model(2, 1);
+    traincb::Trainer trainer(model);
+    traincb::SpikeDetection spikes({.action = traincb::SpikeAction::Rollback, .window = 20, .warmup = 5});
+    auto sink = std::make_shared<traincb::sinks::MemorySink>();
+    traincb::MetricLogger logger({sink});
+    AllocProbe probe;
+    trainer.fit(x, y,
+                {.epochs = 3,
+                 .batch_size = 10,
+                 .shuffle = true,
+                 .seed = 1,
+                 .validation_split = 0.1,
+                 .metrics = {std::make_shared<traincb::metrics::MeanSquaredError>(),
+                             std::make_shared<traincb::metrics::MeanAbsoluteError>()}},
+                spikes, logger, probe);
+    REQUIRE(spikes.events().empty());  // no spike: every batch took a snapshot and judged its loss
+    REQUIRE(spikes.window().size() == 20);
     REQUIRE(probe.n >= 30);
     long total = 0;
     for (std::size_t i = 0; i < probe.n; ++i) total += probe.marks[i];

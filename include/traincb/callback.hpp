@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -28,10 +29,13 @@
 
 namespace traincb::inline v0 {
 
-/// Which capabilities of the model a callback needs.
+/// Which capabilities of the model (and of the driver of the run) a callback needs.
 struct Capabilities {
     bool learning_rate = false;  ///< learning_rate() and set_learning_rate()
     bool state = false;          ///< visit_state()
+    /// A driver that keeps snapshots and rolls back to them (Context::request_rollback): Trainer
+    /// does; a hand-written loop declares it with CallbackList::set_rollback_support.
+    bool rollback = false;
 };
 
 /// A callback's resumable state: JSON for scalars and counters, tensors for snapshots.
@@ -70,6 +74,9 @@ struct RunState {
     /// batches).
     /// @throws whatever the driver's function throws
     std::function<nlohmann::json(std::map<std::string, StateDict, std::less<>>& tensors)> metric_states{};
+    /// The mean loss of the batch that just ran (its own, not the epoch's running mean), set by the
+    /// driver before on_train_batch_end (Trainer does; a hand-written loop may); unset: unknown.
+    std::optional<double> batch_loss{};
 };
 
 /// The one argument of every hook. Which fields are meaningful depends on the hook:
@@ -109,6 +116,47 @@ public:
     [[nodiscard]] const std::string& stop_source() const noexcept { return stop_source_; }
     /// Why ("" when nobody did).
     [[nodiscard]] const std::string& stop_reason() const noexcept { return stop_reason_; }
+    /// True when the driver keeps snapshots and can roll back to them (Trainer; see
+    /// CallbackList::set_rollback_support): only then do request_snapshot and request_rollback work.
+    [[nodiscard]] bool rollback_supported() const noexcept { return rollback_supported_; }
+    /// Asks the driver to snapshot the training state (the model's state, the running loss and
+    /// training metric states, the global step and the position) before the next batch that runs,
+    /// before its on_train_batch_begin; a rollback returns there. The driver keeps one snapshot
+    /// (each replaces the last) and forgets it when the epoch ends, so a callback that may roll back
+    /// asks in on_epoch_begin too. Ignored by a driver without rollback support.
+    void request_snapshot() noexcept { snapshot_requested_ = rollback_supported_; }
+    /// True while a snapshot request waits for the driver.
+    [[nodiscard]] bool snapshot_requested() const noexcept { return snapshot_requested_; }
+    /// In on_train_batch_end: asks the driver to undo this batch: restore its snapshot, skip this
+    /// batch from then on (FitOptions::skip_batches), and go on from the snapshot's batch. The rest
+    /// of the list's on_train_batch_end hooks and every on_train_batch_commit are not run for the
+    /// batch. The decision is the caller's to make collectively (Communicator::any), as every rank
+    /// must roll back together. The first request's source and reason are kept.
+    /// @throws LogicError when the driver has no rollback support (rollback_supported())
+    void request_rollback(std::string_view source, std::string_view reason) {
+        if (!rollback_supported_)
+            throw LogicError(detail::cat("traincb: ", source,
+                                         ": requested a rollback, but the driver of this run keeps no snapshots; "
+                                         "use traincb::Trainer, or declare Capabilities::rollback in "
+                                         "required_capabilities() so that such a loop is refused before it starts"));
+        if (!rollback_requested_) {
+            rollback_requested_ = true;
+            rollback_source_ = std::string(source);
+            rollback_reason_ = std::string(reason);
+        }
+    }
+    /// True while a rollback request waits for the driver.
+    [[nodiscard]] bool rollback_requested() const noexcept { return rollback_requested_; }
+    /// Who asked for the pending rollback ("" when nobody did).
+    [[nodiscard]] const std::string& rollback_source() const noexcept { return rollback_source_; }
+    /// Why ("" when nobody did).
+    [[nodiscard]] const std::string& rollback_reason() const noexcept { return rollback_reason_; }
+    /// Reports `event` for the record: every callback's on_run_event runs with it (MetricLogger
+    /// hands it to its sinks). An event whose position is unset (epoch -1, batch -1, global_step 0)
+    /// gets this context's. @throws whatever an on_run_event throws (e.g. a sink's IoError)
+    void report(RunEvent event);
+    /// The event being reported (meaningful in on_run_event only).
+    [[nodiscard]] const RunEvent& run_event() const noexcept { return event_ ? *event_ : empty_event_; }
     /// How training ended (meaningful in on_train_end only).
     [[nodiscard]] const TrainEnd& end() const noexcept { return end_; }
     /// The list running this hook: every callback of the run (ModelCheckpoint saves their states).
@@ -136,6 +184,13 @@ private:
     bool stop_requested_ = false;
     std::string stop_source_{};
     std::string stop_reason_{};
+    bool rollback_supported_ = false;
+    bool snapshot_requested_ = false;
+    bool rollback_requested_ = false;
+    std::string rollback_source_{};
+    std::string rollback_reason_{};
+    const RunEvent* event_ = nullptr;
+    RunEvent empty_event_{};
     TrainEnd end_;
 };
 
@@ -180,6 +235,9 @@ public:
     /// completed batch (ctx.batch() >= 0) or epoch (ctx.batch() == -1), before on_train_end, so
     /// that a checkpoint can be saved from which the run resumes.
     virtual void on_interrupt(Context&) {}
+    /// A callback reported a RunEvent (Context::report), read with ctx.run_event(): MetricLogger
+    /// hands it to its sinks. Runs inside the hook that reported it.
+    virtual void on_run_event(Context&) {}
 
     /// A short name used in messages and as the source of stop requests ("EarlyStopping").
     [[nodiscard]] virtual std::string name() const { return "Callback"; }
@@ -219,7 +277,8 @@ enum HookBit : unsigned {
     kBatchCommit = 1U << 9,
     kInterrupt = 1U << 10,
     kBeforeCommit = 1U << 11,
-    kAllHooks = 0xFFFU,
+    kRunEvent = 1U << 12,
+    kAllHooks = 0x1FFFU,
 };
 using HookPtr = void (Callback::*)(Context&);
 /// The hooks that C overrides (a member pointer still of type `void (Callback::*)` means "not").
@@ -238,6 +297,7 @@ constexpr unsigned hook_mask() {
     if constexpr (!std::is_same_v<decltype(&C::on_train_batch_commit), HookPtr>) m |= kBatchCommit;
     if constexpr (!std::is_same_v<decltype(&C::on_interrupt), HookPtr>) m |= kInterrupt;
     if constexpr (!std::is_same_v<decltype(&C::on_before_epoch_commit), HookPtr>) m |= kBeforeCommit;
+    if constexpr (!std::is_same_v<decltype(&C::on_run_event), HookPtr>) m |= kRunEvent;
     return m;
 }
 /// A callback that needs the learning-rate capability declares
@@ -320,6 +380,18 @@ public:
     void set_history(History* h) noexcept { ctx_.history_ = h; }
     /// Publishes the driver's run state to callbacks (kept by the caller); nullptr for none.
     void set_run_state(const RunState* s) noexcept { ctx_.run_state_ = s; }
+    /// Declares that the driver keeps snapshots and acts on rollback requests (Trainer does): it
+    /// takes a snapshot before a batch when take_snapshot_request() is true, and after a batch
+    /// whose on_train_batch_end asked (take_rollback_request()), restores it and skips the batch.
+    void set_rollback_support(bool on) noexcept {
+        ctx_.rollback_supported_ = on;
+        if (!on) ctx_.snapshot_requested_ = ctx_.rollback_requested_ = false;
+    }
+    /// For the driver: true (once) when a callback asked for a snapshot since the last call.
+    [[nodiscard]] bool take_snapshot_request() noexcept { return std::exchange(ctx_.snapshot_requested_, false); }
+    /// For the driver, after on_train_batch_end: true (once) when a callback asked to roll the
+    /// batch back (the source and reason stay readable in the context until the next batch).
+    [[nodiscard]] bool take_rollback_request() noexcept { return std::exchange(ctx_.rollback_requested_, false); }
 
     /// The shared context (read it after a hook to see stop requests etc.).
     [[nodiscard]] Context& context() noexcept { return ctx_; }
@@ -352,6 +424,12 @@ public:
                                       "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
                                       "specialise traincb::model_traits" +
                                       no_model_hint());
+            if (need.rollback && !ctx_.rollback_supported_)
+                throw InvalidArgument(detail::cat(
+                    "traincb: ", e.cb->name(),
+                    ": needs a driver that keeps snapshots and rolls back to them, but this loop does not "
+                    "(CallbackList::set_rollback_support was not called); train with traincb::Trainer, or choose an "
+                    "action that does not roll back"));
             if (ctx_.params_.log_keys.empty()) continue;
             std::vector<std::string> known = ctx_.params_.log_keys;
             for (const auto& other : entries_)
@@ -392,6 +470,9 @@ public:
         ctx_.stop_requested_ = false;
         ctx_.stop_source_.clear();
         ctx_.stop_reason_.clear();
+        ctx_.snapshot_requested_ = ctx_.rollback_requested_ = false;
+        ctx_.rollback_source_.clear();
+        ctx_.rollback_reason_.clear();
         ctx_.end_ = {};
         ctx_.epoch_ = -1;
         ctx_.batch_ = -1;
@@ -406,19 +487,26 @@ public:
         ctx_.logs_ = nullptr;
         for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
     }
-    /// Before training batch `batch` (0-based within the epoch).
+    /// Before training batch `batch` (0-based within the epoch). A rollback request made outside
+    /// on_train_batch_end is dropped here.
     void on_train_batch_begin(int batch) {
         ctx_.batch_ = batch;
         ctx_.logs_ = nullptr;
+        ctx_.rollback_requested_ = false;
         for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
     }
     /// After training batch `batch`, with the running epoch means; counts one global step. Then
-    /// runs every on_train_batch_commit.
+    /// runs every on_train_batch_commit. Once a callback asks to roll the batch back
+    /// (Context::request_rollback), the later callbacks' on_train_batch_end and every commit are
+    /// not run: the batch is being undone.
     void on_train_batch_end(int batch, Logs& logs) {
         ctx_.batch_ = batch;
         ++ctx_.global_step_;
         ctx_.logs_ = &logs;
-        for (Callback* cb : batch_end_) cb->on_train_batch_end(ctx_);
+        for (Callback* cb : batch_end_) {
+            cb->on_train_batch_end(ctx_);
+            if (ctx_.rollback_requested_) return;
+        }
         for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
     }
     /// After training batch `batch`, for loops that keep no batch logs.
@@ -465,6 +553,21 @@ public:
     }
     /// True (on every rank) once any callback asked to stop.
     [[nodiscard]] bool stop_requested() { return ctx_.comm().any(ctx_.stop_requested_); }
+    /// Runs every on_run_event with `event` (see Context::report, which fills its position).
+    /// @throws the first exception of an on_run_event, after every one ran
+    void report(const RunEvent& event) {
+        const RunEvent* outer = std::exchange(ctx_.event_, &event);
+        std::exception_ptr first;
+        for (Callback* cb : run_event_) {
+            try {
+                cb->on_run_event(ctx_);
+            } catch (...) {
+                if (!first) first = std::current_exception();
+            }
+        }
+        ctx_.event_ = outer;
+        if (first) std::rethrow_exception(first);
+    }
 
     /// Ends the run. With no argument, the end is "stopped" when a stop was requested and
     /// "completed" otherwise. Every callback's on_train_end runs even if an earlier one throws;
@@ -543,11 +646,12 @@ private:
         fill(batch_commit_, detail::kBatchCommit);
         fill(interrupt_, detail::kInterrupt);
         fill(before_commit_, detail::kBeforeCommit);
+        fill(run_event_, detail::kRunEvent);
     }
 
     std::vector<Entry> entries_{};
     std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_, test_begin_,
-        test_end_, epoch_commit_, batch_commit_, interrupt_, before_commit_;
+        test_end_, epoch_commit_, batch_commit_, interrupt_, before_commit_, run_event_;
     ModelHandle null_model_;
     std::unique_ptr<ModelHandle> owned_model_{};
     Context ctx_ = make_context();
@@ -562,5 +666,15 @@ private:
         return c;
     }
 };
+
+/// Context::report: fills the event's unset position, then CallbackList::report.
+inline void Context::report(RunEvent event) {
+    if (event.epoch < 0 && event.batch < 0 && event.global_step == 0) {
+        event.epoch = epoch_;
+        event.batch = batch_;
+        event.global_step = global_step_;
+    }
+    list_->report(event);
+}
 
 }  // namespace traincb::inline v0

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <map>
 #include <optional>
@@ -118,6 +119,19 @@ struct TrainEnd {
     std::string source{};               ///< the component that stopped training ("EarlyStopping"), if any
     std::string reason{};               ///< its reason ("patience", "non_finite", the exception's what(), ...)
     std::exception_ptr exception{};     ///< set when kind == Exception
+};
+
+/// Something that happened during a run and that a callback reports for the record (a loss spike
+/// rolled back, ...): Context::report hands it to every callback's on_run_event, and MetricLogger
+/// to its sinks (Sink::write_event).
+struct RunEvent {
+    std::string source{};          ///< the component that reports it ("SpikeDetection")
+    std::string kind{};            ///< what happened, a short identifier ("loss_spike")
+    std::string message{};         ///< one line for people, starting with "traincb: <source>: "
+    int epoch = -1;                ///< 0-based absolute epoch (-1: outside an epoch)
+    int batch = -1;                ///< 0-based batch within the epoch (-1: outside a batch)
+    std::int64_t global_step = 0;  ///< batches completed in the run when it happened
+    Logs values{};                 ///< the numbers behind it (e.g. loss, median, mad)
 };
 
 /// "completed", "stopped", "exception", "interrupted".

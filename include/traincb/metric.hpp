@@ -41,6 +41,16 @@ public:
     virtual void merge(const Metric& other) = 0;
     /// A copy with the same options and state.
     [[nodiscard]] virtual std::unique_ptr<Metric> clone() const = 0;
+    /// Makes this object an exact copy of `other`, an object of the same class (normally a clone of
+    /// this one: same options), accumulated state included, reusing this object's storage: how
+    /// Trainer snapshots the training metrics for a rollback without allocating once the storage
+    /// is sized. Returns false and changes nothing when the class does not implement it (the
+    /// default; Trainer then falls back to save_state_with_tensors and load_state_with_tensors).
+    /// @throws InvalidArgument when `other` is of another class
+    virtual bool copy_state_from(const Metric& other) {
+        (void)other;
+        return false;
+    }
     /// Writes the accumulated state into `state` (a JSON object: kind, version, the options the
     /// state depends on, the accumulators; doubles as round-trip strings), so that load_state
     /// continues bit-exactly. Returns false and writes nothing when the class keeps no saveable

@@ -662,7 +662,8 @@ inline void check_state_header(const StateReader& in, const char* who, const nlo
 namespace traincb::inline v0::detail {
 
 /// What every concrete metric shares: the templated update (any expression, no copy) beside the
-/// two virtual ones, name(), direction(), clone(), and merge() with its type and options check.
+/// two virtual ones, name(), direction(), clone(), and merge() and copy_state_from() with their
+/// type and options check.
 /// Self provides kWho, kDirection, options(), accumulate(t, p), same_options(o), merge_state(o).
 template <class Self>
 class MetricImpl : public ::traincb::metrics::Metric {
@@ -696,6 +697,19 @@ public:
             metrics::fail(who().c_str(), "cannot merge '" + other.name() + "' into '" + name() +
                                              "': their options differ; merge objects built with the same options");
         self().merge_state(*o);
+    }
+    /// Makes this object an exact copy of `other` (options, name and state) by copy assignment:
+    /// vectors and strings keep their storage when it is large enough.
+    /// @throws InvalidArgument for a metric of another type
+    bool copy_state_from(const ::traincb::metrics::Metric& other) override {
+        if (&other == this) return true;
+        const auto* o = dynamic_cast<const Self*>(&other);
+        if (o == nullptr)
+            metrics::fail(cat(Self::kWho, "::copy_state_from").c_str(),
+                          cat("cannot copy the state of metric '", other.name(), "' of another type into '", name(),
+                              "'; copy from an object of the same class"));
+        self() = *o;
+        return true;
     }
     /// Writes {"kind", "version", "options", accumulators}; always returns true.
     bool save_state(nlohmann::json& state) const override {

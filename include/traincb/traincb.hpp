@@ -21,6 +21,7 @@
 #include "traincb/callbacks/metric_logger.hpp"
 #include "traincb/callbacks/model_checkpoint.hpp"
 #include "traincb/callbacks/reduce_lr_on_plateau.hpp"
+#include "traincb/callbacks/spike_detection.hpp"
 #include "traincb/callbacks/terminate_on_nan.hpp"
 #include "traincb/callbacks/time_limit.hpp"
 #include "traincb/callbacks/weight_averaging.hpp"

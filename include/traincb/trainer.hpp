@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <compare>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/rollback.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
 #include "traincb/errors.hpp"
@@ -39,6 +41,15 @@ template <class Scalar = double>
 struct ValidationData {
     Matrix<Scalar> x{};  ///< rows are samples; same columns as the training x
     Matrix<Scalar> y{};  ///< same columns as the training y
+};
+
+/// A batch's place in a run: batch `batch` (0-based) of absolute epoch `epoch` (0-based) in that
+/// epoch's data order (the permutation of (seed, epoch) when shuffling), whatever else is skipped.
+struct BatchIndex {
+    int epoch = 0;           ///< 0-based absolute epoch
+    std::int64_t batch = 0;  ///< 0-based batch within the epoch
+    /// Ordered by epoch, then batch.
+    friend auto operator<=>(const BatchIndex&, const BatchIndex&) = default;
 };
 
 /// Options of Trainer::fit, read with designated initializers like Keras keyword arguments:
@@ -84,6 +95,13 @@ struct FitOptions {
     /// naming each file and why; the run then overwrites them) instead of throwing
     /// NoValidCheckpointError. A resume_from with no checkpoint at all starts fresh either way.
     bool start_over_if_invalid = false;
+    /// Batches not to train on (BatchIndex: a position in the epoch's data order, so a list means
+    /// the same batches whatever else is skipped). A skipped batch runs no step and no batch hook:
+    /// the global step does not advance, the epoch's running loss and training metrics cover the
+    /// other batches, and the data order of the rest is unchanged. A rollback
+    /// (Context::request_rollback, e.g. SpikeDetection) adds the batch it undoes; checkpoints record
+    /// the list, and a resumed run skips the checkpoint's batches as well as these.
+    std::vector<BatchIndex> skip_batches{};
 };
 
 namespace detail {
@@ -309,7 +327,9 @@ private:
         Mat xb{}, yb{}, xt{}, yt{};       // batch buffers: full batches, and the (smaller) tail batch
         std::vector<Eigen::Index> idx{};  // the epoch's order of the training rows
         Logs batch_logs{}, epoch_logs{}, val_logs{};
-        int interrupted_by = 0;  // the signal that interrupted training (0: none)
+        int interrupted_by = 0;               // the signal that interrupted training (0: none)
+        std::vector<BatchIndex> skip{};       // sorted: skip_batches, the checkpoint's and the rollbacks'
+        detail::RollbackSnapshot snapshot{};  // see Context::request_snapshot
     };
 
     template <class S, class DX, class DY>
@@ -434,6 +454,10 @@ private:
                                    {"steps_per_epoch", r.params.steps_per_epoch},
                                    {"validation_freq", opt.validation_freq},
                                    {"has_validation", r.vx != nullptr}};
+        r.skip = opt.skip_batches;
+        std::sort(r.skip.begin(), r.skip.end());
+        r.skip.erase(std::unique(r.skip.begin(), r.skip.end()), r.skip.end());
+        if (!r.skip.empty()) r.run_state.fit_options["skip_batches"] = skip_json(r.skip);
         // Metric states are gathered only when a mid-epoch checkpoint is taken, never per batch.
         if (!r.train_metrics.empty())
             r.run_state.metric_states = [&r](std::map<std::string, StateDict, std::less<>>& tensors) {
@@ -457,6 +481,7 @@ private:
             if (path.empty()) return;
             r.resume = std::move(loaded);
             check_resume(*r.resume, path, r.run_state, r.opt);
+            for (const BatchIndex& i : checkpoint_skips(*r.resume, path)) add_skip(r, i);
             r.first_epoch = r.resume->position.next_epoch();
             r.params.resumed = true;
             r.params.initial_epoch = r.first_epoch;
@@ -475,6 +500,7 @@ private:
                                         : static_cast<std::int64_t>(r.opt.initial_epoch) * r.params.steps_per_epoch);
         r.list.set_history(&r.history);
         r.list.set_run_state(&r.run_state);
+        r.list.set_rollback_support(true);
     }
 
     // Batch buffers and row order, allocated once; the batch log keys are inserted once, so that
@@ -522,7 +548,7 @@ private:
         const bool resumes_mid_epoch = r.resume && !r.resume->position.epoch_completed && epoch == r.first_epoch;
         if (r.resumed_stopped && !resumes_mid_epoch) return false;
         const std::int64_t first_batch = begin_epoch(r, epoch, resumes_mid_epoch);
-        const std::int64_t last_batch = run_batches(r, first_batch);
+        const std::int64_t last_batch = run_batches(r, epoch, first_batch);
         if (r.interrupted_by != 0) {
             r.list.on_interrupt(epoch, static_cast<int>(last_batch));
             return false;
@@ -560,15 +586,23 @@ private:
         return first_batch;
     }
 
-    // The epoch's batches from `first`, until the last one, a stop request or an interruption.
+    // The epoch's batches from `first`, until the last one, a stop request or an interruption:
+    // skipped batches are passed over; a snapshot is taken before a batch when a callback asked for
+    // one; a batch a callback asked to roll back is undone and the loop goes on from the snapshot.
     // Returns the last batch run (-1: none).
     template <class S>
-    std::int64_t run_batches(Run<S>& r, std::int64_t first) {
+    std::int64_t run_batches(Run<S>& r, int epoch, std::int64_t first) {
         const bool logs_wanted = r.list.wants_batch_logs();
         const std::int64_t steps = r.params.steps_per_epoch;
         std::int64_t last = -1;
         for (std::int64_t b = first; b < steps; ++b) {
+            if (std::binary_search(r.skip.begin(), r.skip.end(), BatchIndex{epoch, b})) continue;
+            if (r.list.take_snapshot_request()) take_snapshot(r, epoch, b);
             run_batch(r, b, logs_wanted);
+            if (r.list.take_rollback_request()) {
+                b = roll_back(r, epoch, b) - 1;
+                continue;
+            }
             last = b;
             if (r.list.stop_requested()) break;
             // After the epoch's last batch the epoch is finished first: the checkpoint is then an
@@ -579,6 +613,65 @@ private:
             }
         }
         return last;
+    }
+
+    // The state before batch `b` of `epoch`, for a rollback (Context::request_snapshot).
+    template <class S>
+    void take_snapshot(Run<S>& r, int epoch, std::int64_t b) {
+        if constexpr (HasState<M>) {
+            std::optional<double> lr;
+            if constexpr (HasLearningRate<M>) lr = model_traits<M>::learning_rate(std::as_const(model_));
+            r.snapshot.take([this](StateVisitor& v) { model_traits<M>::visit_state(model_, v); }, lr, r.run_state,
+                            r.train_metrics, r.list.context().global_step(), epoch, b);
+        } else {
+            (void)r, (void)epoch, (void)b;
+            throw LogicError(
+                "traincb: Trainer::fit: a callback asked for a snapshot (Context::request_snapshot), but the model "
+                "has no visit_state(traincb::StateVisitor&), so its state cannot be copied; add it (see "
+                "traincb/state.hpp) or specialise traincb::model_traits");
+        }
+    }
+
+    // Undoes batch `b` of `epoch` (Context::request_rollback): the batch joins the skipped ones,
+    // and the snapshot's state comes back. Returns the batch to go on from (the snapshot's).
+    template <class S>
+    std::int64_t roll_back(Run<S>& r, int epoch, std::int64_t b) {
+        const Context& ctx = r.list.context();
+        if (!r.snapshot.valid_for(epoch))
+            throw LogicError(detail::cat("traincb: Trainer::fit: ", ctx.rollback_source(), " asked to roll back batch ",
+                                         std::to_string(b), " of epoch ", std::to_string(epoch + 1),
+                                         ", but no snapshot was taken in this epoch; call "
+                                         "Context::request_snapshot() in on_epoch_begin (and as often as a rollback "
+                                         "should reach back)"));
+        add_skip(r, BatchIndex{epoch, b});
+        if constexpr (HasState<M>) {
+            r.snapshot.restore([this](StateVisitor& v) { model_traits<M>::visit_state(model_, v); },
+                               [this](double lr) {
+                                   if constexpr (HasLearningRate<M>)
+                                       model_traits<M>::set_learning_rate(model_, lr);
+                                   else
+                                       (void)lr;
+                               },
+                               r.run_state, r.train_metrics);
+        }
+        r.list.set_global_step(r.snapshot.global_step());
+        return r.snapshot.batch();
+    }
+
+    // Adds `i` to the skipped batches, and to what checkpoints record of them.
+    template <class S>
+    static void add_skip(Run<S>& r, BatchIndex i) {
+        const auto at = std::lower_bound(r.skip.begin(), r.skip.end(), i);
+        if (at != r.skip.end() && *at == i) return;
+        r.skip.insert(at, i);
+        r.run_state.fit_options["skip_batches"] = skip_json(r.skip);
+    }
+
+    // The skipped batches as checkpoints record them: [[epoch, batch], ...].
+    static nlohmann::json skip_json(const std::vector<BatchIndex>& skip) {
+        nlohmann::json a = nlohmann::json::array();
+        for (const BatchIndex& i : skip) a.push_back({i.epoch, i.batch});
+        return a;
     }
 
     // Batch `b`: gathers its rows, trains on them, and updates the running loss, the training
@@ -596,7 +689,8 @@ private:
         }
         r.list.on_train_batch_begin(static_cast<int>(b));
         decltype(auto) result = model_traits<M>::train_batch(model_, std::as_const(bx), std::as_const(by));
-        r.run_state.loss_sum += detail::batch_loss(result) * static_cast<double>(rows);
+        r.run_state.batch_loss = detail::batch_loss(result);
+        r.run_state.loss_sum += *r.run_state.batch_loss * static_cast<double>(rows);
         r.run_state.loss_count += rows;
         if (!r.train_metrics.empty()) update_train_metrics(r.train_metrics, result, bx, by);
         if (logs_wanted) {
@@ -784,7 +878,7 @@ private:
         std::vector<std::string> order_changed;
         for (const auto& [key, value] : now.fit_options.items()) {
             const auto it = c.fit_options.find(key);
-            if (key == "shuffle_order" || it == c.fit_options.end() || *it == value) continue;
+            if (key == "shuffle_order" || key == "skip_batches" || it == c.fit_options.end() || *it == value) continue;
             warn(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
                  "); the new value applies");
             if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
@@ -833,6 +927,28 @@ private:
              orders +
              "); the next epochs are shuffled in this traincb's order, so their batches differ from the "
              "ones the original run would have drawn");
+    }
+
+    // The batches a checkpoint's run skipped (fit_options.skip_batches; none in a checkpoint that
+    // predates it).
+    static std::vector<BatchIndex> checkpoint_skips(const io::Checkpoint& c, const std::filesystem::path& path) {
+        std::vector<BatchIndex> out;
+        const auto it = c.fit_options.find("skip_batches");
+        if (it == c.fit_options.end()) return out;
+        const auto bad = [&] {
+            throw FormatError(detail::cat("traincb: Trainer::fit: resuming from '", path.string(),
+                                          "': fit_options.skip_batches is ", it->dump(),
+                                          ", expected [[epoch, batch], ...] with both >= 0"));
+        };
+        if (!it->is_array()) bad();
+        for (const auto& e : *it) {
+            if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer()) bad();
+            const auto epoch = e[0].get<std::int64_t>();
+            const auto batch = e[1].get<std::int64_t>();
+            if (epoch < 0 || epoch > std::numeric_limits<int>::max() || batch < 0) bad();
+            out.push_back({static_cast<int>(epoch), batch});
+        }
+        return out;
     }
 
     // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
@@ -915,6 +1031,10 @@ private:
         if (o.validation_split > 0 && o.validation_data)
             bad("pass either validation_data or validation_split, not both");
         if (o.validation_freq < 1) bad("validation_freq must be >= 1, got " + std::to_string(o.validation_freq));
+        for (const BatchIndex& i : o.skip_batches)
+            if (i.epoch < 0 || i.batch < 0)
+                bad(detail::cat("skip_batches holds {.epoch = ", std::to_string(i.epoch), ", .batch = ",
+                                std::to_string(i.batch), "}; epochs and batches are 0-based, so both must be >= 0"));
     }
 
     template <class R, class Mat>

@@ -18,6 +18,9 @@
 ///
 /// When no sink wants batches, the logger is left out of the batch loop: it costs nothing inside
 /// an epoch, and the driver builds no batch logs for it.
+///
+/// A RunEvent that a callback reports (Context::report: SpikeDetection's loss spikes) goes to every
+/// sink's write_event.
 
 #include <exception>
 #include <memory>
@@ -112,6 +115,12 @@ public:
             s.write_epoch(epoch, *logs);
             s.flush();
         });
+    }
+    /// Calls write_event(ctx.run_event()) on every sink (a RunEvent a callback reported).
+    /// @throws the first sink's exception, after every sink was called.
+    void on_run_event(Context& ctx) override {
+        const RunEvent& event = ctx.run_event();
+        for_each_sink(sinks_, [&](sinks::Sink& s) { s.write_event(event); });
     }
     /// Calls end(ctx.end()) on every sink, on every kind of end.
     /// @throws the first sink's exception, after every sink was called.

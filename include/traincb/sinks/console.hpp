@@ -108,8 +108,8 @@ struct ConsoleOptions {
 ///
 /// redrawn in place with '\r', and at the epoch's end the full bar with the epoch's time and every
 /// epoch log (val_* included). Values use "%.4f" ("%.4e" when 0 < |v| < 1e-3). The epoch's time is
-/// counted from the end of the previous epoch (or begin()). At the end it prints
-/// "Stopped by EarlyStopping: patience" when a callback stopped training.
+/// counted from the end of the previous epoch (or begin()). A RunEvent's message gets a line of its
+/// own. At the end it prints "Stopped by EarlyStopping: patience" when a callback stopped training.
 class ConsoleSink final : public Sink {
 public:
     /// Writes to std::cout, a progress bar when it is a terminal.
@@ -213,6 +213,19 @@ public:
         line_open_ = false;
         prev_width_ = 0;
         epoch_start_ = now;  // the next epoch's clock starts here (sinks see no epoch begin)
+    }
+
+    /// Prints the event's message on a line of its own (after an open bar line, which the next
+    /// batch redraws below it). @throws IoError when the stream fails.
+    void write_event(const RunEvent& event) override {
+        text_.clear();
+        if (line_open_) text_ += '\n';
+        text_ += event.message;
+        text_ += '\n';
+        write_text();
+        line_open_ = false;
+        prev_width_ = 0;
+        last_draw_ = -1e300;
     }
 
     /// Ends an open bar line, and says why training stopped (or was interrupted).

@@ -18,9 +18,9 @@ struct MemoryOptions {
     bool batches = false;  ///< ask for (and record) per-batch logs
 };
 
-/// Records the run: its RunInfo, every epoch's logs, the batches (when asked for), how it ended,
-/// and the order of every call as readable events ("begin", "epoch 0", "flush", "batch 0.3",
-/// "end stopped"). begin() forgets the previous run.
+/// Records the run: its RunInfo, every epoch's logs, the batches (when asked for), the RunEvents,
+/// how it ended, and the order of every call as readable events ("begin", "epoch 0", "flush",
+/// "batch 0.3", "event loss_spike", "end stopped"). begin() forgets the previous run.
 class MemorySink final : public Sink {
 public:
     MemorySink() = default;
@@ -32,6 +32,7 @@ public:
         run_ = info;
         rows_.clear();
         batches_.clear();
+        run_events_.clear();
         end_.reset();
         events_.clear();
         events_.push_back("begin");
@@ -48,6 +49,11 @@ public:
         batches_.emplace_back(info, logs);
         events_.push_back("batch " + std::to_string(info.epoch) + "." + std::to_string(info.batch));
     }
+    /// Records the event.
+    void write_event(const RunEvent& event) override {
+        run_events_.push_back(event);
+        events_.push_back(std::string("event ").append(event.kind));
+    }
     /// Records how the run ended.
     void end(const TrainEnd& end) override {
         end_ = end;
@@ -62,9 +68,12 @@ public:
     [[nodiscard]] const std::vector<std::pair<int, Logs>>& rows() const noexcept { return rows_; }
     /// (batch, running means) for every batch of the run (empty unless MemoryOptions::batches).
     [[nodiscard]] const std::vector<std::pair<BatchInfo, Logs>>& batches() const noexcept { return batches_; }
+    /// Every RunEvent of the run, in order.
+    [[nodiscard]] const std::vector<RunEvent>& run_events() const noexcept { return run_events_; }
     /// How the run ended, once end() was called.
     [[nodiscard]] const std::optional<TrainEnd>& train_end() const noexcept { return end_; }
-    /// Every call of the run, in order ("begin", "epoch 3", "flush", "batch 3.0", "end completed").
+    /// Every call of the run, in order ("begin", "epoch 3", "flush", "batch 3.0", "event loss_spike",
+    /// "end completed").
     [[nodiscard]] const std::vector<std::string>& events() const noexcept { return events_; }
 
 private:
@@ -72,6 +81,7 @@ private:
     std::optional<RunInfo> run_;
     std::vector<std::pair<int, Logs>> rows_;
     std::vector<std::pair<BatchInfo, Logs>> batches_;
+    std::vector<RunEvent> run_events_;
     std::optional<TrainEnd> end_;
     std::vector<std::string> events_;
 };

@@ -44,6 +44,9 @@ public:
         (void)info;
         (void)logs;
     }
+    /// Something a callback reported during the run (RunEvent: a loss spike rolled back, ...). The
+    /// default ignores it; MemorySink records it and ConsoleSink prints its message.
+    virtual void write_event(const RunEvent& event) { (void)event; }
     /// The run ended (flush and close; the reason is for sinks that report it).
     virtual void end(const TrainEnd& end) { (void)end; }
     /// Pushes buffered output to the OS.
