@@ -646,7 +646,7 @@ private:
         add_skip(r, BatchIndex{epoch, b});
         if constexpr (HasState<M>) {
             r.snapshot.restore([this](StateVisitor& v) { model_traits<M>::visit_state(model_, v); },
-                               [this](double lr) {
+                               [&](double lr) {
                                    if constexpr (HasLearningRate<M>)
                                        model_traits<M>::set_learning_rate(model_, lr);
                                    else
