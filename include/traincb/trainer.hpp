@@ -808,7 +808,7 @@ private:
         }
         // An invalid file, or a missing one (a kill between the two renames of a rotating save):
         // its previous version, if there is one.
-        const fs::path previous = io::previous_checkpoint_path(p);
+        fs::path previous = io::previous_checkpoint_path(p);
         if (!fs::exists(previous, ec)) {
             if (invalid.empty()) throw IoError("Trainer", "cannot resume from", p, ENOENT);
             return no_valid_checkpoint(opt, std::move(invalid));

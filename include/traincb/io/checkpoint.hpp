@@ -605,7 +605,7 @@ namespace detail_ckpt {
 /// The reason of a failed check on `path`, without the "traincb: <component>: '<path>': " that
 /// starts the message of a file error.
 [[nodiscard]] inline std::string reason_of(const Error& e, const std::filesystem::path& path) {
-    const std::string what = e.what();
+    std::string what = e.what();
     const std::string mark = traincb::detail::cat("'", path.string(), "': ");
     constexpr std::string_view kPrefix = "traincb: ";
     const std::size_t component_end = what.find(": ", kPrefix.size());
