@@ -309,11 +309,13 @@ TEST_CASE("async_save: fit returns once the last save is on disk, on every exit"
         Run run;
         (void)run.fit({.filepath = tmp / "ck/m-{epoch}.safetensors", .save_last = true, .async_save = true}, 3);
         opener.join();
-        // Complete once fit has returned, as is last.safetensors, written after it.
+        // Complete once fit has returned, as is last.safetensors, written after it (through the
+        // same RotatingCheckpoint as a synchronous save: its predecessor is the epoch before).
         CHECK(io::load_checkpoint(tmp / "ck/m-3.safetensors").position.epoch == 2);
         CHECK(io::load_checkpoint(tmp / "ck/last.safetensors").position.epoch == 2);
-        CHECK(names_in(tmp / "ck") ==
-              std::set<std::string>{"m-1.safetensors", "m-2.safetensors", "m-3.safetensors", "last.safetensors"});
+        CHECK(io::load_checkpoint(tmp / "ck/last.prev.safetensors").position.epoch == 1);
+        CHECK(names_in(tmp / "ck") == std::set<std::string>{"m-1.safetensors", "m-2.safetensors", "m-3.safetensors",
+                                                            "last.safetensors", "last.prev.safetensors"});
     }
     SECTION("an exception in training") {
         GateGuard gate;
