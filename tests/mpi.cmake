@@ -47,8 +47,14 @@ endforeach()
 
 add_executable(mpi_abort_probe mpi/abort_probe.cpp)
 target_link_libraries(mpi_abort_probe PRIVATE traincb::mpi traincb_warnings)
-traincb_mpi_test("an exception on one rank ends the job through MpiSession's MPI_Abort" 3 30 60
-  $<TARGET_FILE:mpi_abort_probe>)
-set_tests_properties("mpi: an exception on one rank ends the job through MpiSession's MPI_Abort" PROPERTIES
-  PASS_REGULAR_EXPRESSION "MPI_ABORT was invoked on rank 1"
-  FAIL_REGULAR_EXPRESSION "time limit")
+set(_probe_cmd "${MPIEXEC_EXECUTABLE}" ${MPIEXEC_NUMPROC_FLAG} 3 ${TRAINCB_MPIEXEC_FLAGS})
+if(TRAINCB_MPI_TIMEOUT_FLAG)
+  list(APPEND _probe_cmd ${TRAINCB_MPI_TIMEOUT_FLAG} 30)
+endif()
+list(APPEND _probe_cmd $<TARGET_FILE:mpi_abort_probe> ${MPIEXEC_POSTFLAGS})
+set(_probe_test "mpi: an exception on one rank ends the job through MpiSession's MPI_Abort")
+add_test(NAME "${_probe_test}"
+  COMMAND "${CMAKE_COMMAND}" "-DCOMMAND=${_probe_cmd}" -P "${CMAKE_CURRENT_SOURCE_DIR}/mpi/expect_abort.cmake")
+set_tests_properties("${_probe_test}" PROPERTIES TIMEOUT 60 LABELS mpi RESOURCE_LOCK mpi
+  WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
+  ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;${_lsan_off}")
