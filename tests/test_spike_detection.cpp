@@ -126,9 +126,9 @@ struct SpikyNet {
     void visit_state(traincb::StateVisitor& v) {
         traincb::visit(v, "w", w);
         traincb::visit(v, "b", b);
-        traincb::visit(v, "momentum.w", vw);
-        traincb::visit(v, "momentum.b", vb);
-        traincb::visit(v, "steps", steps);
+        traincb::visit_training_state(v, "momentum.w", vw);
+        traincb::visit_training_state(v, "momentum.b", vb);
+        traincb::visit_training_state(v, "steps", steps);
     }
 };
 
