@@ -3,6 +3,7 @@
 /// Callback (no-op virtual hooks, one Context per hook) and CallbackList (runs callbacks in order;
 /// usable on its own in any hand-written training loop).
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -19,9 +20,11 @@
 #include <vector>
 
 #include "traincb/communicator.hpp"
+#include "traincb/detail/rank_vote.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/direction.hpp"
 #include "traincb/errors.hpp"
+#include "traincb/interrupt.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/model.hpp"
 #include "traincb/state.hpp"
@@ -371,8 +374,28 @@ public:
     void set_model_handle(ModelHandle& h) noexcept { ctx_.model_ = &h; }
     /// Sets the run's parameters (epochs, batch size, known log keys, ...).
     void set_params(TrainParams p) { ctx_.params_ = std::move(p); }
-    /// Uses `comm` for collective decisions instead of the single-process identity.
-    void set_communicator(Communicator& comm) noexcept { ctx_.comm_ = &comm; }
+    /// Uses `comm` for collective decisions instead of the single-process identity. With more than
+    /// one rank the list runs in data-parallel mode (docs/distributed.md): every hook runs every
+    /// callback with their exceptions held, then the ranks vote once (a failure, a stop request, a
+    /// pending signal, and where each rank is), so that every rank throws at the same hook (the
+    /// failing rank its own exception, the others RemoteRankError), stops at the same epoch and is
+    /// interrupted at the same batch. on_train_batch_end, on_epoch_end, on_train_begin and
+    /// on_train_end always vote; the other hooks vote when some callback overrides them. Every
+    /// rank must call the same hooks in the same order (a rank out of step is a LogicError on
+    /// every rank, naming where each rank is), and callbacks must not call collectives themselves
+    /// except where every rank is sure to reach them.
+    void set_communicator(Communicator& comm) noexcept {
+        ctx_.comm_ = &comm;
+        distributed_ = comm.size() > 1;
+    }
+    /// True when the communicator has more than one rank (data-parallel mode).
+    [[nodiscard]] bool distributed() const noexcept { return distributed_; }
+    /// The interruption a driver acts on after a hook: interrupt_signal() (0: none); in
+    /// data-parallel mode, the one the ranks agreed on at the last vote, so that a signal to any
+    /// rank interrupts every rank at the same batch.
+    [[nodiscard]] int interrupt_to_handle() const noexcept {
+        return distributed_ ? agreed_interrupt_ : interrupt_signal();
+    }
     /// Sets the global step (batches done so far), e.g. after resuming.
     void set_global_step(std::int64_t s) noexcept { ctx_.global_step_ = s; }
     /// Records each epoch's logs into `h` at on_epoch_end, after every callback's on_epoch_end and
@@ -462,10 +485,18 @@ public:
     }
 
     /// Starts a run: resets the stop request and the context, asks each callback again whether it
-    /// wants on_train_batch_end, then calls on_train_begin.
+    /// wants on_train_batch_end, then calls on_train_begin. In data-parallel mode the ranks then
+    /// check that they run the same callbacks with the same options, parameters and data-order
+    /// options (a LogicError on every rank names what differs).
     /// @throws InvalidArgument from validate() when a callback's needs cannot be met.
     void on_train_begin() {
-        validate();
+        std::exception_ptr first;
+        try {
+            validate();
+        } catch (...) {
+            if (!distributed_) throw;
+            first = std::current_exception();
+        }
         rebuild();  // wants_train_batch_end() may have changed since the callbacks were added
         ctx_.stop_requested_ = false;
         ctx_.stop_source_.clear();
@@ -478,14 +509,30 @@ public:
         ctx_.batch_ = -1;
         ctx_.logs_ = nullptr;
         last_logs_.clear();
-        for (Callback* cb : train_begin_) cb->on_train_begin(ctx_);
+        stop_agreed_ = false;
+        agreed_interrupt_ = 0;
+        if (!distributed_) {
+            for (Callback* cb : train_begin_) cb->on_train_begin(ctx_);
+            return;
+        }
+        if (!first) run_all(train_begin_, first, [this](Callback* cb) { cb->on_train_begin(ctx_); });
+        std::uint64_t h = 0xCBF29CE484222325ULL;
+        for (const std::string& line : config_lines()) h = detail::fnv1a(line, detail::fnv1a("\n", h));
+        sync(detail::SyncPoint::TrainBegin, first, h);
     }
     /// Starts epoch `epoch` (0-based, absolute).
     void on_epoch_begin(int epoch) {
         ctx_.epoch_ = epoch;
         ctx_.batch_ = -1;
         ctx_.logs_ = nullptr;
-        for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
+            return;
+        }
+        if (epoch_begin_.empty()) return;
+        std::exception_ptr first;
+        run_all(epoch_begin_, first, [this](Callback* cb) { cb->on_epoch_begin(ctx_); });
+        sync(detail::SyncPoint::EpochBegin, first, 0);
     }
     /// Before training batch `batch` (0-based within the epoch). A rollback request made outside
     /// on_train_batch_end is dropped here.
@@ -493,21 +540,41 @@ public:
         ctx_.batch_ = batch;
         ctx_.logs_ = nullptr;
         ctx_.rollback_requested_ = false;
-        for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
+            return;
+        }
+        if (batch_begin_.empty()) return;
+        std::exception_ptr first;
+        run_all(batch_begin_, first, [this](Callback* cb) { cb->on_train_batch_begin(ctx_); });
+        sync(detail::SyncPoint::BatchBegin, first, 0);
     }
     /// After training batch `batch`, with the running epoch means; counts one global step. Then
     /// runs every on_train_batch_commit. Once a callback asks to roll the batch back
     /// (Context::request_rollback), the later callbacks' on_train_batch_end and every commit are
-    /// not run: the batch is being undone.
+    /// not run: the batch is being undone. In data-parallel mode the ranks vote after every batch
+    /// (even with no callback), so that a stop request or a signal on any rank is acted on by
+    /// every rank after the same batch.
     void on_train_batch_end(int batch, Logs& logs) {
         ctx_.batch_ = batch;
         ++ctx_.global_step_;
         ctx_.logs_ = &logs;
-        for (Callback* cb : batch_end_) {
-            cb->on_train_batch_end(ctx_);
-            if (ctx_.rollback_requested_) return;
+        if (!distributed_) {
+            for (Callback* cb : batch_end_) {
+                cb->on_train_batch_end(ctx_);
+                if (ctx_.rollback_requested_) return;
+            }
+            for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
+            return;
         }
-        for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
+        std::exception_ptr first;
+        bool rolled_back = false;
+        for (Callback* cb : batch_end_) {
+            run_one(first, [&] { cb->on_train_batch_end(ctx_); });
+            if ((rolled_back = ctx_.rollback_requested_)) break;
+        }
+        if (!rolled_back) run_all(batch_commit_, first, [this](Callback* cb) { cb->on_train_batch_commit(ctx_); });
+        sync(detail::SyncPoint::BatchEnd, first, 0);
     }
     /// After training batch `batch`, for loops that keep no batch logs.
     void on_train_batch_end(int batch) { on_train_batch_end(batch, scratch_); }
@@ -515,13 +582,27 @@ public:
     void on_test_begin() {
         ctx_.batch_ = -1;
         ctx_.logs_ = nullptr;
-        for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
+            return;
+        }
+        if (test_begin_.empty()) return;
+        std::exception_ptr first;
+        run_all(test_begin_, first, [this](Callback* cb) { cb->on_test_begin(ctx_); });
+        sync(detail::SyncPoint::TestBegin, first, 0);
     }
     /// After validation, with the unprefixed validation values.
     void on_test_end(Logs& logs) {
         ctx_.batch_ = -1;
         ctx_.logs_ = &logs;
-        for (Callback* cb : test_end_) cb->on_test_end(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : test_end_) cb->on_test_end(ctx_);
+            return;
+        }
+        if (test_end_.empty()) return;
+        std::exception_ptr first;
+        run_all(test_end_, first, [this](Callback* cb) { cb->on_test_end(ctx_); });
+        sync(detail::SyncPoint::TestEnd, first, keys_hash(logs));
     }
     /// Continues epoch `epoch` from the middle (a resumed run): no hook runs, since the epoch's
     /// on_epoch_begin ran in the run that wrote the checkpoint and its effects are in the
@@ -533,27 +614,50 @@ public:
     }
     /// Ends epoch `epoch`; callbacks may add keys to `logs` (seen by later callbacks). Then runs
     /// every on_before_epoch_commit, records the logs in the History (set_history) and runs every
-    /// on_epoch_commit.
+    /// on_epoch_commit. In data-parallel mode the ranks then vote, checking that their logs hold
+    /// the same keys.
     void on_epoch_end(int epoch, Logs& logs) {
         ctx_.epoch_ = epoch;
         ctx_.batch_ = -1;
         ctx_.logs_ = &logs;
-        for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
-        for (Callback* cb : before_commit_) cb->on_before_epoch_commit(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
+            for (Callback* cb : before_commit_) cb->on_before_epoch_commit(ctx_);
+            last_logs_ = logs;
+            if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
+            for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
+            return;
+        }
+        std::exception_ptr first;
+        run_all(epoch_end_, first, [this](Callback* cb) { cb->on_epoch_end(ctx_); });
+        run_all(before_commit_, first, [this](Callback* cb) { cb->on_before_epoch_commit(ctx_); });
         last_logs_ = logs;
         if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
-        for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
+        run_all(epoch_commit_, first, [this](Callback* cb) { cb->on_epoch_commit(ctx_); });
+        sync(detail::SyncPoint::EpochEnd, first, keys_hash(logs));
     }
     /// Training is being interrupted after the last completed batch (`batch` >= 0, 0-based within
     /// `epoch`) or epoch (`batch` == -1): runs every on_interrupt (checkpoints are saved there).
     void on_interrupt(int epoch, int batch) {
         ctx_.epoch_ = epoch;
         ctx_.batch_ = batch;
-        for (Callback* cb : interrupt_) cb->on_interrupt(ctx_);
+        if (!distributed_) {
+            for (Callback* cb : interrupt_) cb->on_interrupt(ctx_);
+            return;
+        }
+        if (interrupt_.empty()) return;
+        std::exception_ptr first;
+        run_all(interrupt_, first, [this](Callback* cb) { cb->on_interrupt(ctx_); });
+        sync(detail::SyncPoint::Interrupt, first, 0);
     }
-    /// True (on every rank) once any callback asked to stop.
-    [[nodiscard]] bool stop_requested() { return ctx_.comm().any(ctx_.stop_requested_); }
+    /// True (on every rank) once any callback asked to stop. In data-parallel mode this is the
+    /// request the ranks agreed on at the last vote (no collective here).
+    [[nodiscard]] bool stop_requested() {
+        return distributed_ ? ctx_.stop_requested_ : ctx_.comm().any(ctx_.stop_requested_);
+    }
     /// Runs every on_run_event with `event` (see Context::report, which fills its position).
+    /// Events may be reported on one rank only, so this never votes; an exception it throws from
+    /// within a hook is held and voted on with that hook's.
     /// @throws the first exception of an on_run_event, after every one ran
     void report(const RunEvent& event) {
         const RunEvent* outer = std::exchange(ctx_.event_, &event);
@@ -571,7 +675,7 @@ public:
 
     /// Ends the run. With no argument, the end is "stopped" when a stop was requested and
     /// "completed" otherwise. Every callback's on_train_end runs even if an earlier one throws;
-    /// the first such exception is rethrown afterwards.
+    /// the first such exception is rethrown afterwards (in data-parallel mode, after the vote).
     void on_train_end() {
         TrainEnd end;
         if (ctx_.stop_requested_) {
@@ -587,18 +691,14 @@ public:
         ctx_.batch_ = -1;
         ctx_.logs_ = &last_logs_;
         std::exception_ptr first;
-        for (Callback* cb : train_end_) {
-            try {
-                cb->on_train_end(ctx_);
-            } catch (...) {
-                if (!first) first = std::current_exception();
-            }
-        }
+        run_all(train_end_, first, [this](Callback* cb) { cb->on_train_end(ctx_); });
+        if (distributed_) sync(detail::SyncPoint::TrainEnd, first, 0);
         if (first) std::rethrow_exception(first);
     }
     /// Ends the run because `error` escaped the loop: on_train_end sees kind Exception and
     /// the exception's message. Exceptions thrown by on_train_end itself are swallowed here so the
-    /// original one can propagate (the caller rethrows it).
+    /// original one can propagate (the caller rethrows it). In data-parallel mode no vote is taken
+    /// (the ranks are already failing together, or one is failing alone: see MpiSession).
     void on_train_end(const std::exception_ptr& error) noexcept {
         TrainEnd end;
         end.kind = EndKind::Exception;
@@ -610,11 +710,11 @@ public:
         } catch (...) {
             end.reason = "unknown exception";
         }
-        try {
-            on_train_end(std::move(end));
-        } catch (...) {
-            // the original exception is the one the user needs to see
-        }
+        ctx_.end_ = std::move(end);
+        ctx_.batch_ = -1;
+        ctx_.logs_ = &last_logs_;
+        std::exception_ptr ignored;  // the original exception is the one the user needs to see
+        run_all(train_end_, ignored, [this](Callback* cb) { cb->on_train_end(ctx_); });
     }
 
 private:
@@ -623,6 +723,156 @@ private:
         std::shared_ptr<Callback> owner;
         unsigned mask;
     };
+    // Runs f(cb) for each callback, holding the first exception (the others are dropped).
+    template <class F>
+    static void run_all(const std::vector<Callback*>& cbs, std::exception_ptr& first, F&& f) {
+        for (Callback* cb : cbs) run_one(first, [&] { f(cb); });
+    }
+    template <class F>
+    static void run_one(std::exception_ptr& first, F&& f) {
+        try {
+            f();
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+
+    // A hash of the keys of `logs` (the values may differ in rounding; the keys may not).
+    static std::uint64_t keys_hash(const Logs& logs) noexcept {
+        std::uint64_t h = 0xCBF29CE484222325ULL;
+        for (const auto& [key, value] : logs) h = detail::fnv1a(key, detail::fnv1a("\n", h));
+        return h;
+    }
+
+    // What every rank must agree on before the first epoch, one line per item: the run's
+    // parameters and data-order options, and each callback with its hooks and options.
+    [[nodiscard]] std::vector<std::string> config_lines() const {
+        const TrainParams& p = ctx_.params_;
+        std::vector<std::string> lines;
+        lines.push_back(detail::cat("callbacks: ", std::to_string(entries_.size())));
+        lines.push_back(detail::cat("params: epochs ", std::to_string(p.epochs), ", batch_size ",
+                                    std::to_string(p.batch_size), ", samples ", std::to_string(p.samples),
+                                    ", steps_per_epoch ", std::to_string(p.steps_per_epoch), ", validation ",
+                                    p.has_validation ? "yes" : "no"));
+        lines.push_back(detail::cat("log keys: ", detail::join(p.log_keys)));
+        if (ctx_.run_state_ != nullptr)
+            lines.push_back(detail::cat("data order: seed ", std::to_string(ctx_.run_state_->seed), ", ",
+                                        ctx_.run_state_->fit_options.dump()));
+        for (const Entry& e : entries_) {
+            std::string line = detail::cat("callback ", e.cb->name(), " (hooks ", std::to_string(e.mask));
+            const std::string key = e.cb->state_key();
+            if (!key.empty()) {
+                line += detail::cat(", state key '", key, "'");
+                CallbackState s;
+                e.cb->save_state(s);
+                if (const auto it = s.json.find("options"); it != s.json.end())
+                    line += detail::cat(", options ", it->dump());
+            }
+            const std::vector<std::string> keys = e.cb->required_keys();
+            if (!keys.empty()) line += detail::cat(", monitors ", detail::join(keys));
+            lines.push_back(line + ")");
+        }
+        return lines;
+    }
+
+    // Where this rank is, for the message when the ranks are out of step.
+    [[nodiscard]] std::vector<std::string> where_lines(detail::SyncPoint p) const {
+        if (p == detail::SyncPoint::TrainBegin) return config_lines();
+        std::string line(detail::sync_point_name(p));
+        if (ctx_.epoch_ >= 0) line += detail::cat(" of epoch ", std::to_string(ctx_.epoch_ + 1));
+        if (ctx_.batch_ >= 0) line += detail::cat(", batch ", std::to_string(ctx_.batch_));
+        if (ctx_.logs_ != nullptr && (p == detail::SyncPoint::EpochEnd || p == detail::SyncPoint::TestEnd)) {
+            std::vector<std::string> keys;
+            for (const auto& [key, value] : *ctx_.logs_) keys.push_back(key);
+            line += detail::cat(" with log keys ", detail::join(keys));
+        }
+        return {line};
+    }
+
+    static std::vector<std::byte> to_bytes(std::string_view s) {
+        const auto* b = reinterpret_cast<const std::byte*>(s.data());
+        return {b, b + s.size()};
+    }
+    static std::string from_bytes(const std::vector<std::byte>& b) {
+        return {reinterpret_cast<const char*>(b.data()), b.size()};
+    }
+
+    // The ranks are not at the same place: every rank learns where each one is and throws the
+    // same LogicError, naming the first difference from rank 0.
+    [[noreturn]] void throw_out_of_step(detail::SyncPoint p) const {
+        Communicator& comm = *ctx_.comm_;
+        std::string mine;
+        for (const std::string& line : where_lines(p)) mine += line + '\n';
+        const std::vector<std::vector<std::byte>> all = comm.all_gather(to_bytes(mine));
+        const auto lines_of = [](const std::string& s) {
+            std::vector<std::string> out;
+            std::size_t from = 0;
+            for (std::size_t nl = s.find('\n'); nl != std::string::npos; nl = s.find('\n', from = nl + 1))
+                out.push_back(s.substr(from, nl - from));
+            return out;
+        };
+        const std::vector<std::string> first = lines_of(from_bytes(all.front()));
+        std::string msg;
+        for (std::size_t r = 1; r < all.size() && msg.empty(); ++r) {
+            const std::vector<std::string> other = lines_of(from_bytes(all[r]));
+            for (std::size_t i = 0; i < std::max(first.size(), other.size()) && msg.empty(); ++i) {
+                const std::string a = i < first.size() ? first[i] : "(nothing)";
+                const std::string b = i < other.size() ? other[i] : "(nothing)";
+                if (a != b) msg = detail::cat("rank 0 has '", a, "' where rank ", std::to_string(r), " has '", b, "'");
+            }
+        }
+        if (msg.empty()) msg = "the ranks differ in a way their descriptions do not show";
+        throw LogicError(detail::cat("traincb: CallbackList: the ranks are not in step at ", detail::sync_point_name(p),
+                                     ": ", msg,
+                                     ". Every rank must run the same callbacks with the same options and data, and "
+                                     "call the same hooks in the same order (the same number of batches per epoch)"));
+    }
+
+    // The vote at the end of a hook in data-parallel mode (see set_communicator): throws on every
+    // rank when one failed, or when the ranks are out of step; agrees on a stop request (with the
+    // lowest requesting rank's source and reason) and on a pending interruption.
+    void sync(detail::SyncPoint p, const std::exception_ptr& error, std::uint64_t extra) {
+        using V = detail::RankVote;
+        Communicator& comm = *ctx_.comm_;
+        const int rank = comm.rank();
+        const int size = comm.size();
+        std::uint64_t h = detail::fnv1a_int(static_cast<std::int64_t>(p), extra);
+        h = detail::fnv1a_int(ctx_.epoch_, detail::fnv1a_int(ctx_.batch_, h));
+        const auto h62 = static_cast<std::int64_t>(h >> 2U);
+        V::Array v{};
+        v[V::kFailed] = detail::encode_rank(error != nullptr, rank, size);
+        v[V::kStop] = detail::encode_rank(ctx_.stop_requested_, rank, size);
+        v[V::kInterrupt] = detail::encode_signal(interrupt_signal());
+        v[V::kHash] = h62;
+        v[V::kNegHash] = -h62;
+        comm.max_int64(v);
+        if (v[V::kHash] != -v[V::kNegHash]) throw_out_of_step(p);
+        if (v[V::kFailed] != 0) {
+            const int failed = detail::decode_rank(v[V::kFailed], size);
+            std::vector<std::byte> msg;
+            if (rank == failed) msg = to_bytes(detail::exception_message(error));
+            comm.broadcast_resize(msg, failed);
+            if (rank == failed) std::rethrow_exception(error);
+            throw RemoteRankError(failed, from_bytes(msg));
+        }
+        if (v[V::kStop] != 0 && !stop_agreed_) {
+            const int who = detail::decode_rank(v[V::kStop], size);
+            std::vector<std::byte> why;
+            if (rank == who) why = to_bytes(detail::cat(ctx_.stop_source_, std::string(1, '\0'), ctx_.stop_reason_));
+            comm.broadcast_resize(why, who);
+            const std::string s = from_bytes(why);
+            const std::size_t nul = s.find('\0');
+            ctx_.stop_requested_ = true;
+            ctx_.stop_source_ = s.substr(0, nul);
+            ctx_.stop_reason_ = nul == std::string::npos ? std::string() : s.substr(nul + 1);
+            stop_agreed_ = true;
+        }
+        if (const int sig = detail::decode_signal(v[V::kInterrupt]); sig != 0 && agreed_interrupt_ == 0) {
+            agreed_interrupt_ = sig;
+            detail::adopt_interrupt(sig);
+        }
+    }
+
     [[nodiscard]] const ModelHandle& model() const noexcept { return *ctx_.model_; }
     [[nodiscard]] std::string no_model_hint() const {
         return model().attached() ? "" : " (no model is attached: call CallbackList::set_model)";
@@ -657,6 +907,9 @@ private:
     Context ctx_ = make_context();
     Logs last_logs_;
     Logs scratch_;
+    bool distributed_ = false;  // the communicator has more than one rank
+    bool stop_agreed_ = false;  // a vote agreed on a stop request (its source and reason are rank 0's)
+    int agreed_interrupt_ = 0;  // the interruption a vote agreed on (interrupt_signal()'s values)
 
     Context make_context() {
         Context c;

@@ -6,9 +6,11 @@
 /// never an average of per-rank results (wrong for uneven shards, F1 and AUC). See
 /// docs/distributed.md.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -171,6 +173,91 @@ inline void all_reduce(Communicator& comm, Metric& metric) {
                                           "; every rank needs the same metric class and options (", error, ")"));
     metric.reset();
     metric.merge(*merged);
+}
+
+/// Merges several metrics' states over every rank of `comm` in one all_gather, and sums `sums`
+/// and `counts` element-wise over the ranks in the same exchange (each rank adds them in rank
+/// order, so the results are bit-identical on every rank). Afterwards each metric is as
+/// all_reduce(comm, metric) leaves it. Collective: every rank passes as many metrics, of the same
+/// classes and options, in the same order, and spans of the same sizes. Trainer reduces an
+/// epoch's training loss, training and validation metrics and val_loss with one such call.
+/// @throws InvalidArgument on every rank when a metric keeps no saveable state on some rank, or
+/// the ranks' metrics or span sizes differ (naming the rank)
+inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::span<double> sums = {},
+                       std::span<std::int64_t> counts = {}) {
+    detail::BytesWriter w;
+    w.u64(ms.size());
+    for (Metric* m : ms) {
+        nlohmann::json state;
+        StateDict tensors;
+        const bool saveable = m->save_state_with_tensors(state, tensors);
+        w.u64(saveable ? 1 : 0);
+        if (saveable) {
+            const std::vector<std::byte> packed = detail::pack_metric_state(state, tensors);
+            w.u64(packed.size());
+            w.raw(packed.data(), packed.size());
+        }
+    }
+    w.u64(sums.size());
+    w.raw(sums.data(), sums.size_bytes());
+    w.u64(counts.size());
+    w.raw(counts.data(), counts.size_bytes());
+    const std::vector<std::vector<std::byte>> all = comm.all_gather(w.bytes());
+    std::vector<std::unique_ptr<Metric>> merged, part;
+    for (Metric* m : ms) {
+        merged.push_back(m->clone());
+        merged.back()->reset();
+        part.push_back(m->clone());
+    }
+    std::vector<double> sum(sums.size(), 0.0);
+    std::vector<std::int64_t> count(counts.size(), 0);
+    for (std::size_t r = 0; r < all.size(); ++r) {
+        const std::string from = detail::cat("rank ", std::to_string(r));
+        const auto bad = [&](const std::string& why) {
+            throw InvalidArgument(detail::cat("traincb: metrics::all_reduce: ", why, " (", from, " against rank ",
+                                              std::to_string(comm.rank()),
+                                              "); every rank needs the same metrics, with the same classes and "
+                                              "options, in the same order"));
+        };
+        detail::BytesReader in(all[r]);
+        if (in.u64() != ms.size()) bad("the ranks reduce different numbers of metrics");
+        for (std::size_t i = 0; i < ms.size(); ++i) {
+            if (in.u64() == 0)
+                throw InvalidArgument(detail::cat(
+                    "traincb: metrics::all_reduce: metric '", ms[i]->name(), "' keeps no saveable state on ", from,
+                    "; implement save_state and load_state in its class (see docs/checkpoints.md) "
+                    "so its state can be merged"));
+            std::vector<std::byte> packed(static_cast<std::size_t>(in.u64()));
+            in.raw(packed.data(), packed.size());
+            try {
+                nlohmann::json s;
+                StateDict t;
+                detail::unpack_metric_state(packed, s, t);
+                part[i]->load_state_with_tensors(s, t);
+                merged[i]->merge(*part[i]);
+            } catch (const std::exception& e) {
+                bad(detail::cat("metric '", ms[i]->name(), "' differs: ", e.what()));
+            }
+        }
+        if (in.u64() != sums.size()) bad("the ranks sum different numbers of values");
+        for (double& s : sum) {
+            double x = 0;
+            in.raw(&x, sizeof x);
+            s += x;
+        }
+        if (in.u64() != counts.size()) bad("the ranks sum different numbers of counts");
+        for (std::int64_t& c : count) {
+            std::int64_t x = 0;
+            in.raw(&x, sizeof x);
+            c += x;
+        }
+    }
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        ms[i]->reset();
+        ms[i]->merge(*merged[i]);
+    }
+    std::copy(sum.begin(), sum.end(), sums.begin());
+    std::copy(count.begin(), count.end(), counts.begin());
 }
 
 }  // namespace metrics

@@ -49,6 +49,14 @@ inline void request_interrupt() noexcept {
     int expected = 0;
     detail::g_interrupt_signal.compare_exchange_strong(expected, -1);
 }
+namespace detail {
+/// Makes `sig` (interrupt_signal()'s values) pending when no interruption is (another rank's,
+/// agreed by a vote: every rank then handles it as its own).
+inline void adopt_interrupt(int sig) noexcept {
+    int expected = 0;
+    g_interrupt_signal.compare_exchange_strong(expected, sig);
+}
+}  // namespace detail
 /// Forgets a pending interruption (Trainer does this once it has handled one).
 inline void clear_interrupt() noexcept {
     detail::g_interrupt_signal.store(0, std::memory_order_relaxed);

@@ -6,9 +6,11 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <compare>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -27,6 +29,7 @@
 #include "traincb/detail/rollback.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
+#include "traincb/distributed.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/interrupt.hpp"
 #include "traincb/io/checkpoint.hpp"
@@ -102,6 +105,20 @@ struct FitOptions {
     /// (Context::request_rollback, e.g. SpikeDetection) adds the batch it undoes; checkpoints record
     /// the list, and a resumed run skips the checkpoint's batches as well as these.
     std::vector<BatchIndex> skip_batches{};
+    /// Data-parallel training over the ranks of this communicator (docs/distributed.md): every
+    /// rank passes the same x, y and options (and the same validation data); each trains on its
+    /// share of every step, with batch_size rows per rank per step. The epoch's rows (its
+    /// permutation, a function of seed and epoch) are dealt out in steps of batch_size x ranks
+    /// rows, every rank runs the same number of steps, and the rows left over (fewer than a full
+    /// step) join the epoch's last step, split as evenly as possible (so no row is dropped and a
+    /// rank's last batch may hold up to 2 x batch_size - 1 rows). Validation rows are split
+    /// across the ranks. The epoch's training loss and metrics, val_loss and the validation
+    /// metrics are reduced exactly over every rank (metrics::all_reduce) before any callback
+    /// sees them, so every rank takes the same decisions. Before the first step rank 0's model
+    /// state is broadcast (visit_state), and a resume reads the checkpoint on rank 0 and
+    /// broadcasts it. Averaging gradients stays the model's job. nullptr or one rank: a single
+    /// process, exactly as without it.
+    Communicator* communicator = nullptr;
 };
 
 namespace detail {
@@ -327,6 +344,13 @@ private:
         Mat xb{}, yb{}, xt{}, yt{};       // batch buffers: full batches, and the (smaller) tail batch
         std::vector<Eigen::Index> idx{};  // the epoch's order of the training rows
         Logs batch_logs{}, epoch_logs{}, val_logs{};
+        Communicator* comm = nullptr;  // FitOptions::communicator when it has more than one rank
+        int world = 1, rank = 0;       // its size and this process's rank
+        // The current epoch's steps: the rows of its order from `offset` on, labelled (as batch
+        // indices) from label_base to end_label - 1. Offset and label_base are 0 except in an
+        // epoch resumed in the middle from a checkpoint written by another number of ranks.
+        Eigen::Index offset = 0;
+        std::int64_t label_base = 0, end_label = 0;
         int interrupted_by = 0;               // the signal that interrupted training (0: none)
         std::vector<BatchIndex> skip{};       // sorted: skip_batches, the checkpoint's and the rollbacks'
         detail::RollbackSnapshot snapshot{};  // see Context::request_snapshot
@@ -338,10 +362,19 @@ private:
         validate_options(opt);
         check_shapes(x_in, y_in);
         Run<S> r(x_in, y_in, opt, list);
+        if (opt.communicator != nullptr) {
+            list.set_communicator(*opt.communicator);
+            if (opt.communicator->size() > 1) {
+                r.comm = opt.communicator;
+                r.world = r.comm->size();
+                r.rank = r.comm->rank();
+            }
+        }
         prepare_validation(r);
         build_metrics_and_params(r);
         record_run_state(r);
         load_resume(r);
+        if (r.comm != nullptr) broadcast_model(r);
         attach_to_callbacks(r);
         allocate_buffers(r);
         std::optional<SignalGuard> guard;
@@ -400,6 +433,49 @@ private:
             r.vy = &r.split_y;
         }
         r.has_val_loss = r.vx != nullptr && (opt.loss != nullptr || HasLoss<M, S>);
+        if (r.comm != nullptr && r.vx != nullptr) {  // this rank's share of the validation rows
+            const auto [begin, rows] = even_share(r.vx->rows(), r.world, r.rank);
+            Matrix<S> sx = r.vx->middleRows(begin, rows);
+            Matrix<S> sy = r.vy->middleRows(begin, rows);
+            r.split_x = std::move(sx);
+            r.split_y = std::move(sy);
+            r.vx = &r.split_x;
+            r.vy = &r.split_y;
+        }
+    }
+
+    // [begin, begin + rows) of rank `rank`'s share of `n` rows split as evenly as possible over
+    // `world` ranks (the first n % world ranks get one more).
+    static std::pair<Eigen::Index, Eigen::Index> even_share(Eigen::Index n, int world, int rank) {
+        const Eigen::Index per = n / world;
+        const Eigen::Index extra = n % world;
+        return {rank * per + std::min<Eigen::Index>(rank, extra), per + (rank < extra ? 1 : 0)};
+    }
+
+    // The number of steps over an epoch's rows from `offset` on: batches of `bs` rows on one
+    // process (the last may be smaller); steps of bs rows per rank on several, the rows left over
+    // joining the last step (see FitOptions::communicator).
+    static std::int64_t steps_from(Eigen::Index n, Eigen::Index offset, Eigen::Index bs, int world) {
+        const Eigen::Index rest = n - offset;
+        if (world == 1) return (rest + bs - 1) / bs;
+        return std::max<Eigen::Index>(1, rest / (bs * world));
+    }
+
+    // This rank's rows of the step labelled `b` of the current epoch: [begin, begin + rows) of the
+    // epoch's order.
+    template <class S>
+    static std::pair<Eigen::Index, Eigen::Index> batch_rows(const Run<S>& r, std::int64_t b) {
+        const Eigen::Index bs = r.opt.batch_size;
+        const auto k = static_cast<Eigen::Index>(b - r.label_base);
+        if (r.world == 1) {
+            const Eigen::Index begin = r.offset + k * bs;
+            return {begin, std::min<Eigen::Index>(bs, r.n_train - begin)};
+        }
+        const Eigen::Index step = bs * r.world;
+        const Eigen::Index g0 = r.offset + k * step;
+        const Eigen::Index total = b + 1 == r.end_label ? r.n_train - g0 : step;
+        const auto [begin, rows] = even_share(total, r.world, r.rank);
+        return {g0 + begin, rows};
     }
 
     // The metric objects (one set running over the epoch, one for validation) and what the
@@ -414,7 +490,12 @@ private:
         params.initial_epoch = opt.initial_epoch;
         params.batch_size = opt.batch_size;
         params.samples = r.n_train;
-        params.steps_per_epoch = (r.n_train + opt.batch_size - 1) / opt.batch_size;
+        if (r.comm != nullptr && r.n_train < r.world)
+            throw InvalidArgument(detail::cat("traincb: Trainer::fit: ", std::to_string(r.n_train),
+                                              " training rows cannot be shared by ", std::to_string(r.world),
+                                              " ranks; every rank needs at least one row per step: train on more "
+                                              "rows or on fewer ranks"));
+        params.steps_per_epoch = steps_from(r.n_train, 0, opt.batch_size, r.world);
         params.verbose = opt.verbose;
         params.has_validation = has_val;
         params.log_keys.push_back("loss");
@@ -454,6 +535,7 @@ private:
                                    {"steps_per_epoch", r.params.steps_per_epoch},
                                    {"validation_freq", opt.validation_freq},
                                    {"has_validation", r.vx != nullptr}};
+        if (r.comm != nullptr) r.run_state.fit_options["world_size"] = r.world;
         r.skip = opt.skip_batches;
         std::sort(r.skip.begin(), r.skip.end());
         r.skip.erase(std::unique(r.skip.begin(), r.skip.end()), r.skip.end());
@@ -477,10 +559,11 @@ private:
                 "traincb/state.hpp) or specialise traincb::model_traits");
         } else {
             io::Checkpoint loaded;
-            const std::filesystem::path path = find_resume_checkpoint(r.opt, loaded);
+            const std::filesystem::path path =
+                r.comm != nullptr ? find_resume_on_rank0(r, loaded) : find_resume_checkpoint(r.opt, loaded);
             if (path.empty()) return;
             r.resume = std::move(loaded);
-            check_resume(*r.resume, path, r.run_state, r.opt);
+            check_resume(*r.resume, path, r.run_state, r.opt, r.rank);
             for (const BatchIndex& i : checkpoint_skips(*r.resume, path)) add_skip(r, i);
             r.first_epoch = r.resume->position.next_epoch();
             r.params.resumed = true;
@@ -489,6 +572,75 @@ private:
             io::restore_model(*r.resume, model_);
             r.history.epoch = std::move(r.resume->history.epoch);
             r.history.history = std::move(r.resume->history.history);
+        }
+    }
+
+    // Data-parallel: rank 0 finds and reads the checkpoint and broadcasts its bytes (no shared
+    // file system needed); every rank decodes the same bytes. An error on rank 0 (no valid
+    // checkpoint, unreadable) is rank 0's own exception there and a RemoteRankError elsewhere.
+    template <class S>
+    static std::filesystem::path find_resume_on_rank0(Run<S>& r, io::Checkpoint& out) {
+        detail::BytesWriter w;
+        std::exception_ptr error;
+        std::filesystem::path path;
+        if (r.rank == 0) {
+            try {
+                path = find_resume_checkpoint(r.opt, out);
+                std::vector<std::byte> file;
+                if (!path.empty()) file = io::read_file(path, "Trainer");
+                w.u64(path.empty() ? 0 : 1);
+                w.str(path.string());
+                w.u64(file.size());
+                w.raw(file.data(), file.size());
+            } catch (...) {
+                error = std::current_exception();
+                w = detail::BytesWriter();
+                w.u64(2);
+                w.str(detail::exception_message(error));
+            }
+        }
+        std::vector<std::byte> bytes = std::move(w.bytes());
+        r.comm->broadcast_resize(bytes, 0);
+        if (r.rank == 0) {
+            if (error) std::rethrow_exception(error);
+            return path;
+        }
+        detail::BytesReader in(bytes);
+        const std::uint64_t status = in.u64();
+        std::string text = in.str();
+        if (status == 2) throw RemoteRankError(0, text);
+        if (status == 0) return {};
+        std::vector<std::byte> file(static_cast<std::size_t>(in.u64()));
+        in.raw(file.data(), file.size());
+        out = io::parse_checkpoint(file, text);
+        return text;
+    }
+
+    // Data-parallel: every rank starts from rank 0's model state (after a resume too, so ranks
+    // initialised differently, or a checkpoint only rank 0 could read, leave every rank equal).
+    template <class S>
+    void broadcast_model(Run<S>& r) {
+        if constexpr (HasState<M>) {
+            std::vector<std::byte> bytes;
+            if (r.rank == 0) {
+                StateDict d;
+                StateCollector collect(d);
+                model_traits<M>::visit_state(model_, collect);
+                bytes = detail::pack_metric_state(nlohmann::json::object(), d);
+            }
+            r.comm->broadcast_resize(bytes, 0);
+            if (r.rank != 0) {
+                nlohmann::json unused;
+                StateDict d;
+                detail::unpack_metric_state(bytes, unused, d);
+                StateLoader load(d);
+                model_traits<M>::visit_state(model_, load);
+            }
+        } else if (r.rank == 0) {
+            warn(
+                "traincb: Trainer::fit: data-parallel training with a model that has no "
+                "visit_state(traincb::StateVisitor&): traincb cannot give every rank rank 0's initial weights, so "
+                "initialise them identically on every rank (the same seed), or add visit_state");
         }
     }
 
@@ -508,7 +660,8 @@ private:
     template <class S>
     static void allocate_buffers(Run<S>& r) {
         const Eigen::Index bs = std::min<Eigen::Index>(r.opt.batch_size, r.n_train);
-        const Eigen::Index tail = r.n_train % r.opt.batch_size;
+        r.end_label = r.params.steps_per_epoch;
+        const Eigen::Index tail = batch_rows(r, r.end_label - 1).second;
         r.xb.resize(bs, r.x.cols());
         r.yb.resize(bs, r.y.cols());
         r.xt.resize(tail, r.x.cols());
@@ -550,13 +703,14 @@ private:
         const std::int64_t first_batch = begin_epoch(r, epoch, resumes_mid_epoch);
         const std::int64_t last_batch = run_batches(r, epoch, first_batch);
         if (r.interrupted_by != 0) {
+            if (r.comm != nullptr) share_running_values(r);
             r.list.on_interrupt(epoch, static_cast<int>(last_batch));
             return false;
         }
         end_epoch(r, epoch);
         if (r.list.stop_requested()) return false;
-        if (interrupt_requested()) {
-            r.interrupted_by = interrupt_signal();
+        if (const int sig = r.list.interrupt_to_handle(); sig != 0) {
+            r.interrupted_by = sig;
             r.list.on_interrupt(epoch, -1);
             return false;
         }
@@ -570,14 +724,19 @@ private:
         if (r.opt.shuffle) detail::epoch_permutation(r.idx, r.opt.seed, epoch);
         for (auto& m : r.train_metrics) m->reset();
         std::int64_t first_batch = 0;
+        r.offset = 0;
+        r.label_base = 0;
+        r.end_label = r.params.steps_per_epoch;
+        if (r.run_state.fit_options.contains("epoch_offset")) {  // the previous epoch was a resharded one
+            r.run_state.fit_options.erase("epoch_offset");
+            r.run_state.fit_options.erase("label_base");
+        }
         if (resumes_mid_epoch) {
             const io::Checkpoint& c = *r.resume;
-            first_batch = r.resumed_stopped ? r.params.steps_per_epoch : c.position.next_batch();
+            if (checkpoint_world(c) != r.world) reshard_resumed_epoch(r, c);
+            first_batch = r.resumed_stopped ? r.end_label : c.position.next_batch();
             r.list.on_epoch_resume(epoch);
-            restore_train_metrics(r.train_metrics, c, r.params.resumed_from, epoch, c.position.next_batch(),
-                                  r.params.steps_per_epoch);
-            r.run_state.loss_sum = c.loss_sum;
-            r.run_state.loss_count = c.loss_count;
+            restore_running_values(r, c, epoch);
         } else {
             r.list.on_epoch_begin(epoch);
             r.run_state.loss_sum = 0;
@@ -593,9 +752,8 @@ private:
     template <class S>
     std::int64_t run_batches(Run<S>& r, int epoch, std::int64_t first) {
         const bool logs_wanted = r.list.wants_batch_logs();
-        const std::int64_t steps = r.params.steps_per_epoch;
         std::int64_t last = -1;
-        for (std::int64_t b = first; b < steps; ++b) {
+        for (std::int64_t b = first; b < r.end_label; ++b) {
             if (std::binary_search(r.skip.begin(), r.skip.end(), BatchIndex{epoch, b})) continue;
             if (r.list.take_snapshot_request()) take_snapshot(r, epoch, b);
             run_batch(r, b, logs_wanted);
@@ -607,8 +765,8 @@ private:
             if (r.list.stop_requested()) break;
             // After the epoch's last batch the epoch is finished first: the checkpoint is then an
             // epoch-boundary one, from which nothing is lost.
-            if (b + 1 < steps && interrupt_requested()) {
-                r.interrupted_by = interrupt_signal();
+            if (const int sig = r.list.interrupt_to_handle(); b + 1 < r.end_label && sig != 0) {
+                r.interrupted_by = sig;
                 break;
             }
         }
@@ -678,10 +836,14 @@ private:
     // metrics and (when a callback reads them) the batch logs, between the two batch hooks.
     template <class S>
     void run_batch(Run<S>& r, std::int64_t b, bool logs_wanted) {
-        const Eigen::Index begin = static_cast<Eigen::Index>(b) * r.opt.batch_size;
-        const Eigen::Index rows = std::min<Eigen::Index>(r.opt.batch_size, r.n_train - begin);
-        Matrix<S>& bx = rows == r.xb.rows() ? r.xb : r.xt;
-        Matrix<S>& by = rows == r.xb.rows() ? r.yb : r.yt;
+        const auto [begin, rows] = batch_rows(r, b);
+        const bool full = rows == r.xb.rows();
+        if (!full && r.xt.rows() != rows) {  // only in an epoch resumed on another number of ranks
+            r.xt.resize(rows, r.x.cols());
+            r.yt.resize(rows, r.y.cols());
+        }
+        Matrix<S>& bx = full ? r.xb : r.xt;
+        Matrix<S>& by = full ? r.yb : r.yt;
         for (Eigen::Index i = 0; i < rows; ++i) {
             const Eigen::Index src = r.idx[static_cast<std::size_t>(begin + i)];
             bx.row(i) = r.x.row(src);
@@ -706,12 +868,174 @@ private:
     template <class S>
     void end_epoch(Run<S>& r, int epoch) {
         r.epoch_logs.clear();
-        r.epoch_logs.set("loss", r.run_state.loss_sum / static_cast<double>(r.run_state.loss_count));
+        const bool validating = r.vx != nullptr && (epoch + 1) % r.opt.validation_freq == 0;
+        if (r.comm != nullptr) {
+            end_epoch_distributed(r, validating);
+        } else {
+            r.epoch_logs.set("loss", r.run_state.loss_sum / static_cast<double>(r.run_state.loss_count));
+            for (std::size_t i = 0; i < r.train_metrics.size(); ++i)
+                r.epoch_logs.set(r.metric_keys[i], r.train_metrics[i]->result());
+            if (validating) validate(r);
+        }
+        r.list.on_epoch_end(epoch, r.epoch_logs);
+        if (r.opt.verbose > 0 && r.rank == 0) print_epoch(epoch, r.opt.epochs, r.epoch_logs);
+    }
+
+    // Data-parallel end of epoch: this rank's validation share is predicted, then one exchange
+    // (metrics::all_reduce) merges every rank's running training loss and metrics, validation
+    // metrics and val_loss, so that the logs every callback sees are the values over all rows,
+    // bit-identical on every rank.
+    template <class S>
+    void end_epoch_distributed(Run<S>& r, bool validating) {
+        std::vector<metrics::Metric*> ms;
+        for (const auto& m : r.train_metrics) ms.push_back(m.get());
+        std::array<double, 2> sums{r.run_state.loss_sum, 0.0};  // training, validation loss
+        std::array<std::int64_t, 2> counts{r.run_state.loss_count, 0};
+        if (validating) {
+            r.list.on_test_begin();
+            predict_validation_share(r, sums[1], counts[1]);
+            for (const auto& m : r.val_metrics) ms.push_back(m.get());
+            if (r.val_loss_metric) ms.push_back(r.val_loss_metric.get());
+        }
+        metrics::all_reduce(*r.comm, ms, sums, counts);
+        r.epoch_logs.set("loss", sums[0] / static_cast<double>(counts[0]));
         for (std::size_t i = 0; i < r.train_metrics.size(); ++i)
             r.epoch_logs.set(r.metric_keys[i], r.train_metrics[i]->result());
-        if (r.vx != nullptr && (epoch + 1) % r.opt.validation_freq == 0) validate(r);
-        r.list.on_epoch_end(epoch, r.epoch_logs);
-        if (r.opt.verbose > 0) print_epoch(epoch, r.opt.epochs, r.epoch_logs);
+        if (!validating) return;
+        r.val_logs.clear();
+        if (r.val_loss_metric)
+            r.val_logs.set("loss", r.val_loss_metric->result());
+        else if (r.has_val_loss)
+            r.val_logs.set("loss", sums[1] / static_cast<double>(counts[1]));
+        for (std::size_t i = 0; i < r.val_metrics.size(); ++i)
+            r.val_logs.set(r.metric_keys[i], r.val_metrics[i]->result());
+        r.list.on_test_end(r.val_logs);
+        for (const auto& [k, v] : r.val_logs) r.epoch_logs.set("val_" + k, v);
+    }
+
+    // This rank's validation rows: the metrics (and val_loss metric) are updated with them; the
+    // model's own loss, a mean, is returned as a sum over `count` rows.
+    template <class S>
+    void predict_validation_share(Run<S>& r, double& loss_sum, std::int64_t& count) {
+        if (r.val_loss_metric) r.val_loss_metric->reset();
+        for (auto& m : r.val_metrics) m->reset();
+        if (r.vx->rows() == 0) return;  // fewer validation rows than ranks
+        const Matrix<S> pred = model_traits<M>::predict(model_, *r.vx);
+        if (pred.rows() != r.vy->rows())
+            throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
+                                  detail::shape(pred.rows(), pred.cols()) + " for " + std::to_string(r.vx->rows()) +
+                                  " validation rows; it must return one row per sample");
+        if (r.val_loss_metric) {
+            r.val_loss_metric->update(*r.vy, pred);
+        } else if constexpr (HasLoss<M, S>) {
+            loss_sum = model_traits<M>::loss(model_, *r.vy, pred) * static_cast<double>(pred.rows());
+            count = pred.rows();
+        }
+        for (auto& m : r.val_metrics) m->update(*r.vy, pred);
+    }
+
+    // Data-parallel, before on_interrupt in the middle of an epoch: the checkpoint (written by
+    // rank 0) needs every rank's running values. Each rank's running loss goes into
+    // fit_options.rank_losses (a resume on as many ranks gives each its own back, so the epoch
+    // ends bit-identical), and the training metrics are merged over the ranks (a resume gives
+    // them to rank 0).
+    template <class S>
+    static void share_running_values(Run<S>& r) {
+        std::array<std::byte, 16> mine{};
+        std::memcpy(mine.data(), &r.run_state.loss_sum, 8);
+        std::memcpy(mine.data() + 8, &r.run_state.loss_count, 8);
+        const std::vector<std::vector<std::byte>> all = r.comm->all_gather(mine);
+        nlohmann::json losses = nlohmann::json::array();
+        for (const auto& b : all) {
+            double sum = 0;
+            std::int64_t count = 0;
+            std::memcpy(&sum, b.data(), 8);
+            std::memcpy(&count, b.data() + 8, 8);
+            losses.push_back({detail::json_double(sum), count});
+        }
+        r.run_state.fit_options["rank_losses"] = std::move(losses);
+        std::vector<metrics::Metric*> ms;
+        for (const auto& m : r.train_metrics) ms.push_back(m.get());
+        metrics::all_reduce(*r.comm, ms);
+    }
+
+    // The number of ranks that wrote a checkpoint (1 when it does not say).
+    static int checkpoint_world(const io::Checkpoint& c) {
+        const auto it = c.fit_options.find("world_size");
+        return it != c.fit_options.end() && it->is_number_integer() ? it->template get<int>() : 1;
+    }
+
+    // An epoch resumed in the middle on another number of ranks than wrote the checkpoint: the
+    // rest of its order, from the global row the checkpoint reached, is dealt out over this run's
+    // ranks (no row skipped or repeated); its batches are labelled on from the checkpoint's.
+    template <class S>
+    static void reshard_resumed_epoch(Run<S>& r, const io::Checkpoint& c) {
+        const auto& fo = c.fit_options;
+        const auto offset0 = fo.contains("epoch_offset") ? fo.at("epoch_offset").get<std::int64_t>() : 0;
+        const auto label0 = fo.contains("label_base") ? fo.at("label_base").get<std::int64_t>() : 0;
+        const std::int64_t next = c.position.next_batch();
+        r.offset = static_cast<Eigen::Index>(offset0 + (next - label0) * checkpoint_world(c) * r.opt.batch_size);
+        r.label_base = next;
+        if (r.n_train - r.offset < r.world)
+            throw InvalidArgument(detail::cat("traincb: Trainer::fit: resuming from '", r.params.resumed_from.string(),
+                                              "': the rest of epoch ", std::to_string(c.position.epoch + 1), " (",
+                                              std::to_string(r.n_train - r.offset), " rows) cannot be shared by ",
+                                              std::to_string(r.world),
+                                              " ranks; resume on the number of ranks that wrote the checkpoint (",
+                                              std::to_string(checkpoint_world(c)), ") or on fewer ranks"));
+        r.end_label = r.label_base + steps_from(r.n_train, r.offset, r.opt.batch_size, r.world);
+        r.run_state.fit_options["epoch_offset"] = static_cast<std::int64_t>(r.offset);
+        r.run_state.fit_options["label_base"] = r.label_base;
+    }
+
+    // The running training loss and metrics of an epoch resumed in the middle. One process, or the
+    // same number of ranks as wrote the checkpoint: each gets its own back. Another number of
+    // ranks: rank 0 gets them all (the sums of the others' and the merged metrics), the others
+    // start from zero, so the epoch's reduced values are the same. A data-parallel checkpoint
+    // taken by a save between epochs' ends (ModelCheckpoint with a batch save_freq) holds rank 0's
+    // values only: the epoch's running values then restart, with a warning.
+    template <class S>
+    static void restore_running_values(Run<S>& r, const io::Checkpoint& c, int epoch) {
+        const int was = checkpoint_world(c);
+        const std::int64_t next = c.position.next_batch();
+        const auto losses = c.fit_options.find("rank_losses");
+        r.run_state.loss_sum = 0;
+        r.run_state.loss_count = 0;
+        if (was > 1 && losses == c.fit_options.end()) {
+            if (r.rank == 0)
+                warn(detail::cat("traincb: Trainer::fit: resuming from '", r.params.resumed_from.string(),
+                                 "': it was saved in the middle of epoch ", std::to_string(epoch + 1), " by ",
+                                 std::to_string(was),
+                                 " ranks between their votes (a batch save_freq), so it holds rank 0's running values "
+                                 "only; this epoch's training loss and metrics cover the batches after the resume"));
+            return;
+        }
+        if (r.rank == 0)
+            restore_train_metrics(r.train_metrics, c, r.params.resumed_from, epoch, next, r.params.steps_per_epoch);
+        if (was == 1) {
+            if (r.rank == 0) {
+                r.run_state.loss_sum = c.loss_sum;
+                r.run_state.loss_count = c.loss_count;
+            }
+            return;
+        }
+        const std::string source = r.params.resumed_from.string();
+        const auto read = [&](std::size_t i, double& sum, std::int64_t& count) {
+            const nlohmann::json& e = losses->at(i);
+            sum = detail::parse_json_double(e.at(0), "fit_options.rank_losses", source);
+            count = e.at(1).get<std::int64_t>();
+        };
+        if (was == r.world) {
+            read(static_cast<std::size_t>(r.rank), r.run_state.loss_sum, r.run_state.loss_count);
+        } else if (r.rank == 0) {
+            for (std::size_t i = 0; i < losses->size(); ++i) {
+                double sum = 0;
+                std::int64_t count = 0;
+                read(i, sum, count);
+                r.run_state.loss_sum += sum;
+                r.run_state.loss_count += count;
+            }
+        }
     }
 
     // Validation between on_test_begin and on_test_end: the loss and the metrics over the whole
@@ -748,9 +1072,42 @@ private:
     static void save_interrupt_checkpoint(Run<S>& r) {
         clear_interrupt();
         if (r.opt.interrupt_checkpoint.empty()) return;
-        io::RotatingCheckpoint file(r.opt.interrupt_checkpoint);
-        file.begin_run(r.params.resumed_from);
-        file.save(io::encode_checkpoint(io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full)), "Trainer");
+        on_rank0(r, [&r] {
+            io::RotatingCheckpoint file(r.opt.interrupt_checkpoint);
+            file.begin_run(r.params.resumed_from);
+            file.save(io::encode_checkpoint(io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full)),
+                      "Trainer");
+        });
+    }
+
+    // Runs `write` on rank 0 only and shares its outcome: an exception there is rank 0's own and a
+    // RemoteRankError on every other rank. One process: just runs it.
+    template <class S, class F>
+    static void on_rank0(Run<S>& r, F&& write) {
+        if (r.comm == nullptr) {
+            write();
+            return;
+        }
+        std::exception_ptr error;
+        if (r.rank == 0) {
+            try {
+                write();
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        std::vector<std::byte> msg;
+        if (error) {
+            const std::string text = detail::exception_message(error);
+            const auto* b = reinterpret_cast<const std::byte*>(text.data());
+            msg.assign(b, b + text.size());
+        }
+        std::array<std::int64_t, 1> failed{error ? 1 : 0};
+        r.comm->max_int64(failed);
+        if (failed[0] == 0) return;
+        r.comm->broadcast_resize(msg, 0);
+        if (error) std::rethrow_exception(error);
+        throw RemoteRankError(0, std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
     }
 
     // on_train_end (interrupted, stopped or completed), and the History with how training ended.
@@ -868,7 +1225,7 @@ private:
     // the data order changed (the batches already done could not be told apart from the rest).
     template <class S>
     static void check_resume(const io::Checkpoint& c, const std::filesystem::path& path, const RunState& now,
-                             const FitOptions<S>& opt) {
+                             const FitOptions<S>& opt, int rank) {
         const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
         if (c.kind != io::CheckpointKind::Full)
             throw InvalidArgument(where +
@@ -878,7 +1235,11 @@ private:
         std::vector<std::string> order_changed;
         for (const auto& [key, value] : now.fit_options.items()) {
             const auto it = c.fit_options.find(key);
-            if (key == "shuffle_order" || key == "skip_batches" || it == c.fit_options.end() || *it == value) continue;
+            if (key == "shuffle_order" || key == "skip_batches" || key == "world_size" || it == c.fit_options.end() ||
+                *it == value)
+                continue;
+            if (key == "steps_per_epoch" && checkpoint_world(c) != now.fit_options.value("world_size", 1))
+                continue;  // follows from the number of ranks (below)
             warn(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
                  "); the new value applies");
             if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
@@ -890,6 +1251,13 @@ private:
             if (opt.shuffle) order_changed.emplace_back("seed");
         }
         check_shuffle_order(c, where, now, opt);
+        if (const int was = checkpoint_world(c), is = now.fit_options.value("world_size", 1); was != is && rank == 0)
+            warn(detail::cat(where, "it was written by ", std::to_string(was), " rank", was == 1 ? "" : "s",
+                             " and this run has ", std::to_string(is),
+                             "; training continues from the same epoch and global sample position, the rows dealt out "
+                             "over ",
+                             std::to_string(is), " rank", is == 1 ? "" : "s",
+                             " (steps per epoch and the batches each rank sees differ from the original run's)"));
         if (!c.position.epoch_completed && !order_changed.empty())
             throw InvalidArgument(where + "it was taken in the middle of epoch " +
                                   std::to_string(c.position.epoch + 1) + ", and " + detail::join(order_changed) +
