@@ -45,6 +45,17 @@ foreach(_np 1 2 3 4)
   traincb_mpi_test("collectives and exact metric reduction at np ${_np}" ${_np} 60 120 $<TARGET_FILE:test_mpi>)
 endforeach()
 
+# The EarlyStopping vectors replayed over the ranks, from metrics reduced over uneven shards.
+add_executable(test_mpi_es_vectors mpi/mpi_main.cpp mpi/test_mpi_es_vectors.cpp)
+target_link_libraries(test_mpi_es_vectors PRIVATE traincb::mpi traincb_warnings Threads::Threads Catch2::Catch2)
+target_include_directories(test_mpi_es_vectors PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}")
+target_compile_definitions(test_mpi_es_vectors PRIVATE TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION}
+  TRAINCB_SPEC_DIR="${PROJECT_SOURCE_DIR}/tests/spec")
+foreach(_np 1 2 3 4)
+  traincb_mpi_test("EarlyStopping vectors from metrics reduced over the ranks at np ${_np}" ${_np} 60 120
+    $<TARGET_FILE:test_mpi_es_vectors>)
+endforeach()
+
 add_executable(mpi_abort_probe mpi/abort_probe.cpp)
 target_link_libraries(mpi_abort_probe PRIVATE traincb::mpi traincb_warnings)
 set(_probe_cmd "${MPIEXEC_EXECUTABLE}" ${MPIEXEC_NUMPROC_FLAG} 3 ${TRAINCB_MPIEXEC_FLAGS})
