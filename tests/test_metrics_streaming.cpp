@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -807,4 +808,29 @@ TEST_CASE("bad metric states are errors naming the class, the metric and the fix
     CHECK(error_of([&] { plain.load_state(good); }) ==
           "traincb: metrics::Metric::load_state: metric 'plain' cannot restore a saved state; override save_state "
           "and load_state in its class (see docs/checkpoints.md), or let it restart");
+}
+
+TEST_CASE("a mean over an infinite value is infinite, streamed or merged, not NaN") {
+    // IEEE arithmetic, as numpy computes it: mean(|[inf, 1] - 0|) = inf; with -inf as well, NaN.
+    namespace m = traincb::metrics;
+    Eigen::MatrixXd y(2, 1), p(2, 1);
+    y << std::numeric_limits<double>::infinity(), 1.0;
+    p << 0.0, 0.0;
+    m::MeanAbsoluteError mae;
+    mae.update(y, p);
+    CHECK(mae.result() == std::numeric_limits<double>::infinity());
+    m::MeanAbsoluteError part, merged;
+    part.update(y.topRows(1), p.topRows(1));
+    merged.update(y.bottomRows(1), p.bottomRows(1));
+    merged.merge(part);
+    CHECK(merged.result() == std::numeric_limits<double>::infinity());
+    m::MeanSquaredError mse;
+    Eigen::MatrixXd both(2, 1);
+    both << std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity();
+    mse.update(both, Eigen::MatrixXd::Zero(2, 1));
+    CHECK(mse.result() == std::numeric_limits<double>::infinity());  // squares: inf + inf
+    m::MeanAbsoluteError undefined;  // |inf - inf| is NaN, and so is the mean
+    const Eigen::MatrixXd same = y;
+    undefined.update(y, same);
+    CHECK(std::isnan(undefined.result()));
 }

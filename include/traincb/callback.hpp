@@ -652,10 +652,9 @@ public:
         sync(detail::SyncPoint::Interrupt, first, 0);
     }
     /// True (on every rank) once any callback asked to stop. In data-parallel mode this is the
-    /// request the ranks agreed on at the last vote (no collective here).
-    [[nodiscard]] bool stop_requested() {
-        return distributed_ ? ctx_.stop_requested_ : ctx_.comm().any(ctx_.stop_requested_);
-    }
+    /// request the ranks agreed on at the last vote: no collective here, so a driver may ask after
+    /// every batch for free.
+    [[nodiscard]] bool stop_requested() const noexcept { return ctx_.stop_requested_; }
     /// Runs every on_run_event with `event` (see Context::report, which fills its position).
     /// Events may be reported on one rank only, so this never votes; an exception it throws from
     /// within a hook is held and voted on with that hook's.

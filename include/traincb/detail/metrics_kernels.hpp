@@ -191,6 +191,11 @@ struct CompensatedSum {
     double comp = 0;
     void add(double x) noexcept {
         const double t = sum + x;
+        if (!std::isfinite(t)) {  // an infinity or NaN: its compensation would be inf - inf = NaN
+            sum = t;
+            comp = 0;
+            return;
+        }
         if (std::fabs(sum) >= std::fabs(x))
             comp += (sum - t) + x;
         else
