@@ -1227,6 +1227,9 @@ private:
     static void check_resume(const io::Checkpoint& c, const std::filesystem::path& path, const RunState& now,
                              const FitOptions<S>& opt, int rank) {
         const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
+        const auto say = [rank](const std::string& m) {  // every rank reads the same checkpoint: rank 0 tells
+            if (rank == 0) warn(m);
+        };
         if (c.kind != io::CheckpointKind::Full)
             throw InvalidArgument(where +
                                   "it is a weights-only checkpoint, which cannot resume a run; resume from a full "
@@ -1240,17 +1243,17 @@ private:
                 continue;
             if (key == "steps_per_epoch" && checkpoint_world(c) != now.fit_options.value("world_size", 1))
                 continue;  // follows from the number of ranks (below)
-            warn(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
-                 "); the new value applies");
+            say(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
+                "); the new value applies");
             if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
                 order_changed.push_back(key);
         }
         if (c.seed != now.seed) {
-            warn(where + "'seed' changed since the checkpoint (was " + std::to_string(c.seed) + ", now " +
-                 std::to_string(now.seed) + "); the new value applies, so the batches differ from the original run's");
+            say(where + "'seed' changed since the checkpoint (was " + std::to_string(c.seed) + ", now " +
+                std::to_string(now.seed) + "); the new value applies, so the batches differ from the original run's");
             if (opt.shuffle) order_changed.emplace_back("seed");
         }
-        check_shuffle_order(c, where, now, opt);
+        check_shuffle_order(c, where, now, opt, rank);
         if (const int was = checkpoint_world(c), is = now.fit_options.value("world_size", 1); was != is && rank == 0)
             warn(detail::cat(where, "it was written by ", std::to_string(was), " rank", was == 1 ? "" : "s",
                              " and this run has ", std::to_string(is),
@@ -1264,9 +1267,9 @@ private:
                                   " changed since, so the rest of that epoch's batches cannot be determined; pass "
                                   "the checkpoint's values, or resume from an epoch-boundary checkpoint");
         if (opt.initial_epoch != 0 && opt.initial_epoch != c.position.next_epoch())
-            warn(where + "initial_epoch " + std::to_string(opt.initial_epoch) +
-                 " is ignored; the run continues where the checkpoint left off (initial_epoch " +
-                 std::to_string(c.position.next_epoch()) + ")");
+            say(where + "initial_epoch " + std::to_string(opt.initial_epoch) +
+                " is ignored; the run continues where the checkpoint left off (initial_epoch " +
+                std::to_string(c.position.next_epoch()) + ")");
     }
 
     // A checkpoint written by a traincb that shuffled in another order (one without
@@ -1274,7 +1277,7 @@ private:
     // warning, but the rest of an epoch it was taken in the middle of cannot be determined.
     template <class S>
     static void check_shuffle_order(const io::Checkpoint& c, const std::string& where, const RunState& now,
-                                    const FitOptions<S>& opt) {
+                                    const FitOptions<S>& opt, int rank) {
         const auto shuffled = c.fit_options.find("shuffle");
         if (!opt.shuffle || shuffled == c.fit_options.end() || *shuffled != true) return;
         const auto it = c.fit_options.find("shuffle_order");
@@ -1291,10 +1294,11 @@ private:
                                   "), so the rest of that epoch's batches cannot be determined; resume from an "
                                   "epoch-boundary checkpoint (one saved at an epoch end), or finish the run with "
                                   "the traincb version that wrote it");
-        warn(where + "it was written by a traincb (" + c.version + ") that shuffles the rows in another order (" +
-             orders +
-             "); the next epochs are shuffled in this traincb's order, so their batches differ from the "
-             "ones the original run would have drawn");
+        if (rank == 0)
+            warn(where + "it was written by a traincb (" + c.version + ") that shuffles the rows in another order (" +
+                 orders +
+                 "); the next epochs are shuffled in this traincb's order, so their batches differ from the "
+                 "ones the original run would have drawn");
     }
 
     // The batches a checkpoint's run skipped (fit_options.skip_batches; none in a checkpoint that
@@ -1322,6 +1326,7 @@ private:
     // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
     static void load_callback_states(CallbackList& list, const io::Checkpoint& c, const std::filesystem::path& path) {
         const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
+        const bool tells = list.context().comm().rank() == 0;  // every rank loads the same states
         std::set<std::string, std::less<>> used;
         for (std::size_t i = 0; i < list.size(); ++i) {
             Callback& cb = list[i];
@@ -1329,8 +1334,9 @@ private:
             if (key.empty()) continue;
             const auto it = c.callbacks.find(key);
             if (it == c.callbacks.end()) {
-                warn(where + "the checkpoint holds no state for callback '" + key + "' (" + cb.name() +
-                     "); it starts fresh");
+                if (tells)
+                    warn(where + "the checkpoint holds no state for callback '" + key + "' (" + cb.name() +
+                         "); it starts fresh");
                 continue;
             }
             cb.load_state(it->second, list.context());
@@ -1338,8 +1344,9 @@ private:
         }
         for (const auto& [key, state] : c.callbacks)
             if (!used.contains(key))
-                warn(where + "the checkpoint holds state for '" + key +
-                     "', which no callback of this run has; it is ignored");
+                if (tells)
+                    warn(where + "the checkpoint holds state for '" + key +
+                         "', which no callback of this run has; it is ignored");
     }
 
     // Restores the training metrics of the epoch a mid-epoch checkpoint was taken in; each one
