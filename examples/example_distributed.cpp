@@ -156,10 +156,12 @@ int main(int argc, char** argv) {
         });
         model->set_gradient_communicator(&grad_comm);
         traincb::CallbackList callbacks(run->early_stopping, run->checkpoint, run->mark_saves, run->report);
-        traincb::LambdaCallback kill({.on_train_batch_end = [&](traincb::Context& ctx) {
-            if (ctx.epoch() == kill_at_epoch && ctx.batch() == 1) std::raise(SIGTERM);
+        // On every rank (the ranks must run the same callbacks), acting on --kill-rank only.
+        const bool killer = kill_rank == comm.rank();
+        traincb::LambdaCallback kill({.on_train_batch_end = [killer, kill_at_epoch](traincb::Context& ctx) {
+            if (killer && ctx.epoch() == kill_at_epoch && ctx.batch() == 1) std::raise(SIGTERM);
         }});
-        if (kill_rank == comm.rank()) callbacks.add(kill);
+        if (kill_rank >= 0) callbacks.add(kill);
         callbacks.add(run->logger);  // last, so that it logs what the other callbacks added
 
         traincb::FitOptions<double> options = breast_cancer_fit_options(
