@@ -377,8 +377,9 @@ public:
     /// Uses `comm` for collective decisions instead of the single-process identity. With more than
     /// one rank the list runs in data-parallel mode (docs/distributed.md): every hook runs every
     /// callback with their exceptions held, then the ranks vote once (a failure, a stop request, a
-    /// pending signal, and where each rank is), so that every rank throws at the same hook (the
-    /// failing rank its own exception, the others RemoteRankError), stops at the same epoch and is
+    /// pending signal, and where each rank is), so that every rank throws at the same hook (a
+    /// failing rank its own exception, the others RemoteRankError naming the lowest failing rank),
+    /// stops at the same epoch and is
     /// interrupted at the same batch. on_train_batch_end, on_epoch_end, on_train_begin and
     /// on_train_end always vote; the other hooks vote when some callback overrides them. Every
     /// rank must call the same hooks in the same order (a rank out of step is a LogicError on
@@ -852,7 +853,7 @@ private:
             std::vector<std::byte> msg;
             if (rank == failed) msg = to_bytes(detail::exception_message(error));
             comm.broadcast_resize(msg, failed);
-            if (rank == failed) std::rethrow_exception(error);
+            if (error) std::rethrow_exception(error);  // every rank that failed throws its own
             throw RemoteRankError(failed, from_bytes(msg));
         }
         if (v[V::kStop] != 0 && !stop_agreed_) {
