@@ -20,26 +20,13 @@
 //   example_breast_cancer [--out DIR] [--resume] [--start-over] [--epochs 300] [--patience 20] [--batch-size 16]
 //                         [--seed 1] [--json]
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <iomanip>
-#include <optional>
 #include <thread>
-#include <traincb/callbacks/early_stopping.hpp>
-#include <traincb/callbacks/lambda_callback.hpp>
-#include <traincb/callbacks/learning_curve_report.hpp>
-#include <traincb/callbacks/metric_logger.hpp>
-#include <traincb/callbacks/model_checkpoint.hpp>
-#include <traincb/metrics.hpp>
-#include <traincb/sinks/console.hpp>
-#include <traincb/sinks/csv.hpp>
-#include <traincb/sinks/tensorboard.hpp>
 #include <traincb/trainer.hpp>
 
+#include "common/breast_cancer.hpp"
 #include "common/cli.hpp"
-#include "common/dataset.hpp"
-#include "common/mlp.hpp"
 
 namespace {
 
@@ -119,114 +106,37 @@ int main(int argc, char** argv) {
         using namespace traincb_examples;
         namespace fs = std::filesystem;
         const auto useed = static_cast<std::uint64_t>(seed);
-        const Dataset data = load_csv(data_dir() / "breast_cancer.csv");
-        const auto [x, y, xv, yv, xt, yt] = prepare_split(data, {.train = 0.6, .val = 0.2, .test = 0.2}, useed);
-
-        Mlp model(MlpOptions{.inputs = x.cols(),
-                             .layers = {{16, Activation::Relu}, {1, Activation::Sigmoid}},
-                             .loss = Loss::BinaryCrossentropy,
-                             .learning_rate = 0.001,
-                             .seed = useed});
+        const BreastCancerData data = load_breast_cancer(useed);
+        Mlp model = breast_cancer_model(data.x.cols(), useed);
         fs::create_directories(out);
-        const fs::path checkpoints = fs::path(out) / "checkpoints";
-        traincb::EarlyStopping early_stopping(
-            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
-        // best.safetensors: the weights of the best val_loss epoch; last.safetensors: the full
-        // state after every epoch (and on Ctrl-C), which --resume continues from.
-        traincb::ModelCheckpoint checkpoint({.filepath = checkpoints / "best.safetensors",
-                                             .monitor = "val_loss",
-                                             .save_best_only = true,
-                                             .save_weights_only = true,
-                                             .save_last = true,
-                                             .async_save = async_save});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::CsvSink>(
-                 traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
-             std::make_shared<traincb::sinks::TensorBoardSink>(
-                 traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
-        if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
-        // report.html: the learning curves with the best and stopped epochs, rewritten after each
-        // of the first 100 epochs, then every ceil(n/100)-th, and after every save of
-        // best.safetensors, which is marked on it. ModelCheckpoint decides in on_epoch_end
-        // and records the epoch of its save in kept(), which a resumed run restores, so the marks
-        // after a --resume are those of an uninterrupted run (the report restores the earlier ones).
-        traincb::LearningCurveReport report({.path = fs::path(out) / "report.html",
-                                             .title = "example_breast_cancer",
-                                             .early_stopping = &early_stopping});
-        traincb::LambdaCallback mark_saves({.on_epoch_end = [&](traincb::Context& ctx) {
-            for (const traincb::KeptCheckpoint& k : checkpoint.kept())
-                if (k.epoch == ctx.epoch()) report.mark(ctx.epoch(), "checkpoint", k.path.filename().string());
-        }});
-        traincb::CallbackList callbacks(early_stopping, checkpoint, mark_saves, report);
+        BreastCancerCallbacks run({.out = out,
+                                   .patience = patience,
+                                   .console = !quiet,
+                                   .async_save = async_save,
+                                   .title = "example_breast_cancer"});
+        traincb::CallbackList callbacks(run.early_stopping, run.checkpoint, run.mark_saves, run.report);
         Ballast ballast(static_cast<std::size_t>(std::max(ballast_mb, 0)) << 20U);
         if (ballast_mb > 0) callbacks.add(ballast);
         EpochDelay delay(epoch_delay_ms);
         if (epoch_delay_ms > 0) callbacks.add(delay);
-        callbacks.add(logger);  // last, so that it logs what the other callbacks added
+        callbacks.add(run.logger);  // last, so that it logs what the other callbacks added
 
         traincb::Trainer trainer(model);
-        const traincb::History history =
-            trainer.fit(x, y,
-                        {.epochs = epochs,
-                         .batch_size = batch_size,
-                         .seed = useed,
-                         .validation_data = traincb::ValidationData<double>{xv, yv},
-                         .metrics = {std::make_shared<traincb::metrics::BinaryAccuracy>(
-                                         traincb::metrics::BinaryAccuracyOptions{.name = "accuracy"}),
-                                     std::make_shared<traincb::metrics::RocAuc>()},
-                         .resume_from = resume ? checkpoints : fs::path(),
-                         .handle_signals = true,
-                         .start_over_if_invalid = start_over},
-                        callbacks);
+        const traincb::History history = trainer.fit(
+            data.x, data.y,
+            breast_cancer_fit_options(data, epochs, batch_size, useed,
+                                      resume ? BreastCancerCallbacks::checkpoints_dir(out) : fs::path(), start_over),
+            callbacks);
         if (history.end.kind == traincb::EndKind::Interrupted) {
             std::cout << "\ninterrupted (" << history.end.reason << "): the state is saved in "
-                      << checkpoint.last_model_path().string() << "; continue with --resume\n";
+                      << run.checkpoint.last_model_path().string() << "; continue with --resume\n";
             return 130;
         }
 
         // Held-out test set, with the best epoch's weights (restored by EarlyStopping).
-        const Eigen::MatrixXd scores = model.predict(xt);
-        const Eigen::VectorXd labels_true = yt.col(0);
-        const Eigen::VectorXd labels_pred = (scores.col(0).array() > 0.5).cast<double>().matrix();
-        namespace m = traincb::metrics;
-        const double acc = m::binary_accuracy(yt, scores);
-        const double prec = m::precision(labels_true, labels_pred);
-        const double rec = m::recall(labels_true, labels_pred);
-        const double f1 = m::f1_score(labels_true, labels_pred);
-        const double auc = m::roc_auc(yt, scores);
-        const auto cm = m::confusion_matrix(labels_true, labels_pred, 2);
-
-        std::cout << "\nstopped: " << traincb::to_string(history.end.kind)
-                  << (history.end.source.empty() ? "" : " by " + history.end.source + " (" + history.end.reason + ")")
-                  << "; best epoch " << (early_stopping.best_epoch() ? *early_stopping.best_epoch() + 1 : 0) << " of "
-                  << history.size() << " (1-based)\n";
-        std::cout << "test: accuracy " << std::fixed << std::setprecision(4) << acc << ", precision " << prec
-                  << ", recall " << rec << ", F1 " << f1 << ", ROC AUC " << auc << '\n';
-        std::cout << "confusion matrix (rows: true benign/malignant, columns: predicted):\n"
-                  << "             benign  malignant\n"
-                  << "  benign     " << std::setw(6) << cm(0, 0) << "  " << std::setw(9) << cm(0, 1) << '\n'
-                  << "  malignant  " << std::setw(6) << cm(1, 0) << "  " << std::setw(9) << cm(1, 1) << '\n';
-        std::cout << "history: " << (fs::path(out) / "history.csv").string() << '\n';
-        std::cout << "checkpoints: " << checkpoint.best_model_path().string() << " (best val_loss "
-                  << checkpoint.best_score().value_or(std::nan("")) << "), " << checkpoint.last_model_path().string()
-                  << '\n';
-        if (json) {
-            nlohmann::json s;
-            s["test_accuracy"] = acc;
-            s["test_precision"] = prec;
-            s["test_recall"] = rec;
-            s["test_f1"] = f1;
-            s["test_auc"] = auc;
-            s["best_epoch"] =
-                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
-            s["stopped_epoch"] =
-                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
-            s["epochs_run"] = history.size();
-            s["stop_reason"] = history.end.reason.empty() ? nlohmann::json() : nlohmann::json(history.end.reason);
-            s["confusion_matrix"] = {{cm(0, 0), cm(0, 1)}, {cm(1, 0), cm(1, 1)}};
-            s["best_checkpoint"] = checkpoint.best_model_path().string();
-            print_json_summary(s);
-        }
+        const BreastCancerTest test = evaluate_breast_cancer(model, data);
+        print_breast_cancer_summary(std::cout, history, run, test, out);
+        if (json) print_json_summary(breast_cancer_json(history, run, test));
         return 0;
     } catch (const traincb::NoValidCheckpointError& e) {
         std::cerr << "example_breast_cancer: error: " << e.what()

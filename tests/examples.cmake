@@ -43,3 +43,10 @@ traincb_example_test("reaches 0.95 test accuracy" example_breast_cancer ARGS --o
   JSON_MIN "test_accuracy=0.95")
 traincb_example_test("reaches 0.95 test accuracy" example_digits ARGS --quiet --json
   JSON_KEYS test_accuracy test_macro_f1 epochs_run JSON_MIN "test_accuracy=0.95")
+# example_distributed parses its flags before MPI starts, so these run without mpirun (its runs
+# are MPI tests, tests/mpi.cmake).
+if(TARGET example_distributed)
+  traincb_example_test("--help" example_distributed ARGS --help REGEX "usage: example_distributed")
+  traincb_example_test("rejects an unknown flag" example_distributed ARGS --no-such-flag EXIT 2
+    STDERR_REGEX "unknown flag '--no-such-flag'")
+endif()

@@ -69,3 +69,31 @@ add_test(NAME "${_probe_test}"
 set_tests_properties("${_probe_test}" PROPERTIES TIMEOUT 60 LABELS mpi RESOURCE_LOCK mpi
   WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;${_lsan_off}")
+
+# example_distributed under mpirun, run and checked by tests/mpi/example_distributed.py (python3):
+# each mpirun has its own --timeout inside the script, ctest's TIMEOUT bounds the whole test.
+if(TARGET example_distributed AND TRAINCB_PYTHON3)
+  set(_ex_script "${CMAKE_CURRENT_SOURCE_DIR}/mpi/example_distributed.py")
+  set(_ex_args --exe $<TARGET_FILE:example_distributed> --single $<TARGET_FILE:example_breast_cancer>
+      --data "${PROJECT_SOURCE_DIR}/examples/data/breast_cancer.csv" --np-flag=${MPIEXEC_NUMPROC_FLAG} --timeout 40)
+  if(TRAINCB_MPI_TIMEOUT_FLAG)
+    list(APPEND _ex_args --timeout-flag=${TRAINCB_MPI_TIMEOUT_FLAG})
+  endif()
+  # name, script case and its arguments, ctest TIMEOUT
+  function(traincb_mpi_example_test name case outer)
+    string(MAKE_C_IDENTIFIER "${name}" _dir)
+    add_test(NAME "mpi: example_distributed ${name}"
+      COMMAND "${TRAINCB_PYTHON3}" "${_ex_script}" ${case} ${ARGN} ${_ex_args}
+        --work "${CMAKE_CURRENT_BINARY_DIR}/mpi_runs/${_dir}" -- "${MPIEXEC_EXECUTABLE}" ${TRAINCB_MPIEXEC_FLAGS})
+    set_tests_properties("mpi: example_distributed ${name}" PROPERTIES TIMEOUT ${outer} LABELS mpi RESOURCE_LOCK mpi
+      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;${_lsan_off}")
+  endfunction()
+  foreach(_np 1 2 3 4)
+    traincb_mpi_example_test("at np ${_np}: 0.95 test accuracy, equal weights, the single-process files" run 120
+      --np ${_np})
+  endforeach()
+  traincb_mpi_example_test("SIGTERM to one rank interrupts every rank at the same step, --resume completes"
+    sigterm 180)
+  traincb_mpi_example_test("a failed write on rank 0 fails every rank, the checkpoint stays intact" failed-write 180)
+  traincb_mpi_example_test("resumes at np 2 from a run interrupted at np 4" resume-4-2 120)
+endif()

@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <traincb/trainer.hpp>
 #include <vector>
 
+#include "common/mlp.hpp"
 #include "test_support.hpp"
 #include "thread_communicator.hpp"
 
@@ -480,4 +482,88 @@ TEST_CASE("an interrupt on any rank interrupts every rank after the same batch; 
     CHECK(count.size() == 96);
     for (const auto& [id, c] : count) CHECK(c == 1);
     traincb::clear_interrupt();
+}
+
+TEST_CASE("examples' Mlp with a gradient communicator: the gradient is the union's, and every rank stays bit-equal",
+          "[data_parallel]") {
+    // A 13-row batch dealt 5, 4, 4 over 3 ranks: each rank's gradient, summed with its row
+    // weight, must be the gradient of the mean loss over all 13 rows, which the reference
+    // computes in one process (compute_gradients on the whole batch). A plain mean of the three
+    // ranks' gradients would differ, since the shards differ in size.
+    using traincb_examples::Activation;
+    const traincb_examples::MlpOptions opts{.inputs = 4,
+                                            .layers = {{6, Activation::Relu}, {1, Activation::Sigmoid}},
+                                            .loss = traincb_examples::Loss::BinaryCrossentropy,
+                                            .seed = 5};
+    Eigen::MatrixXd x(13, 4), y(13, 1);
+    for (Eigen::Index i = 0; i < 13; ++i) {
+        for (Eigen::Index j = 0; j < 4; ++j) x(i, j) = std::sin(0.7 * static_cast<double>(i * 4 + j) + 0.3);
+        y(i, 0) = x(i, 0) + 0.5 * x(i, 1) > 0 ? 1.0 : 0.0;
+    }
+    traincb_examples::Mlp one(opts);
+    (void)one.compute_gradients(x, y);
+    const std::array<Eigen::Index, 4> begin{0, 5, 9, 13};
+    PerRank<std::vector<Eigen::MatrixXd>> grads(3);
+    PerRank<std::vector<Eigen::MatrixXd>> weights(3);
+    ThreadGroup group(3);
+    group.run([&](ThreadCommunicator& comm) {
+        traincb_examples::Mlp m(opts);
+        m.set_gradient_communicator(&comm);
+        const auto r = static_cast<std::size_t>(comm.rank());
+        const Eigen::Index b = begin[r], n = begin[r + 1] - begin[r];
+        (void)m.train_batch(x.middleRows(b, n), y.middleRows(b, n));
+        std::vector<Eigen::MatrixXd> g;
+        for (std::size_t l = 0; l < m.num_layers(); ++l) {
+            g.emplace_back(m.weight_gradient(l));
+            g.emplace_back(m.bias_gradient(l));
+        }
+        grads.set(comm.rank(), g);
+        // More steps on shards of other sizes: the ranks' weights stay bit-equal.
+        for (int step = 0; step < 5; ++step) {
+            const Eigen::Index rows = 2 + ((comm.rank() + step) % 3);
+            (void)m.train_batch(x.topRows(rows), y.topRows(rows));
+        }
+        std::vector<Eigen::MatrixXd> w;
+        for (std::size_t l = 0; l < m.num_layers(); ++l) {
+            w.emplace_back(m.weight(l));
+            w.emplace_back(m.bias(l));
+        }
+        weights.set(comm.rank(), w);
+    });
+    for (std::size_t l = 0; l < one.num_layers(); ++l) {
+        const Eigen::MatrixXd gw = one.weight_gradient(l), gb = one.bias_gradient(l);
+        for (const auto& g : grads.v) {
+            CHECK((g[2 * l] - gw).norm() <= 1e-12 * gw.norm());
+            CHECK((g[2 * l + 1] - gb).norm() <= 1e-12 * gb.norm());
+        }
+    }
+    for (std::size_t r = 1; r < 3; ++r) {
+        REQUIRE(weights.v[r].size() == weights.v[0].size());
+        for (std::size_t i = 0; i < weights.v[0].size(); ++i) CHECK(weights.v[r][i] == weights.v[0][i]);
+    }
+}
+
+TEST_CASE("examples' Mlp with a one-rank gradient communicator trains bit-identically to one without",
+          "[data_parallel]") {
+    using traincb_examples::Activation;
+    const traincb_examples::MlpOptions opts{.inputs = 3,
+                                            .layers = {{4, Activation::Relu}, {1, Activation::Sigmoid}},
+                                            .loss = traincb_examples::Loss::BinaryCrossentropy,
+                                            .seed = 9};
+    Eigen::MatrixXd x(7, 3), y(7, 1);
+    for (Eigen::Index i = 0; i < 7; ++i) {
+        for (Eigen::Index j = 0; j < 3; ++j) x(i, j) = std::cos(0.9 * static_cast<double>(i * 3 + j));
+        y(i, 0) = x(i, 0) > 0 ? 1.0 : 0.0;
+    }
+    traincb::Communicator single;  // the identity: one rank
+    traincb_examples::Mlp a(opts), b(opts);
+    b.set_gradient_communicator(&single);
+    for (int step = 0; step < 4; ++step) {
+        (void)a.train_batch(x, y);
+        (void)b.train_batch(x, y);
+    }
+    for (std::size_t l = 0; l < a.num_layers(); ++l) {
+        CHECK(a.weight(l) == b.weight(l));
+        CHECK(a.bias(l) == b.bias(l));
+    }
 }

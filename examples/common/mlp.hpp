@@ -17,6 +17,11 @@
 /// give bit-identical weights in the same binary (Eigen's SIMD kernels may round differently in
 /// another build, so bits are not promised across compilers or instruction sets; the initial
 /// weights are, because they come from std::mt19937_64, which the standard specifies exactly).
+///
+/// Data-parallel training (example_distributed): set_gradient_communicator() makes every
+/// train_batch sum its gradients and its row count over the ranks before the Adam step, so that a
+/// step on R ranks equals one process's step on the union of their rows (up to rounding) and every
+/// rank applies the same update.
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -30,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include <traincb/communicator.hpp>
 #include <traincb/errors.hpp>
 #include <traincb/model.hpp>
 #include <traincb/state.hpp>
@@ -147,7 +153,9 @@ public:
         workspaces_.reserve(kMaxWorkspaces);
     }
 
-    /// One Adam step on a batch: forward, loss (mean over the batch), backward, update. Returns
+    /// One Adam step on a batch: forward, loss (mean over the batch), backward, update (with a
+    /// gradient communicator of more than one rank, the gradient is the mean over every rank's
+    /// rows: see set_gradient_communicator; the returned loss stays this rank's). Returns
     /// the loss and a reference to the model's own output buffer, holding the batch's predictions
     /// BEFORE the update; it stays valid until the next train_batch. Accepts matrices, blocks,
     /// maps and Refs without a copy. Allocates only when it meets a new batch size (buffers for
@@ -157,6 +165,7 @@ public:
     template <class DX, class DY>
     traincb::BatchResult<const Matrix&> train_batch(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y) {
         Workspace& ws = gradients_(x, y);
+        if (gradient_comm_ != nullptr && gradient_comm_->size() > 1) all_reduce_gradients_(x.rows());
         adam_step_();
         return {ws.loss, ws.a.back()};
     }
@@ -191,6 +200,20 @@ public:
         check_y_(y_true, y_pred.rows(), "loss");
         return loss_value_(y_true, y_pred);
     }
+
+    /// Data-parallel training: from now on every train_batch is collective over `comm`'s ranks. It
+    /// sums each rank's gradient times its row count, and the row counts, over the ranks
+    /// (Communicator::sum), and steps with their quotient: the gradient of the mean loss over the
+    /// union of the ranks' rows (up to rounding), the same on every rank when the reduction returns
+    /// the same bits everywhere (MPI implementations do; example_distributed checks that the ranks'
+    /// final weights are bit-equal), so ranks that start equal stay equal. Every rank must call
+    /// train_batch equally often, with at least one row. Give the model its own communicator
+    /// (e.g. a second traincb::MpiCommunicator), not the one in FitOptions::communicator, so that
+    /// its sums never pair with traincb's collectives. nullptr (the default) or one rank: a
+    /// single process, bit-identical to a model without it. The communicator must outlive training.
+    void set_gradient_communicator(traincb::Communicator* comm) noexcept { gradient_comm_ = comm; }
+    /// The communicator set by set_gradient_communicator (nullptr: none).
+    [[nodiscard]] traincb::Communicator* gradient_communicator() const noexcept { return gradient_comm_; }
 
     /// Adam's current learning rate.
     [[nodiscard]] double learning_rate() const noexcept { return learning_rate_; }
@@ -527,6 +550,36 @@ private:
         return ws;
     }
 
+    // Data-parallel: replaces each gradient (a mean over this rank's `rows`) by the mean over every
+    // rank's rows: sum(gradient * rows) / sum(rows), summed in double in one Communicator::sum.
+    // The buffer is sized once, so a step allocates nothing here.
+    void all_reduce_gradients_(Eigen::Index rows) {
+        std::size_t n = 1;
+        for (const Layer& layer : layers_)
+            n += static_cast<std::size_t>(layer.grad_weight.size() + layer.grad_bias.size());
+        reduce_buffer_.resize(n);
+        const auto r = static_cast<double>(rows);
+        std::size_t k = 0;
+        auto pack = [&](const Scalar* g, Eigen::Index size) {
+            for (Eigen::Index i = 0; i < size; ++i) reduce_buffer_[k++] = static_cast<double>(g[i]) * r;
+        };
+        for (const Layer& layer : layers_) {
+            pack(layer.grad_weight.data(), layer.grad_weight.size());
+            pack(layer.grad_bias.data(), layer.grad_bias.size());
+        }
+        reduce_buffer_[k] = r;
+        gradient_comm_->sum(reduce_buffer_);
+        const double total = reduce_buffer_[k];
+        k = 0;
+        auto unpack = [&](Scalar* g, Eigen::Index size) {
+            for (Eigen::Index i = 0; i < size; ++i) g[i] = static_cast<Scalar>(reduce_buffer_[k++] / total);
+        };
+        for (Layer& layer : layers_) {
+            unpack(layer.grad_weight.data(), layer.grad_weight.size());
+            unpack(layer.grad_bias.data(), layer.grad_bias.size());
+        }
+    }
+
     // keras.optimizers.Adam.update_step, term for term and in the same order:
     //   alpha = lr * sqrt(1 - b2^t) / (1 - b1^t),  t = iterations + 1
     //   m += (g - m) * (1 - b1);  v += (g^2 - v) * (1 - b2);  p -= (m * alpha) / (sqrt(v) + eps)
@@ -564,6 +617,8 @@ private:
     std::uint64_t clock_ = 0;
     std::int64_t step_ = 0;
     double learning_rate_ = 0.001;
+    traincb::Communicator* gradient_comm_ = nullptr;  // see set_gradient_communicator
+    std::vector<double> reduce_buffer_{};             // the gradients and the row count, summed over the ranks
 };
 
 /// The MLP over double that the examples use.
