@@ -5,7 +5,8 @@
 // directory. The directory must then hold exactly what a single-process run of the same loop
 // writes (the reference: the same code with the default single-process communicator), every
 // rank's callback state must be byte-identical to rank 0's, ranks > 0 whose directory is missing
-// or read-only must not fail, and a write failure on rank 0 must throw there.
+// or read-only must not fail, and a write failure on rank 0 must throw there (IoError), and, through
+// CallbackList's vote at the end of the hook, on every other rank (RemoteRankError).
 #include "catch.hpp"
 
 #include <unistd.h>
@@ -290,16 +291,21 @@ TEST_CASE("Rank-0 I/O: ranks > 0 whose directory is missing or read-only run wit
     fs::permissions(tmp / "readonly", fs::perms::owner_all);  // for TempDir's cleanup
 }
 
-TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws on rank 0, and ranks > 0 go on") {
+TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws IoError on rank 0, RemoteRankError on the others") {
     TempDir tmp("dist_io_fail");
     const fs::path dir0 = tmp / "rank0";
     const fs::path others = tmp / "others";
     fs::create_directory(dir0);
     fs::create_directory(others);
 
-    // One list per component, so that each one's failure is seen (a list stops at the first).
+    // One list per component, so that each one's failure is seen (a list stops at the first), and
+    // the hook each rank threw from.
+    struct Failure {
+        std::exception_ptr error;
+        std::string hook;
+    };
     struct Outcome {
-        std::exception_ptr checkpoint, async_checkpoint, logger, report;
+        Failure checkpoint, async_checkpoint, logger, report;
     };
     std::vector<Outcome> outcomes(kRanks);
     ThreadGroup group(kRanks);
@@ -317,7 +323,8 @@ TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws on rank 0, and ranks > 0
             fs::remove_all(dir0);
             write_bytes(dir0, "not a directory");
         }
-        const auto drive = [&](traincb::Callback& cb) -> std::exception_ptr {
+        const auto drive = [&](traincb::Callback& cb) -> Failure {
+            std::string hook = "on_train_begin";
             try {
                 traincb::CallbackList list{cb};
                 list.set_communicator(comm);
@@ -325,15 +332,18 @@ TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws on rank 0, and ranks > 0
                 list.set_params({.epochs = 2, .steps_per_epoch = 1});
                 list.on_train_begin();
                 for (int e = 0; e < 2; ++e) {
+                    hook = "on_epoch_begin " + std::to_string(e);
                     list.on_epoch_begin(e);
                     Logs logs{{"loss", 1.0 - 0.1 * e}};
+                    hook = "on_epoch_end " + std::to_string(e);
                     list.on_epoch_end(e, logs);
                 }
+                hook = "on_train_end";
                 list.on_train_end();
             } catch (...) {
-                return std::current_exception();
+                return {std::current_exception(), hook};
             }
-            return nullptr;
+            return {nullptr, "none"};
         };
         Outcome& o = outcomes[static_cast<std::size_t>(comm.rank())];
         o.checkpoint = drive(ckpt);
@@ -342,32 +352,45 @@ TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws on rank 0, and ranks > 0
         o.report = drive(report);
     });
 
-    const auto require_io_error = [&](const std::exception_ptr& e, const char* what) {
-        INFO(what << ": " << what_of(e));
-        REQUIRE(e);
+    // Rank 0: the IoError of its own write; the others: RemoteRankError naming rank 0 and carrying
+    // its message, from the same hook (the vote at the end of every hook).
+    const auto check = [&](Failure Outcome::*component, const char* what, const char* hook0) {
+        const Failure& f0 = outcomes[0].*component;
+        INFO(what << ", rank 0 at " << f0.hook << ": " << what_of(f0.error));
+        REQUIRE(f0.error);
+        REQUIRE(f0.hook == hook0);
+        std::string message0;
         try {
-            std::rethrow_exception(e);
+            std::rethrow_exception(f0.error);
         } catch (const traincb::IoError& x) {
             REQUIRE(x.path().string().starts_with(dir0.string()));
             REQUIRE(x.code() == std::error_code(ENOTDIR, std::generic_category()));
+            message0 = x.what();
         } catch (...) {
             FAIL("not an IoError");
         }
+        for (std::size_t r = 1; r < kRanks; ++r) {
+            const Failure& f = outcomes[r].*component;
+            INFO("rank " << r << " at " << f.hook << ": " << what_of(f.error));
+            REQUIRE(f.error);
+            REQUIRE(f.hook == f0.hook);
+            try {
+                std::rethrow_exception(f.error);
+            } catch (const traincb::RemoteRankError& x) {
+                REQUIRE(x.rank() == 0);
+                REQUIRE(std::string(x.what()) == "traincb: rank 0 failed: " + message0);
+            } catch (...) {
+                FAIL("not a RemoteRankError");
+            }
+        }
     };
-    const Outcome& o0 = outcomes[0];
-    require_io_error(o0.checkpoint, "ModelCheckpoint");
-    require_io_error(o0.async_checkpoint, "ModelCheckpoint (async_save)");
-    require_io_error(o0.logger, "MetricLogger");
-    require_io_error(o0.report, "LearningCurveReport");
-    for (std::size_t r = 1; r < kRanks; ++r) {
-        INFO("rank " << r);
-        const Outcome& o = outcomes[r];
-        INFO(what_of(o.checkpoint) << " / " << what_of(o.async_checkpoint) << " / " << what_of(o.logger) << " / "
-                                   << what_of(o.report));
-        REQUIRE(!o.checkpoint);
-        REQUIRE(!o.async_checkpoint);
-        REQUIRE(!o.logger);
-        REQUIRE(!o.report);
-    }
+    check(&Outcome::checkpoint, "ModelCheckpoint", "on_epoch_end 0");  // commits after on_epoch_end
+    // The background save fails after the hook that started it: raised at a later hook.
+    const std::string async_hook = outcomes[0].async_checkpoint.hook;
+    INFO("async failure at " << async_hook);
+    REQUIRE((async_hook == "on_epoch_end 0" || async_hook == "on_epoch_end 1" || async_hook == "on_train_end"));
+    check(&Outcome::async_checkpoint, "ModelCheckpoint (async_save)", async_hook.c_str());
+    check(&Outcome::logger, "MetricLogger", "on_train_begin");
+    check(&Outcome::report, "LearningCurveReport", "on_train_begin");
     REQUIRE(tree(others).empty());  // ranks > 0 wrote nothing
 }
