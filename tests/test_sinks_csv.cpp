@@ -349,7 +349,7 @@ TEST_CASE("Resuming into a file that is not a CSV log throws FormatError naming 
     }
 }
 
-TEST_CASE("A path whose parent is a regular file throws IoError (ENOTDIR) at construction") {
+TEST_CASE("A path whose parent is a regular file throws IoError (ENOTDIR) at construction, a missing one at begin") {
     TempDir dir;
     write_bytes(dir / "file", "x");
     const auto path = dir / "file" / "log.csv";
@@ -362,13 +362,19 @@ TEST_CASE("A path whose parent is a regular file throws IoError (ENOTDIR) at con
         REQUIRE(std::string(e.what()).find("traincb: CsvSink: ") == 0);
         REQUIRE(std::string(e.what()).find(path.string()) != std::string::npos);
     }
-    // A missing directory is caught at construction too.
+    // A missing directory is not an error at construction (a sink is built on every rank of a
+    // data-parallel run, and another rank's directory may not exist): begin() fails on it.
+    CsvSink missing(CsvOptions{.path = dir / "missing" / "log.csv"});
+    REQUIRE(!fs::exists(dir / "missing"));
     try {
-        CsvSink sink(CsvOptions{.path = dir / "missing" / "log.csv"});
+        missing.begin({});
         FAIL("no exception");
     } catch (const traincb::IoError& e) {
         REQUIRE(e.code() == std::error_code(ENOENT, std::generic_category()));
+        REQUIRE(e.path() == dir / "missing" / "log.csv");
     }
+    // Neither is a path whose nearest existing ancestor is the regular file: ENOTDIR.
+    REQUIRE_THROWS_AS(CsvSink(CsvOptions{.path = dir / "file" / "a" / "b" / "log.csv"}), traincb::IoError);
 }
 
 TEST_CASE("A path that is a directory throws IoError (EISDIR) at construction") {

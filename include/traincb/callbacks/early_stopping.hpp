@@ -231,12 +231,13 @@ public:
 
     /// Restores the best epoch's weights (on every exit, including an exception; training state such
     /// as the optimizer's moments and the learning rate keeps its latest value) and prints Keras's
-    /// messages.
+    /// messages (in data-parallel training, on rank 0 only).
     void on_train_end(Context& ctx) override {
-        if (opt_.verbose > 0 && stopped_epoch_)
+        const bool verbose = opt_.verbose > 0 && ctx.comm().is_primary();  // data-parallel: rank 0 prints
+        if (verbose && stopped_epoch_)
             std::cout << "Epoch " << (*stopped_epoch_ + 1) << ": early stopping (" << to_string(reason_) << ")\n";
         if (opt_.restore_best_weights && snapshot_.has_value() && best_epoch()) {
-            if (opt_.verbose > 0)
+            if (verbose)
                 std::cout << "Restoring model weights from the end of the best epoch: " << (*best_epoch() + 1) << ".\n";
             ModelHandle& m = ctx.model();
             snapshot_.restore([&m](StateVisitor& v) { m.visit_state(v); });

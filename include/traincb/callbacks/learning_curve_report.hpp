@@ -15,6 +15,10 @@
 /// Add it after the callbacks that add log keys (schedulers write "learning_rate") and after
 /// EarlyStopping, so each epoch's file already shows their results. Epochs are 0-based in the API
 /// (mark(), data-epoch attributes) and labelled from 1 in the page, as Keras prints them.
+///
+/// In data-parallel training (a Communicator with more than one rank) only rank 0 writes; every
+/// rank keeps the same state (the recorded epochs, the marks, save_state), so another rank's
+/// directory may be missing or read-only.
 
 #include <algorithm>
 #include <bit>
@@ -257,7 +261,8 @@ inline Axis epoch_axis(int first, int last) {
 /// with mark() (example_breast_cancer marks ModelCheckpoint's saves as "checkpoint" from a
 /// LambdaCallback). Resumable: a full checkpoint holds its marks, and takes its epochs and values
 /// from the run's History (state_key()), so a resumed run's page shows the whole run,
-/// byte-identical to an uninterrupted one (the page holds no time).
+/// byte-identical to an uninterrupted one (the page holds no time). In data-parallel training (a
+/// Communicator with more than one rank) only rank 0 writes; every rank keeps the same state.
 /// @code
 /// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
 /// @endcode
@@ -287,7 +292,8 @@ public:
     [[nodiscard]] const std::vector<ReportMark>& marks() const noexcept { return marks_; }
     /// The 0-based epochs recorded in this run.
     [[nodiscard]] const std::vector<int>& epochs() const noexcept { return epochs_; }
-    /// Number of times the file was written in this run.
+    /// Number of times this process wrote the file in this run (0 on ranks other than 0 of a
+    /// data-parallel run, which only record).
     [[nodiscard]] int writes() const noexcept { return writes_; }
 
     /// Adds a marker at 0-based `epoch` (shown from the next write on; on_train_begin forgets the
@@ -308,7 +314,8 @@ public:
     [[nodiscard]] std::string render() const;
 
     /// Writes render() to the path atomically (temporary file, fsync, rename), keeping the
-    /// permission bits of the file it replaces.
+    /// permission bits of the file it replaces. The hooks call it on rank 0 only; a direct call
+    /// writes on any rank.
     /// @throws IoError naming the path; the previous file is then left intact
     void write() {
         const std::string html = render();
@@ -328,7 +335,7 @@ public:
     [[nodiscard]] std::string name() const override { return "LearningCurveReport"; }
 
     /// Forgets the previous run, resolves the monitor's direction and writes a first (empty)
-    /// page, so a bad path fails before the first epoch.
+    /// page, so a bad path fails before the first epoch (rank 0 only, here and in every hook).
     /// @throws InvalidArgument when an explicit monitor's direction cannot be inferred
     /// @throws IoError naming the path
     void on_train_begin(Context& ctx) override {
@@ -347,7 +354,7 @@ public:
         declared_ = ctx.params().metric_directions;
         if (!opt_.early_stopping && !opt_.monitor.empty())
             dir_ = detail::resolve_mode(name(), opt_.mode, opt_.monitor, declared_);
-        write();
+        write_on_primary(ctx);
     }
 
     /// Records the epoch's logs and rewrites the file when it is due (see
@@ -357,7 +364,7 @@ public:
         const std::size_t n = epochs_.size();
         const std::size_t every = opt_.write_every > 0 ? static_cast<std::size_t>(opt_.write_every)
                                                        : (n + kAdaptiveWrites - 1) / kAdaptiveWrites;
-        if (marks_.size() != written_marks_ || n - written_rows_ >= every) write();
+        if (marks_.size() != written_marks_ || n - written_rows_ >= every) write_on_primary(ctx);
     }
 
     /// Rewrites the file with how training ended (kind, source, reason). Keys that callbacks
@@ -379,7 +386,7 @@ public:
         end_.kind = ctx.end().kind;
         end_.source = ctx.end().source;
         end_.reason = ctx.end().reason;
-        write();
+        write_on_primary(ctx);
     }
 
     /// The explicit id, else "LearningCurveReport".
@@ -460,7 +467,7 @@ public:
         cols_ = std::move(p.cols);
         marks_ = std::move(marks);
         link_history(ctx.history());
-        write();
+        write_on_primary(ctx);
     }
 
 private:
@@ -662,6 +669,17 @@ private:
     static constexpr double kTitleH = 28;
     static constexpr double kLaneH = 14;
     static constexpr int kMaxLanes = 4;
+
+    // write() on rank 0; another rank of a data-parallel run only advances the bookkeeping of
+    // what was written, so that every rank decides the same writes.
+    void write_on_primary(Context& ctx) {
+        if (ctx.comm().is_primary()) {
+            write();
+            return;
+        }
+        written_rows_ = epochs_.size();
+        written_marks_ = marks_.size();
+    }
 
     void probe_path() const {
         namespace os = detail::os;

@@ -35,7 +35,7 @@ public:
     /// Lets Trainer reject this callback at compile time for a model without a learning rate.
     static constexpr bool requires_learning_rate = true;
 
-    /// `verbose > 0` prints the rate set at each epoch on stdout.
+    /// `verbose > 0` prints the rate set at each epoch on stdout (rank 0 only in data-parallel training).
     /// @throws InvalidArgument when `schedule` is empty.
     explicit LearningRateScheduler(Schedule schedule, int verbose = 0)
         : schedule_(std::move(schedule)), verbose_(verbose) {
@@ -60,7 +60,7 @@ public:
                                   " for epoch " + std::to_string(epoch) +
                                   " (0-based); it must return a finite learning rate >= 0");
         ctx.model().set_learning_rate(lr);
-        if (verbose_ > 0)
+        if (verbose_ > 0 && ctx.comm().is_primary())  // data-parallel: rank 0 prints
             std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to "
                       << detail::format_double(lr) << ".\n";
     }

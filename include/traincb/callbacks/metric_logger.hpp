@@ -21,6 +21,11 @@
 ///
 /// A RunEvent that a callback reports (Context::report: SpikeDetection's loss spikes) goes to every
 /// sink's write_event.
+///
+/// In data-parallel training (a Communicator with more than one rank) only rank 0 writes; every
+/// rank keeps the same state. On the other ranks no method of a file or console sink is called
+/// (no file opened, no directory created, nothing printed); a sink whose on_every_rank() is true
+/// (MemorySink, which writes nothing) gets every call on every rank, with the same logs.
 
 #include <exception>
 #include <memory>
@@ -40,7 +45,9 @@ namespace traincb::inline v0 {
 /// at on_epoch_end, each batch's running means at on_train_batch_end to the sinks that want
 /// batches (a ConsoleSink on a terminal, for its progress bar), end at on_train_end. Add it last
 /// (see the file comment). When none of its sinks wants batches, CallbackList leaves it out of the
-/// batch loop (see wants_train_batch_end), so it costs nothing inside an epoch.
+/// batch loop (see wants_train_batch_end), so it costs nothing inside an epoch. In data-parallel
+/// training (a Communicator with more than one rank) only rank 0 writes; every rank keeps the same
+/// state (ranks other than 0 call only the sinks whose on_every_rank() is true).
 class MetricLogger final : public Callback {
 public:
     /// A logger with no sink yet (see add_sink).
@@ -70,12 +77,13 @@ public:
     /// True when the model's learning rate is added for the sinks.
     [[nodiscard]] bool log_learning_rate() const noexcept { return log_lr_; }
 
-    /// Calls begin(RunInfo{params, params.resumed, params.initial_epoch}) on every sink.
+    /// Calls begin(RunInfo{params, params.resumed, params.initial_epoch}) on every sink (on ranks
+    /// other than 0: on the sinks whose on_every_rank() is true, here and in every hook below).
     /// @throws the first sink's exception, after every sink was called.
     void on_train_begin(Context& ctx) override {
         lr_epoch_ = -1;
         const sinks::RunInfo info{ctx.params(), ctx.params().resumed, ctx.params().initial_epoch};
-        for_each_sink(sinks_, [&](sinks::Sink& s) { s.begin(info); });
+        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.begin(info); });
     }
     /// Reads the model's learning rate, when it has one: a scheduler earlier in the list has set
     /// this epoch's rate by now, and a callback may change it in on_epoch_end (ReduceLROnPlateau
@@ -93,7 +101,7 @@ public:
         if (batch_sinks_.empty()) return;
         const sinks::BatchInfo info{ctx.epoch(), ctx.batch(), ctx.params().steps_per_epoch, ctx.global_step()};
         const Logs& logs = ctx.logs();
-        for_each_sink(batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
+        for_each_sink(ctx, batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
     }
     /// Calls write_epoch(epoch, logs) then flush() on every sink; the logs get `learning_rate`
     /// (in a copy: the run's logs stay as the callbacks left them) when the model has one, the
@@ -111,7 +119,7 @@ public:
             with_lr_.set(kLearningRateKey, lr);
             logs = &with_lr_;
         }
-        for_each_sink(sinks_, [&](sinks::Sink& s) {
+        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) {
             s.write_epoch(epoch, *logs);
             s.flush();
         });
@@ -120,13 +128,13 @@ public:
     /// @throws the first sink's exception, after every sink was called.
     void on_run_event(Context& ctx) override {
         const RunEvent& event = ctx.run_event();
-        for_each_sink(sinks_, [&](sinks::Sink& s) { s.write_event(event); });
+        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.write_event(event); });
     }
     /// Calls end(ctx.end()) on every sink, on every kind of end.
     /// @throws the first sink's exception, after every sink was called.
     void on_train_end(Context& ctx) override {
         const TrainEnd& end = ctx.end();
-        for_each_sink(sinks_, [&](sinks::Sink& s) { s.end(end); });
+        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.end(end); });
     }
     /// True when some sink wants batches: otherwise CallbackList does not call on_train_batch_end,
     /// and a driver with no other batch callback builds no batch logs.
@@ -137,10 +145,13 @@ public:
 private:
     // One sink's I/O failure must not keep the other sinks from their record (the CSV file being
     // on a full disk is no reason to lose the console line); the first failure still propagates.
+    // Ranks other than 0 skip the sinks that write (data-parallel training: rank 0 writes).
     template <class Range, class F>
-    static void for_each_sink(const Range& range, F&& f) {
+    static void for_each_sink(Context& ctx, const Range& range, F&& f) {
+        const bool primary = ctx.comm().is_primary();
         std::exception_ptr first;
         for (const auto& s : range) {
+            if (!primary && !s->on_every_rank()) continue;
             try {
                 f(*s);
             } catch (...) {

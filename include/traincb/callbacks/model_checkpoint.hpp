@@ -18,6 +18,12 @@
 /// keep the version they replace as "<stem>.prev.safetensors" (io::RotatingCheckpoint): the
 /// latest full checkpoint always has a valid predecessor for a resume to fall back to.
 /// Weights-only, best-only and top-k files keep none (docs/checkpoints.md).
+///
+/// In data-parallel training (a Communicator with more than one rank) only rank 0 writes; every
+/// rank keeps the same state. Every rank decides each save and keeps the same best, top-k list and
+/// save_state; only rank 0 captures, writes, rotates and deletes files, scans the directory at
+/// train begin and prints the verbose messages, so another rank's directory may be missing or
+/// read-only.
 
 #include <algorithm>
 #include <chrono>
@@ -95,7 +101,9 @@ struct KeptCheckpoint {
     friend bool operator==(const KeptCheckpoint&, const KeptCheckpoint&) = default;
 };
 
-/// Saves checkpoints during training (see the file comment and docs/checkpoints.md).
+/// Saves checkpoints during training (see the file comment and docs/checkpoints.md). In
+/// data-parallel training (a Communicator with more than one rank) only rank 0 writes; every rank
+/// keeps the same state.
 class ModelCheckpoint final : public Callback {
 public:
     /// @throws InvalidArgument for an empty filepath or one not ending in ".safetensors", a
@@ -203,7 +211,7 @@ public:
 
     /// Resolves Auto mode, remembers the file the run resumed from (the only file found at
     /// last.safetensors whose version is kept as last.prev.safetensors), and removes temporary files
-    /// that killed processes left in the checkpoint directory. Best and kept files carry over
+    /// that killed processes left in the checkpoint directory (rank 0 only). Best and kept files carry over
     /// from an earlier fit of the same instance, as Keras's best does. Starts the clock of
     /// train_time_interval.
     /// @throws InvalidArgument when the monitor is compared and Auto cannot be resolved; IoError
@@ -226,7 +234,7 @@ public:
         pending_.reset();
         to_delete_.clear();
         warned_missing_ = false;
-        if (template_.directory_is_literal()) {
+        if (template_.directory_is_literal() && ctx.comm().is_primary()) {
             const std::filesystem::path dir = opt_.filepath.parent_path();
             (void)io::remove_stale_temp_files(dir.empty() ? std::filesystem::path(".") : dir);
         }
@@ -242,7 +250,8 @@ public:
         decide(ctx, false);
     }
     /// Writes the file decided in on_epoch_end, then last.safetensors (save_last); with
-    /// async_save, hands them to the background thread after the previous save has finished.
+    /// async_save, hands them to the background thread after the previous save has finished. On
+    /// ranks other than 0 of a data-parallel run it writes nothing (the decision stays taken).
     /// @throws IoError naming the path (earlier files are intact; best and kept are rolled back)
     void on_epoch_commit(Context& ctx) override { commit(ctx, true); }
     /// Every save_freq global steps, or once train_time_interval has passed since the last
@@ -262,11 +271,11 @@ public:
         if (pending_) commit(ctx, false);
     }
     /// With save_last, writes last.safetensors at the interrupted position (after the background
-    /// save in flight, if any, and synchronously).
+    /// save in flight, if any, and synchronously; rank 0 only).
     /// @throws IoError naming the path
     void on_interrupt(Context& ctx) override {
         collect_background_save(true);
-        if (!opt_.save_last) return;
+        if (!opt_.save_last || !ctx.comm().is_primary()) return;
         last_file_.save(io::encode_checkpoint(io::capture_checkpoint(ctx, io::CheckpointKind::Full)),
                         "ModelCheckpoint");
         if (opt_.verbose > 0)
@@ -494,6 +503,7 @@ private:
         const Logs& logs = ctx.logs();
         const double* pv = opt_.monitor.empty() ? nullptr : logs.find(opt_.monitor);
         const std::string epoch_str = "Epoch " + std::to_string(ctx.epoch() + 1) + ": ";
+        const bool verbose = opt_.verbose > 0 && ctx.comm().is_primary();
         std::optional<double> score;
         if (pv != nullptr) score = *pv;
         if (needs_monitor()) {
@@ -507,13 +517,12 @@ private:
                     warn(msg + "; saving anyway, as Keras >= 3.10 does (warned once per run)");
                 }
             } else if (std::isnan(*pv)) {
-                if (opt_.verbose > 0)
-                    std::cout << epoch_str << opt_.monitor << " is NaN, which is never best; not saving\n";
+                if (verbose) std::cout << epoch_str << opt_.monitor << " is NaN, which is never best; not saving\n";
                 return;
             } else {
                 const bool improved = !best_ || detail::better(*dir_, *pv, *best_, 0.0);
                 if (opt_.save_best_only && !improved) {
-                    if (opt_.verbose > 0)
+                    if (verbose)
                         std::cout << epoch_str << opt_.monitor << " did not improve from " << num(best_) << '\n';
                     return;
                 }
@@ -522,13 +531,13 @@ private:
                     const KeptCheckpoint* worst = worst_scored(*path);
                     if (worst != nullptr && scored_count(*path) >= static_cast<std::size_t>(opt_.save_top_k) &&
                         !detail::better(*dir_, *pv, *worst->score, 0.0)) {
-                        if (opt_.verbose > 0)
+                        if (verbose)
                             std::cout << epoch_str << opt_.monitor << " (" << num(score) << ") is not in the top "
                                       << opt_.save_top_k << '\n';
                         return;
                     }
                 }
-                if (opt_.verbose > 0 && opt_.save_best_only)
+                if (verbose && opt_.save_best_only)
                     std::cout << epoch_str << opt_.monitor << " improved from " << num(best_) << " to " << num(score)
                               << ", saving model to " << path->string() << '\n';
             }
@@ -576,6 +585,13 @@ private:
     }
 
     void commit(Context& ctx, bool epoch_end) {
+        if (!ctx.comm().is_primary()) {
+            // Another rank of a data-parallel run: the decision (best, kept) is taken, rank 0
+            // writes the files.
+            pending_.reset();
+            to_delete_.clear();
+            return;
+        }
         if (opt_.async_save) {
             commit_async(ctx, epoch_end);
             return;

@@ -146,7 +146,7 @@ public:
                     const double new_lr = std::max(lr * opt_.factor, opt_.min_lr);
                     ctx.model().set_learning_rate(new_lr);
                     reductions_.push_back({ctx.epoch(), lr, new_lr});
-                    if (opt_.verbose > 0)
+                    if (opt_.verbose > 0 && ctx.comm().is_primary())  // data-parallel: rank 0 prints
                         std::cout << "Epoch " << ctx.epoch() + 1 << ": ReduceLROnPlateau reducing learning rate to "
                                   << detail::format_double(new_lr) << ".\n";
                     cooldown_counter_ = opt_.cooldown;

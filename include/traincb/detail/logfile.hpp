@@ -21,7 +21,9 @@ namespace traincb::inline v0::detail {
 namespace logfile {
 
 /// Fails early, at construction, for a log path that can never be a file: an existing directory
-/// (EISDIR), a parent that is not a directory (ENOTDIR) or does not exist (ENOENT).
+/// (EISDIR), or a nearest existing ancestor that is not a directory (ENOTDIR). It only reads (a
+/// sink is built on every rank of a data-parallel run, and only rank 0 opens the file): a missing
+/// directory is not an error here, it is at begin() on the rank that writes (ENOENT).
 /// @throws IoError naming `path`.
 inline void check_log_path(const std::filesystem::path& path, const char* component) {
     namespace os = traincb::detail::os;
@@ -32,10 +34,16 @@ inline void check_log_path(const std::filesystem::path& path, const char* compon
     } else if (err != ENOENT) {
         throw IoError(component, "cannot write the log file", path, err);
     }
-    std::filesystem::path parent = path.parent_path();
-    if (parent.empty()) parent = ".";
-    if (const int err = os::status(parent, st)) throw IoError(component, "cannot create the log file", path, err);
-    if (st.type != os::FileType::Directory) throw IoError(component, "cannot create the log file", path, ENOTDIR);
+    for (std::filesystem::path p = path.parent_path(); !p.empty(); p = p.parent_path()) {
+        const int err = os::status(p, st);
+        if (err == ENOENT) {
+            if (p == p.parent_path()) return;
+            continue;
+        }
+        if (err != 0) throw IoError(component, "cannot create the log file", path, err);
+        if (st.type != os::FileType::Directory) throw IoError(component, "cannot create the log file", path, ENOTDIR);
+        return;
+    }
 }
 
 /// Replaces the log file `path` by `content` crash-safely (io::write_file_atomic), keeping the

@@ -61,6 +61,9 @@ public:
     }
     /// Counts the flush.
     void flush() override { events_.push_back("flush"); }
+    /// True: it writes no file, so in data-parallel training every rank records its run (the
+    /// same logs on every rank).
+    [[nodiscard]] bool on_every_rank() const override { return true; }
 
     /// The RunInfo of the last begin(), if any.
     [[nodiscard]] const std::optional<RunInfo>& run_info() const noexcept { return run_; }

@@ -51,6 +51,9 @@ public:
     virtual void end(const TrainEnd& end) { (void)end; }
     /// Pushes buffered output to the OS.
     virtual void flush() {}
+    /// True for a sink that writes no file and prints nothing (MemorySink): in data-parallel
+    /// training MetricLogger calls it on every rank. False (the default): rank 0 only.
+    [[nodiscard]] virtual bool on_every_rank() const { return false; }
 };
 
 }  // namespace traincb::inline v0::sinks

@@ -472,9 +472,12 @@ struct TensorBoardOptions {
 /// event files; a resumed run also writes a SessionLog START (see begin()). Values are float32.
 class TensorBoardSink final : public Sink {
 public:
-    /// Validates the options and creates `log_dir`, so a bad directory fails before training.
+    /// Validates the options, and fails early for a `log_dir` that can never be a directory (it,
+    /// or its nearest existing ancestor, is not a directory). It only reads: `log_dir` is created
+    /// by begin(), so that a sink built on every rank of a data-parallel run creates nothing on
+    /// the ranks that do not write.
     /// @throws InvalidArgument for an empty log_dir, update_freq < 1 or a suffix with '/';
-    /// IoError if log_dir cannot be created.
+    /// IoError (ENOTDIR) naming log_dir.
     explicit TensorBoardSink(TensorBoardOptions options) : options_(std::move(options)) {
         if (options_.log_dir.empty()) {
             throw InvalidArgument("traincb: TensorBoardSink: log_dir is empty; set .log_dir = \"logs/run1\"");
@@ -489,12 +492,19 @@ public:
                                   "' contains '/' or a NUL byte; use a plain suffix such as \".v2\"");
         }
         if (!options_.clock) options_.clock = detail::tb::system_wall_time;
-        std::error_code ec;
-        std::filesystem::create_directories(options_.log_dir, ec);
-        if (!ec && !std::filesystem::is_directory(options_.log_dir, ec) && !ec) {
-            ec = std::make_error_code(std::errc::not_a_directory);
+        // The nearest existing one of log_dir and its ancestors must be a directory.
+        for (std::filesystem::path p = options_.log_dir; !p.empty(); p = p.parent_path()) {
+            std::error_code ec;
+            const std::filesystem::file_status st = std::filesystem::status(p, ec);
+            if (st.type() == std::filesystem::file_type::not_found) {
+                if (p == p.parent_path()) break;
+                continue;
+            }
+            if (!ec && st.type() != std::filesystem::file_type::directory)
+                ec = std::make_error_code(std::errc::not_a_directory);
+            if (ec) throw IoError("TensorBoardSink", "cannot create log_dir", options_.log_dir, ec);
+            break;
         }
-        if (ec) throw IoError("TensorBoardSink", "cannot create log_dir", options_.log_dir, ec);
     }
 
     /// Opens new event files: the train run always, the validation run now if the run has
@@ -502,10 +512,16 @@ public:
     /// START at the resume step, so TensorBoard's legacy loader drops the points the previous
     /// process wrote past the checkpoint: step = initial_epoch in the validation run, and in the
     /// train run too unless log_batches is set; then it is the first batch's global step, since
-    /// batch points share that run and a START at the epoch number would drop valid ones.
-    /// @throws IoError if a file cannot be created.
+    /// batch points share that run and a START at the epoch number would drop valid ones. Creates
+    /// `log_dir` first, when missing.
+    /// @throws IoError if log_dir or a file cannot be created.
     void begin(const RunInfo& info) override {
         close_writers();
+        std::error_code ec;
+        std::filesystem::create_directories(options_.log_dir, ec);
+        if (!ec && !std::filesystem::is_directory(options_.log_dir, ec) && !ec)
+            ec = std::make_error_code(std::errc::not_a_directory);
+        if (ec) throw IoError("TensorBoardSink", "cannot create log_dir", options_.log_dir, ec);
         began_ = true;
         resumed_ = info.resumed;
         initial_epoch_ = info.initial_epoch;
