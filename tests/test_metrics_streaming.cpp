@@ -829,7 +829,7 @@ TEST_CASE("a mean over an infinite value is infinite, streamed or merged, not Na
     both << std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity();
     mse.update(both, Eigen::MatrixXd::Zero(2, 1));
     CHECK(mse.result() == std::numeric_limits<double>::infinity());  // squares: inf + inf
-    m::MeanAbsoluteError undefined;  // |inf - inf| is NaN, and so is the mean
+    m::MeanAbsoluteError undefined;                                  // |inf - inf| is NaN, and so is the mean
     const Eigen::MatrixXd same = y;
     undefined.update(y, same);
     CHECK(std::isnan(undefined.result()));
