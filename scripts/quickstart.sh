@@ -12,7 +12,7 @@ mode=${1:-}
 build_tools="g++ cmake ninja-build"
 case "$mode" in
   example) packages="$build_tools libeigen3-dev nlohmann-json3-dev" ;;
-  test) packages="$build_tools libeigen3-dev nlohmann-json3-dev catch2 pkg-config openmpi-bin libopenmpi-dev" ;;
+  test) packages="$build_tools libeigen3-dev nlohmann-json3-dev catch2 pkg-config openmpi-bin libopenmpi-dev python3" ;;
   *) echo "usage: sh scripts/quickstart.sh example|test" >&2; exit 2 ;;
 esac
 

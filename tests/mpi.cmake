@@ -96,4 +96,9 @@ if(TARGET example_distributed AND TRAINCB_PYTHON3)
     sigterm 180)
   traincb_mpi_example_test("a failed write on rank 0 fails every rank, the checkpoint stays intact" failed-write 180)
   traincb_mpi_example_test("resumes at np 2 from a run interrupted at np 4" resume-4-2 120)
+elseif(TARGET example_distributed)
+  add_test(NAME "mpi: example_distributed tests skipped"
+    COMMAND "${CMAKE_COMMAND}" -E echo
+      "traincb-test: SKIPPED: python3 not found (it runs and checks example_distributed); install it with: apt-get install python3")
+  set_tests_properties("mpi: example_distributed tests skipped" PROPERTIES SKIP_REGULAR_EXPRESSION "traincb-test: SKIPPED: ")
 endif()
