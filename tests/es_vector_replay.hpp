@@ -68,7 +68,7 @@ inline double number(const nlohmann::json& v) {
     return v.get<double>();
 }
 
-/// A vector's configuration as options (the single-monitor subset the vectors use).
+/// A vector's configuration as options (test_early_stopping.cpp reads both vector files with it).
 inline traincb::EarlyStoppingOptions options_from(const nlohmann::json& c) {
     traincb::EarlyStoppingOptions o;
     if (c.contains("monitor")) o.monitor = c["monitor"].get<std::string>();
@@ -84,6 +84,11 @@ inline traincb::EarlyStoppingOptions options_from(const nlohmann::json& c) {
     if (c.contains("divergence_threshold")) o.divergence_threshold = number(c["divergence_threshold"]);
     if (c.contains("check_finite")) o.check_finite = c["check_finite"].get<bool>();
     if (c.contains("strict")) o.strict = c["strict"].get<bool>();
+    if (c.contains("monitors"))  // the multi-monitor vectors (early-stopping-multi-vectors.json)
+        for (const auto& m : c["monitors"])
+            o.monitors.push_back({.key = m["key"].get<std::string>(),
+                                  .mode = traincb::parse_mode(m.value("mode", "auto")),
+                                  .min_delta = m.contains("min_delta") ? number(m["min_delta"]) : 0.0});
     return o;
 }
 

@@ -13,6 +13,8 @@
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/reduce_lr_on_plateau.hpp>
 
+#include "es_vector_replay.hpp"
+
 namespace {
 
 using traincb::CallbackList;
@@ -27,39 +29,10 @@ struct TinyModel {
 };
 struct StatelessModel {};
 
-double json_number(const nlohmann::json& v) {
-    if (v.is_string()) {
-        const auto s = v.get<std::string>();
-        if (s == "NaN") return std::numeric_limits<double>::quiet_NaN();
-        if (s == "Infinity") return std::numeric_limits<double>::infinity();
-        if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
-        FAIL("bad number string " << s);
-    }
-    return v.get<double>();
-}
-
-EarlyStoppingOptions options_from(const nlohmann::json& c) {
-    EarlyStoppingOptions o;
-    if (c.contains("monitor")) o.monitor = c["monitor"].get<std::string>();
-    if (c.contains("mode")) o.mode = traincb::parse_mode(c["mode"].get<std::string>());
-    if (c.contains("min_delta")) o.min_delta = c["min_delta"].get<double>();
-    if (c.contains("min_delta_mode"))
-        o.min_delta_mode = traincb::parse_delta_mode(c["min_delta_mode"].get<std::string>());
-    if (c.contains("patience")) o.patience = c["patience"].get<int>();
-    if (c.contains("baseline")) o.baseline = json_number(c["baseline"]);
-    if (c.contains("start_from_epoch")) o.start_from_epoch = c["start_from_epoch"].get<int>();
-    if (c.contains("restore_best_weights")) o.restore_best_weights = c["restore_best_weights"].get<bool>();
-    if (c.contains("stopping_threshold")) o.stopping_threshold = json_number(c["stopping_threshold"]);
-    if (c.contains("divergence_threshold")) o.divergence_threshold = json_number(c["divergence_threshold"]);
-    if (c.contains("check_finite")) o.check_finite = c["check_finite"].get<bool>();
-    if (c.contains("strict")) o.strict = c["strict"].get<bool>();
-    if (c.contains("monitors"))
-        for (const auto& m : c["monitors"])
-            o.monitors.push_back({.key = m["key"].get<std::string>(),
-                                  .mode = traincb::parse_mode(m.value("mode", "auto")),
-                                  .min_delta = m.contains("min_delta") ? json_number(m["min_delta"]) : 0.0});
-    return o;
-}
+// A vector's number ("NaN", "Infinity" and "-Infinity" included) and configuration: shared with
+// the data-parallel replays of the same vectors (es_vector_replay.hpp).
+constexpr auto& json_number = traincb_test::es_vectors::number;
+using traincb_test::es_vectors::options_from;
 
 nlohmann::json load_vectors(const std::string& file = "early-stopping-vectors.json") {
     std::ifstream in(std::string(TRAINCB_SPEC_DIR) + "/" + file);
