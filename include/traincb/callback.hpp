@@ -4,6 +4,7 @@
 /// usable on its own in any hand-written training loop).
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <typeinfo>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "traincb/communicator.hpp"
+#include "traincb/detail/hash.hpp"
 #include "traincb/detail/rank_vote.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/direction.hpp"
@@ -517,9 +520,12 @@ public:
             return;
         }
         if (!first) run_all(train_begin_, first, [this](Callback* cb) { cb->on_train_begin(ctx_); });
-        std::uint64_t h = 0xCBF29CE484222325ULL;
-        for (const std::string& line : config_lines()) h = detail::fnv1a(line, detail::fnv1a("\n", h));
-        sync(detail::SyncPoint::TrainBegin, first, h);
+        detail::Xxh64 h;
+        for (const std::string& line : config_lines()) {
+            h.update(std::as_bytes(std::span(line)));
+            h.update(std::as_bytes(std::span("\n", 1)));
+        }
+        sync(detail::SyncPoint::TrainBegin, first, h.digest());
     }
     /// Starts epoch `epoch` (0-based, absolute).
     void on_epoch_begin(int epoch) {
@@ -739,9 +745,12 @@ private:
 
     // A hash of the keys of `logs` (the values may differ in rounding; the keys may not).
     static std::uint64_t keys_hash(const Logs& logs) noexcept {
-        std::uint64_t h = 0xCBF29CE484222325ULL;
-        for (const auto& [key, value] : logs) h = detail::fnv1a(key, detail::fnv1a("\n", h));
-        return h;
+        detail::Xxh64 h;
+        for (const auto& [key, value] : logs) {
+            h.update(std::as_bytes(std::span(key)));
+            h.update(std::as_bytes(std::span("\n", 1)));
+        }
+        return h.digest();
     }
 
     // What every rank must agree on before the first epoch, one line per item: the run's
@@ -836,9 +845,9 @@ private:
         Communicator& comm = *ctx_.comm_;
         const int rank = comm.rank();
         const int size = comm.size();
-        std::uint64_t h = detail::fnv1a_int(static_cast<std::int64_t>(p), extra);
-        h = detail::fnv1a_int(ctx_.epoch_, detail::fnv1a_int(ctx_.batch_, h));
-        const auto h62 = static_cast<std::int64_t>(h >> 2U);
+        const std::array<std::uint64_t, 3> where{static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(ctx_.epoch_),
+                                                 static_cast<std::uint64_t>(ctx_.batch_)};
+        const auto h62 = static_cast<std::int64_t>(detail::xxh64(std::as_bytes(std::span(where)), extra) >> 2U);
         V::Array v{};
         v[V::kFailed] = detail::encode_rank(error != nullptr, rank, size);
         v[V::kStop] = detail::encode_rank(ctx_.stop_requested_, rank, size);
@@ -847,14 +856,7 @@ private:
         v[V::kNegHash] = -h62;
         comm.max_int64(v);
         if (v[V::kHash] != -v[V::kNegHash]) throw_out_of_step(p);
-        if (v[V::kFailed] != 0) {
-            const int failed = detail::decode_rank(v[V::kFailed], size);
-            std::vector<std::byte> msg;
-            if (rank == failed) msg = to_bytes(detail::exception_message(error));
-            comm.broadcast_resize(msg, failed);
-            if (error) std::rethrow_exception(error);  // every rank that failed throws its own
-            throw RemoteRankError(failed, from_bytes(msg));
-        }
+        if (v[V::kFailed] != 0) detail::throw_agreed_failure(comm, detail::decode_rank(v[V::kFailed], size), error);
         if (v[V::kStop] != 0 && !stop_agreed_) {
             const int who = detail::decode_rank(v[V::kStop], size);
             std::vector<std::byte> why;

@@ -7,6 +7,7 @@
 /// docs/distributed.md.
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -127,54 +128,6 @@ inline void unpack_metric_state(std::span<const std::byte> in, nlohmann::json& s
 
 namespace metrics {
 
-/// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
-/// rank is the metric over all ranks' data (counts exact; sums equal to the one-process value up to
-/// rounding; RocAuc exact over all scores), and the state is bit-identical on every rank (each rank
-/// folds the same states in rank order). Collective: every rank must call it, with a metric of the
-/// same class and options. One all_gather of the serialised states.
-/// @throws InvalidArgument when the metric keeps no saveable state (it must implement
-/// save_state/load_state, as every built-in metric does) or another rank's metric is of another
-/// class or options (naming it; thrown on every rank, so no rank is left waiting)
-inline void all_reduce(Communicator& comm, Metric& metric) {
-    nlohmann::json state;
-    StateDict tensors;
-    const bool saveable = metric.save_state_with_tensors(state, tensors);
-    // Agree first on whether every rank can take part, so a rank never waits alone in all_gather.
-    if (!comm.all(saveable))
-        throw InvalidArgument(
-            detail::cat("traincb: metrics::all_reduce: metric '", metric.name(),
-                        "' keeps no saveable state on at least one rank; implement save_state and "
-                        "load_state in its class (see docs/checkpoints.md) so its state can be merged"));
-    if (comm.size() == 1) return;
-    const std::vector<std::vector<std::byte>> all = comm.all_gather(detail::pack_metric_state(state, tensors));
-    auto merged = metric.clone();
-    merged->reset();
-    auto part = metric.clone();
-    std::string error;
-    int error_rank = -1;
-    for (std::size_t r = 0; r < all.size() && error_rank < 0; ++r) {
-        try {
-            nlohmann::json s;
-            StateDict t;
-            detail::unpack_metric_state(all[r], s, t);
-            part->load_state_with_tensors(s, t);
-            merged->merge(*part);
-        } catch (const std::exception& e) {
-            error = e.what();
-            error_rank = static_cast<int>(r);
-        }
-    }
-    // A mismatch is symmetric (options or class differ), so every rank finds one without another
-    // vote; each names itself and the first rank whose state it could not take.
-    if (error_rank >= 0)
-        throw InvalidArgument(detail::cat("traincb: metrics::all_reduce: metric '", metric.name(),
-                                          "' differs between rank ", std::to_string(comm.rank()), " and rank ",
-                                          std::to_string(error_rank),
-                                          "; every rank needs the same metric class and options (", error, ")"));
-    metric.reset();
-    metric.merge(*merged);
-}
-
 /// Merges several metrics' states over every rank of `comm` in one all_gather, and sums `sums`
 /// and `counts` element-wise over the ranks in the same exchange (each rank adds them in rank
 /// order, so the results are bit-identical on every rank). Afterwards each metric is as
@@ -216,8 +169,8 @@ inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::spa
         const auto bad = [&](const std::string& why) {
             throw InvalidArgument(detail::cat("traincb: metrics::all_reduce: ", why, " (", from, " against rank ",
                                               std::to_string(comm.rank()),
-                                              "); every rank needs the same metrics, with the same classes and "
-                                              "options, in the same order"));
+                                              "); every rank needs the same metric class and options for each "
+                                              "metric, in the same order"));
         };
         detail::BytesReader in(all[r]);
         if (in.u64() != ms.size()) bad("the ranks reduce different numbers of metrics");
@@ -260,5 +213,17 @@ inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::spa
     std::copy(count.begin(), count.end(), counts.begin());
 }
 
+/// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
+/// rank is the metric over all ranks' data (counts exact; sums equal to the one-process value up to
+/// rounding; RocAuc exact over all scores), and the state is bit-identical on every rank (each rank
+/// folds the same states in rank order). Collective: every rank must call it, with a metric of the
+/// same class and options. One all_gather of the serialised states.
+/// @throws InvalidArgument when the metric keeps no saveable state (it must implement
+/// save_state/load_state, as every built-in metric does) or another rank's metric is of another
+/// class or options (naming it; thrown on every rank, so no rank is left waiting)
+inline void all_reduce(Communicator& comm, Metric& metric) {
+    const std::array<Metric*, 1> one{&metric};
+    all_reduce(comm, std::span<Metric* const>(one));
+}
 }  // namespace metrics
 }  // namespace traincb::inline v0

@@ -1096,18 +1096,9 @@ private:
                 error = std::current_exception();
             }
         }
-        std::vector<std::byte> msg;
-        if (error) {
-            const std::string text = detail::exception_message(error);
-            const auto* b = reinterpret_cast<const std::byte*>(text.data());
-            msg.assign(b, b + text.size());
-        }
         std::array<std::int64_t, 1> failed{error ? 1 : 0};
         r.comm->max_int64(failed);
-        if (failed[0] == 0) return;
-        r.comm->broadcast_resize(msg, 0);
-        if (error) std::rethrow_exception(error);
-        throw RemoteRankError(0, std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
+        if (failed[0] != 0) detail::throw_agreed_failure(*r.comm, 0, error);
     }
 
     // on_train_end (interrupted, stopped or completed), and the History with how training ended.

@@ -7,10 +7,15 @@
 /// with its negation, so that max(h) == -max(-h) holds exactly when every rank sent the same hash.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "traincb/communicator.hpp"
+#include "traincb/errors.hpp"
 
 namespace traincb::inline v0::detail {
 
@@ -52,25 +57,6 @@ enum class SyncPoint : std::int64_t {
     return "a hook";
 }
 
-/// FNV-1a over bytes, continuing from `h` (a hash of where a rank is, not a security measure).
-[[nodiscard]] constexpr std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 0xCBF29CE484222325ULL) noexcept {
-    for (const char c : s) {
-        h ^= static_cast<unsigned char>(c);
-        h *= 0x100000001B3ULL;
-    }
-    return h;
-}
-
-/// FNV-1a over an integer's 8 bytes (little-endian order, whatever the machine).
-[[nodiscard]] constexpr std::uint64_t fnv1a_int(std::int64_t v, std::uint64_t h) noexcept {
-    auto u = static_cast<std::uint64_t>(v);
-    for (int i = 0; i < 8; ++i, u >>= 8U) {
-        h ^= u & 0xFFU;
-        h *= 0x100000001B3ULL;
-    }
-    return h;
-}
-
 /// The vote's slots.
 struct RankVote {
     static constexpr std::size_t kFailed = 0;     ///< size - rank of the lowest failing rank; 0: none
@@ -109,6 +95,21 @@ struct RankVote {
     } catch (...) {
         return "an exception that is not a std::exception";
     }
+}
+
+/// After a vote found rank `failed` failing (the lowest that did): its message goes to every rank,
+/// then every rank that failed (`error` set) rethrows its own exception and the others throw
+/// RemoteRankError(failed, message). Collective.
+[[noreturn]] inline void throw_agreed_failure(Communicator& comm, int failed, const std::exception_ptr& error) {
+    std::vector<std::byte> msg;
+    if (comm.rank() == failed) {
+        const std::string text = exception_message(error);
+        const auto* b = reinterpret_cast<const std::byte*>(text.data());
+        msg.assign(b, b + text.size());
+    }
+    comm.broadcast_resize(msg, failed);
+    if (error) std::rethrow_exception(error);
+    throw RemoteRankError(failed, std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
 }
 
 }  // namespace traincb::inline v0::detail
