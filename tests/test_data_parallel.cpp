@@ -259,6 +259,7 @@ TEST_CASE("a stop requested in a batch on one rank ends every rank's epoch after
     make_rows(60, x, y);
     const int world = 2;
     PerRank<std::int64_t> steps(world);
+    PerRank<std::size_t> epochs(world);
     ThreadGroup group(world);
     group.run([&](ThreadCommunicator& comm) {
         DpLinear m(3, 0.1);
@@ -273,10 +274,10 @@ TEST_CASE("a stop requested in a batch on one rank ends every rank's epoch after
         o.epochs = 10;
         o.batch_size = 5;  // 6 steps per epoch
         o.communicator = &comm;
-        const traincb::History h = traincb::Trainer(m).fit(x, y, o, stopper);
-        CHECK(h.epoch.size() == 2);
+        epochs.set(comm.rank(), traincb::Trainer(m).fit(x, y, o, stopper).epoch.size());
         steps.set(comm.rank(), m.steps);
     });
+    for (std::size_t e : epochs.v) CHECK(e == 2);
     CHECK(steps.v[0] == 6 + 3);  // the model's collectives would hang if the ranks' steps differed
     CHECK(steps.v[1] == 6 + 3);
 }
@@ -566,4 +567,85 @@ TEST_CASE("examples' Mlp with a one-rank gradient communicator trains bit-identi
         CHECK(a.weight(l) == b.weight(l));
         CHECK(a.bias(l) == b.bias(l));
     }
+}
+
+TEST_CASE("a resume that fails on rank 0, which alone reads the checkpoint, fails every rank", "[data_parallel]") {
+    // Every checkpoint file is invalid (garbage bytes): rank 0 throws NoValidCheckpointError, as
+    // one process does, and the other ranks a RemoteRankError carrying its message, before any
+    // epoch and without a hang.
+    Eigen::MatrixXd x, y;
+    make_rows(30, x, y);
+    traincb_test::TempDir dir("dp_resume");
+    traincb_test::write_bytes(dir / "last.safetensors", "not a checkpoint");
+    const int world = 3;
+    PerRank<std::string> what(world);
+    PerRank<int> remote(world);
+    PerRank<std::int64_t> steps(world);
+    ThreadGroup group(world);
+    group.run([&](ThreadCommunicator& comm) {
+        DpLinear m;
+        m.comm = &comm;
+        traincb::FitOptions<double> o;
+        o.epochs = 2;
+        o.batch_size = 5;
+        o.communicator = &comm;
+        o.resume_from = dir.path;
+        remote.set(comm.rank(), -1);
+        try {
+            (void)traincb::Trainer(m).fit(x, y, o);
+        } catch (const traincb::RemoteRankError& e) {
+            remote.set(comm.rank(), e.rank());
+            what.set(comm.rank(), e.what());
+        } catch (const traincb::NoValidCheckpointError& e) {
+            what.set(comm.rank(), e.what());
+        }
+        steps.set(comm.rank(), m.steps);
+    });
+    for (std::int64_t n : steps.v) CHECK(n == 0);
+    CHECK(remote.v[0] == -1);
+    CHECK_THAT(what.v[0], Catch::Matchers::Contains("last.safetensors"));
+    for (int r : {1, 2}) {
+        CHECK(remote.v[static_cast<std::size_t>(r)] == 0);
+        CHECK(what.v[static_cast<std::size_t>(r)] == "traincb: rank 0 failed: " + what.v[0]);
+    }
+}
+
+TEST_CASE("an interrupt checkpoint that rank 0 cannot write fails every rank", "[data_parallel]") {
+    // FitOptions::interrupt_checkpoint under a regular file: rank 0, the only writer, gets the
+    // IoError; the others a RemoteRankError naming rank 0.
+    Eigen::MatrixXd x, y;
+    make_rows(30, x, y);
+    traincb_test::TempDir dir("dp_interrupt");
+    traincb_test::write_bytes(dir / "file", "x");
+    const int world = 2;
+    PerRank<std::string> what(world);
+    PerRank<int> remote(world);
+    ThreadGroup group(world);
+    group.run([&](ThreadCommunicator& comm) {
+        DpLinear m;
+        m.comm = &comm;
+        traincb::LambdaCallback interrupter({.on_train_batch_end = [&comm](traincb::Context& ctx) {
+            if (comm.rank() == 1 && ctx.epoch() == 0 && ctx.batch() == 1) traincb::request_interrupt();
+        }});
+        traincb::FitOptions<double> o;
+        o.epochs = 2;
+        o.batch_size = 5;
+        o.communicator = &comm;
+        o.interrupt_checkpoint = dir / "file" / "interrupt.safetensors";
+        remote.set(comm.rank(), -1);
+        try {
+            (void)traincb::Trainer(m).fit(x, y, o, interrupter);
+        } catch (const traincb::RemoteRankError& e) {
+            remote.set(comm.rank(), e.rank());
+            what.set(comm.rank(), e.what());
+        } catch (const traincb::IoError& e) {
+            what.set(comm.rank(), e.what());
+        }
+    });
+    traincb::clear_interrupt();
+    CHECK(remote.v[0] == -1);
+    CHECK_THAT(what.v[0],
+               Catch::Matchers::StartsWith("traincb: Trainer: ") && Catch::Matchers::Contains("/file/interrupt"));
+    CHECK(remote.v[1] == 0);
+    CHECK(what.v[1] == "traincb: rank 0 failed: " + what.v[0]);
 }
