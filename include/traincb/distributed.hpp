@@ -209,8 +209,10 @@ inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::spa
         ms[i]->reset();
         ms[i]->merge(*merged[i]);
     }
-    std::copy(sum.begin(), sum.end(), sums.begin());
-    std::copy(count.begin(), count.end(), counts.begin());
+    // Element loops bounded by the caller's spans: std::copy here made g++ 12 -O3 warn (-Wnonnull)
+    // that memmove may get the null data() of an empty span (it cannot see sum.size() == sums.size()).
+    for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = sum[i];
+    for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = count[i];
 }
 
 /// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
