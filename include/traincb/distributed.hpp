@@ -209,8 +209,10 @@ inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::spa
         ms[i]->reset();
         ms[i]->merge(*merged[i]);
     }
-    std::copy(sum.begin(), sum.end(), sums.begin());
-    std::copy(count.begin(), count.end(), counts.begin());
+    // Guarded: with nothing to copy, g++ 12 -O3 warns (-Wnonnull) about the null data() of the
+    // empty vectors that std::copy hands to memmove.
+    if (!sum.empty()) std::copy(sum.begin(), sum.end(), sums.begin());
+    if (!count.empty()) std::copy(count.begin(), count.end(), counts.begin());
 }
 
 /// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
