@@ -7,8 +7,11 @@
 
 #include <sys/wait.h>
 
+#include <array>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/io/checkpoint.hpp>
@@ -93,6 +96,28 @@ std::set<std::string> tensor_names(const traincb::StateDict& d) {
     for (const auto& t : d.tensors()) s.insert(t.name);
     return s;
 }
+
+// A framework-style model visited with the raw overload: a rank-4 F32 conv kernel [2,3,2,2], an
+// F16 bias [3] and a rank-3 BF16 optimizer moment (training state).
+struct ConvNet {
+    std::vector<float> kernel = std::vector<float>(24);
+    std::vector<std::uint16_t> bias = std::vector<std::uint16_t>(3);
+    std::vector<std::uint16_t> moment = std::vector<std::uint16_t>(12);
+    explicit ConvNet(float seed) {
+        for (std::size_t i = 0; i < kernel.size(); ++i) kernel[i] = seed * static_cast<float>(i) - 1.0f / 3.0f;
+        for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = traincb::float_to_half(seed + static_cast<float>(i));
+        for (std::size_t i = 0; i < moment.size(); ++i)
+            moment[i] = traincb::float_to_bfloat16(seed * 0.1f * static_cast<float>(i));
+    }
+    void visit_state(traincb::StateVisitor& v) {
+        const std::array<std::int64_t, 4> kernel_shape{2, 3, 2, 2};
+        const std::array<std::int64_t, 1> bias_shape{3};
+        const std::array<std::int64_t, 3> moment_shape{2, 3, 2};
+        traincb::visit(v, "conv.weight", kernel.data(), traincb::DType::F32, kernel_shape);
+        traincb::visit(v, "conv.bias", bias.data(), traincb::DType::F16, bias_shape);
+        traincb::visit_training_state(v, "adam.m.conv", moment.data(), traincb::DType::BF16, moment_shape);
+    }
+};
 
 io::Checkpoint at_position(Net& net, int epoch, bool completed, std::int64_t batch, std::int64_t step,
                            io::CheckpointKind kind = io::CheckpointKind::Full) {
@@ -397,6 +422,64 @@ TEST_CASE("checkpoint: a weights checkpoint holds the model state only") {
     CHECK(c.kind == io::CheckpointKind::Weights);
     CHECK(c.callbacks.empty());
     CHECK(same_state(c.model, state_of(run.net)));
+}
+
+TEST_CASE("checkpoint: a rank-4 tensor keeps its shape [2,3,2,2] in the file; F16 and BF16 round-trip bit for bit") {
+    TempDir dir("ckpt_rank4");
+    ConvNet net(0.75f);
+    io::Checkpoint c;
+    c.kind = io::CheckpointKind::Weights;
+    c.position = {3, true, 0, 12};
+    traincb::StateCollector collector(c.model);
+    net.visit_state(collector);
+    const fs::path path = dir / "conv.safetensors";
+    io::save_checkpoint(path, c);
+
+    // The header as any safetensors reader sees it: the JSON after the 8-byte length.
+    const std::string bytes = read_bytes(path);
+    REQUIRE(bytes.size() > 8);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < 8; ++i)
+        n |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+    const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, static_cast<std::size_t>(n)));
+    CHECK(header.at("model/conv.weight").at("dtype") == "F32");
+    CHECK(header.at("model/conv.weight").at("shape") == nlohmann::json::array({2, 3, 2, 2}));
+    CHECK(header.at("model/conv.bias").at("dtype") == "F16");
+    CHECK(header.at("model/conv.bias").at("shape") == nlohmann::json::array({3}));
+    CHECK(header.at("model/adam.m.conv").at("dtype") == "BF16");
+    CHECK(header.at("model/adam.m.conv").at("shape") == nlohmann::json::array({2, 3, 2}));
+    // The kernel's bytes in the file are the model's (already row-major), bit for bit.
+    const auto offsets = header.at("model/conv.weight").at("data_offsets").get<std::vector<std::size_t>>();
+    REQUIRE(offsets.size() == 2);
+    REQUIRE(offsets[1] - offsets[0] == 24 * sizeof(float));
+    CHECK(std::memcmp(bytes.data() + 8 + n + offsets[0], net.kernel.data(), 24 * sizeof(float)) == 0);
+
+    // Loading restores every bit into a model of the same architecture.
+    ConvNet other(-2.0f);
+    io::load_weights(path, other);
+    CHECK(other.kernel == net.kernel);
+    CHECK(other.bias == net.bias);
+    CHECK(other.moment == net.moment);
+    const io::Checkpoint back = io::load_checkpoint(path);
+    const traincb::Tensor* kernel = back.model.find("conv.weight");  // load_checkpoint drops the "model/" prefix
+    REQUIRE(kernel != nullptr);
+    CHECK(kernel->shape == std::vector<std::int64_t>{2, 3, 2, 2});
+
+    // A model whose kernel has another shape (same element count) is refused, naming both shapes.
+    struct Reshaped {
+        std::vector<float> kernel = std::vector<float>(24);
+        void visit_state(traincb::StateVisitor& v) {
+            const std::array<std::int64_t, 4> shape{3, 2, 2, 2};
+            traincb::visit(v, "conv.weight", kernel.data(), traincb::DType::F32, shape);
+        }
+    } reshaped;
+    try {
+        io::load_weights(path, reshaped);
+        FAIL("a [2,3,2,2] kernel loaded into a [3,2,2,2] one");
+    } catch (const traincb::FormatError& e) {
+        CHECK(std::string(e.what()).find("is F32 [2,3,2,2] in the file but F32 [3,2,2,2] in the model") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE("checkpoint: restore_model and load_weights put the saved state back") {

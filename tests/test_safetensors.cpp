@@ -201,20 +201,26 @@ TEST_CASE("writer order: dtype alignment descending as the reference enum, then 
     d.put(tensor("x", DType::I32, {1}, le_bytes<std::int32_t>({42})));
     d.put(tensor("a2", DType::F64, {1}, le_bytes<double>({0.25})));
     d.put(tensor("a1", DType::F64, {0, 3}, {}));
-    // Hand derivation from the reference prepare(): I64 > F64 > F32 > I32 > U8 > BOOL, then names;
-    // offsets back to back: c [0,8], a1 [8,8] (empty), a2 [8,16], b [16,24], x [24,28], z [28,31],
-    // y [31,33].
+    d.put(tensor("d", DType::F16, {2}, le_bytes<std::uint16_t>({0x3C00, 0xC000})));
+    d.put(tensor("e", DType::BF16, {1, 1, 1}, le_bytes<std::uint16_t>({0x3F80})));
+    // Hand derivation from the reference prepare(), which sorts by its Dtype enum (BOOL, U8, ...,
+    // F16, BF16, I32, U32, F32, F64, I64, U64) descending, then by name: I64 > F64 > F32 > I32 >
+    // BF16 > F16 > U8 > BOOL (so BF16 "e" precedes F16 "d" despite its name); offsets back to
+    // back: c [0,8], a1 [8,8] (empty), a2 [8,16], b [16,24], x [24,28], e [28,30], d [30,34],
+    // z [34,37], y [37,39].
     const std::string header = R"({"__metadata__":{"epoch":"3","format":"pt"},)"
                                R"("c":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
                                R"("a1":{"dtype":"F64","shape":[0,3],"data_offsets":[8,8]},)"
                                R"("a2":{"dtype":"F64","shape":[1],"data_offsets":[8,16]},)"
                                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]},)"
                                R"("x":{"dtype":"I32","shape":[1],"data_offsets":[24,28]},)"
-                               R"("z":{"dtype":"U8","shape":[3],"data_offsets":[28,31]},)"
-                               R"("y":{"dtype":"BOOL","shape":[2],"data_offsets":[31,33]}})";
+                               R"("e":{"dtype":"BF16","shape":[1,1,1],"data_offsets":[28,30]},)"
+                               R"("d":{"dtype":"F16","shape":[2],"data_offsets":[30,34]},)"
+                               R"("z":{"dtype":"U8","shape":[3],"data_offsets":[34,37]},)"
+                               R"("y":{"dtype":"BOOL","shape":[2],"data_offsets":[37,39]}})";
     std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
     std::vector<std::byte> data;
-    for (const char* n : {"c", "a1", "a2", "b", "x", "z", "y"}) {
+    for (const char* n : {"c", "a1", "a2", "b", "x", "e", "d", "z", "y"}) {
         const auto& t = d.find(n)->data;
         data.insert(data.end(), t.begin(), t.end());
     }
@@ -241,6 +247,12 @@ TEST_CASE("round trip of every dtype and shape, in memory and through a file") {
     d.put(tensor("bool.vector", DType::Bool, {3}, bytes_of({1, 0, 1})));
     d.put(tensor("bool.scalar", DType::Bool, {}, bytes_of({0})));
     d.put(tensor("unicode.名前", DType::U8, {1}, bytes_of({5})));
+    // float16 1, -2, 65504, the smallest subnormal, -0, inf, NaN, 0.5 (IEEE 754 binary16 patterns).
+    d.put(tensor("f16.rank4", DType::F16, {2, 1, 2, 2},
+                 le_bytes<std::uint16_t>({0x3C00, 0xC000, 0x7BFF, 0x0001, 0x8000, 0x7C00, 0x7E00, 0x3800})));
+    // bfloat16 1, -2, the largest finite value, NaN.
+    d.put(tensor("bf16.matrix", DType::BF16, {2, 2}, le_bytes<std::uint16_t>({0x3F80, 0xC000, 0x7F7F, 0x7FC0})));
+    d.put(tensor("bf16.scalar", DType::BF16, {}, le_bytes<std::uint16_t>({0x4049})));
     const std::map<std::string, std::string> meta{{"format", "pt"}, {"traincb.state", R"({"epoch":3})"}};
 
     const auto bytes = io::serialize_safetensors(d, meta);
@@ -617,7 +629,7 @@ TEST_CASE("MetadataIncompleteBuffer: trailing bytes or missing data") {
 }
 
 TEST_CASE("valid but unsupported dtypes are refused with a clear message") {
-    for (const char* dt : {"F16", "BF16", "U64", "I8", "C64", "F8_E4M3"}) {
+    for (const char* dt : {"U16", "I16", "U64", "I8", "C64", "F8_E4M3"}) {
         INFO(dt);
         const std::string bytes = std::string(dt) == "C64" || std::string(dt) == "U64"      ? "8"
                                   : std::string(dt) == "I8" || std::string(dt) == "F8_E4M3" ? "1"
@@ -629,11 +641,50 @@ TEST_CASE("valid but unsupported dtypes are refused with a clear message") {
         REQUIRE(msg.rfind(
                     "traincb: safetensors: 'ck.safetensors': UnsupportedDtype: tensor 't' has dtype " + std::string(dt),
                     0) == 0);
-        REQUIRE(msg.find("only loads F32, F64, I64, I32, U8 and BOOL") != std::string::npos);
+        REQUIRE(msg.find("only loads F32, F64, I64, I32, F16, BF16, U8 and BOOL") != std::string::npos);
     }
     // A shape whose dimensions do not fit traincb's int64 shape (valid in the format: 0 elements).
     REQUIRE(fails_with(raw_file(R"({"t":{"dtype":"U8","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"),
                        "UnsupportedShape"));
+}
+
+TEST_CASE("F16 and BF16 tensors of a file written by another writer load with their shapes and bits") {
+    // A minimal independent writer: the header text by hand (tensors in name order, not the
+    // reference's dtype order, no padding: readers accept both), then the little-endian bits.
+    // Values: float16 1.0 = 0x3C00, 65504 = 0x7BFF, 2^-24 = 0x0001, -2.0 = 0xC000, 0.5 = 0x3800,
+    // 0.333251953125 = 0x3555 (IEEE 754 binary16); bfloat16 1.0 = 0x3F80, -3.140625 = 0xC049.
+    const std::string h = R"({"a.half":{"dtype":"F16","shape":[2,1,3],"data_offsets":[0,12]},)"
+                          R"("b.bf16":{"dtype":"BF16","shape":[2],"data_offsets":[12,16]}})";
+    const auto bytes = raw_file(
+        h, bytes_of({0x00, 0x3C, 0xFF, 0x7B, 0x01, 0x00, 0x00, 0xC0, 0x00, 0x38, 0x55, 0x35, 0x80, 0x3F, 0x49, 0xC0}));
+    const auto f = io::parse_safetensors(bytes, "other.safetensors");
+    const Tensor* a = f.tensors.find("a.half");
+    const Tensor* b = f.tensors.find("b.bf16");
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    CHECK(a->dtype == DType::F16);
+    CHECK(a->shape == std::vector<std::int64_t>{2, 1, 3});
+    std::vector<float> got;
+    for (std::size_t i = 0; i < a->data.size(); i += 2) {
+        std::uint16_t bits = 0;
+        std::memcpy(&bits, a->data.data() + i, 2);
+        got.push_back(traincb::half_to_float(bits));
+    }
+    CHECK(got == std::vector<float>{1.0f, 65504.0f, std::ldexp(1.0f, -24), -2.0f, 0.5f, 0.333251953125f});
+    CHECK(b->dtype == DType::BF16);
+    CHECK(b->shape == std::vector<std::int64_t>{2});
+    CHECK(b->data == bytes_of({0x80, 0x3F, 0x49, 0xC0}));
+    std::uint16_t second = 0;
+    std::memcpy(&second, b->data.data() + 2, 2);
+    CHECK(traincb::bfloat16_to_float(second) == -3.140625f);
+    // Writing it again gives the reference's order (BF16 before F16) with the same tensors.
+    const auto again = io::parse_safetensors(io::serialize_safetensors(f.tensors), "again");
+    CHECK(again.tensors.tensors().front().name == "b.bf16");
+    CHECK(*again.tensors.find("a.half") == *a);
+    CHECK(*again.tensors.find("b.bf16") == *b);
+    // An F16 size that does not match its shape is the reference's TensorInvalidInfo.
+    REQUIRE(fails_with(raw_file(R"({"t":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}})", bytes_of({0, 0, 0, 0})),
+                       "TensorInvalidInfo"));
 }
 
 TEST_CASE("truncating a valid file at any byte gives a FormatError, never a crash") {
@@ -921,6 +972,16 @@ TEST_CASE("numpy (json + struct + numpy.frombuffer) reads our file with the righ
     io::put_tensor(d, "dense.bias", b);
     io::put_tensor(d, "step", std::int64_t{-42});
     d.put(tensor("counts", DType::I64, {2, 2}, le_bytes<std::int64_t>({1, -2, 3, 1LL << 40})));
+    // float16 from traincb's own conversion; numpy decodes it (np.float16) independently.
+    std::vector<std::byte> halves;
+    for (const float v : {0.5f, -1.5f, 65504.0f, std::ldexp(1.0f, -24), 0.1f, 1e5f}) {
+        const std::uint16_t h = traincb::float_to_half(v);
+        halves.push_back(static_cast<std::byte>(h & 0xFF));
+        halves.push_back(static_cast<std::byte>(h >> 8));
+    }
+    d.put(tensor("conv.half", DType::F16, {1, 2, 3, 1}, halves));
+    d.put(tensor("bias.bf16", DType::BF16, {2},
+                 le_bytes<std::uint16_t>({traincb::float_to_bfloat16(1.0f), traincb::float_to_bfloat16(-3.14159f)})));
     const fs::path file = tmp.path / "model.safetensors";
     io::save_safetensors(file, d, {{"format", "pt"}}, {.checksum = true});
 
@@ -937,7 +998,7 @@ header = json.loads(raw[8:8 + n].decode("utf-8"))
 meta = header.pop("__metadata__")
 assert list(json.loads(raw[8:8 + n].decode("utf-8")).keys())[0] == "__metadata__"
 buf = raw[8 + n:]
-types = {"F32": "<f4", "F64": "<f8", "I64": "<i8"}
+types = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "F16": "<f2", "BF16": "<u2"}
 out = {"metadata": meta}
 end = 0
 for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
@@ -945,6 +1006,8 @@ for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
     assert b == end and b % np.dtype(types[info["dtype"]]).itemsize == 0
     end = e
     a = np.frombuffer(buf[b:e], dtype=types[info["dtype"]]).reshape(info["shape"])
+    if info["dtype"] == "BF16":  # numpy has no bfloat16: the top half of a float32
+        a = (a.astype("<u4") << 16).view("<f4")
     out[name] = {"dtype": info["dtype"], "shape": list(a.shape), "values": [repr(v) for v in a.ravel(order="C").tolist()]}
 assert end == len(buf)
 print(json.dumps(out))
@@ -975,4 +1038,12 @@ print(json.dumps(out))
     REQUIRE(values("step") == std::vector<std::string>{"-42"});
     REQUIRE(out["counts"]["shape"] == nlohmann::json::array({2, 2}));
     REQUIRE(values("counts") == std::vector<std::string>{"1", "-2", "3", "1099511627776"});
+    // float16 as numpy decodes it: 0.1 is 0.0999755859375 in float16, 1e5 overflows to inf,
+    // 2^-24 is the smallest subnormal; bfloat16's -3.14159 is -3.140625.
+    REQUIRE(out["conv.half"]["dtype"] == "F16");
+    REQUIRE(out["conv.half"]["shape"] == nlohmann::json::array({1, 2, 3, 1}));
+    REQUIRE(values("conv.half") ==
+            std::vector<std::string>{"0.5", "-1.5", "65504.0", "5.960464477539063e-08", "0.0999755859375", "inf"});
+    REQUIRE(out["bias.bf16"]["shape"] == nlohmann::json::array({2}));
+    REQUIRE(values("bias.bf16") == std::vector<std::string>{"1.0", "-3.140625"});
 }

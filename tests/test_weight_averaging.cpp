@@ -8,6 +8,7 @@
 #include "catch.hpp"
 
 #include <Eigen/Core>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -154,6 +155,64 @@ struct Probe final : traincb::Callback {
     void on_test_end(Context&) override { at_test_end.push_back(weights_of(model)); }
     void on_epoch_end(Context&) override { at_epoch_end.push_back(weights_of(model)); }
     void on_epoch_commit(Context&) override { at_commit.push_back(weights_of(model)); }
+};
+
+// A framework-style model whose weights are F16 (rank 4, [1,2,1,2]) and BF16 ([3]) buffers
+// visited with the raw overload, plus a step count (training state). Each step sets the weights
+// to the float values `next` gives, rounded to the dtypes.
+struct HalfModel {
+    std::vector<std::uint16_t> h = std::vector<std::uint16_t>(4);
+    std::vector<std::uint16_t> b = std::vector<std::uint16_t>(3);
+    std::int64_t step = 0;
+    void visit_state(traincb::StateVisitor& v) {
+        const std::array<std::int64_t, 4> h_shape{1, 2, 1, 2};
+        const std::array<std::int64_t, 1> b_shape{3};
+        traincb::visit(v, "h", h.data(), traincb::DType::F16, h_shape);
+        traincb::visit_training_state(v, "step", step);
+        traincb::visit(v, "b", b.data(), traincb::DType::BF16, b_shape);
+    }
+    // The weights' float values: h's 4 then b's 3.
+    [[nodiscard]] std::vector<float> values() const {
+        std::vector<float> out;
+        for (const std::uint16_t x : h) out.push_back(traincb::half_to_float(x));
+        for (const std::uint16_t x : b) out.push_back(traincb::bfloat16_to_float(x));
+        return out;
+    }
+};
+
+// Drives `wa` over `model` for one epoch of `steps.size()` batches, step k setting the weights'
+// bits to steps[k] (h's 4 then b's 3), with validation at the end; returns the weights' bits
+// validation saw (the average when swapped in) and those after the epoch (the raw ones).
+struct HalfRun {
+    HalfModel model;
+    CallbackList list;
+    std::vector<std::uint16_t> at_validation, after_epoch;
+    explicit HalfRun(WeightAveraging& wa) : list(wa) {
+        list.set_model(model);
+        list.on_train_begin();
+    }
+    static std::vector<std::uint16_t> bits_of(const HalfModel& m) {
+        std::vector<std::uint16_t> out(m.h);
+        out.insert(out.end(), m.b.begin(), m.b.end());
+        return out;
+    }
+    void epoch(int e, const std::vector<std::array<std::uint16_t, 7>>& steps) {
+        list.on_epoch_begin(e);
+        for (std::size_t k = 0; k < steps.size(); ++k) {
+            list.on_train_batch_begin(static_cast<int>(k));
+            std::copy(steps[k].begin(), steps[k].begin() + 4, model.h.begin());
+            std::copy(steps[k].begin() + 4, steps[k].end(), model.b.begin());
+            ++model.step;
+            list.on_train_batch_end(static_cast<int>(k));
+        }
+        list.on_test_begin();
+        at_validation = bits_of(model);
+        Logs val{{"loss", 1.0}};
+        list.on_test_end(val);
+        Logs logs{{"loss", 1.0}, {"val_loss", 1.0}};
+        list.on_epoch_end(e, logs);
+        after_epoch = bits_of(model);
+    }
 };
 
 }  // namespace
@@ -739,4 +798,103 @@ TEST_CASE("WeightAveraging: a run crashed and resumed ends bit-identical to an u
         const History hr = resumed.fit(12, tmp / "b/ckpt");
         require_same_run(straight, hs, resumed, hr);
     }
+}
+
+TEST_CASE("WeightAveraging: F16 and BF16 weights are averaged in float and written back rounded to nearest even") {
+    // Two steps with EMA decay 0.5: the average is the mean of the two steps' weights, exact in
+    // float, and each falls where rounding shows (IEEE 754 binary16 / bfloat16 patterns):
+    //   h0: 1.0 (3C00) and 1 + 2^-10 (3C01): mean 1 + 2^-11, a tie -> the even 3C00 (down)
+    //   h1: 1 + 2^-10 (3C01) and 1 + 2^-9 (3C02): a tie -> the even 3C02 (up; truncation gives 3C01)
+    //   h2: -2.0 (C000) and -(2 + 3 * 2^-9) (C003): mean -(2 + 1.5 * 2^-9), a tie -> C002
+    //   h3: 0 (0000) and 2^-23 (0002, a subnormal): mean 2^-24 -> 0001, exact
+    //   b0: 1.0 (3F80) and 1 + 2^-7 (3F81): a tie -> 3F80 (down)
+    //   b1: 3F81 and 3F82: a tie -> 3F82 (up)
+    //   b2: 3.0 (4040) and 5.0 (40A0): mean 4.0 -> 4080, exact
+    const std::vector<std::array<std::uint16_t, 7>> steps{
+        {0x3C00, 0x3C01, 0xC000, 0x0000, 0x3F80, 0x3F81, 0x4040},
+        {0x3C01, 0x3C02, 0xC003, 0x0002, 0x3F81, 0x3F82, 0x40A0},
+    };
+    const std::vector<std::uint16_t> expected{0x3C00, 0x3C02, 0xC002, 0x0001, 0x3F80, 0x3F82, 0x4080};
+    WeightAveraging wa({.mode = AveragingMode::Ema, .decay = 0.5});
+    HalfRun run(wa);
+    run.epoch(0, steps);
+    REQUIRE(wa.averaged_steps() == 2);
+    CHECK(run.at_validation == expected);  // validation saw the rounded average
+    const std::vector<std::uint16_t> raw(steps[1].begin(), steps[1].end());
+    CHECK(run.after_epoch == raw);  // and training goes on from the raw weights
+    CHECK(run.model.step == 2);     // training state is not averaged
+
+    // average(): the model's dtypes and shapes, rounded as the model receives it.
+    const traincb::StateDict avg = wa.average();
+    REQUIRE(avg.size() == 2);
+    const traincb::Tensor& h = *avg.find("h");
+    CHECK(h.dtype == traincb::DType::F16);
+    CHECK(h.shape == std::vector<std::int64_t>{1, 2, 1, 2});
+    std::vector<std::uint16_t> h_bits(4);
+    std::memcpy(h_bits.data(), h.data.data(), 8);
+    CHECK(h_bits == std::vector<std::uint16_t>(expected.begin(), expected.begin() + 4));
+    CHECK(avg.find("b")->dtype == traincb::DType::BF16);
+
+    // The checkpointed state keeps the float accumulator (F32, same shape): the exact means.
+    traincb::CallbackState st;
+    wa.save_state(st);
+    const traincb::Tensor& acc = *st.tensors.find("h");
+    CHECK(acc.dtype == traincb::DType::F32);
+    CHECK(acc.shape == std::vector<std::int64_t>{1, 2, 1, 2});
+    std::vector<float> acc_values(4);
+    std::memcpy(acc_values.data(), acc.data.data(), 16);
+    CHECK(acc_values == std::vector<float>{1.0f + std::ldexp(1.0f, -11), 1.0f + 1.5f * std::ldexp(1.0f, -10),
+                                           -(2.0f + 1.5f * std::ldexp(1.0f, -9)), std::ldexp(1.0f, -24)});
+    CHECK(st.tensors.find("b")->dtype == traincb::DType::F32);
+
+    // It round-trips: a callback loaded from it holds the same average and state.
+    WeightAveraging back({.mode = AveragingMode::Ema, .decay = 0.5});
+    HalfRun other(back);
+    back.load_state(st, other.list.context());
+    CHECK(back.averaged_steps() == 2);
+    CHECK(back.average() == avg);
+    traincb::CallbackState again;
+    back.save_state(again);
+    CHECK(again.tensors == st.tensors);
+    // An F16 average (not the F32 accumulator) does not fit: a FormatError naming the state.
+    traincb::CallbackState wrong = st;
+    wrong.tensors.put(*avg.find("h"));
+    WeightAveraging refuses({.mode = AveragingMode::Ema, .decay = 0.5});
+    HalfRun third(refuses);
+    CHECK_THROWS_AS(refuses.load_state(wrong, third.list.context()), traincb::FormatError);
+}
+
+TEST_CASE("WeightAveraging: the Uniform average of F16 and BF16 weights is the float mean, rounded") {
+    // Five steps of weights from sin/cos, rounded to the dtypes; the reference mean is computed
+    // here in double from the weights' float values, then rounded to the dtype.
+    std::vector<std::array<std::uint16_t, 7>> steps;
+    std::vector<std::vector<double>> values;
+    for (int k = 0; k < 5; ++k) {
+        std::array<std::uint16_t, 7> s{};
+        std::vector<double> v;
+        for (int i = 0; i < 7; ++i) {
+            const float x = static_cast<float>(3.0 * std::sin(0.9 * k + 1.3 * i) + 0.01 * k);
+            s[static_cast<std::size_t>(i)] = i < 4 ? traincb::float_to_half(x) : traincb::float_to_bfloat16(x);
+            v.push_back(i < 4 ? traincb::half_to_float(s[static_cast<std::size_t>(i)])
+                              : traincb::bfloat16_to_float(s[static_cast<std::size_t>(i)]));
+        }
+        steps.push_back(s);
+        values.push_back(v);
+    }
+    WeightAveraging wa({.mode = AveragingMode::Uniform});
+    HalfRun run(wa);
+    run.epoch(0, steps);
+    REQUIRE(wa.averaged_steps() == 5);
+    for (std::size_t i = 0; i < 7; ++i) {
+        double mean = 0;
+        for (const auto& v : values) mean += v[i];
+        mean /= 5.0;
+        const float m = static_cast<float>(mean);
+        const std::uint16_t want = i < 4 ? traincb::float_to_half(m) : traincb::float_to_bfloat16(m);
+        CAPTURE(i, mean);
+        CHECK(run.at_validation[i] == want);
+    }
+    // At the end of training the model holds the rounded average.
+    run.list.on_train_end();
+    CHECK(HalfRun::bits_of(run.model) == run.at_validation);
 }

@@ -19,12 +19,19 @@
 /// before the distinction).
 ///
 /// A saving visitor reads the tensors; a loading visitor writes into them (shapes must match).
+///
+/// A framework's tensor (any rank, float16 and bfloat16 included) is visited through its raw
+/// memory, keeping its shape in checkpoints:
+///
+///     const std::array<std::int64_t, 4> shape{out, in, kh, kw};
+///     traincb::visit(v, "conv1.weight", conv_data, traincb::DType::F16, shape);  // dense, row-major
 
 #include <Eigen/Core>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,8 +45,10 @@ namespace traincb::inline v0 {
 static_assert(std::endian::native == std::endian::little,
               "traincb: state and file formats assume a little-endian machine");
 
-/// Element types a state tensor may have (the safetensors names are F32, F64, I64, I32, U8, BOOL).
-enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
+/// Element types a state tensor may have (the safetensors names are F32, F64, I64, I32, U8, BOOL,
+/// F16, BF16). F16 (IEEE binary16) and BF16 (bfloat16) have no C++ scalar type: they come from the
+/// raw `visit` overload, and half_to_float / bfloat16_to_float read their elements.
+enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool, F16, BF16 };
 
 /// Bytes per element.
 [[nodiscard]] constexpr std::size_t dtype_size(DType t) noexcept {
@@ -50,6 +59,9 @@ enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
         case DType::F32:
         case DType::I32:
             return 4;
+        case DType::F16:
+        case DType::BF16:
+            return 2;
         case DType::U8:
         case DType::Bool:
             return 1;
@@ -72,8 +84,66 @@ enum class DType : std::uint8_t { F32, F64, I64, I32, U8, Bool };
             return "U8";
         case DType::Bool:
             return "BOOL";
+        case DType::F16:
+            return "F16";
+        case DType::BF16:
+            return "BF16";
     }
     return "?";
+}
+
+/// The value of an IEEE 754 binary16 (float16, DType::F16) element given by its bits: exact for
+/// every value (normal, subnormal, zero, infinity); a NaN stays a NaN with its payload.
+[[nodiscard]] inline float half_to_float(std::uint16_t h) noexcept {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000U) << 16;
+    const std::uint32_t exponent = (h >> 10) & 0x1FU;
+    const std::uint32_t mantissa = h & 0x3FFU;
+    if (exponent == 0x1FU) return std::bit_cast<float>(sign | 0x7F800000U | (mantissa << 13));  // inf, NaN
+    if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 112U) << 23) | (mantissa << 13));
+    // Zero or subnormal: mantissa * 2^-24, exact in float (at most 10 significant bits).
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24F;
+    return sign != 0 ? -magnitude : magnitude;
+}
+
+/// The binary16 (DType::F16) bits nearest to `f`, ties to even (as numpy's float16 and torch's
+/// half conversions): magnitudes from 65520 up become infinity, those up to 2^-25 a signed zero,
+/// those below 2^-14 subnormals; a NaN stays a (quiet) NaN.
+[[nodiscard]] inline std::uint16_t float_to_half(float f) noexcept {
+    const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+    const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000U);
+    const std::uint32_t magnitude = x & 0x7FFFFFFFU;
+    if (magnitude > 0x7F800000U)  // NaN: keep the top of the payload, set the quiet bit
+        return static_cast<std::uint16_t>(sign | 0x7E00U | ((magnitude >> 13) & 0x3FFU));
+    if (magnitude >= 0x477FF000U) return static_cast<std::uint16_t>(sign | 0x7C00U);  // >= 65520: inf
+    if (magnitude >= 0x38800000U) {                                                   // >= 2^-14: a normal half
+        // Rebias the exponent (127 -> 15), then round the 23-bit mantissa to 10 bits, ties to
+        // even; a carry out of the mantissa correctly bumps the exponent.
+        const std::uint32_t rebiased = magnitude - (112U << 23);
+        return static_cast<std::uint16_t>(sign | ((rebiased + 0xFFFU + ((rebiased >> 13) & 1U)) >> 13));
+    }
+    if (magnitude <= 0x33000000U) return sign;  // <= 2^-25 (half the smallest subnormal): ties to zero
+    // A subnormal half: the value in units of 2^-24, rounded to nearest, ties to even.
+    const std::uint32_t exponent = magnitude >> 23;                         // 102 .. 112
+    const std::uint32_t significand = (magnitude & 0x7FFFFFU) | 0x800000U;  // value = significand * 2^(exponent-150)
+    const std::uint32_t shift = 126U - exponent;                            // 14 .. 24
+    std::uint32_t q = significand >> shift;
+    const std::uint32_t rest = significand & ((1U << shift) - 1U);
+    const std::uint32_t half = 1U << (shift - 1U);
+    if (rest > half || (rest == half && (q & 1U) != 0)) ++q;  // q == 0x400 is the smallest normal
+    return static_cast<std::uint16_t>(sign | q);
+}
+
+/// The value of a bfloat16 (DType::BF16) element given by its bits (the top half of a float: exact).
+[[nodiscard]] inline float bfloat16_to_float(std::uint16_t b) noexcept {
+    return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
+
+/// The bfloat16 (DType::BF16) bits nearest to `f`, ties to even (as torch's bfloat16 conversion);
+/// a NaN stays a (quiet) NaN, finite values beyond the largest bfloat16 become infinity.
+[[nodiscard]] inline std::uint16_t float_to_bfloat16(float f) noexcept {
+    const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+    if ((x & 0x7FFFFFFFU) > 0x7F800000U) return static_cast<std::uint16_t>((x >> 16) | 0x0040U);  // quiet NaN
+    return static_cast<std::uint16_t>((x + 0x7FFFU + ((x >> 16) & 1U)) >> 16);
 }
 
 /// The DType of a C++ scalar type.
@@ -136,16 +206,19 @@ struct TensorView {
     void* data = nullptr;                ///< rows*cols elements, densely packed
     std::int64_t rows = 1;               ///< for rank 1, the length is rows*cols; for rank 0, rows = cols = 1
     std::int64_t cols = 1;               ///< the Eigen object's cols()
-    int rank = 2;                        ///< 0 (scalar), 1 (vector) or 2 (matrix)
+    int rank = 2;                        ///< 0 (scalar), 1 (vector), 2 (matrix), or more (see `dims`)
     bool row_major = false;              ///< storage order of `data` (Eigen's default is column-major)
     StateKind kind = StateKind::Weight;  ///< a weight, or training state (visit_training_state)
+    /// rank > 2: the full shape (data row-major and dense); rows = dims[0], cols = product of the rest
+    std::span<const std::int64_t> dims{};
 
     /// Number of elements.
     [[nodiscard]] std::int64_t size() const noexcept { return rows * cols; }
     /// Number of bytes.
     [[nodiscard]] std::size_t bytes() const noexcept { return static_cast<std::size_t>(size()) * dtype_size(dtype); }
-    /// The logical shape (row-major convention: [rows, cols], [n] or []).
+    /// The logical shape (row-major convention: [rows, cols], [n] or []; `dims` when rank > 2).
     [[nodiscard]] std::vector<std::int64_t> shape() const {
+        if (rank > 2) return {dims.begin(), dims.end()};
         if (rank == 0) return {};
         if (rank == 1) return {rows * cols};
         return {rows, cols};
@@ -196,6 +269,61 @@ void visit(StateVisitor& v, std::string_view name, T& value, StateKind kind = St
     v.visit(t);
 }
 
+/// Visits `data`, a dense ROW-MAJOR tensor of any rank (`shape` empty = scalar) and dtype `dtype`
+/// (F16/BF16 included), e.g. a framework's tensor: a conv weight [out, in, kh, kw] keeps its
+/// shape in checkpoints. Ranks 0 to 2 are seen as the ordinary views (row-major); a higher rank
+/// as [shape[0], product of the rest] with `TensorView::dims` holding the full shape. `shape`
+/// must stay valid during the call only (traincb keeps copies).
+/// @throws InvalidArgument when a dimension is negative, the element count overflows, or `data`
+/// is null while the tensor has elements (naming the tensor and its shape)
+inline void visit(StateVisitor& v, std::string_view name, void* data, DType dtype, std::span<const std::int64_t> shape,
+                  StateKind kind = StateKind::Weight) {
+    auto fail = [&](const std::string& what, const std::string& fix) {
+        std::string s = "[";
+        for (std::size_t i = 0; i < shape.size(); ++i) {
+            if (i != 0) s += ',';
+            s += std::to_string(shape[i]);
+        }
+        s += ']';
+        std::string msg = "traincb: state: tensor '";
+        msg.append(name).append("' of shape ").append(s).append(" ").append(what).append("; ").append(fix);
+        throw InvalidArgument(msg);
+    };
+    std::int64_t count = 1;
+    for (const std::int64_t d : shape) {
+        if (d < 0) fail("has a negative dimension", "pass the tensor's sizes, each >= 0");
+        if (d != 0 && count > std::numeric_limits<std::int64_t>::max() / d)
+            fail("has more elements than fit in 63 bits", "pass the tensor's real sizes");
+        count *= d;
+    }
+    if (data == nullptr && count != 0) {
+        std::string what = "has a null data pointer for ";
+        what.append(std::to_string(count)).append(" elements");
+        fail(what,
+             "pass the address of its first element (a framework tensor must be allocated, dense and row-major, "
+             "e.g. contiguous() in torch)");
+    }
+    TensorView t;
+    t.name = name;
+    t.dtype = dtype;
+    t.data = data;
+    t.rank = static_cast<int>(shape.size());
+    t.row_major = true;
+    t.kind = kind;
+    if (shape.size() == 1) {
+        t.rows = shape[0];
+    } else if (shape.size() == 2) {
+        t.rows = shape[0];
+        t.cols = shape[1];
+    } else if (shape.size() > 2) {
+        t.rows = shape[0];
+        t.cols = 1;
+        for (std::size_t i = 1; i < shape.size(); ++i) t.cols *= shape[i];
+        t.dims = shape;
+    }
+    v.visit(t);
+}
+
 /// Visits an Eigen matrix, vector or array of training state (an optimizer's moments, ...).
 template <class Derived>
 void visit_training_state(StateVisitor& v, std::string_view name, Eigen::PlainObjectBase<Derived>& m) {
@@ -207,6 +335,14 @@ template <class T>
 requires std::is_arithmetic_v<T>
 void visit_training_state(StateVisitor& v, std::string_view name, T& value) {
     visit(v, name, value, StateKind::Training);
+}
+
+/// Visits a dense row-major tensor of any rank and dtype as training state (a framework
+/// optimizer's moments, ...): the raw `visit` overload with StateKind::Training.
+/// @throws InvalidArgument as that overload
+inline void visit_training_state(StateVisitor& v, std::string_view name, void* data, DType dtype,
+                                 std::span<const std::int64_t> shape) {
+    visit(v, name, data, dtype, shape, StateKind::Training);
 }
 
 /// Forwards to another visitor only the tensors a filter selects (e.g. the weights alone).
@@ -401,6 +537,43 @@ private:
     StateFilter filter_ = StateFilter::All;
 };
 
+namespace detail {
+
+/// The layout of a TensorView (dtype, shape, storage order, kind) kept beyond the visit that
+/// passed it: the view's `dims` (rank > 2) point into the visitor's caller, so they are copied
+/// here and views() re-point them. Name and data are not kept.
+class TensorLayout {
+public:
+    /// Records `v`'s layout (reusing the dims' buffer: no allocation once sized).
+    void assign(const TensorView& v) {
+        view_ = v;
+        view_.name = {};
+        view_.data = nullptr;
+        view_.dims = {};
+        dims_.assign(v.dims.begin(), v.dims.end());
+    }
+    /// A view of `data` named `name` with the recorded layout (valid while this layout lives).
+    [[nodiscard]] TensorView view(std::string_view name, void* data) const noexcept {
+        TensorView v = view_;
+        v.name = name;
+        v.data = data;
+        v.dims = dims_;
+        return v;
+    }
+    /// The recorded dtype.
+    [[nodiscard]] DType dtype() const noexcept { return view_.dtype; }
+    /// Number of elements.
+    [[nodiscard]] std::int64_t size() const noexcept { return view_.size(); }
+    /// Number of bytes.
+    [[nodiscard]] std::size_t bytes() const noexcept { return view_.bytes(); }
+
+private:
+    TensorView view_{};                 // name, data and dims unset
+    std::vector<std::int64_t> dims_{};  // the full shape of a rank > 2 view
+};
+
+}  // namespace detail
+
 /// An in-memory snapshot of a model's state in the model's own layout: taking and restoring it
 /// is a memcpy per tensor, and buffers are reused between snapshots (no allocation once sized).
 /// A snapshot covers every tensor, or only those a StateFilter selects (EarlyStopping keeps the
@@ -445,9 +618,7 @@ public:
     [[nodiscard]] StateDict to_state_dict(const std::string& prefix = {}) const {
         StateDict d;
         for (const auto& e : entries_) {
-            TensorView v = e.view;
-            v.data = const_cast<std::byte*>(e.bytes.data());
-            Tensor t = to_tensor(v);
+            Tensor t = to_tensor(e.layout.view(e.name, const_cast<std::byte*>(e.bytes.data())));
             t.name = prefix + e.name;
             d.put(std::move(t));
         }
@@ -463,16 +634,14 @@ public:
         for (auto& e : entries_) {
             const Tensor* t = d.find(prefix + e.name);
             if (!t) throw FormatError("traincb: state: snapshot tensor '" + prefix + e.name + "' missing");
-            TensorView v = e.view;
-            v.data = e.bytes.data();
-            from_tensor(*t, v);
+            from_tensor(*t, e.layout.view(e.name, e.bytes.data()));
         }
     }
 
 private:
     struct Entry {
         std::string name;
-        TensorView view;  // layout only; data is not kept
+        detail::TensorLayout layout;  // dtype and shape; data is not kept
         std::vector<std::byte> bytes;
     };
     struct Taker final : StateVisitor {
@@ -482,9 +651,7 @@ private:
             if (index == self.entries_.size()) self.entries_.emplace_back();
             Entry& e = self.entries_[index++];
             if (e.name != v.name) e.name = std::string(v.name);
-            e.view = v;
-            e.view.name = {};
-            e.view.data = nullptr;
+            e.layout.assign(v);
             e.bytes.resize(v.bytes());
             if (!e.bytes.empty()) std::memcpy(e.bytes.data(), v.data, e.bytes.size());
         }

@@ -91,23 +91,16 @@ public:
     [[nodiscard]] bool averages_step(std::int64_t step, int epoch) const noexcept {
         return step > opt_.start_step && epoch >= opt_.start_epoch && (step - opt_.start_step) % opt_.update_every == 0;
     }
-    /// The average as owned row-major tensors named as the model names its weights (empty before
-    /// the first averaged step). Allocates: for inspection and export, not for every step.
-    [[nodiscard]] StateDict average() const {
-        StateDict d;
-        if (n_ == 0) return d;
-        for (const Entry& e : entries_) {
-            TensorView v = e.layout;
-            v.name = e.name;
-            v.data = const_cast<void*>(e.avg.data());
-            d.put(to_tensor(v));
-        }
-        return d;
-    }
-    /// Bytes held: the average and the buffer of the raw weights (each the size of the weights).
+    /// The average as owned row-major tensors named as the model names its weights, in their
+    /// dtypes (an F16 or BF16 weight's float average rounded to nearest, ties to even: what the
+    /// model receives); empty before the first averaged step. Allocates: for inspection and
+    /// export, not for every step.
+    [[nodiscard]] StateDict average() const { return tensors(true); }
+    /// Bytes held: the average and the buffer of the raw weights (each the size of the weights;
+    /// the average of an F16 or BF16 weight is kept in float, twice its size).
     [[nodiscard]] std::size_t bytes() const noexcept {
         std::size_t n = 0;
-        for (const Entry& e : entries_) n += 2 * e.layout.bytes();
+        for (const Entry& e : entries_) n += e.avg.bytes() + e.raw.bytes();
         return n;
     }
 
@@ -195,7 +188,8 @@ public:
     }
 
     /// Writes the number of averaged steps and the options (version 1), and the average as tensors
-    /// named as the model's weights. Warns when called while the average is swapped in (the
+    /// named as the model's weights (that of an F16 or BF16 weight as its F32 accumulator, so that
+    /// a resumed run averages on from the same floats). Warns when called while the average is swapped in (the
     /// model's tensors then hold the average, not the raw weights).
     void save_state(CallbackState& s) const override {
         if (swapped_)
@@ -205,7 +199,7 @@ public:
                 "weights; save checkpoints in on_epoch_commit");
         s.version = kStateVersion;
         s.json = {{"averaged_steps", n_}, {"options", options_json()}};
-        s.tensors = average();
+        s.tensors = tensors(false);
     }
     /// Restores what save_state wrote. Changed options win, with a warning.
     /// @throws FormatError for another version, a malformed state, or an average that does not
@@ -231,9 +225,8 @@ public:
                 for (Entry& e : entries_) {
                     const Tensor* t = s.tensors.find(e.name);
                     if (t == nullptr) throw FormatError(detail::cat("the average of weight '", e.name, "' is missing"));
-                    TensorView v = e.layout;
-                    v.name = e.name;
-                    v.data = e.avg.data();
+                    TensorView v = e.layout.view(e.name, e.avg.data());
+                    if (is_half(v.dtype)) v.dtype = DType::F32;  // its float accumulator
                     from_tensor(*t, v);
                 }
             } catch (const FormatError& e) {
@@ -252,31 +245,53 @@ public:
 private:
     static constexpr int kStateVersion = 1;
 
+    // True for the 16-bit float dtypes, whose average is accumulated in float.
+    static constexpr bool is_half(DType t) noexcept { return t == DType::F16 || t == DType::BF16; }
+    // The value of a 16-bit float element of dtype `t`, and the nearest bits (ties to even).
+    static float half_value(DType t, std::uint16_t bits) noexcept {
+        return t == DType::F16 ? half_to_float(bits) : bfloat16_to_float(bits);
+    }
+    static std::uint16_t half_bits(DType t, float value) noexcept {
+        return t == DType::F16 ? float_to_half(value) : float_to_bfloat16(value);
+    }
+    // Element i of a model's 16-bit float tensor (copied: the framework's half type is not ours).
+    static std::uint16_t half_at(const void* data, std::size_t i) noexcept {
+        std::uint16_t b = 0;
+        std::memcpy(&b, static_cast<const std::byte*>(data) + 2 * i, 2);
+        return b;
+    }
+
     // Typed storage, so that the arithmetic reads and writes real float and double objects;
-    // resizing keeps the capacity, so a second run of the same model allocates nothing.
+    // resizing keeps the capacity, so a second run of the same model allocates nothing. An
+    // average's buffer (`accumulate`) holds an F16 or BF16 weight as floats.
     struct Buffer {
         DType dtype = DType::F64;
+        bool floats = false;  // f32 holds the values: an F32 weight, or an F16/BF16 average
         std::vector<double> f64{};
         std::vector<float> f32{};
         std::vector<std::byte> other{};
-        void resize(DType t, std::size_t count, std::size_t bytes) {
+        void resize(DType t, std::size_t count, std::size_t bytes, bool accumulate) {
             dtype = t;
+            floats = t == DType::F32 || (accumulate && is_half(t));
             f64.resize(t == DType::F64 ? count : 0);
-            f32.resize(t == DType::F32 ? count : 0);
-            other.resize(t == DType::F64 || t == DType::F32 ? 0 : bytes);
+            f32.resize(floats ? count : 0);
+            other.resize(t == DType::F64 || floats ? 0 : bytes);
         }
         [[nodiscard]] void* data() noexcept {
             if (dtype == DType::F64) return f64.data();
-            if (dtype == DType::F32) return f32.data();
+            if (floats) return f32.data();
             return other.data();
         }
         [[nodiscard]] const void* data() const noexcept { return const_cast<Buffer*>(this)->data(); }
+        [[nodiscard]] std::size_t bytes() const noexcept {
+            return f64.size() * sizeof(double) + f32.size() * sizeof(float) + other.size();
+        }
     };
     // One weight tensor: its name, its layout in the model, the average and the raw weights kept
     // while the average is swapped in.
     struct Entry {
         std::string name{};
-        TensorView layout{};  // dtype and shape; name and data unset
+        detail::TensorLayout layout{};  // dtype and shape
         Buffer avg{}, raw{};
     };
 
@@ -287,7 +302,7 @@ private:
         Entry* next(const TensorView& v) {
             if (v.kind != StateKind::Weight) return nullptr;
             if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
-                self.entries_[index].layout.dtype != v.dtype || self.entries_[index].layout.size() != v.size())
+                self.entries_[index].layout.dtype() != v.dtype || self.entries_[index].layout.size() != v.size())
                 changed(v.name);
             return &self.entries_[index++];
         }
@@ -310,14 +325,26 @@ private:
             Entry* e = next(v);
             if (e == nullptr) return;
             const auto count = static_cast<std::size_t>(v.size());
-            if (self.n_ == 0 || (v.dtype != DType::F64 && v.dtype != DType::F32)) {
+            if (is_half(v.dtype)) {
+                // Accumulated in float; the model receives the average rounded (see Swapper).
+                float* avg = e->avg.f32.data();
+                const DType t = v.dtype;
+                const void* w = v.data;
+                if (self.n_ == 0) {
+                    for (std::size_t i = 0; i < count; ++i) avg[i] = half_value(t, half_at(w, i));
+                } else {
+                    self.average(avg, count, [t, w](std::size_t i) { return half_value(t, half_at(w, i)); });
+                }
+            } else if (self.n_ == 0 || (v.dtype != DType::F64 && v.dtype != DType::F32)) {
                 // The first average is a copy; integer and bool weights are not averaged: the
                 // average holds their latest value.
                 if (v.bytes() > 0) std::memcpy(e->avg.data(), v.data, v.bytes());
             } else if (v.dtype == DType::F64) {
-                self.average(e->avg.f64.data(), static_cast<const double*>(v.data), count);
+                const auto* w = static_cast<const double*>(v.data);
+                self.average(e->avg.f64.data(), count, [w](std::size_t i) { return w[i]; });
             } else {
-                self.average(e->avg.f32.data(), static_cast<const float*>(v.data), count);
+                const auto* w = static_cast<const float*>(v.data);
+                self.average(e->avg.f32.data(), count, [w](std::size_t i) { return w[i]; });
             }
         }
     };
@@ -330,11 +357,30 @@ private:
             if (e == nullptr || v.bytes() == 0) return;
             if (swap_in) {
                 std::memcpy(e->raw.data(), v.data, v.bytes());
-                std::memcpy(v.data, e->avg.data(), v.bytes());
+                if (is_half(v.dtype))
+                    write_rounded(*e, v.data);
+                else
+                    std::memcpy(v.data, e->avg.data(), v.bytes());
             } else {
-                if (std::memcmp(v.data, e->avg.data(), v.bytes()) != 0) self.warn_changed(e->name);
+                if (!holds_average(*e, v)) self.warn_changed(e->name);
                 std::memcpy(v.data, e->raw.data(), v.bytes());
             }
+        }
+        // Writes an F16/BF16 weight's float average into `data`, rounded to nearest, ties to even.
+        static void write_rounded(const Entry& e, void* data) noexcept {
+            const DType t = e.layout.dtype();
+            auto* out = static_cast<std::byte*>(data);
+            for (std::size_t i = 0; i < e.avg.f32.size(); ++i) {
+                const std::uint16_t b = half_bits(t, e.avg.f32[i]);
+                std::memcpy(out + 2 * i, &b, 2);
+            }
+        }
+        // True when the model's tensor `v` still holds what swapping in wrote.
+        static bool holds_average(const Entry& e, const TensorView& v) noexcept {
+            if (!is_half(v.dtype)) return std::memcmp(v.data, e.avg.data(), v.bytes()) == 0;
+            for (std::size_t i = 0; i < e.avg.f32.size(); ++i)
+                if (half_at(v.data, i) != half_bits(v.dtype, e.avg.f32[i])) return false;
+            return true;
         }
         bool swap_in;
     };
@@ -347,27 +393,46 @@ private:
             if (index == self.entries_.size()) self.entries_.emplace_back();
             Entry& e = self.entries_[index++];
             if (e.name != v.name) e.name = std::string(v.name);
-            e.layout = v;
-            e.layout.name = {};
-            e.layout.data = nullptr;
+            e.layout.assign(v);
             const auto count = static_cast<std::size_t>(v.size());
-            e.avg.resize(v.dtype, count, v.bytes());
-            e.raw.resize(v.dtype, count, v.bytes());
+            e.avg.resize(v.dtype, count, v.bytes(), true);
+            e.raw.resize(v.dtype, count, v.bytes(), false);
         }
         WeightAveraging& self;
         std::size_t index = 0;
     };
 
-    template <class T>
-    void average(T* avg, const T* w, std::size_t count) const noexcept {
+    // One update of `count` averaged values; w(i) is the weight's element i as a T.
+    template <class T, class Weight>
+    void average(T* avg, std::size_t count, Weight w) const noexcept {
         if (opt_.mode == AveragingMode::Ema) {
             const T d = static_cast<T>(opt_.decay);
             const T e = static_cast<T>(1.0 - opt_.decay);
-            for (std::size_t i = 0; i < count; ++i) avg[i] = d * avg[i] + e * w[i];
+            for (std::size_t i = 0; i < count; ++i) avg[i] = d * avg[i] + e * w(i);
         } else {
             const T k = static_cast<T>(n_ + 1);  // the running mean of n_ + 1 values
-            for (std::size_t i = 0; i < count; ++i) avg[i] += (w[i] - avg[i]) / k;
+            for (std::size_t i = 0; i < count; ++i) avg[i] += (w(i) - avg[i]) / k;
         }
+    }
+
+    // The average as tensors: an F16/BF16 weight's `rounded` to its dtype, else its F32
+    // accumulator (the checkpointed state).
+    [[nodiscard]] StateDict tensors(bool rounded) const {
+        StateDict d;
+        if (n_ == 0) return d;
+        std::vector<std::byte> bits;
+        for (const Entry& e : entries_) {
+            TensorView v = e.layout.view(e.name, const_cast<void*>(e.avg.data()));
+            if (is_half(v.dtype) && rounded) {
+                bits.resize(v.bytes());
+                Swapper::write_rounded(e, bits.data());
+                v.data = bits.data();
+            } else if (is_half(v.dtype)) {
+                v.dtype = DType::F32;
+            }
+            d.put(to_tensor(v));
+        }
+        return d;
     }
 
     // Sizes the buffers for the model's weights.

@@ -113,8 +113,8 @@ struct SafetensorsDtype {
 /// a valid file.
 inline constexpr std::array<SafetensorsDtype, 22> kSafetensorsDtypes{{
     {"BOOL", 8, DType::Bool},         {"U8", 8, DType::U8},         {"I8", 8, std::nullopt},
-    {"I16", 16, std::nullopt},        {"U16", 16, std::nullopt},    {"F16", 16, std::nullopt},
-    {"BF16", 16, std::nullopt},       {"I32", 32, DType::I32},      {"U32", 32, std::nullopt},
+    {"I16", 16, std::nullopt},        {"U16", 16, std::nullopt},    {"F16", 16, DType::F16},
+    {"BF16", 16, DType::BF16},        {"I32", 32, DType::I32},      {"U32", 32, std::nullopt},
     {"F32", 32, DType::F32},          {"F64", 64, DType::F64},      {"I64", 64, DType::I64},
     {"U64", 64, std::nullopt},        {"C64", 64, std::nullopt},    {"F4", 4, std::nullopt},
     {"F6_E2M3", 6, std::nullopt},     {"F6_E3M2", 6, std::nullopt}, {"F8_E5M2", 8, std::nullopt},
@@ -124,16 +124,21 @@ inline constexpr std::array<SafetensorsDtype, 22> kSafetensorsDtypes{{
 
 /// The position of a dtype in the reference writer's sort (its `Dtype` enum order, by alignment):
 /// higher is written first. Equivalent to element size descending, with I64 before F64, F32
-/// before I32 and U8 before BOOL, which makes our files byte-identical to Python's.
+/// before I32, BF16 before F16 and U8 before BOOL, which makes our files byte-identical to
+/// Python's.
 [[nodiscard]] constexpr int safetensors_write_rank(DType t) noexcept {
     switch (t) {
         case DType::I64:
-            return 5;
+            return 7;
         case DType::F64:
-            return 4;
+            return 6;
         case DType::F32:
-            return 3;
+            return 5;
         case DType::I32:
+            return 4;
+        case DType::BF16:
+            return 3;
+        case DType::F16:
             return 2;
         case DType::U8:
             return 1;
@@ -448,8 +453,8 @@ template <class Fill>
         if (!e.dtype->dtype)
             safetensors_error(source, "UnsupportedDtype",
                               "tensor '" + e.name + "' has dtype " + std::string(e.dtype->name) +
-                                  ", which is valid safetensors but traincb only loads F32, F64, I64, I32, U8 and "
-                                  "BOOL; convert the tensor before loading it");
+                                  ", which is valid safetensors but traincb only loads F32, F64, I64, I32, F16, BF16, "
+                                  "U8 and BOOL; convert the tensor before loading it");
         std::uint64_t n = 1;
         for (std::uint64_t dim : e.shape) {
             constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
