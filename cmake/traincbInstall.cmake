@@ -17,6 +17,12 @@ if(TARGET traincb_mpi)
   install(EXPORT traincbMpiTargets NAMESPACE traincb:: DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
 endif()
 
+if(TARGET traincb_torch)
+  # Likewise for LibTorch: a consumer without it still loads traincbTargets.cmake.
+  install(TARGETS traincb_torch EXPORT traincbTorchTargets)
+  install(EXPORT traincbTorchTargets NAMESPACE traincb:: DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
+endif()
+
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/traincbConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/traincbConfig.cmake"
   INSTALL_DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
