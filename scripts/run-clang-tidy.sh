@@ -29,6 +29,9 @@ if command -v mpicxx >/dev/null 2>&1; then
 else
   grep -v 'traincb/mpi.hpp' "$tu" >"$tu.new" && mv "$tu.new" "$tu"
 fi
+# traincb/torch.hpp is left out: LibTorch 1.13's own headers do not compile with clang 14 in C++20
+# mode (incomplete c10::IValue in std::vector, before any traincb code), and clang-tidy is clang.
+grep -v 'traincb/torch.hpp' "$tu" >"$tu.new" && mv "$tu.new" "$tu"
 clang-tidy --quiet --config-file="$root/.clang-tidy" --warnings-as-errors='*' "$tu" -- -std=c++20 -I"$root/include" -isystem /usr/include/eigen3 "${extra[@]}" \
   >"$out" 2>&1 || status=$?
 grep -E 'warning:|error:' "$out" || true

@@ -5,7 +5,7 @@
 if(NOT TARGET traincb::torch)
   add_test(NAME "torch: tests skipped"
     COMMAND "${CMAKE_COMMAND}" -E echo
-      "traincb-test: SKIPPED: LibTorch not found; install it with: apt-get install libtorch-dev")
+      "traincb-test: SKIPPED: traincb::torch is not built (LibTorch not found: apt-get install libtorch-dev, or a clang build, or TRAINCB_TORCH=OFF)")
   set_tests_properties("torch: tests skipped" PROPERTIES SKIP_REGULAR_EXPRESSION "traincb-test: SKIPPED: ")
   return()
 endif()

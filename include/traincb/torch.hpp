@@ -210,8 +210,8 @@ void visit_sgd_state(Optimizer& opt, const TorchParamNames& names, StateVisitor&
 template <class Optimizer>
 struct torch_optimizer_traits {
     static_assert(detail::torch_dependent_false<Optimizer>,
-                  "traincb: TorchModel/TorchState: this optimizer is not supported (the instantiation "
-                  "torch_optimizer_traits<...> below names it): its per-parameter state would not be saved, so "
+                  "traincb: TorchModel/TorchState: this optimizer is not supported (the compiler names it in "
+                  "this error's instantiation context): its per-parameter state would not be saved, so "
                   "a resumed run would differ. Supported: torch::optim::Adam, torch::optim::AdamW, "
                   "torch::optim::SGD; for another, specialise traincb::torch_optimizer_traits (see traincb/torch.hpp)");
 };
