@@ -22,19 +22,11 @@
 #include <iomanip>
 #include <iostream>
 #include <thread>
-#include <traincb/callbacks/early_stopping.hpp>
-#include <traincb/callbacks/metric_logger.hpp>
-#include <traincb/callbacks/model_checkpoint.hpp>
-#include <traincb/callbacks/reduce_lr_on_plateau.hpp>
-#include <traincb/metrics.hpp>
-#include <traincb/sinks/console.hpp>
-#include <traincb/sinks/csv.hpp>
-#include <traincb/sinks/tensorboard.hpp>
 #include <traincb/torch.hpp>
 #include <traincb/trainer.hpp>
 
 #include "common/cli.hpp"
-#include "common/dataset.hpp"
+#include "common/torch_digits.hpp"
 
 namespace {
 
@@ -51,17 +43,6 @@ public:
 private:
     int ms_;
 };
-
-// The module's logits as predicted labels (argmax per row).
-Eigen::VectorXf argmax_rows(const Eigen::MatrixXf& logits) {
-    Eigen::VectorXf labels(logits.rows());
-    for (Eigen::Index i = 0; i < logits.rows(); ++i) {
-        Eigen::Index arg = 0;
-        logits.row(i).maxCoeff(&arg);
-        labels(i) = static_cast<float>(arg);
-    }
-    return labels;
-}
 
 }  // namespace
 
@@ -101,88 +82,53 @@ int main(int argc, char** argv) {
         namespace fs = std::filesystem;
         if (threads < 1) throw traincb::InvalidArgument("example_torch: --threads must be at least 1");
         const auto useed = static_cast<std::uint64_t>(seed);
-        const PreparedSplit d =
-            prepare_split(load_csv(data_dir() / "digits.csv"), {.train = 0.6, .val = 0.2, .test = 0.2}, useed);
-        const Eigen::MatrixXf x = d.x.cast<float>(), y = d.y.cast<float>();
-        const Eigen::MatrixXf xv = d.xv.cast<float>(), yv = d.yv.cast<float>();
-        const Eigen::MatrixXf xt = d.xt.cast<float>(), yt = d.yt.cast<float>();
+        const TorchDigits d = load_torch_digits(useed);
 
         at::set_num_threads(threads);
         torch::manual_seed(useed);
-        Net net(torch::nn::Linear(x.cols(), 64), torch::nn::ReLU(), torch::nn::Dropout(0.1), torch::nn::Linear(64, 10));
+        Net net(torch::nn::Linear(d.x.cols(), 64), torch::nn::ReLU(), torch::nn::Dropout(0.1),
+                torch::nn::Linear(64, 10));
         Model model(net, torch::optim::AdamOptions(1e-3), [](const torch::Tensor& logits, const torch::Tensor& target) {
             return torch::nn::functional::cross_entropy(logits, target.squeeze(1).to(torch::kLong));
         });
 
-        const fs::path checkpoints = fs::path(out) / "checkpoints";
         fs::create_directories(out);
-        traincb::EarlyStopping early_stopping(
-            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
-        traincb::ReduceLROnPlateau reduce_lr({.monitor = "val_loss", .factor = 0.5, .patience = 5});
-        // best.safetensors: the weights of the best val_loss epoch; last.safetensors: the full
-        // state after every epoch (and on Ctrl-C), which --resume continues from.
-        traincb::ModelCheckpoint checkpoint({.filepath = checkpoints / "best.safetensors",
-                                             .monitor = "val_loss",
-                                             .save_best_only = true,
-                                             .save_weights_only = true,
-                                             .save_last = true});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::CsvSink>(
-                 traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
-             std::make_shared<traincb::sinks::TensorBoardSink>(
-                 traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
-        if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
-        traincb::CallbackList callbacks(early_stopping, reduce_lr, checkpoint);
+        TorchDigitsCallbacks run({.out = out, .patience = patience, .console = !quiet});
+        traincb::CallbackList callbacks(run.early_stopping, run.reduce_lr, run.checkpoint);
         EpochDelay delay(epoch_delay_ms);
         if (epoch_delay_ms > 0) callbacks.add(delay);
-        callbacks.add(logger);  // last, so that it logs what the other callbacks added
+        callbacks.add(run.logger);  // last, so that it logs what the other callbacks added
 
         traincb::Trainer trainer(model);
         const traincb::History history =
-            trainer.fit(x, y,
+            trainer.fit(d.x, d.y,
                         {.epochs = epochs,
                          .batch_size = batch_size,
                          .seed = useed,
-                         .validation_data = traincb::ValidationData<float>{xv, yv},
+                         .validation_data = traincb::ValidationData<float>{d.xv, d.yv},
                          .metrics = {std::make_shared<traincb::metrics::SparseCategoricalAccuracy>(
                              traincb::metrics::SparseCategoricalAccuracyOptions{.name = "accuracy"})},
-                         .resume_from = resume ? checkpoints : fs::path(),
+                         .resume_from = resume ? TorchDigitsCallbacks::checkpoints_dir(out) : fs::path(),
                          .handle_signals = true,
                          .start_over_if_invalid = start_over},
                         callbacks);
         if (history.end.kind == traincb::EndKind::Interrupted) {
             std::cout << "\ninterrupted (" << history.end.reason << "): the state is saved in "
-                      << checkpoint.last_model_path().string() << "; continue with --resume\n";
+                      << run.checkpoint.last_model_path().string() << "; continue with --resume\n";
             return 130;
         }
 
         // Held-out test set, with the best epoch's weights (restored by EarlyStopping).
-        namespace m = traincb::metrics;
-        const Eigen::MatrixXf logits = model.predict(xt);
-        const Eigen::VectorXf labels_true = yt.col(0);
-        const Eigen::VectorXf labels_pred = argmax_rows(logits);
-        const double acc = m::sparse_categorical_accuracy(labels_true, logits);
-        const double macro_f1 = m::f1_score(labels_true, labels_pred, m::Average::Macro);
+        const TorchDigitsTest test = evaluate_torch_digits(model.predict(d.xt), d.yt);
         std::cout << "\nstopped: " << traincb::to_string(history.end.kind)
                   << (history.end.source.empty() ? "" : " by " + history.end.source + " (" + history.end.reason + ")")
                   << "; " << history.size() << " epochs, final learning rate " << model.learning_rate() << '\n'
-                  << "test accuracy " << std::fixed << std::setprecision(4) << acc << ", macro F1 " << macro_f1 << '\n'
+                  << "test accuracy " << std::fixed << std::setprecision(4) << test.accuracy << ", macro F1 "
+                  << test.macro_f1 << '\n'
                   << "history: " << (fs::path(out) / "history.csv").string()
-                  << "\ncheckpoints: " << checkpoint.best_model_path().string() << ", "
-                  << checkpoint.last_model_path().string() << '\n';
-        if (json) {
-            nlohmann::json s;
-            s["test_accuracy"] = acc;
-            s["test_macro_f1"] = macro_f1;
-            s["epochs_run"] = history.size();
-            s["stopped_epoch"] =
-                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
-            s["best_epoch"] =
-                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
-            s["learning_rate"] = model.learning_rate();
-            s["lr_reductions"] = reduce_lr.reductions().size();
-            print_json_summary(s);
-        }
+                  << "\ncheckpoints: " << run.checkpoint.best_model_path().string() << ", "
+                  << run.checkpoint.last_model_path().string() << '\n';
+        if (json) print_json_summary(torch_digits_json(run, test, history.size(), model.learning_rate()));
         return 0;
     } catch (const traincb::NoValidCheckpointError& e) {
         std::cerr << "example_torch: error: " << e.what()

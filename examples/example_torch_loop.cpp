@@ -10,22 +10,13 @@
 //
 //   example_torch_loop [--out DIR] [--epochs 200] [--patience 10] [--batch-size 32] [--seed 1]
 //                      [--threads 1] [--json]
-#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <traincb/callbacks/early_stopping.hpp>
-#include <traincb/callbacks/metric_logger.hpp>
-#include <traincb/callbacks/model_checkpoint.hpp>
-#include <traincb/callbacks/reduce_lr_on_plateau.hpp>
-#include <traincb/metrics.hpp>
-#include <traincb/sinks/console.hpp>
-#include <traincb/sinks/csv.hpp>
-#include <traincb/sinks/tensorboard.hpp>
 #include <traincb/torch.hpp>
 
 #include "common/cli.hpp"
-#include "common/dataset.hpp"
+#include "common/torch_digits.hpp"
 
 namespace {
 
@@ -41,8 +32,8 @@ struct Digits : torch::data::datasets::Dataset<Digits> {
 };
 
 // An Eigen matrix (rows = samples) as a new [n, k] tensor.
-torch::Tensor to_tensor(const Eigen::MatrixXd& m) {
-    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm = m.cast<float>();
+torch::Tensor to_tensor(const Eigen::MatrixXf& m) {
+    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rm = m;
     return torch::from_blob(const_cast<float*>(rm.data()), {rm.rows(), rm.cols()}, torch::kFloat32).clone();
 }
 
@@ -76,8 +67,7 @@ int main(int argc, char** argv) {
         if (threads < 1) throw traincb::InvalidArgument("example_torch_loop: --threads must be at least 1");
         if (batch_size < 1) throw traincb::InvalidArgument("example_torch_loop: --batch-size must be at least 1");
         const auto useed = static_cast<std::uint64_t>(seed);
-        const PreparedSplit d =
-            prepare_split(load_csv(data_dir() / "digits.csv"), {.train = 0.6, .val = 0.2, .test = 0.2}, useed);
+        const TorchDigits d = load_torch_digits(useed);
         at::set_num_threads(threads);
         torch::manual_seed(useed);
 
@@ -85,7 +75,6 @@ int main(int argc, char** argv) {
         const torch::Tensor x = to_tensor(d.x), xv = to_tensor(d.xv), xt = to_tensor(d.xt);
         const torch::Tensor y = to_tensor(d.y).squeeze(1).to(torch::kLong);
         const torch::Tensor yv = to_tensor(d.yv).squeeze(1);  // float labels, for the traincb metric
-        const torch::Tensor yt = to_tensor(d.yt).squeeze(1);
         auto loader = torch::data::make_data_loader<torch::data::samplers::RandomSampler>(
             Digits(x, y).map(torch::data::transforms::Stack<>()),
             torch::data::DataLoaderOptions().batch_size(static_cast<std::size_t>(batch_size)));
@@ -94,23 +83,9 @@ int main(int argc, char** argv) {
         torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(1e-3));
 
         // traincb's callbacks, over the module's and the optimizer's state.
-        const fs::path checkpoints = fs::path(out) / "checkpoints";
         fs::create_directories(out);
-        traincb::EarlyStopping early_stopping(
-            {.monitor = "val_loss", .patience = patience, .restore_best_weights = true});
-        traincb::ReduceLROnPlateau reduce_lr({.monitor = "val_loss", .factor = 0.5, .patience = 5});
-        traincb::ModelCheckpoint checkpoint({.filepath = checkpoints / "best.safetensors",
-                                             .monitor = "val_loss",
-                                             .save_best_only = true,
-                                             .save_weights_only = true,
-                                             .save_last = true});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::CsvSink>(
-                 traincb::sinks::CsvOptions{.path = fs::path(out) / "history.csv"}),
-             std::make_shared<traincb::sinks::TensorBoardSink>(
-                 traincb::sinks::TensorBoardOptions{.log_dir = fs::path(out) / "tensorboard"})});
-        if (!quiet) logger.add_sink(std::make_shared<traincb::sinks::ConsoleSink>(traincb::sinks::ConsoleOptions{}));
-        traincb::CallbackList callbacks(early_stopping, reduce_lr, checkpoint, logger);
+        TorchDigitsCallbacks run({.out = out, .patience = patience, .console = !quiet});
+        traincb::CallbackList callbacks(run.early_stopping, run.reduce_lr, run.checkpoint, run.logger);
         traincb::TorchState state(net, optimizer);
         callbacks.set_model(state);
         const std::int64_t n = x.size(0);
@@ -163,27 +138,13 @@ int main(int argc, char** argv) {
         net->eval();
         const torch::NoGradGuard no_grad;
         const torch::Tensor logits = net->forward(xt);
-        const auto labels_true = traincb::as_eigen(yt);
-        const Eigen::VectorXf labels_pred = traincb::as_eigen(logits.argmax(1).to(torch::kFloat32).contiguous());
-        namespace m = traincb::metrics;
-        const double acc = m::sparse_categorical_accuracy(labels_true, traincb::as_eigen(logits));
-        const double macro_f1 = m::f1_score(Eigen::VectorXf(labels_true), labels_pred, m::Average::Macro);
+        const TorchDigitsTest test = evaluate_torch_digits(traincb::as_eigen(logits), d.yt);
         std::cout << "\n"
                   << epochs_run << " epochs, final learning rate " << state.learning_rate() << "\ntest accuracy "
-                  << std::fixed << std::setprecision(4) << acc << ", macro F1 " << macro_f1 << '\n';
-        if (json) {
-            nlohmann::json s;
-            s["test_accuracy"] = acc;
-            s["test_macro_f1"] = macro_f1;
-            s["epochs_run"] = epochs_run;
-            s["stopped_epoch"] =
-                early_stopping.stopped_epoch() ? nlohmann::json(*early_stopping.stopped_epoch()) : nlohmann::json();
-            s["best_epoch"] =
-                early_stopping.best_epoch() ? nlohmann::json(*early_stopping.best_epoch()) : nlohmann::json();
-            s["learning_rate"] = state.learning_rate();
-            s["lr_reductions"] = reduce_lr.reductions().size();
-            print_json_summary(s);
-        }
+                  << std::fixed << std::setprecision(4) << test.accuracy << ", macro F1 " << test.macro_f1 << '\n';
+        if (json)
+            print_json_summary(
+                torch_digits_json(run, test, static_cast<std::size_t>(epochs_run), state.learning_rate()));
         return 0;
     } catch (const std::exception& e) {
         std::cerr << "example_torch_loop: error: " << e.what() << '\n';
