@@ -10,10 +10,13 @@
 // Trainer also runs EarlyStopping (restore_best_weights), ReduceLROnPlateau and a MetricLogger
 // (CSV file); BM_TorchTrainerCheckpoint adds ModelCheckpoint writing last.safetensors (the full
 // state: weights, Adam's moments, the generator) every epoch. The tiny pair (a single
-// Linear(64, 10)) shows the per-batch overhead that a larger model hides.
+// Linear(64, 10)) shows the per-batch overhead that a larger model hides. The *VsHandLoop pair
+// alternates the two in every iteration and reports their ratio (the figure to quote: the
+// separate benchmarks drift apart with the machine's load).
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <traincb/callbacks/early_stopping.hpp>
 #include <traincb/callbacks/metric_logger.hpp>
@@ -109,33 +112,67 @@ void hand_loop(benchmark::State& state, bool tiny) {
     state.SetItemsProcessed(state.iterations() * kEpochs * d.x.rows());
 }
 
+// A run of kEpochs epochs with fresh callbacks (the model keeps training across runs).
+template <class Trainer>
+void trainer_run(Trainer& trainer, const Digits& d, const fs::path& dir, bool checkpoint) {
+    traincb::EarlyStopping es({.monitor = "val_loss", .patience = 1000, .restore_best_weights = true});
+    traincb::ReduceLROnPlateau rlr({.monitor = "val_loss", .factor = 0.5, .patience = 1000});
+    traincb::MetricLogger logger(
+        {std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = dir / "history.csv"})});
+    traincb::ModelCheckpoint ckpt({.filepath = dir / "last.safetensors"});
+    traincb::CallbackList callbacks(es, rlr, logger);
+    if (checkpoint) callbacks.add(ckpt);
+    (void)trainer.fit(d.x, d.y,
+                      {.epochs = kEpochs,
+                       .batch_size = 32,
+                       .seed = 1,
+                       .validation_data = traincb::ValidationData<float>{d.xv, d.yv},
+                       .metrics = {std::make_shared<traincb::metrics::SparseCategoricalAccuracy>(
+                           traincb::metrics::SparseCategoricalAccuracyOptions{.name = "accuracy"})}},
+                      callbacks);
+}
+
+using TorchMlp = traincb::TorchModel<torch::nn::Sequential, torch::optim::Adam>;
+
 void trainer_loop(benchmark::State& state, bool tiny, bool checkpoint) {
     at::set_num_threads(1);
     const Digits& d = data();
     const fs::path dir = fs::temp_directory_path() / ("traincb_bench_torch_" + std::to_string(::getpid()));
     fs::create_directories(dir);
-    traincb::TorchModel<torch::nn::Sequential, torch::optim::Adam> model(
-        make_net(tiny), torch::optim::AdamOptions(1e-3), cross_entropy());
+    TorchMlp model(make_net(tiny), torch::optim::AdamOptions(1e-3), cross_entropy());
     traincb::Trainer trainer(model);
-    for (auto _ : state) {
-        // A run of kEpochs epochs with fresh callbacks (the model keeps training across runs).
-        traincb::EarlyStopping es({.monitor = "val_loss", .patience = 1000, .restore_best_weights = true});
-        traincb::ReduceLROnPlateau rlr({.monitor = "val_loss", .factor = 0.5, .patience = 1000});
-        traincb::MetricLogger logger(
-            {std::make_shared<traincb::sinks::CsvSink>(traincb::sinks::CsvOptions{.path = dir / "history.csv"})});
-        traincb::ModelCheckpoint ckpt({.filepath = dir / "last.safetensors"});
-        traincb::CallbackList callbacks(es, rlr, logger);
-        if (checkpoint) callbacks.add(ckpt);
-        (void)trainer.fit(d.x, d.y,
-                          {.epochs = kEpochs,
-                           .batch_size = 32,
-                           .seed = 1,
-                           .validation_data = traincb::ValidationData<float>{d.xv, d.yv},
-                           .metrics = {std::make_shared<traincb::metrics::SparseCategoricalAccuracy>(
-                               traincb::metrics::SparseCategoricalAccuracyOptions{.name = "accuracy"})}},
-                          callbacks);
-    }
+    for (auto _ : state) trainer_run(trainer, d, dir, checkpoint);
     state.SetItemsProcessed(state.iterations() * kEpochs * d.x.rows());
+    fs::remove_all(dir);
+}
+
+// The two alternately in every iteration (a hand-written run of kEpochs epochs, then a Trainer
+// run), each timed on its own: the machine's slow and fast periods fall on both alike, and the
+// `ratio` counter is Trainer's total time over the hand loop's.
+void trainer_vs_hand_loop(benchmark::State& state, bool tiny) {
+    using Clock = std::chrono::steady_clock;
+    at::set_num_threads(1);
+    const Digits& d = data();
+    const fs::path dir = fs::temp_directory_path() / ("traincb_bench_torch_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    torch::nn::Sequential net = make_net(tiny);
+    torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+    TorchMlp model(make_net(tiny), torch::optim::AdamOptions(1e-3), cross_entropy());
+    traincb::Trainer trainer(model);
+    Clock::duration hand{}, with_trainer{};
+    for (auto _ : state) {
+        const auto t0 = Clock::now();
+        for (int e = 0; e < kEpochs; ++e) hand_epoch(net, opt, d, 32);
+        const auto t1 = Clock::now();
+        trainer_run(trainer, d, dir, false);
+        with_trainer += Clock::now() - t1;
+        hand += t1 - t0;
+    }
+    const auto ms = [](Clock::duration t) { return std::chrono::duration<double, std::milli>(t).count(); };
+    const auto n = static_cast<double>(state.iterations());
+    state.counters["hand_ms"] = ms(hand) / n;
+    state.counters["trainer_ms"] = ms(with_trainer) / n;
+    state.counters["ratio"] = ms(with_trainer) / ms(hand);
     fs::remove_all(dir);
 }
 
@@ -154,6 +191,12 @@ void BM_TinyTorchHandLoop(benchmark::State& state) {
 void BM_TinyTorchTrainer(benchmark::State& state) {
     trainer_loop(state, true, false);
 }
+void BM_TorchTrainerVsHandLoop(benchmark::State& state) {
+    trainer_vs_hand_loop(state, false);
+}
+void BM_TinyTorchTrainerVsHandLoop(benchmark::State& state) {
+    trainer_vs_hand_loop(state, true);
+}
 
 }  // namespace
 
@@ -162,4 +205,6 @@ BENCHMARK(BM_TorchTrainer)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_TorchTrainerCheckpoint)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_TinyTorchHandLoop)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_TinyTorchTrainer)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_TorchTrainerVsHandLoop)->Unit(benchmark::kMillisecond)->MinTime(4.0);
+BENCHMARK(BM_TinyTorchTrainerVsHandLoop)->Unit(benchmark::kMillisecond)->MinTime(4.0);
 BENCHMARK_MAIN();
