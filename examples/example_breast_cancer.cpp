@@ -19,14 +19,13 @@
 //
 //   example_breast_cancer [--out DIR] [--resume] [--start-over] [--epochs 300] [--patience 20] [--batch-size 16]
 //                         [--seed 1] [--json]
-#include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <traincb/trainer.hpp>
 
 #include "common/breast_cancer.hpp"
 #include "common/cli.hpp"
+#include "common/epoch_delay.hpp"
 
 namespace {
 
@@ -54,17 +53,6 @@ public:
 
 private:
     std::size_t bytes_;
-};
-
-// For crash tests (--epoch-delay-ms): makes each epoch last longer, so that a run can be killed
-// several times before it completes.
-class EpochDelay final : public traincb::Callback {
-public:
-    explicit EpochDelay(int ms) : ms_(ms) {}
-    void on_epoch_end(traincb::Context&) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms_)); }
-
-private:
-    int ms_;
 };
 
 }  // namespace

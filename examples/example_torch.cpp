@@ -17,32 +17,20 @@
 //
 //   example_torch [--out DIR] [--resume] [--start-over] [--epochs 200] [--patience 10]
 //                 [--batch-size 32] [--seed 1] [--threads 1] [--json]
-#include <chrono>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <thread>
 #include <traincb/torch.hpp>
 #include <traincb/trainer.hpp>
 
 #include "common/cli.hpp"
+#include "common/epoch_delay.hpp"
 #include "common/torch_digits.hpp"
 
 namespace {
 
 using Net = torch::nn::Sequential;
 using Model = traincb::TorchModel<Net, torch::optim::Adam>;
-
-// For crash tests (--epoch-delay-ms): makes each epoch last longer, so that a run can be killed
-// several times before it completes.
-class EpochDelay final : public traincb::Callback {
-public:
-    explicit EpochDelay(int ms) : ms_(ms) {}
-    void on_epoch_end(traincb::Context&) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms_)); }
-
-private:
-    int ms_;
-};
 
 }  // namespace
 

@@ -15,9 +15,9 @@
 // with --async-save (ModelCheckpoint's background saves) in the killed runs, against the same
 // uninterrupted synchronous run.
 #include "catch.hpp"
+#include "spawn_logged.hpp"
 #include "test_support.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,19 +50,7 @@ const std::vector<std::string> kArgs = {
 
 // Starts the example in `dir` with `args`; its stdout and stderr are appended to dir/log.txt.
 pid_t spawn(const fs::path& dir, const std::vector<std::string>& args) {
-    const pid_t pid = ::fork();
-    if (pid != 0) return pid;
-    if (::chdir(dir.c_str()) != 0) ::_exit(120);
-    const int fd = ::open("log.txt", O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(121);
-    std::vector<char*> argv;
-    std::string exe = TRAINCB_BREAST_CANCER_EXE;
-    argv.push_back(exe.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(122);
+    return traincb_test::spawn_logged(dir, TRAINCB_BREAST_CANCER_EXE, args);
 }
 
 // True when process `pid` has a temporary checkpoint file in `dir` (a write in progress).
@@ -79,7 +67,7 @@ int run_to_completion(const fs::path& dir, const std::vector<std::string>& args)
     REQUIRE(pid > 0);
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return traincb_test::exit_code(status);
 }
 
 // The uninterrupted run uses kArgs; the killed ones add `extra` (with "--async-save", the killed

@@ -3,7 +3,6 @@
 // compile time). Expected values come from LibTorch itself: a run that is saved and resumed must
 // equal, bit for bit, the same run left alone; a restored weight must equal the snapshot taken of
 // it; a view must alias the tensor's memory.
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "spawn_logged.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -458,24 +458,13 @@ const std::vector<std::string> kTorchArgs = {"--out", "run",        "--quiet", "
                                              "14",    "--patience", "50",      "--epoch-delay-ms", "40"};
 
 pid_t spawn_example(const fs::path& dir, const std::vector<std::string>& args) {
-    const pid_t pid = ::fork();
-    if (pid != 0) return pid;
-    if (::chdir(dir.c_str()) != 0) ::_exit(120);
-    const int fd = ::open("log.txt", O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(121);
-    std::string exe = TRAINCB_TORCH_EXAMPLE_EXE;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv{exe.data()};
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(exe.c_str(), argv.data());
-    ::_exit(122);
+    return traincb_test::spawn_logged(dir, TRAINCB_TORCH_EXAMPLE_EXE, args);
 }
 
 int wait_exit(pid_t pid) {
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return traincb_test::exit_code(status);
 }
 
 }  // namespace
@@ -523,7 +512,7 @@ TEST_CASE("example_torch: SIGKILL at random moments, each run resumed, ends bit-
                 continue;
             }
         } else {
-            code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            code = traincb_test::exit_code(status);
         }
         INFO(read_bytes(work / "crashy/log.txt"));
         REQUIRE(code == 0);  // it completed
