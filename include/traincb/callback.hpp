@@ -798,21 +798,13 @@ private:
         return {line};
     }
 
-    static std::vector<std::byte> to_bytes(std::string_view s) {
-        const auto* b = reinterpret_cast<const std::byte*>(s.data());
-        return {b, b + s.size()};
-    }
-    static std::string from_bytes(const std::vector<std::byte>& b) {
-        return {reinterpret_cast<const char*>(b.data()), b.size()};
-    }
-
     // The ranks are not at the same place: every rank learns where each one is and throws the
     // same LogicError, naming the first difference from rank 0.
     [[noreturn]] void throw_out_of_step(detail::SyncPoint p) const {
         Communicator& comm = *ctx_.comm_;
         std::string mine;
         for (const std::string& line : where_lines(p)) mine += line + '\n';
-        const std::vector<std::vector<std::byte>> all = comm.all_gather(to_bytes(mine));
+        const std::vector<std::vector<std::byte>> all = comm.all_gather(detail::to_bytes(mine));
         const auto lines_of = [](const std::string& s) {
             std::vector<std::string> out;
             std::size_t from = 0;
@@ -820,10 +812,10 @@ private:
                 out.push_back(s.substr(from, nl - from));
             return out;
         };
-        const std::vector<std::string> first = lines_of(from_bytes(all.front()));
+        const std::vector<std::string> first = lines_of(detail::from_bytes(all.front()));
         std::string msg;
         for (std::size_t r = 1; r < all.size() && msg.empty(); ++r) {
-            const std::vector<std::string> other = lines_of(from_bytes(all[r]));
+            const std::vector<std::string> other = lines_of(detail::from_bytes(all[r]));
             for (std::size_t i = 0; i < std::max(first.size(), other.size()) && msg.empty(); ++i) {
                 const std::string a = i < first.size() ? first[i] : "(nothing)";
                 const std::string b = i < other.size() ? other[i] : "(nothing)";
@@ -860,9 +852,10 @@ private:
         if (v[V::kStop] != 0 && !stop_agreed_) {
             const int who = detail::decode_rank(v[V::kStop], size);
             std::vector<std::byte> why;
-            if (rank == who) why = to_bytes(detail::cat(ctx_.stop_source_, std::string(1, '\0'), ctx_.stop_reason_));
+            if (rank == who)
+                why = detail::to_bytes(detail::cat(ctx_.stop_source_, std::string(1, '\0'), ctx_.stop_reason_));
             comm.broadcast_resize(why, who);
-            const std::string s = from_bytes(why);
+            const std::string s = detail::from_bytes(why);
             const std::size_t nul = s.find('\0');
             ctx_.stop_requested_ = true;
             ctx_.stop_source_ = s.substr(0, nul);

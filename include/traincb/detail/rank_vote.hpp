@@ -97,19 +97,26 @@ struct RankVote {
     }
 }
 
+/// A string's bytes, to send to other ranks.
+[[nodiscard]] inline std::vector<std::byte> to_bytes(std::string_view s) {
+    const auto* b = reinterpret_cast<const std::byte*>(s.data());
+    return {b, b + s.size()};
+}
+
+/// The string other ranks sent as bytes.
+[[nodiscard]] inline std::string from_bytes(const std::vector<std::byte>& b) {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
 /// After a vote found rank `failed` failing (the lowest that did): its message goes to every rank,
 /// then every rank that failed (`error` set) rethrows its own exception and the others throw
 /// RemoteRankError(failed, message). Collective.
 [[noreturn]] inline void throw_agreed_failure(Communicator& comm, int failed, const std::exception_ptr& error) {
     std::vector<std::byte> msg;
-    if (comm.rank() == failed) {
-        const std::string text = exception_message(error);
-        const auto* b = reinterpret_cast<const std::byte*>(text.data());
-        msg.assign(b, b + text.size());
-    }
+    if (comm.rank() == failed) msg = to_bytes(exception_message(error));
     comm.broadcast_resize(msg, failed);
     if (error) std::rethrow_exception(error);
-    throw RemoteRankError(failed, std::string(reinterpret_cast<const char*>(msg.data()), msg.size()));
+    throw RemoteRankError(failed, from_bytes(msg));
 }
 
 }  // namespace traincb::inline v0::detail
