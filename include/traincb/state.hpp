@@ -42,6 +42,22 @@
 
 namespace traincb::inline v0 {
 
+namespace detail {
+/// "[1,2,3]" for a shape (any range of integers: a std::vector, a std::span, a framework's sizes).
+template <class Shape>
+[[nodiscard]] std::string shape_string(const Shape& shape) {
+    std::string s = "[";
+    bool first = true;
+    for (const auto d : shape) {
+        if (!first) s += ',';
+        first = false;
+        s += std::to_string(d);
+    }
+    s += ']';
+    return s;
+}
+}  // namespace detail
+
 static_assert(std::endian::native == std::endian::little,
               "traincb: state and file formats assume a little-endian machine");
 
@@ -279,14 +295,9 @@ void visit(StateVisitor& v, std::string_view name, T& value, StateKind kind = St
 inline void visit(StateVisitor& v, std::string_view name, void* data, DType dtype, std::span<const std::int64_t> shape,
                   StateKind kind = StateKind::Weight) {
     auto fail = [&](const std::string& what, const std::string& fix) {
-        std::string s = "[";
-        for (std::size_t i = 0; i < shape.size(); ++i) {
-            if (i != 0) s += ',';
-            s += std::to_string(shape[i]);
-        }
-        s += ']';
         std::string msg = "traincb: state: tensor '";
-        msg.append(name).append("' of shape ").append(s).append(" ").append(what).append("; ").append(fix);
+        msg.append(name).append("' of shape ").append(detail::shape_string(shape)).append(" ").append(what);
+        msg.append("; ").append(fix);
         throw InvalidArgument(msg);
     };
     std::int64_t count = 1;
@@ -400,11 +411,6 @@ struct Tensor {
 /// Copies an owned row-major tensor into a view of the same dtype and element count.
 /// @throws FormatError when the dtype or shape differ (the message names both).
 inline void from_tensor(const Tensor& t, const TensorView& v) {
-    auto shape_str = [](const std::vector<std::int64_t>& s) {
-        std::string out = "[";
-        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-        return out + "]";
-    };
     const auto vs = v.shape();
     // A scalar may be stored as [] or [1], and a vector as [n] or [n,1]/[1,n]: accept any shape
     // with the same element count and the same dims once 1s are dropped.
@@ -414,7 +420,8 @@ inline void from_tensor(const Tensor& t, const TensorView& v) {
     };
     if (t.dtype != v.dtype || squeeze(t.shape) != squeeze(vs)) {
         throw FormatError("traincb: state: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
-                          shape_str(t.shape) + " in the file but " + dtype_name(v.dtype) + " " + shape_str(vs) +
+                          detail::shape_string(t.shape) + " in the file but " + dtype_name(v.dtype) + " " +
+                          detail::shape_string(vs) +
                           " in the model; the checkpoint was written by a different architecture");
     }
     const std::size_t es = dtype_size(v.dtype);

@@ -52,13 +52,6 @@ namespace detail {
 template <class>
 inline constexpr bool torch_dependent_false = false;
 
-/// "[2,3]" for a tensor's sizes.
-[[nodiscard]] inline std::string torch_shape(const at::Tensor& t) {
-    std::string s = "[";
-    for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
-    return s + "]";
-}
-
 /// The traincb DType of a tensor. @throws InvalidArgument for a dtype traincb does not store.
 [[nodiscard]] inline DType torch_dtype(const at::Tensor& t, std::string_view name) {
     switch (t.scalar_type()) {
@@ -99,8 +92,7 @@ inline void visit_torch_tensor(StateVisitor& v, const std::string& name, at::Ten
         return;
     }
     const torch::NoGradGuard no_grad;
-    at::Tensor staged = t.to(at::kCPU).contiguous();
-    if (staged.data_ptr() == t.data_ptr()) staged = staged.clone();
+    at::Tensor staged = t.to(at::kCPU).contiguous();  // a copy: t is not a contiguous CPU tensor
     visit(v, name, staged.data_ptr(), dtype, shape, kind);
     t.copy_(staged);
 }
@@ -347,11 +339,11 @@ template <class Scalar = float>
                                   ") or call as_eigen<", std::is_same_v<Scalar, float> ? "double" : "float", ">"));
     if (t.dim() < 1 || t.dim() > 2)
         throw InvalidArgument(cat("traincb: as_eigen: the tensor has rank ", std::to_string(t.dim()), " (shape ",
-                                  detail::torch_shape(t),
+                                  detail::shape_string(t.sizes()),
                                   "); an Eigen view is of rank 1 [n] or 2 [n, k]: reshape it first, e.g. "
                                   "tensor.reshape({n, -1})"));
     if (!t.is_contiguous())
-        throw InvalidArgument(cat("traincb: as_eigen: the tensor of shape ", detail::torch_shape(t),
+        throw InvalidArgument(cat("traincb: as_eigen: the tensor of shape ", detail::shape_string(t.sizes()),
                                   " is not contiguous (a transpose or a strided slice); pass tensor.contiguous()"));
     const Eigen::Index rows = t.size(0);
     const Eigen::Index cols = t.dim() == 2 ? t.size(1) : 1;
@@ -391,6 +383,8 @@ public:
 
     /// Takes the module, builds `Optimizer(module->parameters(), options)` and keeps the loss.
     /// @throws InvalidArgument when the module is empty or has no parameters, or `loss` is empty
+    /// (train_batch and loss throw InvalidArgument when the loss function returns anything but one
+    /// number)
     TorchModel(Module module, const OptimizerOptions& options, TorchLoss loss)
         : module_(std::move(module)), optimizer_(checked_parameters(module_), options), loss_(std::move(loss)) {
         if (!loss_) throw InvalidArgument("traincb: TorchModel: the loss function is empty; pass a callable");
@@ -465,6 +459,7 @@ private:
         const at::Tensor output = module_->forward(input(x));
         const at::Tensor target = detail::torch_view(y);
         at::Tensor l = loss_(output, target);
+        check_loss(l);
         l.backward();
         optimizer_.step();
         detail::torch_to_eigen(output, out);
@@ -483,7 +478,22 @@ private:
     template <class Scalar>
     double eval_loss(const Matrix<Scalar>& y_true, const Matrix<Scalar>& y_pred) {
         const torch::NoGradGuard no_grad;
-        return loss_(detail::torch_view(y_pred), detail::torch_view(y_true)).template item<double>();
+        const at::Tensor l = loss_(detail::torch_view(y_pred), detail::torch_view(y_true));
+        check_loss(l);
+        return l.item<double>();
+    }
+
+    // The loss function must give one number: the batch's mean loss.
+    static void check_loss(const at::Tensor& l) {
+        if (!l.defined())
+            throw InvalidArgument(
+                "traincb: TorchModel: the loss function returned an undefined tensor; return the "
+                "batch's mean loss as a scalar tensor");
+        if (l.numel() != 1)
+            throw InvalidArgument(detail::cat("traincb: TorchModel: the loss function returned a tensor of shape ",
+                                              detail::shape_string(l.sizes()),
+                                              "; return the batch's mean loss as one number (e.g. reduce it with "
+                                              ".mean())"));
     }
 
     Module module_;

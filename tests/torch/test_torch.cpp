@@ -249,6 +249,18 @@ TEST_CASE("torch state: a non-contiguous parameter is saved and loaded through a
     CHECK(lin->weight.abs().sum().item<float>() == 0.0F);
 }
 
+TEST_CASE("torch state: optimizer state of a tensor the module does not own is named by group and position") {
+    torch::nn::Sequential net = small_net(1);
+    torch::Tensor extra = torch::zeros({2, 2}, torch::requires_grad());
+    torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(0.01));
+    opt.add_param_group(torch::optim::OptimizerParamGroup({extra}, std::make_unique<torch::optim::AdamOptions>(0.5)));
+    traincb::TorchState st(net, opt);
+    const traincb::StateDict d = collect(st);
+    CHECK(d.find("optimizer.group1.param0.exp_avg") != nullptr);
+    CHECK(d.find("optimizer.group1.lr") != nullptr);
+    CHECK(d.find("optimizer.0.weight.exp_avg") != nullptr);
+}
+
 TEST_CASE("torch state: a dtype traincb does not store is rejected, naming the tensor") {
     struct NetImpl : torch::nn::Module {
         torch::nn::Linear lin{nullptr};
@@ -314,6 +326,20 @@ TEST_CASE("torch: TorchModel rejects an empty module, a module without parameter
                       Catch::Matchers::Contains("the loss function is empty"));
     Model m(small_net(1), torch::optim::AdamOptions(0.01), cross_entropy());
     CHECK_THROWS_WITH(m.set_learning_rate(-1.0), Catch::Matchers::Contains("is not a positive finite number"));
+    // A loss function that forgets to reduce: named with its shape, before backward() fails on it.
+    const Data d = make_data();
+    Model unreduced(small_net(1), torch::optim::AdamOptions(0.01),
+                    [](const torch::Tensor& out, const torch::Tensor& y) {
+                        return torch::nn::functional::cross_entropy(
+                            out, y.squeeze(1).to(torch::kLong),
+                            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+                    });
+    CHECK_THROWS_WITH(unreduced.train_batch(d.x, d.y),
+                      Catch::Matchers::Contains("the loss function returned a tensor of shape [24]"));
+    CHECK_THROWS_WITH(unreduced.loss(d.y, m.predict(d.x)), Catch::Matchers::Contains("shape [24]"));
+    torch::nn::Sequential empty(nullptr);
+    torch::optim::Adam opt(small_net(1)->parameters(), torch::optim::AdamOptions(0.01));
+    CHECK_THROWS_WITH(traincb::TorchState(empty, opt), Catch::Matchers::Contains("the module holder is empty"));
     m.set_learning_rate(0.25);
     for (const auto& g : m.optimizer().param_groups()) CHECK(g.options().get_lr() == 0.25);
 }

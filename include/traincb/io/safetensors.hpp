@@ -153,18 +153,6 @@ inline constexpr std::array<SafetensorsDtype, 22> kSafetensorsDtypes{{
     throw FormatError("traincb: safetensors: '" + std::string(source) + "': " + std::string(check) + ": " + why);
 }
 
-/// "[1,2,3]"
-template <class Int>
-[[nodiscard]] std::string shape_string(const std::vector<Int>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (i != 0) s += ',';
-        s += std::to_string(shape[i]);
-    }
-    s += ']';
-    return s;
-}
-
 /// The writer's plan: the 8-byte length and padded header, and the tensors in data order.
 struct SafetensorsPlan {
     std::string head;                  ///< 8-byte little-endian N, then the N-byte header
