@@ -27,7 +27,7 @@
 #include <traincb/torch.hpp>
 #include <traincb/trainer.hpp>
 
-#include "common/dataset.hpp"
+#include "common/torch_digits.hpp"
 
 namespace {
 
@@ -37,17 +37,11 @@ namespace fs = std::filesystem;
 // hand-written epochs.
 constexpr int kEpochs = 5;
 
-struct Digits {
-    Eigen::MatrixXf x, y, xv, yv;
-    torch::Tensor tx, ty, txv, tyv;  // row-major copies for the hand loop; labels as int64
-    Digits() {
-        using namespace traincb_examples;
-        const PreparedSplit d =
-            prepare_split(load_csv(data_dir() / "digits.csv"), {.train = 0.6, .val = 0.2, .test = 0.2}, 1);
-        x = d.x.cast<float>();
-        y = d.y.cast<float>();
-        xv = d.xv.cast<float>();
-        yv = d.yv.cast<float>();
+// The example's split (x, y, xv, yv for Trainer) and row-major tensor copies for the hand loop,
+// with the labels as int64.
+struct Digits : traincb_examples::TorchDigits {
+    torch::Tensor tx, ty, txv, tyv;
+    Digits() : TorchDigits(traincb_examples::load_torch_digits(1)) {
         tx = to_tensor(x);
         ty = to_tensor(y).squeeze(1).to(torch::kLong);
         txv = to_tensor(xv);
