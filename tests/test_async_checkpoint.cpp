@@ -20,6 +20,8 @@
 
 #include "checkpoint_test_support.hpp"
 
+namespace test_async_checkpoint {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::History;
@@ -498,3 +500,5 @@ TEST_CASE("train_time_interval: invalid values and combinations are rejected at 
         ModelCheckpoint({.filepath = "m-{batch}.safetensors", .train_time_interval = std::chrono::minutes(30)}));
     CHECK_NOTHROW(ModelCheckpoint({.filepath = "m.safetensors", .train_time_interval = secs(0)}));
 }
+
+}  // namespace test_async_checkpoint

@@ -21,6 +21,8 @@
 #include <traincb/io/atomic_file.hpp>
 #include <vector>
 
+namespace test_atomic_file {
+
 namespace fs = std::filesystem;
 namespace io = traincb::io;
 using namespace traincb_test::faults;  // Faults, FaultGuard and the Op names
@@ -721,3 +723,5 @@ TEST_CASE("AppendFile: a failing close is an IoError naming the file") {
     }
     REQUIRE_FALSE(f.is_open());
 }
+
+}  // namespace test_atomic_file

@@ -21,6 +21,8 @@
 #include "checkpoint_test_support.hpp"
 #include "checkpoint_v1.hpp"
 
+namespace test_checkpoint {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::Logs;
@@ -734,3 +736,5 @@ TEST_CASE("checkpoint: numpy reads a traincb checkpoint with the snippet of docs
     CHECK(epoch == 2);
     CHECK(kind == "full");
 }
+
+}  // namespace test_checkpoint

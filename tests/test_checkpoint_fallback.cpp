@@ -28,6 +28,8 @@
 #include "checkpoint_test_support.hpp"
 #include "file_faults.hpp"
 
+namespace test_checkpoint_fallback {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::History;
@@ -641,3 +643,5 @@ TEST_CASE("fallback: a save of last.safetensors that dies between its renames re
     INFO(w.all());
     require_same(r, h, straight);
 }
+
+}  // namespace test_checkpoint_fallback

@@ -34,6 +34,8 @@
 #include <traincb/io/checkpoint.hpp>
 #include <vector>
 
+namespace test_crash_resume {
+
 #ifndef TRAINCB_BREAST_CANCER_EXE
 #define TRAINCB_BREAST_CANCER_EXE TRAINCB_BINARY_DIR "/examples/example_breast_cancer"
 #endif
@@ -191,3 +193,5 @@ TEST_CASE("crash/resume: SIGKILL at random moments and during checkpoint writes,
 TEST_CASE("crash/resume: with async_save, SIGKILLs during background writes, the resumed run ends bit-identical") {
     crash_and_resume({"--async-save"});
 }
+
+}  // namespace test_crash_resume

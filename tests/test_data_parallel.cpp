@@ -32,6 +32,8 @@
 #include "test_support.hpp"
 #include "thread_communicator.hpp"
 
+namespace test_data_parallel {
+
 namespace {
 
 using traincb_test::ThreadCommunicator;
@@ -649,3 +651,5 @@ TEST_CASE("an interrupt checkpoint that rank 0 cannot write fails every rank", "
     CHECK(remote.v[1] == 0);
     CHECK(what.v[1] == "traincb: rank 0 failed: " + what.v[0]);
 }
+
+}  // namespace test_data_parallel

@@ -15,6 +15,8 @@
 #include "es_vector_replay.hpp"
 #include "thread_communicator.hpp"
 
+namespace test_data_parallel_vectors {
+
 namespace ev = traincb_test::es_vectors;
 
 TEST_CASE("every EarlyStopping vector stops three thread ranks as one process, from metrics reduced over the ranks",
@@ -53,3 +55,5 @@ TEST_CASE("every EarlyStopping vector stops three thread ranks as one process, f
         for (int r = 0; r < world; ++r) CHECK(collectives[static_cast<std::size_t>(r)] == want);
     }
 }
+
+}  // namespace test_data_parallel_vectors

@@ -23,6 +23,8 @@
 
 #include "thread_communicator.hpp"
 
+namespace test_distributed {
+
 namespace {
 
 namespace m = traincb::metrics;
@@ -265,3 +267,5 @@ TEST_CASE("RemoteRankError names the failing rank and carries its message", "[di
     const traincb::Error& base = e;
     CHECK(std::string(base.what()) == e.what());
 }
+
+}  // namespace test_distributed

@@ -33,6 +33,8 @@
 #include "checkpoint_test_support.hpp"
 #include "thread_communicator.hpp"
 
+namespace test_distributed_io {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -394,3 +396,5 @@ TEST_CASE("Rank-0 I/O: a write failure on rank 0 throws IoError on rank 0, Remot
     check(&Outcome::report, "LearningCurveReport", "on_train_begin");
     REQUIRE(tree(others).empty());  // ranks > 0 wrote nothing
 }
+
+}  // namespace test_distributed_io

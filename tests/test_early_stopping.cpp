@@ -15,6 +15,8 @@
 
 #include "es_vector_replay.hpp"
 
+namespace test_early_stopping {
+
 namespace {
 
 using traincb::CallbackList;
@@ -896,3 +898,5 @@ TEST_CASE("EarlyStopping: a checkpointed snapshot of every tensor (as traincb wr
     CHECK(model.m == Eigen::VectorXd::Constant(2, 70.0));  // its training state is ignored
     CHECK(model.lr == 0.025);
 }
+
+}  // namespace test_early_stopping

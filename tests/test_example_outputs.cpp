@@ -22,6 +22,8 @@
 
 #include "tfevents_reader.hpp"
 
+namespace test_example_outputs {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -246,3 +248,5 @@ TEST_CASE(
     CHECK(log.find("starting a fresh run, as start_over_if_invalid asks") != std::string::npos);
     CHECK(tfevents::read_bytes(run_dir / "history.csv") == history);  // a whole fresh run, from epoch 1
 }
+
+}  // namespace test_example_outputs

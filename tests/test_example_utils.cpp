@@ -20,6 +20,8 @@
 #include "common/cli.hpp"
 #include "common/dataset.hpp"
 
+namespace test_example_utils {
+
 namespace te = traincb_examples;
 namespace fs = std::filesystem;
 
@@ -529,3 +531,5 @@ TEST_CASE("prepare_split: standardises every part with the training rows' statis
     const auto q = te::prepare_split(data, {.train = 0.6, .val = 0.2, .test = 0.2}, 5);
     CHECK(q.xt == p.xt);
 }
+
+}  // namespace test_example_utils

@@ -18,6 +18,8 @@
 
 #include "checkpoint_test_support.hpp"
 
+namespace test_interrupt {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::History;
@@ -296,3 +298,5 @@ TEST_CASE("interrupt: request_interrupt works without a signal, with nothing to 
     CHECK(io::load_checkpoint(dir / "i.safetensors").position.global_step == 2);
     CHECK(!traincb::interrupt_requested());
 }
+
+}  // namespace test_interrupt

@@ -6,6 +6,8 @@
 #include <traincb/callbacks/lambda_callback.hpp>
 #include <vector>
 
+namespace test_lambda_callback {
+
 namespace {
 
 using traincb::Context;
@@ -127,3 +129,5 @@ TEST_CASE("LambdaCallback: an empty name is rejected") {
         REQUIRE(std::string(e.what()).starts_with("traincb: LambdaCallback: name is empty"));
     }
 }
+
+}  // namespace test_lambda_callback

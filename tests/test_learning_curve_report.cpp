@@ -38,6 +38,8 @@
 #include "checkpoint_test_support.hpp"
 #include "checkpoint_v1.hpp"
 
+namespace test_learning_curve_report {
+
 namespace fs = std::filesystem;
 using traincb::CallbackList;
 using traincb::EarlyStopping;
@@ -1386,3 +1388,5 @@ TEST_CASE("an axis whose rounded-out ticks would overflow near DBL_MAX labels it
     CHECK(html.find("nan\"") == std::string::npos);
     CHECK(html.find(">1.8e+308<") != std::string::npos);
 }
+
+}  // namespace test_learning_curve_report

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+namespace test_learning_rate_scheduler {
+
 using traincb_test::contains;
 using traincb_test::CoutCapture;
 using traincb_test::error_of;
@@ -166,3 +168,5 @@ TEST_CASE("LearningRateScheduler: a schedule's exception propagates and the rate
     REQUIRE(error_of([&] { cbs.on_epoch_begin(0); }) == "schedule failed");
     REQUIRE(m.lr == 0.1);
 }
+
+}  // namespace test_learning_rate_scheduler

@@ -35,6 +35,8 @@
 #include <traincb/sinks/json_lines.hpp>
 #include <vector>
 
+namespace test_locale {
+
 namespace fs = std::filesystem;
 using traincb::CallbackList;
 using traincb::Logs;
@@ -290,3 +292,5 @@ TEST_CASE("the CSV, JSON-lines and console sinks write '.' decimals under de_DE"
     REQUIRE(line.find("s - loss: 0.1230 - learning_rate: 1.0000e-04") != std::string::npos);
     REQUIRE(line.find(',') == std::string::npos);  // the epoch time too ("0.25s", not "0,25s")
 }
+
+}  // namespace test_locale

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <traincb/logs.hpp>
 
+namespace test_logs {
+
 TEST_CASE("Logs keep keys sorted and update in place") {
     traincb::Logs logs;
     logs.set("val_loss", 0.5);
@@ -43,3 +45,5 @@ TEST_CASE("History keeps every column aligned with the epochs, NaN where a key w
     REQUIRE(std::isnan(v[2]));
     REQUIRE_THROWS_AS(h.at("acc"), std::invalid_argument);
 }
+
+}  // namespace test_logs

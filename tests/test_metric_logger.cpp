@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+namespace test_metric_logger {
+
 using traincb::Logs;
 using traincb::sinks::MemoryOptions;
 using traincb::sinks::MemorySink;
@@ -312,3 +314,5 @@ TEST_CASE("An epoch resumed mid-way (no on_epoch_begin) logs the model's rate at
     REQUIRE(sink->rows()[0].second.at("learning_rate") == 0.75);
     REQUIRE(sink->rows()[1].second.at("learning_rate") == 0.75);  // read at on_epoch_begin(2)
 }
+
+}  // namespace test_metric_logger

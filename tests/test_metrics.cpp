@@ -96,6 +96,8 @@ bce_logits_tiny 4.248354255291589e-18 bce_logits_mid 0.0022654472370750227
 #include <traincb/metrics.hpp>
 #include <vector>
 
+namespace test_metrics {
+
 namespace m = traincb::metrics;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
@@ -532,3 +534,5 @@ TEST_CASE("confusion_matrix, precision, recall, f1_score and roc_auc reject bad 
     CHECK(has(error_of([&] { (void)m::roc_auc(VectorXd(0), VectorXd(0)); }), "y_true is empty"));
     CHECK(has(error_of([&] { (void)m::roc_auc(MatrixXd::Zero(2, 2), b); }), "y_true is 2x2; pass a vector"));
 }
+
+}  // namespace test_metrics

@@ -19,6 +19,8 @@
 #include <traincb/metrics.hpp>
 #include <vector>
 
+namespace test_metrics_layouts {
+
 namespace {
 
 namespace m = traincb::metrics;
@@ -528,3 +530,5 @@ TEST_CASE("the vector exp and log agree with the C library") {
         }
     }
 }
+
+}  // namespace test_metrics_layouts

@@ -18,6 +18,8 @@
 #include <traincb/metrics.hpp>
 #include <vector>
 
+namespace test_metrics_streaming {
+
 namespace {
 
 namespace m = traincb::metrics;
@@ -834,3 +836,5 @@ TEST_CASE("a mean over an infinite value is infinite, streamed or merged, not Na
     undefined.update(y, same);
     CHECK(std::isnan(undefined.result()));
 }
+
+}  // namespace test_metrics_streaming

@@ -10,6 +10,8 @@
 
 #include "checkpoint_test_support.hpp"
 
+namespace test_model_checkpoint {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::Logs;
@@ -523,3 +525,5 @@ TEST_CASE("ModelCheckpoint: save_best_only with batch saves compares the running
     CHECK(mc.best_score() == mc.kept().back().score);
     CHECK(names_in(dir.path).size() == mc.kept().size());
 }
+
+}  // namespace test_model_checkpoint

@@ -13,6 +13,8 @@
 #include <traincb/diagnostics.hpp>
 #include <vector>
 
+namespace test_reduce_lr_on_plateau {
+
 using traincb_test::contains;
 using traincb_test::CoutCapture;
 using traincb_test::error_of;
@@ -581,3 +583,5 @@ TEST_CASE("ReduceLROnPlateau: load_state rejects a foreign version, malformed fi
     REQUIRE(cb.wait() == 0);
     REQUIRE_NOTHROW(cb.load_state(good, cbs.context()));
 }
+
+}  // namespace test_reduce_lr_on_plateau

@@ -14,6 +14,8 @@
 #include <set>
 #include <string>
 
+namespace test_replay {
+
 namespace {
 
 struct Result {
@@ -263,3 +265,5 @@ TEST_CASE("traincb-replay rejects bad input with a message naming the option or 
     CHECK(help.exit_code == 0);
     CHECK(help.out.find("usage: traincb-replay") != std::string::npos);
 }
+
+}  // namespace test_replay

@@ -21,6 +21,8 @@
 #include "checkpoint_test_support.hpp"
 #include "checkpoint_v1.hpp"
 
+namespace test_resume {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::History;
@@ -678,3 +680,5 @@ TEST_CASE("resume: a model without visit_state cannot resume") {
     CHECK_THROWS_WITH(trainer.fit(resume_data().x, resume_data().y, {.epochs = 1, .resume_from = "somewhere"}),
                       Catch::Contains("resume_from is set, but the model has no visit_state"));
 }
+
+}  // namespace test_resume

@@ -25,6 +25,8 @@
 #include <traincb/io/safetensors.hpp>
 #include <vector>
 
+namespace test_safetensors {
+
 namespace fs = std::filesystem;
 namespace io = traincb::io;
 using traincb::DType;
@@ -1047,3 +1049,5 @@ print(json.dumps(out))
     REQUIRE(out["bias.bf16"]["shape"] == nlohmann::json::array({2}));
     REQUIRE(values("bias.bf16") == std::vector<std::string>{"1.0", "-3.140625"});
 }
+
+}  // namespace test_safetensors

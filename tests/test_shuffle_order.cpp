@@ -12,6 +12,8 @@
 
 #include "checkpoint_test_support.hpp"
 
+namespace test_shuffle_order {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 namespace detail = traincb::detail;
@@ -212,3 +214,5 @@ TEST_CASE("shuffle order: a mid-epoch checkpoint of the first order of an unshuf
     CHECK(same_history(resumed.history, straight.history));
     CHECK(same_state(state_of(resumed.net), state_of(straight.net)));
 }
+
+}  // namespace test_shuffle_order

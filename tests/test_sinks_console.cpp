@@ -10,6 +10,8 @@
 #include <traincb/sinks/console.hpp>
 #include <vector>
 
+namespace test_sinks_console {
+
 using traincb::Logs;
 using traincb::sinks::BatchInfo;
 using traincb::sinks::ConsoleOptions;
@@ -185,3 +187,5 @@ TEST_CASE("A failed stream throws IoError instead of losing the log silently") {
     }
     REQUIRE_THROWS_AS(sink.flush(), traincb::IoError);
 }
+
+}  // namespace test_sinks_console

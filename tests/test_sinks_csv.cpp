@@ -25,6 +25,8 @@
 #include <traincb/sinks/csv.hpp>
 #include <vector>
 
+namespace test_sinks_csv {
+
 namespace fs = std::filesystem;
 using traincb::Logs;
 using traincb::sinks::CsvOptions;
@@ -623,3 +625,5 @@ TEST_CASE("Rewrites keep the log file's permission bits (resume and widening)") 
     REQUIRE(read_bytes(path) == "epoch,loss,lr\r\n0,5.0,NA\r\n1,4.5,0.1\r\n");
     REQUIRE(mode_of(path) == 0604U);
 }
+
+}  // namespace test_sinks_csv

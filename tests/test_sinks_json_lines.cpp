@@ -20,6 +20,8 @@
 #include <traincb/sinks/json_lines.hpp>
 #include <vector>
 
+namespace test_sinks_json_lines {
+
 namespace fs = std::filesystem;
 using traincb::Logs;
 using traincb::sinks::JsonLinesOptions;
@@ -293,3 +295,5 @@ TEST_CASE("JSON lines: a failed resume rewrite leaves the file intact, a rewrite
     REQUIRE(::stat(path.c_str(), &st) == 0);
     REQUIRE((st.st_mode & 07777) == 0640);
 }
+
+}  // namespace test_sinks_json_lines

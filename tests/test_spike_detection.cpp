@@ -28,6 +28,8 @@
 
 #include "test_support.hpp"
 
+namespace test_spike_detection {
+
 using traincb::SpikeAction;
 using traincb::SpikeDetection;
 using traincb_test::contains;
@@ -978,3 +980,5 @@ TEST_CASE("Context::report: a RunEvent reaches every on_run_event and MetricLogg
     CHECK(&loop.ctx().run_event() != &e);  // outside on_run_event: an empty event
     CHECK(loop.ctx().run_event().kind.empty());
 }
+
+}  // namespace test_spike_detection

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+namespace test_state {
+
 namespace {
 
 using traincb::StateFilter;
@@ -573,3 +575,5 @@ TEST_CASE("state: StateSnapshot takes and restores rank-4 and F16 tensors, and k
     CHECK(m.conv == taken.conv);
     CHECK(m.moment == std::vector<float>(24, 1.0f));  // training state untouched
 }
+
+}  // namespace test_state

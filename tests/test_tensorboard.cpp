@@ -44,6 +44,8 @@
 #include "tfevents_reader.hpp"
 #include "trainer_test_models.hpp"
 
+namespace test_tensorboard {
+
 namespace fs = std::filesystem;
 using traincb::Logs;
 using traincb::sinks::RunInfo;
@@ -978,3 +980,5 @@ TEST_CASE("Trainer: no epoch_learning_rate for a model without a rate, or with l
         REQUIRE(train.at("epoch_loss").size() == 3);
     }
 }
+
+}  // namespace test_tensorboard

@@ -14,6 +14,8 @@
 #include <traincb/callbacks/time_limit.hpp>
 #include <vector>
 
+namespace test_time_limit {
+
 using traincb_test::contains;
 using traincb_test::CoutCapture;
 using traincb_test::error_of;
@@ -271,3 +273,5 @@ TEST_CASE("TimeLimit: load_state rejects a foreign version or a malformed elapse
     }
     REQUIRE(tl.elapsed() == 0.0);  // nothing was loaded
 }
+
+}  // namespace test_time_limit

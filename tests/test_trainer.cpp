@@ -9,6 +9,8 @@
 
 #include "trainer_test_models.hpp"
 
+namespace test_trainer {
+
 using test_models::Linear;
 using traincb::Context;
 using traincb::Logs;
@@ -356,3 +358,5 @@ TEST_CASE("Trainer: row-major and expression inputs train exactly like a column-
     traincb::Trainer(b).fit(xr, y * 1.0, {.epochs = 2, .batch_size = 5, .seed = 1});
     CHECK(a.w == b.w);
 }
+
+}  // namespace test_trainer

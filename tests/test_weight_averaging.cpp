@@ -28,6 +28,8 @@
 
 #include "checkpoint_test_support.hpp"
 
+namespace test_weight_averaging {
+
 using namespace ckpt_test;
 namespace io = traincb::io;
 using traincb::AveragingMode;
@@ -898,3 +900,5 @@ TEST_CASE("WeightAveraging: the Uniform average of F16 and BF16 weights is the f
     run.list.on_train_end();
     CHECK(HalfRun::bits_of(run.model) == run.at_validation);
 }
+
+}  // namespace test_weight_averaging
