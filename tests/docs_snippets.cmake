@@ -28,23 +28,52 @@ foreach(_doc IN LISTS _doc_files)
     list(APPEND _snippet_sources "${_out}")
   endwhile()
 endforeach()
-# Each block is a syntax-only compile (a build step, see traincb_syntax_check); the snippets
-# define functions nobody calls.
-# A block that includes traincb/mpi.hpp compiles against MPI's headers, and only where MPI is.
+# The blocks of one document are checked together, as one syntax-only translation unit (a build
+# step, see traincb_syntax_check), which parses the headers once for all of them: the group file
+# first includes every header its blocks include, then includes each block inside a namespace of
+# its own (the block's own #include lines are then no-ops), so the blocks cannot clash. A block
+# that must stay at global scope (one that defines main, declares a namespace or specialises a
+# template) is a translation unit of its own, as is a block that includes traincb/mpi.hpp: it
+# compiles against MPI's headers, and only where MPI is. The snippets define functions nobody calls.
+set(_snippet_flags "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable)
+set(_groups "")
 foreach(_snippet IN LISTS _snippet_sources)
   get_filename_component(_snippet_name "${_snippet}" NAME_WE)
   file(READ "${_snippet}" _code)
-  set(_extra "")
   string(FIND "${_code}" "<traincb/mpi.hpp>" _uses_mpi)
+  string(REGEX MATCH "(^|\n)(namespace [A-Za-z_]|template <>|int main\\()" _global_only "${_code}")
   if(NOT _uses_mpi EQUAL -1)
     if(NOT TARGET traincb_mpi)
       continue()
     endif()
+    set(_extra "")
     foreach(_dir IN LISTS MPI_CXX_INCLUDE_DIRS)
       list(APPEND _extra "-isystem" "${_dir}")
     endforeach()
+    traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}" ${_snippet_flags} ${_extra})
+  elseif(_global_only)
+    traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}" ${_snippet_flags})
+  else()
+    string(REGEX REPLACE "_[0-9]+$" "" _group "${_snippet_name}")
+    if(NOT _group IN_LIST _groups)
+      list(APPEND _groups "${_group}")
+      set(_group_includes_${_group} "")
+      set(_group_blocks_${_group} "")
+      set(_group_names_${_group} "")
+    endif()
+    string(REGEX MATCHALL "#include [^\n]*" _includes "${_code}")
+    list(APPEND _group_includes_${_group} ${_includes})
+    string(APPEND _group_blocks_${_group} "namespace ${_snippet_name} {\n#include \"${_snippet}\"\n}  // namespace ${_snippet_name}\n")
+    list(APPEND _group_names_${_group} "${_snippet_name}")
   endif()
-  traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}"
-    "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable ${_extra})
   math(EXPR _snippet_count "${_snippet_count} + 1")
+endforeach()
+foreach(_group IN LISTS _groups)
+  set(_out "${CMAKE_CURRENT_BINARY_DIR}/doc_snippets/group_${_group}.cpp")
+  list(JOIN _group_names_${_group} ", " _names)
+  list(REMOVE_DUPLICATES _group_includes_${_group})
+  list(JOIN _group_includes_${_group} "\n" _includes)
+  file(CONFIGURE OUTPUT "${_out}"
+    CONTENT "// The docs snippets ${_names}, each in a namespace of its own.\n${_includes}\n${_group_blocks_${_group}}")
+  traincb_syntax_check("snippets_${_group}" "${_out}" "docs snippets ${_names}" ${_snippet_flags})
 endforeach()
