@@ -36,21 +36,22 @@ function(traincb_mpi_test name np inner outer)
     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;${_lsan_off}")
 endfunction()
 
-add_executable(test_mpi mpi/mpi_main.cpp mpi/test_mpi.cpp)
-target_link_libraries(test_mpi PRIVATE traincb::mpi traincb_warnings Threads::Threads)
-target_link_libraries(test_mpi PRIVATE Catch2::Catch2)  # its own main (mpi/mpi_main.cpp), v2 or v3
-target_include_directories(test_mpi PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}")
-target_compile_definitions(test_mpi PRIVATE TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION})
+# The MPI test programs have their own Catch2 main (mpi/mpi_main.cpp, v2 or v3), compiled once.
+add_library(traincb_mpi_catch_main OBJECT mpi/mpi_main.cpp)
+target_link_libraries(traincb_mpi_catch_main PUBLIC traincb::mpi traincb_warnings Threads::Threads Catch2::Catch2)
+target_include_directories(traincb_mpi_catch_main PUBLIC "${CMAKE_CURRENT_SOURCE_DIR}")
+target_compile_definitions(traincb_mpi_catch_main PUBLIC TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION})
+
+add_executable(test_mpi mpi/test_mpi.cpp)
+target_link_libraries(test_mpi PRIVATE traincb_mpi_catch_main)
 foreach(_np 1 2 3 4)
   traincb_mpi_test("collectives and exact metric reduction at np ${_np}" ${_np} 60 120 $<TARGET_FILE:test_mpi>)
 endforeach()
 
 # The EarlyStopping vectors replayed over the ranks, from metrics reduced over uneven shards.
-add_executable(test_mpi_es_vectors mpi/mpi_main.cpp mpi/test_mpi_es_vectors.cpp)
-target_link_libraries(test_mpi_es_vectors PRIVATE traincb::mpi traincb_warnings Threads::Threads Catch2::Catch2)
-target_include_directories(test_mpi_es_vectors PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}")
-target_compile_definitions(test_mpi_es_vectors PRIVATE TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION}
-  TRAINCB_SPEC_DIR="${PROJECT_SOURCE_DIR}/tests/spec")
+add_executable(test_mpi_es_vectors mpi/test_mpi_es_vectors.cpp)
+target_link_libraries(test_mpi_es_vectors PRIVATE traincb_mpi_catch_main)
+target_compile_definitions(test_mpi_es_vectors PRIVATE TRAINCB_SPEC_DIR="${PROJECT_SOURCE_DIR}/tests/spec")
 foreach(_np 1 2 3 4)
   traincb_mpi_test("EarlyStopping vectors from metrics reduced over the ranks at np ${_np}" ${_np} 60 120
     $<TARGET_FILE:test_mpi_es_vectors>)
