@@ -1,5 +1,5 @@
-# Every ```cpp block of README.md and docs/*.md is compiled (each block is one translation unit),
-# so the documentation cannot drift from the code. Blocks meant as fragments use ```text.
+# Every ```cpp block of README.md and docs/*.md is compiled, so the documentation cannot drift from
+# the code. Blocks meant as fragments use ```text.
 file(GLOB _doc_files CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/README.md" "${PROJECT_SOURCE_DIR}/docs/*.md")
 set(_snippet_sources "")
 foreach(_doc IN LISTS _doc_files)
@@ -31,28 +31,31 @@ endforeach()
 # The blocks of one document are checked together, as one syntax-only translation unit (a build
 # step, see traincb_syntax_check), which parses the headers once for all of them: the group file
 # first includes every header its blocks include, then includes each block inside a namespace of
-# its own (the block's own #include lines are then no-ops), so the blocks cannot clash. A block
+# its own (the block's own #include lines are then no-ops), so the blocks cannot clash. The price:
+# a block that forgets a header another block of its document includes is not caught. A block
 # that must stay at global scope (one that defines main, declares a namespace or specialises a
-# template) is a translation unit of its own, as is a block that includes traincb/mpi.hpp: it
-# compiles against MPI's headers, and only where MPI is. The snippets define functions nobody calls.
+# template) or defines a macro, which would reach the blocks after it, is a translation unit of its
+# own, as is a block that includes traincb/mpi.hpp: it compiles against MPI's headers, and only
+# where MPI is. The snippets define functions nobody calls.
 set(_snippet_flags "-I${PROJECT_SOURCE_DIR}/examples" -Wno-unused-function -Wno-unused-variable)
 set(_groups "")
 foreach(_snippet IN LISTS _snippet_sources)
   get_filename_component(_snippet_name "${_snippet}" NAME_WE)
   file(READ "${_snippet}" _code)
   string(FIND "${_code}" "<traincb/mpi.hpp>" _uses_mpi)
-  string(REGEX MATCH "(^|\n)(namespace [A-Za-z_]|template <>|int main\\()" _global_only "${_code}")
+  string(REGEX MATCH "(^|\n)(namespace [A-Za-z_]|template <>|int main\\(|#define )" _alone "${_code}")
+  set(_extra "")
   if(NOT _uses_mpi EQUAL -1)
     if(NOT TARGET traincb_mpi)
       continue()
     endif()
-    set(_extra "")
+    set(_alone TRUE)
     foreach(_dir IN LISTS MPI_CXX_INCLUDE_DIRS)
       list(APPEND _extra "-isystem" "${_dir}")
     endforeach()
+  endif()
+  if(_alone)
     traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}" ${_snippet_flags} ${_extra})
-  elseif(_global_only)
-    traincb_syntax_check("snippet_${_snippet_name}" "${_snippet}" "docs snippet ${_snippet_name}" ${_snippet_flags})
   else()
     string(REGEX REPLACE "_[0-9]+$" "" _group "${_snippet_name}")
     if(NOT _group IN_LIST _groups)
@@ -75,5 +78,5 @@ foreach(_group IN LISTS _groups)
   list(JOIN _group_includes_${_group} "\n" _includes)
   file(CONFIGURE OUTPUT "${_out}"
     CONTENT "// The docs snippets ${_names}, each in a namespace of its own.\n${_includes}\n${_group_blocks_${_group}}")
-  traincb_syntax_check("snippets_${_group}" "${_out}" "docs snippets ${_names}" ${_snippet_flags})
+  traincb_syntax_check("snippets_${_group}" "${_out}" "the docs snippet group ${_group} (${_names})" ${_snippet_flags})
 endforeach()
