@@ -21,8 +21,12 @@
 // It is a heuristic parser, not a compiler: comments, string/char/raw-string literals and
 // preprocessor lines are blanked first; then a scanner tracks brace scopes (namespace, class,
 // enum, function body, brace initialiser), access specifiers and statement boundaries. Known
-// limits: `#if` branches are both read (no public header of traincb has any); `= default` and
-// `= delete` declarations, destructors, using-declarations (`using Base::Base;`), forward
+// limits: `#if` branches are both read (the one `#if` of a public header is its TRAINCB_DEFINITIONS
+// section, which has no `#else`); a function defined out of line (`R C::f(...) {`) or after a
+// declaration (without body) of the same name in the same file is checked at the declaration,
+// including a `throw` in the body, so an overload defined without a declaration of its own after
+// another overload's bodiless declaration is not seen;
+// `= default` and `= delete` declarations, destructors, using-declarations (`using Base::Base;`), forward
 // declarations, friend class declarations and static_asserts need no comment; enumerators written
 // on the enum's own line share the enum's comment; a macro that expands to declarations is not
 // seen.
@@ -31,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -553,9 +558,20 @@ private:
         Scope s;
         s.kind = ScopeKind::Body;
         if (parent.kind != ScopeKind::Body)
-            if (auto name = function_name(h); name && !name->starts_with("~") && !is_out_of_line(h, *name)) {
-                const std::string q = qualified(*name);
-                s.entity = add_entity(stmt_line_, last_line_, "function " + q, true, parent_exempt);
+            if (auto name = function_name(h); name && !name->starts_with("~")) {
+                // The definition of a function declared (and checked) earlier in the file, as a
+                // header's TRAINCB_DEFINITIONS section holds them (traincb/detail/config.hpp), or an
+                // out-of-line member definition: the declaration carries the comment, and a `throw`
+                // in this body is held against the declaration's comment.
+                const std::string key =
+                    "function " + (is_out_of_line(h, *name) ? out_of_line_name(h, *name) : qualified(*name));
+                const auto it = declared_functions_.find(key);
+                // (a template is never such a definition: its body cannot leave the header)
+                if (stack_.back().kind == ScopeKind::Namespace && it != declared_functions_.end() &&
+                    !trim(stmt_).starts_with("template"))
+                    s.entity = declaration_for(it->second);
+                else if (!is_out_of_line(h, *name))
+                    s.entity = add_entity(stmt_line_, last_line_, key, true, parent_exempt);
             }
         push(s);
     }
@@ -595,6 +611,22 @@ private:
         std::size_t b = at;
         while (b > 0 && is_space(h[b - 1])) --b;
         return b >= 2 && h[b - 1] == ':' && h[b - 2] == ':';
+    }
+
+    // Which overload a later definition belongs to is not known: the one whose comment says
+    // @throws when there is one (a throwing body is then documented), else the last one declared.
+    int declaration_for(const std::vector<int>& overloads) const {
+        for (const int i : overloads)
+            if (model_.entities[static_cast<std::size_t>(i)].doc.find("@throws") != std::string::npos) return i;
+        return overloads.back();
+    }
+
+    // `Outer::Inner` of `R Outer::Inner::f(...) {`: the class whose member is defined out of line.
+    static std::string out_of_line_name(const std::string& h, const std::string& name) {
+        const std::size_t at = h.find(name + "(") != std::string::npos ? h.find(name + "(") : h.find(name);
+        std::size_t e = at;
+        while (e > 0 && (is_ident(h[e - 1]) || h[e - 1] == ':')) --e;
+        return h.substr(e, at - e) + name;
     }
 
     static bool is_requires_brace(const std::string& h) {
@@ -678,7 +710,9 @@ private:
         }
         if (is_function) {
             if (fname->starts_with("~") || is_out_of_line(h, *fname)) return;
-            add_entity(stmt_line_, last_line_, "function " + qualified(*fname), true, exempt);
+            const std::string key = "function " + qualified(*fname);
+            if (const int e = add_entity(stmt_line_, last_line_, key, true, exempt); e >= 0)
+                declared_functions_[key].push_back(e);
             return;
         }
         const std::string name = variable_name(h);
@@ -729,7 +763,8 @@ private:
             }
         }
         model_.entities.push_back(e);
-        return static_cast<int>(model_.entities.size()) - 1;
+        const int index = static_cast<int>(model_.entities.size()) - 1;
+        return index;
     }
 
     void append(char c, std::size_t line) {
@@ -761,6 +796,8 @@ private:
     std::size_t last_line_ = 0;  // line of its last non-space character so far
     int paren_ = 0;              // ( and [ depth
     int init_ = 0;               // brace-initialiser depth inside the statement
+    // "function name" -> the entities of its declarations without a body (overloads), in this file
+    std::map<std::string, std::vector<int>> declared_functions_;
 };
 
 std::optional<std::string> read_file(const fs::path& p) {

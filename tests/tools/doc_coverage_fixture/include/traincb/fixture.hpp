@@ -183,4 +183,23 @@ inline void anonymous() {}
 
 inline int Documented::out_of_line() const { return x_; }
 
+/// Declared here and defined below, as in a TRAINCB_DEFINITIONS section: the definition needs no comment.
+int declared_then_defined(int a);
+/// Declared here; its definition below throws, and this comment does not say so.
+int declared_then_throws(int a);  // BAD
+
+/// A class whose member is defined out of line.
+class OutOfLine {
+public:
+    /// Its out-of-line body throws.
+    void throws_out_of_line();  // BAD
+};
+
+inline int declared_then_defined(int a) { return a; }
+inline int declared_then_throws(int a) {
+    if (a < 0) throw a;
+    return a;
+}
+inline void OutOfLine::throws_out_of_line() { throw 1; }
+
 }  // namespace fixture::inline v0
