@@ -10,6 +10,9 @@ set(TRAINCB_PKGCONFIG_INSTALL_DIR "${CMAKE_INSTALL_DATADIR}/pkgconfig" CACHE STR
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/traincb" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(TARGETS traincb EXPORT traincbTargets)
+if(TARGET traincb_compiled)
+  install(TARGETS traincb_compiled EXPORT traincbTargets ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}")
+endif()
 install(EXPORT traincbTargets NAMESPACE traincb:: DESTINATION "${TRAINCB_CMAKE_INSTALL_DIR}")
 if(TARGET traincb_mpi)
   # A separate export set: a consumer without MPI still loads traincbTargets.cmake.

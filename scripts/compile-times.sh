@@ -3,7 +3,8 @@
 # file of benchmarks/compile_time/ is compiled (-c, no link) REPEAT times and the fastest run's wall
 # time, CPU time (user + system: less disturbed by other load than the wall time) and peak memory
 # are printed, with the wall-time difference to baseline.cpp (a file that includes only Eigen/Core
-# and nlohmann/json.hpp, which every traincb user pays anyway).
+# and nlohmann/json.hpp, which every traincb user pays anyway); then the same files in the compiled
+# mode (-DTRAINCB_COMPILED: what a translation unit pays when it links traincb::compiled).
 #   scripts/compile-times.sh [REPEAT]          (default 3)
 # Environment: CXX (default g++), CXXFLAGS (default "-O2 -std=c++20"), NICE (e.g. "nice -n 15"),
 # TRAINCB_INCLUDE (the include directory measured; default: this tree's, e.g. another checkout's
@@ -48,15 +49,22 @@ measure() {
 }
 
 echo "$("$cxx" --version | head -n 1); flags: ${flags[*]}; best of $repeat"
-printf '%-26s %9s %8s %10s %9s\n' "file" "wall (s)" "cpu (s)" "peak (MB)" "vs base"
+printf '%-36s %9s %8s %10s %9s\n' "file" "wall (s)" "cpu (s)" "peak (MB)" "vs base"
 read -r base_s base_cpu base_kb < <(measure "$root/benchmarks/compile_time/baseline.cpp")
 row() {  # row NAME WALL CPU KILOBYTES
   awk -v n="$1" -v s="$2" -v c="$3" -v kb="$4" -v b="$base_s" 'BEGIN {
     d = n == "baseline.cpp" ? "-" : sprintf("%+.2fs", s - b)
-    printf "%-26s %9.2f %8.2f %10.0f %9s\n", n, s, c, kb / 1024, d }'
+    printf "%-36s %9.2f %8.2f %10.0f %9s\n", n, s, c, kb / 1024, d }'
 }
 row baseline.cpp "$base_s" "$base_cpu" "$base_kb"
 for f in early_stopping_only metrics_only trainer_early_stopping umbrella; do
   read -r s cpu kb < <(measure "$root/benchmarks/compile_time/$f.cpp")
   row "$f.cpp" "$s" "$cpu" "$kb"
+done
+# The compiled mode (traincb/detail/config.hpp): the same files with TRAINCB_COMPILED, whose
+# non-template bodies come from the traincb::compiled library (compiled once, not measured here).
+flags+=(-DTRAINCB_COMPILED)
+for f in early_stopping_only trainer_early_stopping umbrella; do
+  read -r s cpu kb < <(measure "$root/benchmarks/compile_time/$f.cpp")
+  row "$f.cpp, compiled" "$s" "$cpu" "$kb"
 done

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "traincb/communicator.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/hash.hpp"
 #include "traincb/detail/rank_vote.hpp"
 #include "traincb/detail/strings.hpp"
@@ -52,12 +53,7 @@ struct CallbackState {
 
     /// Checks that this state has the format version `expected` that `component` reads.
     /// @throws FormatError naming the component, the state key and both versions.
-    void require_version(int expected, std::string_view component, std::string_view key) const {
-        if (version == expected) return;
-        throw FormatError("traincb: " + std::string(component) + ": checkpointed state (key '" + std::string(key) +
-                          "'): version " + std::to_string(version) + " is not readable; this traincb reads version " +
-                          std::to_string(expected) + " (use the traincb version that wrote it)");
-    }
+    void require_version(int expected, std::string_view component, std::string_view key) const;
 };
 
 class CallbackList;
@@ -109,13 +105,7 @@ public:
     /// Asks the driver to stop after this epoch (a request in a batch hook still completes the
     /// epoch's validation and on_epoch_end, as in Keras). The first request's source and reason
     /// are kept.
-    void request_stop(std::string_view source, std::string_view reason) {
-        if (!stop_requested_) {
-            stop_requested_ = true;
-            stop_source_ = std::string(source);
-            stop_reason_ = std::string(reason);
-        }
-    }
+    void request_stop(std::string_view source, std::string_view reason);
     /// True once any callback on this rank asked to stop.
     [[nodiscard]] bool stop_requested() const noexcept { return stop_requested_; }
     /// Who asked to stop ("" when nobody did).
@@ -139,18 +129,7 @@ public:
     /// batch. The decision is the caller's to make collectively (Communicator::any), as every rank
     /// must roll back together. The first request's source and reason are kept.
     /// @throws LogicError when the driver has no rollback support (rollback_supported())
-    void request_rollback(std::string_view source, std::string_view reason) {
-        if (!rollback_supported_)
-            throw LogicError(detail::cat("traincb: ", source,
-                                         ": requested a rollback, but the driver of this run keeps no snapshots; "
-                                         "use traincb::Trainer, or declare Capabilities::rollback in "
-                                         "required_capabilities() so that such a loop is refused before it starts"));
-        if (!rollback_requested_) {
-            rollback_requested_ = true;
-            rollback_source_ = std::string(source);
-            rollback_reason_ = std::string(reason);
-        }
-    }
+    void request_rollback(std::string_view source, std::string_view reason);
     /// True while a rollback request waits for the driver.
     [[nodiscard]] bool rollback_requested() const noexcept { return rollback_requested_; }
     /// Who asked for the pending rollback ("" when nobody did).
@@ -361,11 +340,7 @@ public:
         return *this;
     }
     /// Adds every callback of another list (by reference to the same objects).
-    CallbackList& add(CallbackList& other) {
-        for (const auto& e : other.entries_) entries_.push_back(e);
-        rebuild();
-        return *this;
-    }
+    CallbackList& add(CallbackList& other);
 
     /// Attaches a model so callbacks can reach its capabilities (learning rate, state).
     template <class M>
@@ -388,10 +363,7 @@ public:
     /// rank must call the same hooks in the same order (a rank out of step is a LogicError on
     /// every rank, naming where each rank is), and callbacks must not call collectives themselves
     /// except where every rank is sure to reach them.
-    void set_communicator(Communicator& comm) noexcept {
-        ctx_.comm_ = &comm;
-        distributed_ = comm.size() > 1;
-    }
+    void set_communicator(Communicator& comm) noexcept;
     /// True when the communicator has more than one rank (data-parallel mode).
     [[nodiscard]] bool distributed() const noexcept { return distributed_; }
     /// The interruption a driver acts on after a hook: interrupt_signal() (0: none); in
@@ -436,181 +408,32 @@ public:
     /// Checks, before the first epoch, that every callback's capabilities and keys are available.
     /// @throws InvalidArgument naming the callback, the missing key (with the closest known key)
     /// or the missing model member.
-    void validate() const {
-        for (const auto& e : entries_) {
-            const Capabilities need = e.cb->required_capabilities();
-            if (need.learning_rate && !model().has_learning_rate())
-                throw InvalidArgument("traincb: " + e.cb->name() +
-                                      ": needs the model's learning rate, but the model has no "
-                                      "learning_rate() const / set_learning_rate(double); add them or specialise "
-                                      "traincb::model_traits" +
-                                      no_model_hint());
-            if (need.state && !model().has_state())
-                throw InvalidArgument("traincb: " + e.cb->name() +
-                                      ": needs the model's state, but the model has no "
-                                      "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
-                                      "specialise traincb::model_traits" +
-                                      no_model_hint());
-            if (need.rollback && !ctx_.rollback_supported_)
-                throw InvalidArgument(detail::cat(
-                    "traincb: ", e.cb->name(),
-                    ": needs a driver that keeps snapshots and rolls back to them, but this loop does not "
-                    "(CallbackList::set_rollback_support was not called); train with traincb::Trainer, or choose an "
-                    "action that does not roll back"));
-            if (ctx_.params_.log_keys.empty()) continue;
-            std::vector<std::string> known = ctx_.params_.log_keys;
-            for (const auto& other : entries_)
-                for (auto& k : other.cb->provided_keys()) known.push_back(std::move(k));
-            for (const auto& k : e.cb->required_keys()) {
-                bool found = false;
-                for (const auto& kk : known) found = found || kk == k;
-                if (found) continue;
-                std::string msg = "traincb: " + e.cb->name() + ": monitor '" + k +
-                                  "' will not be in the logs; the logged keys are: " + detail::join(known);
-                bool any_val = false;
-                for (const auto& kk : known) any_val = any_val || kk.starts_with("val_");
-                if (k.starts_with("val_") && !ctx_.params_.has_validation && !any_val)
-                    msg +=
-                        "; there is no validation data: pass validation_data or validation_split, "
-                        "or monitor a training key";
-                else if (auto c = detail::closest_match(k, known); !c.empty())
-                    msg += "; did you mean '" + c + "'?";
-                throw InvalidArgument(msg);
-            }
-        }
-        std::set<std::string> state_keys;
-        for (const auto& e : entries_) {
-            auto k = e.cb->state_key();
-            if (k.empty()) continue;
-            if (!state_keys.insert(k).second)
-                throw InvalidArgument("traincb: CallbackList: two callbacks have the state key '" + k +
-                                      "'; give one of them an explicit id so their checkpointed state cannot mix");
-        }
-    }
+    void validate() const;
 
     /// Starts a run: resets the stop request and the context, asks each callback again whether it
     /// wants on_train_batch_end, then calls on_train_begin. In data-parallel mode the ranks then
     /// check that they run the same callbacks with the same options, parameters and data-order
     /// options (a LogicError on every rank names what differs).
     /// @throws InvalidArgument from validate() when a callback's needs cannot be met.
-    void on_train_begin() {
-        std::exception_ptr first;
-        try {
-            validate();
-        } catch (...) {
-            if (!distributed_) throw;
-            first = std::current_exception();
-        }
-        rebuild();  // wants_train_batch_end() may have changed since the callbacks were added
-        ctx_.stop_requested_ = false;
-        ctx_.stop_source_.clear();
-        ctx_.stop_reason_.clear();
-        ctx_.snapshot_requested_ = ctx_.rollback_requested_ = false;
-        ctx_.rollback_source_.clear();
-        ctx_.rollback_reason_.clear();
-        ctx_.end_ = {};
-        ctx_.epoch_ = -1;
-        ctx_.batch_ = -1;
-        ctx_.logs_ = nullptr;
-        last_logs_.clear();
-        stop_agreed_ = false;
-        agreed_interrupt_ = 0;
-        if (!distributed_) {
-            for (Callback* cb : train_begin_) cb->on_train_begin(ctx_);
-            return;
-        }
-        if (!first) run_all(train_begin_, first, [this](Callback* cb) { cb->on_train_begin(ctx_); });
-        detail::Xxh64 h;
-        for (const std::string& line : config_lines()) {
-            h.update(std::as_bytes(std::span(line)));
-            h.update(std::as_bytes(std::span("\n", 1)));
-        }
-        sync(detail::SyncPoint::TrainBegin, first, h.digest());
-    }
+    void on_train_begin();
     /// Starts epoch `epoch` (0-based, absolute).
-    void on_epoch_begin(int epoch) {
-        ctx_.epoch_ = epoch;
-        ctx_.batch_ = -1;
-        ctx_.logs_ = nullptr;
-        if (!distributed_) {
-            for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
-            return;
-        }
-        if (epoch_begin_.empty()) return;
-        std::exception_ptr first;
-        run_all(epoch_begin_, first, [this](Callback* cb) { cb->on_epoch_begin(ctx_); });
-        sync(detail::SyncPoint::EpochBegin, first, 0);
-    }
+    void on_epoch_begin(int epoch);
     /// Before training batch `batch` (0-based within the epoch). A rollback request made outside
     /// on_train_batch_end is dropped here.
-    void on_train_batch_begin(int batch) {
-        ctx_.batch_ = batch;
-        ctx_.logs_ = nullptr;
-        ctx_.rollback_requested_ = false;
-        if (!distributed_) {
-            for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
-            return;
-        }
-        if (batch_begin_.empty()) return;
-        std::exception_ptr first;
-        run_all(batch_begin_, first, [this](Callback* cb) { cb->on_train_batch_begin(ctx_); });
-        sync(detail::SyncPoint::BatchBegin, first, 0);
-    }
+    void on_train_batch_begin(int batch);
     /// After training batch `batch`, with the running epoch means; counts one global step. Then
     /// runs every on_train_batch_commit. Once a callback asks to roll the batch back
     /// (Context::request_rollback), the later callbacks' on_train_batch_end and every commit are
     /// not run: the batch is being undone. In data-parallel mode the ranks vote after every batch
     /// (even with no callback), so that a stop request or a signal on any rank is acted on by
     /// every rank after the same batch.
-    void on_train_batch_end(int batch, Logs& logs) {
-        ctx_.batch_ = batch;
-        ++ctx_.global_step_;
-        ctx_.logs_ = &logs;
-        if (!distributed_) {
-            for (Callback* cb : batch_end_) {
-                cb->on_train_batch_end(ctx_);
-                if (ctx_.rollback_requested_) return;
-            }
-            for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
-            return;
-        }
-        std::exception_ptr first;
-        bool rolled_back = false;
-        for (Callback* cb : batch_end_) {
-            run_one(first, [&] { cb->on_train_batch_end(ctx_); });
-            if ((rolled_back = ctx_.rollback_requested_)) break;
-        }
-        if (!rolled_back) run_all(batch_commit_, first, [this](Callback* cb) { cb->on_train_batch_commit(ctx_); });
-        sync(detail::SyncPoint::BatchEnd, first, 0);
-    }
+    void on_train_batch_end(int batch, Logs& logs);
     /// After training batch `batch`, for loops that keep no batch logs.
-    void on_train_batch_end(int batch) { on_train_batch_end(batch, scratch_); }
+    void on_train_batch_end(int batch);
     /// Before validation.
-    void on_test_begin() {
-        ctx_.batch_ = -1;
-        ctx_.logs_ = nullptr;
-        if (!distributed_) {
-            for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
-            return;
-        }
-        if (test_begin_.empty()) return;
-        std::exception_ptr first;
-        run_all(test_begin_, first, [this](Callback* cb) { cb->on_test_begin(ctx_); });
-        sync(detail::SyncPoint::TestBegin, first, 0);
-    }
+    void on_test_begin();
     /// After validation, with the unprefixed validation values.
-    void on_test_end(Logs& logs) {
-        ctx_.batch_ = -1;
-        ctx_.logs_ = &logs;
-        if (!distributed_) {
-            for (Callback* cb : test_end_) cb->on_test_end(ctx_);
-            return;
-        }
-        if (test_end_.empty()) return;
-        std::exception_ptr first;
-        run_all(test_end_, first, [this](Callback* cb) { cb->on_test_end(ctx_); });
-        sync(detail::SyncPoint::TestEnd, first, keys_hash(logs));
-    }
+    void on_test_end(Logs& logs);
     /// Continues epoch `epoch` from the middle (a resumed run): no hook runs, since the epoch's
     /// on_epoch_begin ran in the run that wrote the checkpoint and its effects are in the
     /// restored state.
@@ -623,40 +446,10 @@ public:
     /// every on_before_epoch_commit, records the logs in the History (set_history) and runs every
     /// on_epoch_commit. In data-parallel mode the ranks then vote, checking that their logs hold
     /// the same keys.
-    void on_epoch_end(int epoch, Logs& logs) {
-        ctx_.epoch_ = epoch;
-        ctx_.batch_ = -1;
-        ctx_.logs_ = &logs;
-        if (!distributed_) {
-            for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
-            for (Callback* cb : before_commit_) cb->on_before_epoch_commit(ctx_);
-            last_logs_ = logs;
-            if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
-            for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
-            return;
-        }
-        std::exception_ptr first;
-        run_all(epoch_end_, first, [this](Callback* cb) { cb->on_epoch_end(ctx_); });
-        run_all(before_commit_, first, [this](Callback* cb) { cb->on_before_epoch_commit(ctx_); });
-        last_logs_ = logs;
-        if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
-        run_all(epoch_commit_, first, [this](Callback* cb) { cb->on_epoch_commit(ctx_); });
-        sync(detail::SyncPoint::EpochEnd, first, keys_hash(logs));
-    }
+    void on_epoch_end(int epoch, Logs& logs);
     /// Training is being interrupted after the last completed batch (`batch` >= 0, 0-based within
     /// `epoch`) or epoch (`batch` == -1): runs every on_interrupt (checkpoints are saved there).
-    void on_interrupt(int epoch, int batch) {
-        ctx_.epoch_ = epoch;
-        ctx_.batch_ = batch;
-        if (!distributed_) {
-            for (Callback* cb : interrupt_) cb->on_interrupt(ctx_);
-            return;
-        }
-        if (interrupt_.empty()) return;
-        std::exception_ptr first;
-        run_all(interrupt_, first, [this](Callback* cb) { cb->on_interrupt(ctx_); });
-        sync(detail::SyncPoint::Interrupt, first, 0);
-    }
+    void on_interrupt(int epoch, int batch);
     /// True (on every rank) once any callback asked to stop. In data-parallel mode this is the
     /// request the ranks agreed on at the last vote: no collective here, so a driver may ask after
     /// every batch for free.
@@ -665,63 +458,19 @@ public:
     /// Events may be reported on one rank only, so this never votes; an exception it throws from
     /// within a hook is held and voted on with that hook's.
     /// @throws the first exception of an on_run_event, after every one ran
-    void report(const RunEvent& event) {
-        const RunEvent* outer = std::exchange(ctx_.event_, &event);
-        std::exception_ptr first;
-        for (Callback* cb : run_event_) {
-            try {
-                cb->on_run_event(ctx_);
-            } catch (...) {
-                if (!first) first = std::current_exception();
-            }
-        }
-        ctx_.event_ = outer;
-        if (first) std::rethrow_exception(first);
-    }
+    void report(const RunEvent& event);
 
     /// Ends the run. With no argument, the end is "stopped" when a stop was requested and
     /// "completed" otherwise. Every callback's on_train_end runs even if an earlier one throws;
     /// the first such exception is rethrown afterwards (in data-parallel mode, after the vote).
-    void on_train_end() {
-        TrainEnd end;
-        if (ctx_.stop_requested_) {
-            end.kind = EndKind::Stopped;
-            end.source = ctx_.stop_source_;
-            end.reason = ctx_.stop_reason_;
-        }
-        on_train_end(std::move(end));
-    }
+    void on_train_end();
     /// Ends the run with an explicit reason (e.g. an exception caught by the driver).
-    void on_train_end(TrainEnd end) {
-        ctx_.end_ = std::move(end);
-        ctx_.batch_ = -1;
-        ctx_.logs_ = &last_logs_;
-        std::exception_ptr first;
-        run_all(train_end_, first, [this](Callback* cb) { cb->on_train_end(ctx_); });
-        if (distributed_) sync(detail::SyncPoint::TrainEnd, first, 0);
-        if (first) std::rethrow_exception(first);
-    }
+    void on_train_end(TrainEnd end);
     /// Ends the run because `error` escaped the loop: on_train_end sees kind Exception and
     /// the exception's message. Exceptions thrown by on_train_end itself are swallowed here so the
     /// original one can propagate (the caller rethrows it). In data-parallel mode no vote is taken
     /// (the ranks are already failing together, or one is failing alone: see MpiSession).
-    void on_train_end(const std::exception_ptr& error) noexcept {
-        TrainEnd end;
-        end.kind = EndKind::Exception;
-        end.exception = error;
-        try {
-            if (error) std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            end.reason = e.what();
-        } catch (...) {
-            end.reason = "unknown exception";
-        }
-        ctx_.end_ = std::move(end);
-        ctx_.batch_ = -1;
-        ctx_.logs_ = &last_logs_;
-        std::exception_ptr ignored;  // the original exception is the one the user needs to see
-        run_all(train_end_, ignored, [this](Callback* cb) { cb->on_train_end(ctx_); });
-    }
+    void on_train_end(const std::exception_ptr& error) noexcept;
 
 private:
     struct Entry {
@@ -744,155 +493,27 @@ private:
     }
 
     // A hash of the keys of `logs` (the values may differ in rounding; the keys may not).
-    static std::uint64_t keys_hash(const Logs& logs) noexcept {
-        detail::Xxh64 h;
-        for (const auto& [key, value] : logs) {
-            h.update(std::as_bytes(std::span(key)));
-            h.update(std::as_bytes(std::span("\n", 1)));
-        }
-        return h.digest();
-    }
+    static std::uint64_t keys_hash(const Logs& logs) noexcept;
 
     // What every rank must agree on before the first epoch, one line per item: the run's
     // parameters and data-order options, and each callback with its hooks and options.
-    [[nodiscard]] std::vector<std::string> config_lines() const {
-        const TrainParams& p = ctx_.params_;
-        std::vector<std::string> lines;
-        lines.push_back(detail::cat("callbacks: ", std::to_string(entries_.size())));
-        lines.push_back(detail::cat("params: epochs ", std::to_string(p.epochs), ", batch_size ",
-                                    std::to_string(p.batch_size), ", samples ", std::to_string(p.samples),
-                                    ", steps_per_epoch ", std::to_string(p.steps_per_epoch), ", validation ",
-                                    p.has_validation ? "yes" : "no"));
-        lines.push_back(detail::cat("log keys: ", detail::join(p.log_keys)));
-        if (ctx_.run_state_ != nullptr)
-            lines.push_back(detail::cat("data order: seed ", std::to_string(ctx_.run_state_->seed), ", ",
-                                        ctx_.run_state_->fit_options.dump()));
-        for (const Entry& e : entries_) {
-            std::string line = detail::cat("callback ", e.cb->name(), " (hooks ", std::to_string(e.mask));
-            const std::string key = e.cb->state_key();
-            if (!key.empty()) {
-                line += detail::cat(", state key '", key, "'");
-                CallbackState s;
-                e.cb->save_state(s);
-                if (const auto it = s.json.find("options"); it != s.json.end())
-                    line += detail::cat(", options ", it->dump());
-            }
-            const std::vector<std::string> keys = e.cb->required_keys();
-            if (!keys.empty()) line += detail::cat(", monitors ", detail::join(keys));
-            lines.push_back(line + ")");
-        }
-        return lines;
-    }
+    [[nodiscard]] std::vector<std::string> config_lines() const;
 
     // Where this rank is, for the message when the ranks are out of step.
-    [[nodiscard]] std::vector<std::string> where_lines(detail::SyncPoint p) const {
-        if (p == detail::SyncPoint::TrainBegin) return config_lines();
-        std::string line(detail::sync_point_name(p));
-        if (ctx_.epoch_ >= 0) line += detail::cat(" of epoch ", std::to_string(ctx_.epoch_ + 1));
-        if (ctx_.batch_ >= 0) line += detail::cat(", batch ", std::to_string(ctx_.batch_));
-        if (ctx_.logs_ != nullptr && (p == detail::SyncPoint::EpochEnd || p == detail::SyncPoint::TestEnd)) {
-            std::vector<std::string> keys;
-            for (const auto& [key, value] : *ctx_.logs_) keys.push_back(key);
-            line += detail::cat(" with log keys ", detail::join(keys));
-        }
-        return {line};
-    }
+    [[nodiscard]] std::vector<std::string> where_lines(detail::SyncPoint p) const;
 
     // The ranks are not at the same place: every rank learns where each one is and throws the
     // same LogicError, naming the first difference from rank 0.
-    [[noreturn]] void throw_out_of_step(detail::SyncPoint p) const {
-        Communicator& comm = *ctx_.comm_;
-        std::string mine;
-        for (const std::string& line : where_lines(p)) mine += line + '\n';
-        const std::vector<std::vector<std::byte>> all = comm.all_gather(detail::to_bytes(mine));
-        const auto lines_of = [](const std::string& s) {
-            std::vector<std::string> out;
-            std::size_t from = 0;
-            for (std::size_t nl = s.find('\n'); nl != std::string::npos; nl = s.find('\n', from = nl + 1))
-                out.push_back(s.substr(from, nl - from));
-            return out;
-        };
-        const std::vector<std::string> first = lines_of(detail::from_bytes(all.front()));
-        std::string msg;
-        for (std::size_t r = 1; r < all.size() && msg.empty(); ++r) {
-            const std::vector<std::string> other = lines_of(detail::from_bytes(all[r]));
-            for (std::size_t i = 0; i < std::max(first.size(), other.size()) && msg.empty(); ++i) {
-                const std::string a = i < first.size() ? first[i] : "(nothing)";
-                const std::string b = i < other.size() ? other[i] : "(nothing)";
-                if (a != b) msg = detail::cat("rank 0 has '", a, "' where rank ", std::to_string(r), " has '", b, "'");
-            }
-        }
-        if (msg.empty()) msg = "the ranks differ in a way their descriptions do not show";
-        throw LogicError(detail::cat("traincb: CallbackList: the ranks are not in step at ", detail::sync_point_name(p),
-                                     ": ", msg,
-                                     ". Every rank must run the same callbacks with the same options and data, and "
-                                     "call the same hooks in the same order (the same number of batches per epoch)"));
-    }
+    [[noreturn]] void throw_out_of_step(detail::SyncPoint p) const;
 
     // The vote at the end of a hook in data-parallel mode (see set_communicator): throws on every
     // rank when one failed, or when the ranks are out of step; agrees on a stop request (with the
     // lowest requesting rank's source and reason) and on a pending interruption.
-    void sync(detail::SyncPoint p, const std::exception_ptr& error, std::uint64_t extra) {
-        using V = detail::RankVote;
-        Communicator& comm = *ctx_.comm_;
-        const int rank = comm.rank();
-        const int size = comm.size();
-        const std::array<std::uint64_t, 3> where{static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(ctx_.epoch_),
-                                                 static_cast<std::uint64_t>(ctx_.batch_)};
-        const auto h62 = static_cast<std::int64_t>(detail::xxh64(std::as_bytes(std::span(where)), extra) >> 2U);
-        V::Array v{};
-        v[V::kFailed] = detail::encode_rank(error != nullptr, rank, size);
-        v[V::kStop] = detail::encode_rank(ctx_.stop_requested_, rank, size);
-        v[V::kInterrupt] = detail::encode_signal(interrupt_signal());
-        v[V::kHash] = h62;
-        v[V::kNegHash] = -h62;
-        comm.max_int64(v);
-        if (v[V::kHash] != -v[V::kNegHash]) throw_out_of_step(p);
-        if (v[V::kFailed] != 0) detail::throw_agreed_failure(comm, detail::decode_rank(v[V::kFailed], size), error);
-        if (v[V::kStop] != 0 && !stop_agreed_) {
-            const int who = detail::decode_rank(v[V::kStop], size);
-            std::vector<std::byte> why;
-            if (rank == who)
-                why = detail::to_bytes(detail::cat(ctx_.stop_source_, std::string(1, '\0'), ctx_.stop_reason_));
-            comm.broadcast_resize(why, who);
-            const std::string s = detail::from_bytes(why);
-            const std::size_t nul = s.find('\0');
-            ctx_.stop_requested_ = true;
-            ctx_.stop_source_ = s.substr(0, nul);
-            ctx_.stop_reason_ = nul == std::string::npos ? std::string() : s.substr(nul + 1);
-            stop_agreed_ = true;
-        }
-        if (const int sig = detail::decode_signal(v[V::kInterrupt]); sig != 0 && agreed_interrupt_ == 0) {
-            agreed_interrupt_ = sig;
-            detail::adopt_interrupt(sig);
-        }
-    }
+    void sync(detail::SyncPoint p, const std::exception_ptr& error, std::uint64_t extra);
 
     [[nodiscard]] const ModelHandle& model() const noexcept { return *ctx_.model_; }
-    [[nodiscard]] std::string no_model_hint() const {
-        return model().attached() ? "" : " (no model is attached: call CallbackList::set_model)";
-    }
-    void rebuild() {
-        auto fill = [&](std::vector<Callback*>& v, unsigned bit) {
-            v.clear();
-            for (const auto& e : entries_)
-                if (e.mask & bit) v.push_back(e.cb);
-        };
-        fill(train_begin_, detail::kTrainBegin);
-        fill(train_end_, detail::kTrainEnd);
-        fill(epoch_begin_, detail::kEpochBegin);
-        fill(epoch_end_, detail::kEpochEnd);
-        fill(batch_begin_, detail::kBatchBegin);
-        fill(batch_end_, detail::kBatchEnd);
-        std::erase_if(batch_end_, [](const Callback* cb) { return !cb->wants_train_batch_end(); });
-        fill(test_begin_, detail::kTestBegin);
-        fill(test_end_, detail::kTestEnd);
-        fill(epoch_commit_, detail::kEpochCommit);
-        fill(batch_commit_, detail::kBatchCommit);
-        fill(interrupt_, detail::kInterrupt);
-        fill(before_commit_, detail::kBeforeCommit);
-        fill(run_event_, detail::kRunEvent);
-    }
+    [[nodiscard]] std::string no_model_hint() const;
+    void rebuild();
 
     std::vector<Entry> entries_{};
     std::vector<Callback*> train_begin_, train_end_, epoch_begin_, epoch_end_, batch_begin_, batch_end_, test_begin_,
@@ -906,17 +527,46 @@ private:
     bool stop_agreed_ = false;  // a vote agreed on a stop request (its source and reason are rank 0's)
     int agreed_interrupt_ = 0;  // the interruption a vote agreed on (interrupt_signal()'s values)
 
-    Context make_context() {
-        Context c;
-        c.model_ = &null_model_;
-        c.comm_ = &local_communicator();
-        c.list_ = this;
-        return c;
-    }
+    Context make_context();
 };
 
-/// Context::report: fills the event's unset position, then CallbackList::report.
-inline void Context::report(RunEvent event) {
+}  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE void CallbackState::require_version(int expected, std::string_view component,
+                                                   std::string_view key) const {
+    if (version == expected) return;
+    throw FormatError("traincb: " + std::string(component) + ": checkpointed state (key '" + std::string(key) +
+                      "'): version " + std::to_string(version) + " is not readable; this traincb reads version " +
+                      std::to_string(expected) + " (use the traincb version that wrote it)");
+}
+
+TRAINCB_INLINE void Context::request_stop(std::string_view source, std::string_view reason) {
+    if (!stop_requested_) {
+        stop_requested_ = true;
+        stop_source_ = std::string(source);
+        stop_reason_ = std::string(reason);
+    }
+}
+
+TRAINCB_INLINE void Context::request_rollback(std::string_view source, std::string_view reason) {
+    if (!rollback_supported_)
+        throw LogicError(detail::cat("traincb: ", source,
+                                     ": requested a rollback, but the driver of this run keeps no snapshots; "
+                                     "use traincb::Trainer, or declare Capabilities::rollback in "
+                                     "required_capabilities() so that such a loop is refused before it starts"));
+    if (!rollback_requested_) {
+        rollback_requested_ = true;
+        rollback_source_ = std::string(source);
+        rollback_reason_ = std::string(reason);
+    }
+}
+
+// Context::report: fills the event's unset position, then CallbackList::report.
+TRAINCB_INLINE void Context::report(RunEvent event) {
     if (event.epoch < 0 && event.batch < 0 && event.global_step == 0) {
         event.epoch = epoch_;
         event.batch = batch_;
@@ -925,4 +575,419 @@ inline void Context::report(RunEvent event) {
     list_->report(event);
 }
 
+TRAINCB_INLINE CallbackList& CallbackList::add(CallbackList& other) {
+    for (const auto& e : other.entries_) entries_.push_back(e);
+    rebuild();
+    return *this;
+}
+
+TRAINCB_INLINE void CallbackList::set_communicator(Communicator& comm) noexcept {
+    ctx_.comm_ = &comm;
+    distributed_ = comm.size() > 1;
+}
+
+TRAINCB_INLINE void CallbackList::validate() const {
+    for (const auto& e : entries_) {
+        const Capabilities need = e.cb->required_capabilities();
+        if (need.learning_rate && !model().has_learning_rate())
+            throw InvalidArgument("traincb: " + e.cb->name() +
+                                  ": needs the model's learning rate, but the model has no "
+                                  "learning_rate() const / set_learning_rate(double); add them or specialise "
+                                  "traincb::model_traits" +
+                                  no_model_hint());
+        if (need.state && !model().has_state())
+            throw InvalidArgument("traincb: " + e.cb->name() +
+                                  ": needs the model's state, but the model has no "
+                                  "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or "
+                                  "specialise traincb::model_traits" +
+                                  no_model_hint());
+        if (need.rollback && !ctx_.rollback_supported_)
+            throw InvalidArgument(detail::cat(
+                "traincb: ", e.cb->name(),
+                ": needs a driver that keeps snapshots and rolls back to them, but this loop does not "
+                "(CallbackList::set_rollback_support was not called); train with traincb::Trainer, or choose an "
+                "action that does not roll back"));
+        if (ctx_.params_.log_keys.empty()) continue;
+        std::vector<std::string> known = ctx_.params_.log_keys;
+        for (const auto& other : entries_)
+            for (auto& k : other.cb->provided_keys()) known.push_back(std::move(k));
+        for (const auto& k : e.cb->required_keys()) {
+            bool found = false;
+            for (const auto& kk : known) found = found || kk == k;
+            if (found) continue;
+            std::string msg = "traincb: " + e.cb->name() + ": monitor '" + k +
+                              "' will not be in the logs; the logged keys are: " + detail::join(known);
+            bool any_val = false;
+            for (const auto& kk : known) any_val = any_val || kk.starts_with("val_");
+            if (k.starts_with("val_") && !ctx_.params_.has_validation && !any_val)
+                msg +=
+                    "; there is no validation data: pass validation_data or validation_split, "
+                    "or monitor a training key";
+            else if (auto c = detail::closest_match(k, known); !c.empty())
+                msg += "; did you mean '" + c + "'?";
+            throw InvalidArgument(msg);
+        }
+    }
+    std::set<std::string> state_keys;
+    for (const auto& e : entries_) {
+        auto k = e.cb->state_key();
+        if (k.empty()) continue;
+        if (!state_keys.insert(k).second)
+            throw InvalidArgument("traincb: CallbackList: two callbacks have the state key '" + k +
+                                  "'; give one of them an explicit id so their checkpointed state cannot mix");
+    }
+}
+
+TRAINCB_INLINE void CallbackList::on_train_begin() {
+    std::exception_ptr first;
+    try {
+        validate();
+    } catch (...) {
+        if (!distributed_) throw;
+        first = std::current_exception();
+    }
+    rebuild();  // wants_train_batch_end() may have changed since the callbacks were added
+    ctx_.stop_requested_ = false;
+    ctx_.stop_source_.clear();
+    ctx_.stop_reason_.clear();
+    ctx_.snapshot_requested_ = ctx_.rollback_requested_ = false;
+    ctx_.rollback_source_.clear();
+    ctx_.rollback_reason_.clear();
+    ctx_.end_ = {};
+    ctx_.epoch_ = -1;
+    ctx_.batch_ = -1;
+    ctx_.logs_ = nullptr;
+    last_logs_.clear();
+    stop_agreed_ = false;
+    agreed_interrupt_ = 0;
+    if (!distributed_) {
+        for (Callback* cb : train_begin_) cb->on_train_begin(ctx_);
+        return;
+    }
+    if (!first) run_all(train_begin_, first, [this](Callback* cb) { cb->on_train_begin(ctx_); });
+    detail::Xxh64 h;
+    for (const std::string& line : config_lines()) {
+        h.update(std::as_bytes(std::span(line)));
+        h.update(std::as_bytes(std::span("\n", 1)));
+    }
+    sync(detail::SyncPoint::TrainBegin, first, h.digest());
+}
+
+TRAINCB_INLINE void CallbackList::on_epoch_begin(int epoch) {
+    ctx_.epoch_ = epoch;
+    ctx_.batch_ = -1;
+    ctx_.logs_ = nullptr;
+    if (!distributed_) {
+        for (Callback* cb : epoch_begin_) cb->on_epoch_begin(ctx_);
+        return;
+    }
+    if (epoch_begin_.empty()) return;
+    std::exception_ptr first;
+    run_all(epoch_begin_, first, [this](Callback* cb) { cb->on_epoch_begin(ctx_); });
+    sync(detail::SyncPoint::EpochBegin, first, 0);
+}
+
+TRAINCB_INLINE void CallbackList::on_train_batch_begin(int batch) {
+    ctx_.batch_ = batch;
+    ctx_.logs_ = nullptr;
+    ctx_.rollback_requested_ = false;
+    if (!distributed_) {
+        for (Callback* cb : batch_begin_) cb->on_train_batch_begin(ctx_);
+        return;
+    }
+    if (batch_begin_.empty()) return;
+    std::exception_ptr first;
+    run_all(batch_begin_, first, [this](Callback* cb) { cb->on_train_batch_begin(ctx_); });
+    sync(detail::SyncPoint::BatchBegin, first, 0);
+}
+
+TRAINCB_INLINE void CallbackList::on_train_batch_end(int batch, Logs& logs) {
+    ctx_.batch_ = batch;
+    ++ctx_.global_step_;
+    ctx_.logs_ = &logs;
+    if (!distributed_) {
+        for (Callback* cb : batch_end_) {
+            cb->on_train_batch_end(ctx_);
+            if (ctx_.rollback_requested_) return;
+        }
+        for (Callback* cb : batch_commit_) cb->on_train_batch_commit(ctx_);
+        return;
+    }
+    std::exception_ptr first;
+    bool rolled_back = false;
+    for (Callback* cb : batch_end_) {
+        run_one(first, [&] { cb->on_train_batch_end(ctx_); });
+        if ((rolled_back = ctx_.rollback_requested_)) break;
+    }
+    if (!rolled_back) run_all(batch_commit_, first, [this](Callback* cb) { cb->on_train_batch_commit(ctx_); });
+    sync(detail::SyncPoint::BatchEnd, first, 0);
+}
+
+TRAINCB_INLINE void CallbackList::on_train_batch_end(int batch) {
+    on_train_batch_end(batch, scratch_);
+}
+
+TRAINCB_INLINE void CallbackList::on_test_begin() {
+    ctx_.batch_ = -1;
+    ctx_.logs_ = nullptr;
+    if (!distributed_) {
+        for (Callback* cb : test_begin_) cb->on_test_begin(ctx_);
+        return;
+    }
+    if (test_begin_.empty()) return;
+    std::exception_ptr first;
+    run_all(test_begin_, first, [this](Callback* cb) { cb->on_test_begin(ctx_); });
+    sync(detail::SyncPoint::TestBegin, first, 0);
+}
+
+TRAINCB_INLINE void CallbackList::on_test_end(Logs& logs) {
+    ctx_.batch_ = -1;
+    ctx_.logs_ = &logs;
+    if (!distributed_) {
+        for (Callback* cb : test_end_) cb->on_test_end(ctx_);
+        return;
+    }
+    if (test_end_.empty()) return;
+    std::exception_ptr first;
+    run_all(test_end_, first, [this](Callback* cb) { cb->on_test_end(ctx_); });
+    sync(detail::SyncPoint::TestEnd, first, keys_hash(logs));
+}
+
+TRAINCB_INLINE void CallbackList::on_epoch_end(int epoch, Logs& logs) {
+    ctx_.epoch_ = epoch;
+    ctx_.batch_ = -1;
+    ctx_.logs_ = &logs;
+    if (!distributed_) {
+        for (Callback* cb : epoch_end_) cb->on_epoch_end(ctx_);
+        for (Callback* cb : before_commit_) cb->on_before_epoch_commit(ctx_);
+        last_logs_ = logs;
+        if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
+        for (Callback* cb : epoch_commit_) cb->on_epoch_commit(ctx_);
+        return;
+    }
+    std::exception_ptr first;
+    run_all(epoch_end_, first, [this](Callback* cb) { cb->on_epoch_end(ctx_); });
+    run_all(before_commit_, first, [this](Callback* cb) { cb->on_before_epoch_commit(ctx_); });
+    last_logs_ = logs;
+    if (ctx_.history_ != nullptr) ctx_.history_->record(epoch, logs);
+    run_all(epoch_commit_, first, [this](Callback* cb) { cb->on_epoch_commit(ctx_); });
+    sync(detail::SyncPoint::EpochEnd, first, keys_hash(logs));
+}
+
+TRAINCB_INLINE void CallbackList::on_interrupt(int epoch, int batch) {
+    ctx_.epoch_ = epoch;
+    ctx_.batch_ = batch;
+    if (!distributed_) {
+        for (Callback* cb : interrupt_) cb->on_interrupt(ctx_);
+        return;
+    }
+    if (interrupt_.empty()) return;
+    std::exception_ptr first;
+    run_all(interrupt_, first, [this](Callback* cb) { cb->on_interrupt(ctx_); });
+    sync(detail::SyncPoint::Interrupt, first, 0);
+}
+
+TRAINCB_INLINE void CallbackList::report(const RunEvent& event) {
+    const RunEvent* outer = std::exchange(ctx_.event_, &event);
+    std::exception_ptr first;
+    for (Callback* cb : run_event_) {
+        try {
+            cb->on_run_event(ctx_);
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+    ctx_.event_ = outer;
+    if (first) std::rethrow_exception(first);
+}
+
+TRAINCB_INLINE void CallbackList::on_train_end() {
+    TrainEnd end;
+    if (ctx_.stop_requested_) {
+        end.kind = EndKind::Stopped;
+        end.source = ctx_.stop_source_;
+        end.reason = ctx_.stop_reason_;
+    }
+    on_train_end(std::move(end));
+}
+
+TRAINCB_INLINE void CallbackList::on_train_end(TrainEnd end) {
+    ctx_.end_ = std::move(end);
+    ctx_.batch_ = -1;
+    ctx_.logs_ = &last_logs_;
+    std::exception_ptr first;
+    run_all(train_end_, first, [this](Callback* cb) { cb->on_train_end(ctx_); });
+    if (distributed_) sync(detail::SyncPoint::TrainEnd, first, 0);
+    if (first) std::rethrow_exception(first);
+}
+
+TRAINCB_INLINE void CallbackList::on_train_end(const std::exception_ptr& error) noexcept {
+    TrainEnd end;
+    end.kind = EndKind::Exception;
+    end.exception = error;
+    try {
+        if (error) std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        end.reason = e.what();
+    } catch (...) {
+        end.reason = "unknown exception";
+    }
+    ctx_.end_ = std::move(end);
+    ctx_.batch_ = -1;
+    ctx_.logs_ = &last_logs_;
+    std::exception_ptr ignored;  // the original exception is the one the user needs to see
+    run_all(train_end_, ignored, [this](Callback* cb) { cb->on_train_end(ctx_); });
+}
+
+TRAINCB_INLINE std::uint64_t CallbackList::keys_hash(const Logs& logs) noexcept {
+    detail::Xxh64 h;
+    for (const auto& [key, value] : logs) {
+        h.update(std::as_bytes(std::span(key)));
+        h.update(std::as_bytes(std::span("\n", 1)));
+    }
+    return h.digest();
+}
+
+TRAINCB_INLINE std::vector<std::string> CallbackList::config_lines() const {
+    const TrainParams& p = ctx_.params_;
+    std::vector<std::string> lines;
+    lines.push_back(detail::cat("callbacks: ", std::to_string(entries_.size())));
+    lines.push_back(detail::cat("params: epochs ", std::to_string(p.epochs), ", batch_size ",
+                                std::to_string(p.batch_size), ", samples ", std::to_string(p.samples),
+                                ", steps_per_epoch ", std::to_string(p.steps_per_epoch), ", validation ",
+                                p.has_validation ? "yes" : "no"));
+    lines.push_back(detail::cat("log keys: ", detail::join(p.log_keys)));
+    if (ctx_.run_state_ != nullptr)
+        lines.push_back(detail::cat("data order: seed ", std::to_string(ctx_.run_state_->seed), ", ",
+                                    ctx_.run_state_->fit_options.dump()));
+    for (const Entry& e : entries_) {
+        std::string line = detail::cat("callback ", e.cb->name(), " (hooks ", std::to_string(e.mask));
+        const std::string key = e.cb->state_key();
+        if (!key.empty()) {
+            line += detail::cat(", state key '", key, "'");
+            CallbackState s;
+            e.cb->save_state(s);
+            if (const auto it = s.json.find("options"); it != s.json.end())
+                line += detail::cat(", options ", it->dump());
+        }
+        const std::vector<std::string> keys = e.cb->required_keys();
+        if (!keys.empty()) line += detail::cat(", monitors ", detail::join(keys));
+        lines.push_back(line + ")");
+    }
+    return lines;
+}
+
+TRAINCB_INLINE std::vector<std::string> CallbackList::where_lines(detail::SyncPoint p) const {
+    if (p == detail::SyncPoint::TrainBegin) return config_lines();
+    std::string line(detail::sync_point_name(p));
+    if (ctx_.epoch_ >= 0) line += detail::cat(" of epoch ", std::to_string(ctx_.epoch_ + 1));
+    if (ctx_.batch_ >= 0) line += detail::cat(", batch ", std::to_string(ctx_.batch_));
+    if (ctx_.logs_ != nullptr && (p == detail::SyncPoint::EpochEnd || p == detail::SyncPoint::TestEnd)) {
+        std::vector<std::string> keys;
+        for (const auto& [key, value] : *ctx_.logs_) keys.push_back(key);
+        line += detail::cat(" with log keys ", detail::join(keys));
+    }
+    return {line};
+}
+
+TRAINCB_INLINE void CallbackList::throw_out_of_step(detail::SyncPoint p) const {
+    Communicator& comm = *ctx_.comm_;
+    std::string mine;
+    for (const std::string& line : where_lines(p)) mine += line + '\n';
+    const std::vector<std::vector<std::byte>> all = comm.all_gather(detail::to_bytes(mine));
+    const auto lines_of = [](const std::string& s) {
+        std::vector<std::string> out;
+        std::size_t from = 0;
+        for (std::size_t nl = s.find('\n'); nl != std::string::npos; nl = s.find('\n', from = nl + 1))
+            out.push_back(s.substr(from, nl - from));
+        return out;
+    };
+    const std::vector<std::string> first = lines_of(detail::from_bytes(all.front()));
+    std::string msg;
+    for (std::size_t r = 1; r < all.size() && msg.empty(); ++r) {
+        const std::vector<std::string> other = lines_of(detail::from_bytes(all[r]));
+        for (std::size_t i = 0; i < std::max(first.size(), other.size()) && msg.empty(); ++i) {
+            const std::string a = i < first.size() ? first[i] : "(nothing)";
+            const std::string b = i < other.size() ? other[i] : "(nothing)";
+            if (a != b) msg = detail::cat("rank 0 has '", a, "' where rank ", std::to_string(r), " has '", b, "'");
+        }
+    }
+    if (msg.empty()) msg = "the ranks differ in a way their descriptions do not show";
+    throw LogicError(detail::cat("traincb: CallbackList: the ranks are not in step at ", detail::sync_point_name(p),
+                                 ": ", msg,
+                                 ". Every rank must run the same callbacks with the same options and data, and "
+                                 "call the same hooks in the same order (the same number of batches per epoch)"));
+}
+
+TRAINCB_INLINE void CallbackList::sync(detail::SyncPoint p, const std::exception_ptr& error, std::uint64_t extra) {
+    using V = detail::RankVote;
+    Communicator& comm = *ctx_.comm_;
+    const int rank = comm.rank();
+    const int size = comm.size();
+    const std::array<std::uint64_t, 3> where{static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(ctx_.epoch_),
+                                             static_cast<std::uint64_t>(ctx_.batch_)};
+    const auto h62 = static_cast<std::int64_t>(detail::xxh64(std::as_bytes(std::span(where)), extra) >> 2U);
+    V::Array v{};
+    v[V::kFailed] = detail::encode_rank(error != nullptr, rank, size);
+    v[V::kStop] = detail::encode_rank(ctx_.stop_requested_, rank, size);
+    v[V::kInterrupt] = detail::encode_signal(interrupt_signal());
+    v[V::kHash] = h62;
+    v[V::kNegHash] = -h62;
+    comm.max_int64(v);
+    if (v[V::kHash] != -v[V::kNegHash]) throw_out_of_step(p);
+    if (v[V::kFailed] != 0) detail::throw_agreed_failure(comm, detail::decode_rank(v[V::kFailed], size), error);
+    if (v[V::kStop] != 0 && !stop_agreed_) {
+        const int who = detail::decode_rank(v[V::kStop], size);
+        std::vector<std::byte> why;
+        if (rank == who)
+            why = detail::to_bytes(detail::cat(ctx_.stop_source_, std::string(1, '\0'), ctx_.stop_reason_));
+        comm.broadcast_resize(why, who);
+        const std::string s = detail::from_bytes(why);
+        const std::size_t nul = s.find('\0');
+        ctx_.stop_requested_ = true;
+        ctx_.stop_source_ = s.substr(0, nul);
+        ctx_.stop_reason_ = nul == std::string::npos ? std::string() : s.substr(nul + 1);
+        stop_agreed_ = true;
+    }
+    if (const int sig = detail::decode_signal(v[V::kInterrupt]); sig != 0 && agreed_interrupt_ == 0) {
+        agreed_interrupt_ = sig;
+        detail::adopt_interrupt(sig);
+    }
+}
+
+TRAINCB_INLINE std::string CallbackList::no_model_hint() const {
+    return model().attached() ? "" : " (no model is attached: call CallbackList::set_model)";
+}
+
+TRAINCB_INLINE void CallbackList::rebuild() {
+    auto fill = [&](std::vector<Callback*>& v, unsigned bit) {
+        v.clear();
+        for (const auto& e : entries_)
+            if (e.mask & bit) v.push_back(e.cb);
+    };
+    fill(train_begin_, detail::kTrainBegin);
+    fill(train_end_, detail::kTrainEnd);
+    fill(epoch_begin_, detail::kEpochBegin);
+    fill(epoch_end_, detail::kEpochEnd);
+    fill(batch_begin_, detail::kBatchBegin);
+    fill(batch_end_, detail::kBatchEnd);
+    std::erase_if(batch_end_, [](const Callback* cb) { return !cb->wants_train_batch_end(); });
+    fill(test_begin_, detail::kTestBegin);
+    fill(test_end_, detail::kTestEnd);
+    fill(epoch_commit_, detail::kEpochCommit);
+    fill(batch_commit_, detail::kBatchCommit);
+    fill(interrupt_, detail::kInterrupt);
+    fill(before_commit_, detail::kBeforeCommit);
+    fill(run_event_, detail::kRunEvent);
+}
+
+TRAINCB_INLINE Context CallbackList::make_context() {
+    Context c;
+    c.model_ = &null_model_;
+    c.comm_ = &local_communicator();
+    c.list_ = this;
+    return c;
+}
+
 }  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

@@ -38,6 +38,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "traincb/detail/config.hpp"
 #include "traincb/errors.hpp"
 
 namespace traincb::inline v0 {
@@ -292,48 +293,8 @@ void visit(StateVisitor& v, std::string_view name, T& value, StateKind kind = St
 /// must stay valid during the call only (traincb keeps copies).
 /// @throws InvalidArgument when a dimension is negative, the element count overflows, or `data`
 /// is null while the tensor has elements (naming the tensor and its shape)
-inline void visit(StateVisitor& v, std::string_view name, void* data, DType dtype, std::span<const std::int64_t> shape,
-                  StateKind kind = StateKind::Weight) {
-    auto fail = [&](const std::string& what, const std::string& fix) {
-        std::string msg = "traincb: state: tensor '";
-        msg.append(name).append("' of shape ").append(detail::shape_string(shape)).append(" ").append(what);
-        msg.append("; ").append(fix);
-        throw InvalidArgument(msg);
-    };
-    std::int64_t count = 1;
-    for (const std::int64_t d : shape) {
-        if (d < 0) fail("has a negative dimension", "pass the tensor's sizes, each >= 0");
-        if (d != 0 && count > std::numeric_limits<std::int64_t>::max() / d)
-            fail("has more elements than fit in 63 bits", "pass the tensor's real sizes");
-        count *= d;
-    }
-    if (data == nullptr && count != 0) {
-        std::string what = "has a null data pointer for ";
-        what.append(std::to_string(count)).append(" elements");
-        fail(what,
-             "pass the address of its first element (a framework tensor must be allocated, dense and row-major, "
-             "e.g. contiguous() in torch)");
-    }
-    TensorView t;
-    t.name = name;
-    t.dtype = dtype;
-    t.data = data;
-    t.rank = static_cast<int>(shape.size());
-    t.row_major = true;
-    t.kind = kind;
-    if (shape.size() == 1) {
-        t.rows = shape[0];
-    } else if (shape.size() == 2) {
-        t.rows = shape[0];
-        t.cols = shape[1];
-    } else if (shape.size() > 2) {
-        t.rows = shape[0];
-        t.cols = 1;
-        for (std::size_t i = 1; i < shape.size(); ++i) t.cols *= shape[i];
-        t.dims = shape;
-    }
-    v.visit(t);
-}
+TRAINCB_INLINE void visit(StateVisitor& v, std::string_view name, void* data, DType dtype,
+                          std::span<const std::int64_t> shape, StateKind kind = StateKind::Weight);
 
 /// Visits an Eigen matrix, vector or array of training state (an optimizer's moments, ...).
 template <class Derived>
@@ -389,65 +350,17 @@ struct Tensor {
 };
 
 /// Copies a view into an owned row-major tensor (transposing a column-major matrix).
-[[nodiscard]] inline Tensor to_tensor(const TensorView& v) {
-    Tensor t;
-    t.name = std::string(v.name);
-    t.dtype = v.dtype;
-    t.shape = v.shape();
-    const std::size_t es = dtype_size(v.dtype);
-    t.data.resize(v.bytes());
-    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
-        if (!t.data.empty()) std::memcpy(t.data.data(), v.data, t.data.size());
-        return t;
-    }
-    const auto* src = static_cast<const std::byte*>(v.data);
-    for (std::int64_t r = 0; r < v.rows; ++r)
-        for (std::int64_t c = 0; c < v.cols; ++c)
-            std::memcpy(t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es,
-                        src + static_cast<std::size_t>(c * v.rows + r) * es, es);
-    return t;
-}
+[[nodiscard]] TRAINCB_INLINE Tensor to_tensor(const TensorView& v);
 
 /// Copies an owned row-major tensor into a view of the same dtype and element count.
 /// @throws FormatError when the dtype or shape differ (the message names both).
-inline void from_tensor(const Tensor& t, const TensorView& v) {
-    const auto vs = v.shape();
-    // A scalar may be stored as [] or [1], and a vector as [n] or [n,1]/[1,n]: accept any shape
-    // with the same element count and the same dims once 1s are dropped.
-    auto squeeze = [](std::vector<std::int64_t> s) {
-        std::erase(s, 1);
-        return s;
-    };
-    if (t.dtype != v.dtype || squeeze(t.shape) != squeeze(vs)) {
-        throw FormatError("traincb: state: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
-                          detail::shape_string(t.shape) + " in the file but " + dtype_name(v.dtype) + " " +
-                          detail::shape_string(vs) +
-                          " in the model; the checkpoint was written by a different architecture");
-    }
-    const std::size_t es = dtype_size(v.dtype);
-    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
-        if (!t.data.empty()) std::memcpy(v.data, t.data.data(), t.data.size());
-        return;
-    }
-    auto* dst = static_cast<std::byte*>(v.data);
-    for (std::int64_t r = 0; r < v.rows; ++r)
-        for (std::int64_t c = 0; c < v.cols; ++c)
-            std::memcpy(dst + static_cast<std::size_t>(c * v.rows + r) * es,
-                        t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es, es);
-}
+TRAINCB_INLINE void from_tensor(const Tensor& t, const TensorView& v);
 
 /// An ordered collection of owned tensors (what a checkpoint file holds).
 class StateDict {
 public:
     /// Adds or replaces a tensor.
-    void put(Tensor t) {
-        for (auto& e : tensors_)
-            if (e.name == t.name) {
-                e = std::move(t);
-                return;
-            }
-        tensors_.push_back(std::move(t));
-    }
+    void put(Tensor t);
     /// The tensor named `name`, or nullptr.
     [[nodiscard]] const Tensor* find(std::string_view name) const noexcept {
         for (const auto& e : tensors_)
@@ -504,12 +417,7 @@ public:
     explicit StateCollector(StateDict& out, std::string prefix = {}, StateFilter filter = StateFilter::All)
         : out_(out), prefix_(std::move(prefix)), filter_(filter) {}
     /// Copies `v` (row-major) into the StateDict as prefix + name, replacing a tensor of that name.
-    void visit(const TensorView& v) override {
-        if (!selects(filter_, v.kind)) return;
-        Tensor t = to_tensor(v);
-        t.name = prefix_ + t.name;
-        out_.put(std::move(t));
-    }
+    TRAINCB_INLINE void visit(const TensorView& v) override;
 
 private:
     StateDict& out_;
@@ -527,16 +435,7 @@ public:
     explicit StateLoader(const StateDict& in, std::string prefix = {}, StateFilter filter = StateFilter::All)
         : in_(in), prefix_(std::move(prefix)), filter_(filter) {}
     /// @throws FormatError when a tensor is missing or its shape/dtype differ.
-    void visit(const TensorView& v) override {
-        if (!selects(filter_, v.kind)) return;
-        const std::string key = prefix_ + std::string(v.name);
-        const Tensor* t = in_.find(key);
-        if (t == nullptr)
-            throw FormatError("traincb: state: the checkpoint has no tensor '" + key +
-                              "' that the model expects; it was written by a different model");
-        Tensor named = *t;
-        from_tensor(named, v);
-    }
+    TRAINCB_INLINE void visit(const TensorView& v) override;
 
 private:
     const StateDict& in_;
@@ -552,13 +451,7 @@ namespace detail {
 class TensorLayout {
 public:
     /// Records `v`'s layout (reusing the dims' buffer: no allocation once sized).
-    void assign(const TensorView& v) {
-        view_ = v;
-        view_.name = {};
-        view_.data = nullptr;
-        view_.dims = {};
-        dims_.assign(v.dims.begin(), v.dims.end());
-    }
+    void assign(const TensorView& v);
     /// A view of `data` named `name` with the recorded layout (valid while this layout lives).
     [[nodiscard]] TensorView view(std::string_view name, void* data) const noexcept {
         TensorView v = view_;
@@ -622,15 +515,7 @@ public:
         visit_fn(static_cast<StateVisitor&>(r));
     }
     /// The snapshot as owned row-major tensors (for saving EarlyStopping's best state).
-    [[nodiscard]] StateDict to_state_dict(const std::string& prefix = {}) const {
-        StateDict d;
-        for (const auto& e : entries_) {
-            Tensor t = to_tensor(e.layout.view(e.name, const_cast<std::byte*>(e.bytes.data())));
-            t.name = prefix + e.name;
-            d.put(std::move(t));
-        }
-        return d;
-    }
+    [[nodiscard]] StateDict to_state_dict(const std::string& prefix = {}) const;
     /// Fills the snapshot from owned tensors, using the model's views for layout: one tensor per
     /// tensor the model visits that `filter` selects (others in `d` are ignored).
     /// @throws FormatError when such a tensor is missing from `d` or its dtype or shape differ.
@@ -653,29 +538,13 @@ private:
     };
     struct Taker final : StateVisitor {
         explicit Taker(StateSnapshot& s) : self(s) {}
-        void visit(const TensorView& v) override {
-            if (!selects(self.filter_, v.kind)) return;
-            if (index == self.entries_.size()) self.entries_.emplace_back();
-            Entry& e = self.entries_[index++];
-            if (e.name != v.name) e.name = std::string(v.name);
-            e.layout.assign(v);
-            e.bytes.resize(v.bytes());
-            if (!e.bytes.empty()) std::memcpy(e.bytes.data(), v.data, e.bytes.size());
-        }
+        TRAINCB_INLINE void visit(const TensorView& v) override;
         StateSnapshot& self;
         std::size_t index = 0;
     };
     struct Restorer final : StateVisitor {
         explicit Restorer(const StateSnapshot& s) : self(s) {}
-        void visit(const TensorView& v) override {
-            if (!selects(self.filter_, v.kind)) return;
-            if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
-                self.entries_[index].bytes.size() != v.bytes())
-                throw LogicError("traincb: StateSnapshot: the model's tensor '" + std::string(v.name) +
-                                 "' does not match the snapshot (the model changed shape since it was taken)");
-            const Entry& e = self.entries_[index++];
-            if (!e.bytes.empty()) std::memcpy(v.data, e.bytes.data(), e.bytes.size());
-        }
+        TRAINCB_INLINE void visit(const TensorView& v) override;
         const StateSnapshot& self;
         std::size_t index = 0;
     };
@@ -685,3 +554,167 @@ private:
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE void visit(StateVisitor& v, std::string_view name, void* data, DType dtype,
+                          std::span<const std::int64_t> shape, StateKind kind) {
+    auto fail = [&](const std::string& what, const std::string& fix) {
+        std::string msg = "traincb: state: tensor '";
+        msg.append(name).append("' of shape ").append(detail::shape_string(shape)).append(" ").append(what);
+        msg.append("; ").append(fix);
+        throw InvalidArgument(msg);
+    };
+    std::int64_t count = 1;
+    for (const std::int64_t d : shape) {
+        if (d < 0) fail("has a negative dimension", "pass the tensor's sizes, each >= 0");
+        if (d != 0 && count > std::numeric_limits<std::int64_t>::max() / d)
+            fail("has more elements than fit in 63 bits", "pass the tensor's real sizes");
+        count *= d;
+    }
+    if (data == nullptr && count != 0) {
+        std::string what = "has a null data pointer for ";
+        what.append(std::to_string(count)).append(" elements");
+        fail(what,
+             "pass the address of its first element (a framework tensor must be allocated, dense and row-major, "
+             "e.g. contiguous() in torch)");
+    }
+    TensorView t;
+    t.name = name;
+    t.dtype = dtype;
+    t.data = data;
+    t.rank = static_cast<int>(shape.size());
+    t.row_major = true;
+    t.kind = kind;
+    if (shape.size() == 1) {
+        t.rows = shape[0];
+    } else if (shape.size() == 2) {
+        t.rows = shape[0];
+        t.cols = shape[1];
+    } else if (shape.size() > 2) {
+        t.rows = shape[0];
+        t.cols = 1;
+        for (std::size_t i = 1; i < shape.size(); ++i) t.cols *= shape[i];
+        t.dims = shape;
+    }
+    v.visit(t);
+}
+
+TRAINCB_INLINE Tensor to_tensor(const TensorView& v) {
+    Tensor t;
+    t.name = std::string(v.name);
+    t.dtype = v.dtype;
+    t.shape = v.shape();
+    const std::size_t es = dtype_size(v.dtype);
+    t.data.resize(v.bytes());
+    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
+        if (!t.data.empty()) std::memcpy(t.data.data(), v.data, t.data.size());
+        return t;
+    }
+    const auto* src = static_cast<const std::byte*>(v.data);
+    for (std::int64_t r = 0; r < v.rows; ++r)
+        for (std::int64_t c = 0; c < v.cols; ++c)
+            std::memcpy(t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es,
+                        src + static_cast<std::size_t>(c * v.rows + r) * es, es);
+    return t;
+}
+
+TRAINCB_INLINE void from_tensor(const Tensor& t, const TensorView& v) {
+    const auto vs = v.shape();
+    // A scalar may be stored as [] or [1], and a vector as [n] or [n,1]/[1,n]: accept any shape
+    // with the same element count and the same dims once 1s are dropped.
+    auto squeeze = [](std::vector<std::int64_t> s) {
+        std::erase(s, 1);
+        return s;
+    };
+    if (t.dtype != v.dtype || squeeze(t.shape) != squeeze(vs)) {
+        throw FormatError("traincb: state: tensor '" + t.name + "' is " + dtype_name(t.dtype) + " " +
+                          detail::shape_string(t.shape) + " in the file but " + dtype_name(v.dtype) + " " +
+                          detail::shape_string(vs) +
+                          " in the model; the checkpoint was written by a different architecture");
+    }
+    const std::size_t es = dtype_size(v.dtype);
+    if (v.rank < 2 || v.row_major || v.rows == 1 || v.cols == 1) {
+        if (!t.data.empty()) std::memcpy(v.data, t.data.data(), t.data.size());
+        return;
+    }
+    auto* dst = static_cast<std::byte*>(v.data);
+    for (std::int64_t r = 0; r < v.rows; ++r)
+        for (std::int64_t c = 0; c < v.cols; ++c)
+            std::memcpy(dst + static_cast<std::size_t>(c * v.rows + r) * es,
+                        t.data.data() + static_cast<std::size_t>(r * v.cols + c) * es, es);
+}
+
+TRAINCB_INLINE void StateDict::put(Tensor t) {
+    for (auto& e : tensors_)
+        if (e.name == t.name) {
+            e = std::move(t);
+            return;
+        }
+    tensors_.push_back(std::move(t));
+}
+
+TRAINCB_INLINE void StateCollector::visit(const TensorView& v) {
+    if (!selects(filter_, v.kind)) return;
+    Tensor t = to_tensor(v);
+    t.name = prefix_ + t.name;
+    out_.put(std::move(t));
+}
+
+TRAINCB_INLINE void StateLoader::visit(const TensorView& v) {
+    if (!selects(filter_, v.kind)) return;
+    const std::string key = prefix_ + std::string(v.name);
+    const Tensor* t = in_.find(key);
+    if (t == nullptr)
+        throw FormatError("traincb: state: the checkpoint has no tensor '" + key +
+                          "' that the model expects; it was written by a different model");
+    Tensor named = *t;
+    from_tensor(named, v);
+}
+
+namespace detail {
+
+TRAINCB_INLINE void TensorLayout::assign(const TensorView& v) {
+    view_ = v;
+    view_.name = {};
+    view_.data = nullptr;
+    view_.dims = {};
+    dims_.assign(v.dims.begin(), v.dims.end());
+}
+
+}  // namespace detail
+
+TRAINCB_INLINE StateDict StateSnapshot::to_state_dict(const std::string& prefix) const {
+    StateDict d;
+    for (const auto& e : entries_) {
+        Tensor t = to_tensor(e.layout.view(e.name, const_cast<std::byte*>(e.bytes.data())));
+        t.name = prefix + e.name;
+        d.put(std::move(t));
+    }
+    return d;
+}
+
+TRAINCB_INLINE void StateSnapshot::Taker::visit(const TensorView& v) {
+    if (!selects(self.filter_, v.kind)) return;
+    if (index == self.entries_.size()) self.entries_.emplace_back();
+    Entry& e = self.entries_[index++];
+    if (e.name != v.name) e.name = std::string(v.name);
+    e.layout.assign(v);
+    e.bytes.resize(v.bytes());
+    if (!e.bytes.empty()) std::memcpy(e.bytes.data(), v.data, e.bytes.size());
+}
+
+TRAINCB_INLINE void StateSnapshot::Restorer::visit(const TensorView& v) {
+    if (!selects(self.filter_, v.kind)) return;
+    if (index >= self.entries_.size() || self.entries_[index].name != v.name ||
+        self.entries_[index].bytes.size() != v.bytes())
+        throw LogicError("traincb: StateSnapshot: the model's tensor '" + std::string(v.name) +
+                         "' does not match the snapshot (the model changed shape since it was taken)");
+    const Entry& e = self.entries_[index++];
+    if (!e.bytes.empty()) std::memcpy(v.data, e.bytes.data(), e.bytes.size());
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

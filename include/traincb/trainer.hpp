@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/rollback.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
@@ -191,13 +192,7 @@ template <class Rng>
 /// splitmix64_mix(splitmix64_mix(seed) + epoch). std::shuffle and the std distributions differ
 /// across standard libraries; this does not. Being a function of (seed, epoch), it needs no state
 /// to resume.
-inline void epoch_permutation(std::vector<Eigen::Index>& idx, std::uint64_t seed, int epoch) {
-    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
-    SplitMix64 rng{
-        splitmix64_mix(splitmix64_mix(seed) + static_cast<std::uint64_t>(static_cast<std::uint32_t>(epoch)))};
-    for (std::size_t i = idx.size(); i > 1; --i)
-        std::swap(idx[i - 1], idx[static_cast<std::size_t>(bounded_random(rng, i))]);
-}
+TRAINCB_INLINE void epoch_permutation(std::vector<Eigen::Index>& idx, std::uint64_t seed, int epoch);
 
 template <class C>
 struct callback_type {
@@ -216,24 +211,12 @@ struct callback_type<const std::shared_ptr<C>&> {
     using type = C;
 };
 
-inline std::string shape(Eigen::Index r, Eigen::Index c) {
-    return std::to_string(r) + "x" + std::to_string(c);
-}
+TRAINCB_INLINE std::string shape(Eigen::Index r, Eigen::Index c);
 
 /// The states of the training metrics by log key (null for a metric that saves none), their
 /// tensors into `tensors` by log key, for RunState::metric_states.
-inline nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
-                                         std::map<std::string, StateDict, std::less<>>& tensors) {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& m : ms) {
-        nlohmann::json s;
-        StateDict t;
-        const bool saved = m->save_state_with_tensors(s, t);
-        out[m->name()] = saved ? std::move(s) : nlohmann::json();
-        if (saved && !t.empty()) tensors[m->name()] = std::move(t);
-    }
-    return out;
-}
+TRAINCB_INLINE nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
+                                                 std::map<std::string, StateDict, std::less<>>& tensors);
 }  // namespace detail
 
 /// Drives `Model` through epochs. The model is held by reference and must outlive the Trainer.
@@ -1427,3 +1410,37 @@ private:
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+namespace detail {
+
+TRAINCB_INLINE void epoch_permutation(std::vector<Eigen::Index>& idx, std::uint64_t seed, int epoch) {
+    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<Eigen::Index>(i);
+    SplitMix64 rng{
+        splitmix64_mix(splitmix64_mix(seed) + static_cast<std::uint64_t>(static_cast<std::uint32_t>(epoch)))};
+    for (std::size_t i = idx.size(); i > 1; --i)
+        std::swap(idx[i - 1], idx[static_cast<std::size_t>(bounded_random(rng, i))]);
+}
+
+TRAINCB_INLINE std::string shape(Eigen::Index r, Eigen::Index c) {
+    return std::to_string(r) + "x" + std::to_string(c);
+}
+
+TRAINCB_INLINE nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
+                                                 std::map<std::string, StateDict, std::less<>>& tensors) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& m : ms) {
+        nlohmann::json s;
+        StateDict t;
+        const bool saved = m->save_state_with_tensors(s, t);
+        out[m->name()] = saved ? std::move(s) : nlohmann::json();
+        if (saved && !t.empty()) tensors[m->name()] = std::move(t);
+    }
+    return out;
+}
+
+}  // namespace detail
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

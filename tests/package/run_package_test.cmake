@@ -1,5 +1,6 @@
 # Installs traincb into a temporary prefix, then builds and runs two separate consumers against
-# it: one with find_package(traincb CONFIG REQUIRED), one with `pkg-config --cflags traincb`.
+# it: one with find_package(traincb CONFIG REQUIRED) (header-only, and again with traincb::compiled),
+# one with `pkg-config --cflags traincb`.
 # Invoked by ctest with -DSOURCE_DIR -DWORK_DIR -DGENERATOR -DCXX.
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix with space")
@@ -25,6 +26,8 @@ run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/tests/package/consumer_cmake" -B "${WOR
 run("${CMAKE_COMMAND}" --build "${WORK_DIR}/consumer_cmake")
 run("${WORK_DIR}/consumer_cmake/consumer")
 message(STATUS "find_package consumer: ${last_output}")
+run("${WORK_DIR}/consumer_cmake/consumer_compiled")
+message(STATUS "find_package consumer, compiled mode (traincb::compiled): ${last_output}")
 
 # 2. pkg-config consumer (plain compiler command line).
 find_program(PKG_CONFIG pkg-config REQUIRED)

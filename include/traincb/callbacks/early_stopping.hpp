@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/monitor.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/diagnostics.hpp"
@@ -61,19 +62,10 @@ enum class StopReason {
 }
 
 /// Parses "auto", "min" or "max". @throws InvalidArgument for anything else.
-[[nodiscard]] inline Mode parse_mode(std::string_view s) {
-    if (s == "auto") return Mode::Auto;
-    if (s == "min") return Mode::Min;
-    if (s == "max") return Mode::Max;
-    throw InvalidArgument("traincb: EarlyStopping: unknown mode '" + std::string(s) + "'; use auto, min or max");
-}
+[[nodiscard]] TRAINCB_INLINE Mode parse_mode(std::string_view s);
 
 /// Parses "abs"/"absolute" or "rel"/"relative". @throws InvalidArgument for anything else.
-[[nodiscard]] inline DeltaMode parse_delta_mode(std::string_view s) {
-    if (s == "abs" || s == "absolute") return DeltaMode::Absolute;
-    if (s == "rel" || s == "relative") return DeltaMode::Relative;
-    throw InvalidArgument("traincb: EarlyStopping: unknown min_delta_mode '" + std::string(s) + "'; use abs or rel");
-}
+[[nodiscard]] TRAINCB_INLINE DeltaMode parse_delta_mode(std::string_view s);
 
 /// One monitor of a multi-metric EarlyStopping (EarlyStoppingOptions::monitors).
 struct MonitorSpec {
@@ -112,31 +104,7 @@ public:
     /// @throws InvalidArgument for a negative patience, min_delta or start_from_epoch, a NaN
     /// threshold, or an empty monitor; with `monitors`: monitor, mode or min_delta also set, or an
     /// entry with an empty or repeated key or a bad min_delta.
-    explicit EarlyStopping(EarlyStoppingOptions options = {}) : opt_(std::move(options)) {
-        auto bad = [](const std::string& what) { throw InvalidArgument("traincb: EarlyStopping: " + what); };
-        if (!opt_.monitors.empty()) check_monitors(bad);
-        if (opt_.monitor.empty()) bad("monitor is empty; pass the log key to watch, e.g. \"val_loss\"");
-        if (opt_.patience < 0) bad("patience must be >= 0, got " + std::to_string(opt_.patience) + "; pass 0 or more");
-        if (!(opt_.min_delta >= 0) || std::isinf(opt_.min_delta))
-            bad("min_delta must be a finite number >= 0, got " + detail::format_double(opt_.min_delta) +
-                "; Keras silently takes abs(), traincb asks you to pass the margin itself");
-        if (opt_.start_from_epoch < 0)
-            bad("start_from_epoch must be >= 0, got " + std::to_string(opt_.start_from_epoch));
-        if (opt_.baseline && std::isnan(*opt_.baseline)) bad("baseline is NaN; pass a number or leave it unset");
-        if (opt_.stopping_threshold && std::isnan(*opt_.stopping_threshold))
-            bad("stopping_threshold is NaN; pass a number or leave it unset");
-        if (opt_.divergence_threshold && std::isnan(*opt_.divergence_threshold))
-            bad("divergence_threshold is NaN; pass a number or leave it unset");
-        if (opt_.monitors.empty()) monitors_.push_back({.spec = {opt_.monitor, opt_.mode, opt_.min_delta}});
-        for (const MonitorSpec& m : opt_.monitors) monitors_.push_back({.spec = m});
-        for (Tracker& t : monitors_) {
-            if (t.spec.mode != Mode::Auto)
-                t.dir = detail::resolve_mode("EarlyStopping", t.spec.mode, t.spec.key);
-            else if (auto d = detail::direction_from_name(t.spec.key))
-                t.dir = *d;
-        }
-        values_.resize(monitors_.size());
-    }
+    explicit EarlyStopping(EarlyStoppingOptions options = {});
 
     /// The options it was built with.
     [[nodiscard]] const EarlyStoppingOptions& options() const noexcept { return opt_; }
@@ -157,12 +125,7 @@ public:
         return w;
     }
     /// The monitored keys, the primary one first (just `monitor` without `monitors`).
-    [[nodiscard]] std::vector<std::string> monitor_keys() const {
-        std::vector<std::string> keys;
-        keys.reserve(monitors_.size());
-        for (const Tracker& t : monitors_) keys.push_back(t.spec.key);
-        return keys;
-    }
+    [[nodiscard]] std::vector<std::string> monitor_keys() const;
     /// Monitor `key`'s best value, or nullopt. @throws InvalidArgument when `key` is not monitored.
     [[nodiscard]] std::optional<double> best(std::string_view key) const { return tracker(key).best; }
     /// The epoch of monitor `key`'s best value, or nullopt. @throws InvalidArgument when `key` is not
@@ -181,69 +144,23 @@ public:
     [[nodiscard]] const StateSnapshot& best_state() const noexcept { return snapshot_; }
 
     /// "EarlyStopping" (the source of its stop requests and the start of its messages).
-    [[nodiscard]] std::string name() const override { return "EarlyStopping"; }
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
     /// The monitors when `strict` (checked against the keys the driver will log before epoch 1).
-    [[nodiscard]] std::vector<std::string> required_keys() const override {
-        if (!opt_.strict) return {};
-        return monitor_keys();
-    }
+    [[nodiscard]] TRAINCB_INLINE std::vector<std::string> required_keys() const override;
     /// Model state, when `restore_best_weights` (checked before epoch 1).
-    [[nodiscard]] Capabilities required_capabilities() const override {
-        return {.learning_rate = false, .state = opt_.restore_best_weights};
-    }
+    [[nodiscard]] TRAINCB_INLINE Capabilities required_capabilities() const override;
 
     /// Resets per-run state and resolves Auto mode. @throws InvalidArgument when Auto cannot be
     /// resolved or restore_best_weights is set and the model has no state.
-    void on_train_begin(Context& ctx) override {
-        reset();
-        resolve(ctx.params().metric_directions);
-        if (opt_.restore_best_weights && !ctx.model().has_state())
-            throw InvalidArgument(
-                "traincb: EarlyStopping: restore_best_weights needs the model's state, but the model has no "
-                "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or specialise "
-                "traincb::model_traits, or set restore_best_weights = false");
-    }
+    TRAINCB_INLINE void on_train_begin(Context& ctx) override;
 
     /// Applies the decision of docs/early-stopping-rules.md to this epoch's monitored values.
-    void on_epoch_end(Context& ctx) override {
-        const Logs& logs = ctx.logs();
-        bool any = false;
-        for (std::size_t i = 0; i < monitors_.size(); ++i) {
-            const double* pv = logs.find(monitors_[i].spec.key);
-            values_[i] = pv ? std::optional<double>(*pv) : std::nullopt;
-            any = any || pv != nullptr;
-        }
-        // Every missing monitor is handled (under strict: thrown) before anything changes.
-        for (std::size_t i = 0; i < monitors_.size(); ++i)
-            if (!values_[i]) handle_missing(logs, monitors_[i]);
-        if (!any) return;
-        // The first monitored epoch with a direction still unset (a list driven without
-        // on_train_begin) resolves it here, failing loudly rather than guessing.
-        resolve(ctx.params().metric_directions);
-        const int epoch = ctx.epoch();
-        Decision d = decide(values_, epoch);
-        if (d.improved && opt_.restore_best_weights) {
-            ModelHandle& m = ctx.model();
-            snapshot_.take([&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
-        }
-        if (d.stop != StopReason::None) ctx.request_stop(name(), to_string(d.stop));
-    }
+    TRAINCB_INLINE void on_epoch_end(Context& ctx) override;
 
     /// Restores the best epoch's weights (on every exit, including an exception; training state such
     /// as the optimizer's moments and the learning rate keeps its latest value) and prints Keras's
     /// messages (in data-parallel training, on rank 0 only).
-    void on_train_end(Context& ctx) override {
-        const bool verbose = opt_.verbose > 0 && ctx.comm().is_primary();  // data-parallel: rank 0 prints
-        if (verbose && stopped_epoch_)
-            std::cout << "Epoch " << (*stopped_epoch_ + 1) << ": early stopping (" << to_string(reason_) << ")\n";
-        if (opt_.restore_best_weights && snapshot_.has_value() && best_epoch()) {
-            if (verbose)
-                std::cout << "Restoring model weights from the end of the best epoch: " << (*best_epoch() + 1) << ".\n";
-            ModelHandle& m = ctx.model();
-            snapshot_.restore([&m](StateVisitor& v) { m.visit_state(v); });
-            restored_from_ = best_epoch();
-        }
-    }
+    TRAINCB_INLINE void on_train_end(Context& ctx) override;
 
     /// The outcome of one epoch's monitored values (exposed so tools can replay a history without
     /// a model).
@@ -254,102 +171,22 @@ public:
     /// Feeds the one monitor's value for absolute epoch `epoch` (steps 2-6 of the decision);
     /// updates best, best_epoch, wait. Does not snapshot or request a stop: on_epoch_end does.
     /// @throws InvalidArgument when there are several monitors (pass one value per monitor).
-    Decision decide(double v, int epoch) {
-        if (monitors_.size() != 1)
-            throw InvalidArgument(
-                detail::cat("traincb: EarlyStopping: decide(value, epoch) feeds one monitor, but there are ",
-                            std::to_string(monitors_.size()), "; pass one value per monitor"));
-        const std::optional<double> one[] = {v};
-        return decide(std::span<const std::optional<double>>(one), epoch);
-    }
+    Decision decide(double v, int epoch);
     /// Feeds each monitor's value (in monitor_keys() order; nullopt: not logged, skipped) for
     /// absolute epoch `epoch`: the decision of docs/early-stopping-rules.md ("Several monitors").
     /// @throws InvalidArgument when `values` does not hold one entry per monitor.
-    Decision decide(std::span<const std::optional<double>> values, int epoch) {
-        if (values.size() != monitors_.size())
-            throw InvalidArgument(detail::cat("traincb: EarlyStopping: decide got ", std::to_string(values.size()),
-                                              " values for ", std::to_string(monitors_.size()),
-                                              " monitors; pass one per monitor, nullopt for one not logged"));
-        Decision d;
-        if (epoch < opt_.start_from_epoch) return d;
-        bool any = false, non_finite = false, exhausted = true;
-        for (std::size_t i = 0; i < monitors_.size(); ++i) {
-            Tracker& t = monitors_[i];
-            if (values[i]) {
-                any = true;
-                const bool improved = update(t, *values[i], epoch, i == 0);
-                if (i == 0) d.improved = improved;
-                non_finite = non_finite || !std::isfinite(*values[i]);
-            }
-            exhausted = exhausted && t.wait >= std::max(opt_.patience, 1);
-        }
-        if (!any) return d;
-        // The thresholds are numbers on the primary's scale: they apply to the primary only.
-        const std::optional<double>& v = values[0];
-        const Direction dir = *monitors_.front().dir;
-        if (opt_.check_finite && non_finite)
-            d.stop = StopReason::NonFiniteMetric;
-        else if (v && opt_.stopping_threshold && detail::better(dir, *v, *opt_.stopping_threshold, 0.0))
-            d.stop = StopReason::StoppingThreshold;
-        else if (v && opt_.divergence_threshold && detail::worse(dir, *v, *opt_.divergence_threshold))
-            d.stop = StopReason::DivergenceThreshold;
-        else if (exhausted)
-            d.stop = StopReason::PatienceExhausted;
-        if (d.stop != StopReason::None) {
-            stopped_epoch_ = epoch;
-            reason_ = d.stop;
-        }
-        return d;
-    }
+    Decision decide(std::span<const std::optional<double>> values, int epoch);
     /// Resolves the directions outside a run (for replay tools). @throws InvalidArgument.
-    void resolve(const std::vector<std::pair<std::string, Direction>>& declared = {}) {
-        for (Tracker& t : monitors_)
-            if (!t.dir) t.dir = detail::resolve_mode("EarlyStopping", t.spec.mode, t.spec.key, declared);
-    }
+    void resolve(const std::vector<std::pair<std::string, Direction>>& declared = {});
     /// Forgets every per-run value (done at on_train_begin).
-    void reset() noexcept {
-        for (Tracker& t : monitors_) {
-            t.best.reset();
-            t.best_epoch.reset();
-            t.wait = 0;
-            t.warned_missing = false;
-        }
-        stopped_epoch_.reset();
-        restored_from_.reset();
-        reason_ = StopReason::None;
-        snapshot_.reset();
-    }
+    void reset() noexcept;
 
     /// The explicit id, else "EarlyStopping:<monitor>" (several monitors: "EarlyStopping:<key1>+<key2>...").
-    [[nodiscard]] std::string state_key() const override {
-        return opt_.id.empty() ? detail::cat("EarlyStopping:", detail::join(monitor_keys(), "+")) : opt_.id;
-    }
+    [[nodiscard]] TRAINCB_INLINE std::string state_key() const override;
     /// Writes best, best_epoch, wait, stopped_epoch, the reason and the options (version 1), each
     /// monitor's best, best_epoch and wait when there are several, and the best-weights snapshot
     /// as tensors (the weights only).
-    void save_state(CallbackState& s) const override {
-        s.version = 1;
-        auto opt = [](const std::optional<double>& v) {
-            return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
-        };
-        auto opt_int = [](const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
-        s.json = {{"best", opt(best())},
-                  {"best_epoch", opt_int(best_epoch())},
-                  {"wait", wait()},
-                  {"stopped_epoch", stopped_epoch_ ? nlohmann::json(*stopped_epoch_) : nlohmann::json()},
-                  {"stop_reason", to_string(reason_)},
-                  {"options", options_json()}};
-        if (monitors_.size() > 1) {
-            nlohmann::json ms = nlohmann::json::array();
-            for (const Tracker& t : monitors_)
-                ms.push_back({{"key", t.spec.key},
-                              {"best", opt(t.best)},
-                              {"best_epoch", opt_int(t.best_epoch)},
-                              {"wait", t.wait}});
-            s.json["monitors"] = std::move(ms);
-        }
-        if (snapshot_.has_value()) s.tensors = snapshot_.to_state_dict();
-    }
+    TRAINCB_INLINE void save_state(CallbackState& s) const override;
     /// Restores what save_state wrote; all or nothing. Changed options win, with a warning. Each
     /// monitor takes the saved values of its key (a one-monitor state: of `options.monitor`; one
     /// monitor takes a one-monitor state whatever its key); a monitor without saved values starts
@@ -357,98 +194,7 @@ public:
     /// written before traincb told weights from training state also holds the training state,
     /// which is ignored.
     /// @throws FormatError for another version or a malformed state, naming the state key
-    void load_state(const CallbackState& s, Context& ctx) override {
-        s.require_version(1, "EarlyStopping", state_key());
-        const auto& j = s.json;
-        std::optional<double> best;
-        std::optional<int> best_epoch, stopped_epoch;
-        int wait = 0;
-        StopReason reason = StopReason::None;
-        struct Saved {
-            std::string key;
-            std::optional<double> best;
-            std::optional<int> best_epoch;
-            int wait = 0;
-        };
-        std::vector<Saved> saved;
-        try {
-            auto num = [](const nlohmann::json& v) -> std::optional<double> {
-                if (v.is_null()) return std::nullopt;
-                const std::string text = v.get<std::string>();  // format_double's round-trip text
-                const std::optional<double> d = detail::parse_double(text);
-                if (!d) throw std::invalid_argument("best '" + text + "' is not a number");
-                return *d;
-            };
-            auto integer = [](const nlohmann::json& v, const char* what) -> int {
-                if (!v.is_number_integer())
-                    throw std::invalid_argument(std::string(what) + " " + v.dump() + " is not an integer");
-                return v.get<int>();
-            };
-            auto epoch = [&integer](const nlohmann::json& v, const char* what) -> std::optional<int> {
-                if (v.is_null()) return std::nullopt;
-                return integer(v, what);
-            };
-            best = num(j.at("best"));
-            best_epoch = epoch(j.at("best_epoch"), "best_epoch");
-            stopped_epoch = epoch(j.at("stopped_epoch"), "stopped_epoch");
-            wait = integer(j.at("wait"), "wait");
-            const std::string r = j.at("stop_reason").get<std::string>();
-            bool known = r == to_string(StopReason::None);
-            for (auto k : {StopReason::PatienceExhausted, StopReason::StoppingThreshold,
-                           StopReason::DivergenceThreshold, StopReason::NonFiniteMetric})
-                if (r == to_string(k)) {
-                    reason = k;
-                    known = true;
-                }
-            if (!known) throw std::invalid_argument("unknown stop_reason '" + r + "'");
-            if (wait < 0) throw std::invalid_argument("wait " + std::to_string(wait) + " < 0");
-            if (j.contains("monitors")) {
-                const nlohmann::json& ms = j.at("monitors");
-                if (!ms.is_array())
-                    throw std::invalid_argument(detail::cat("monitors ", ms.dump(), " is not an array"));
-                for (const nlohmann::json& m : ms) {
-                    Saved e{m.at("key").get<std::string>(), num(m.at("best")), epoch(m.at("best_epoch"), "best_epoch"),
-                            integer(m.at("wait"), "wait")};
-                    if (e.wait < 0) throw std::invalid_argument(detail::cat("wait ", std::to_string(e.wait), " < 0"));
-                    saved.push_back(std::move(e));
-                }
-            } else {
-                // One monitor's state (every state written before several monitors existed).
-                const nlohmann::json* o = j.contains("options") ? &j.at("options") : nullptr;
-                std::string key = o && o->contains("monitor") ? o->at("monitor").get<std::string>() : std::string();
-                saved.push_back({std::move(key), best, best_epoch, wait});
-            }
-        } catch (const std::exception& e) {
-            throw FormatError("traincb: EarlyStopping: checkpointed state (key '" + state_key() + "') is malformed (" +
-                              e.what() + "); it was not written by this traincb: resume from another checkpoint");
-        }
-        std::vector<Tracker> next = monitors_;
-        std::vector<std::string> fresh;
-        for (std::size_t i = 0; i < next.size(); ++i) {
-            Tracker& t = next[i];
-            const Saved* found = next.size() == 1 && saved.size() == 1 ? &saved.front() : nullptr;
-            for (const Saved& e : saved)
-                if (!found && (e.key == t.spec.key || (i == 0 && e.key.empty()))) found = &e;
-            t.best = found ? found->best : std::nullopt;
-            t.best_epoch = found ? found->best_epoch : std::nullopt;
-            t.wait = found ? found->wait : 0;
-            if (!found) fresh.push_back(t.spec.key);
-        }
-        if (!s.tensors.empty() && opt_.restore_best_weights && ctx.model().has_state()) {
-            ModelHandle& m = ctx.model();
-            snapshot_.from_state_dict(
-                s.tensors, "", [&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
-        }
-        monitors_ = std::move(next);
-        stopped_epoch_ = stopped_epoch;
-        reason_ = reason;
-        if (j.contains("options") && j.at("options") != options_json())
-            warn("traincb: EarlyStopping: options changed since the checkpoint (was " + j.at("options").dump() +
-                 ", now " + options_json().dump() + "); the new options apply");
-        if (!fresh.empty())
-            warn(detail::cat("traincb: EarlyStopping: the checkpointed state (key '", state_key(),
-                             "') has no values for monitor ", detail::join(fresh), "; it starts fresh"));
-    }
+    TRAINCB_INLINE void load_state(const CallbackState& s, Context& ctx) override;
 
 private:
     // One monitor: its spec, its resolved direction and its per-run values.
@@ -487,73 +233,15 @@ private:
                                     "]; list each key once"));
         }
     }
-    [[nodiscard]] const Tracker& tracker(std::string_view key) const {
-        for (const Tracker& t : monitors_)
-            if (t.spec.key == key) return t;
-        throw InvalidArgument(detail::cat("traincb: EarlyStopping: '", key,
-                                          "' is not monitored; the monitors are: ", detail::join(monitor_keys())));
-    }
+    [[nodiscard]] const Tracker& tracker(std::string_view key) const;
     [[nodiscard]] double margin(const Tracker& t, double ref) const noexcept {
         return opt_.min_delta_mode == DeltaMode::Relative ? t.spec.min_delta * std::abs(ref) : t.spec.min_delta;
     }
     // Steps 3 to 5 for one monitor's value; the baseline applies to the primary only. Returns
     // whether the value became the monitor's new best.
-    bool update(Tracker& t, double v, int epoch, bool primary) {
-        const Direction dir = *t.dir;
-        const bool improved = !std::isnan(v) && (!t.best || detail::better(dir, v, *t.best, margin(t, *t.best)));
-        if (improved) {
-            t.best = v;
-            t.best_epoch = epoch;
-        }
-        const bool beats_baseline =
-            !primary || !opt_.baseline ||
-            (!std::isnan(v) && detail::better(dir, v, *opt_.baseline, margin(t, *opt_.baseline)));
-        if (improved && beats_baseline)
-            t.wait = 0;
-        else
-            ++t.wait;
-        return improved;
-    }
-    [[nodiscard]] nlohmann::json options_json() const {
-        auto opt = [](const std::optional<double>& v) {
-            return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
-        };
-        auto mode_name = [](Mode m) { return m == Mode::Auto ? "auto" : m == Mode::Min ? "min" : "max"; };
-        const MonitorSpec& primary = monitors_.front().spec;
-        nlohmann::json j = {{"monitor", primary.key},
-                            {"mode", mode_name(primary.mode)},
-                            {"min_delta", detail::format_double(primary.min_delta)},
-                            {"min_delta_mode", opt_.min_delta_mode == DeltaMode::Absolute ? "abs" : "rel"},
-                            {"patience", opt_.patience},
-                            {"baseline", opt(opt_.baseline)},
-                            {"start_from_epoch", opt_.start_from_epoch},
-                            {"restore_best_weights", opt_.restore_best_weights},
-                            {"stopping_threshold", opt(opt_.stopping_threshold)},
-                            {"divergence_threshold", opt(opt_.divergence_threshold)},
-                            {"check_finite", opt_.check_finite}};
-        if (monitors_.size() > 1) {
-            nlohmann::json ms = nlohmann::json::array();
-            for (const Tracker& t : monitors_)
-                ms.push_back({{"key", t.spec.key},
-                              {"mode", mode_name(t.spec.mode)},
-                              {"min_delta", detail::format_double(t.spec.min_delta)}});
-            j["monitors"] = std::move(ms);
-        }
-        return j;
-    }
-    void handle_missing(const Logs& logs, Tracker& t) {
-        if (t.spec.key.starts_with("val_")) {
-            bool any_val = false;
-            for (const auto& kv : logs) any_val = any_val || kv.first.starts_with("val_");
-            if (!any_val) return;  // an epoch without validation: skipped, not counted
-        }
-        const std::string msg = logs.missing_key_message("EarlyStopping", t.spec.key);
-        if (opt_.strict) throw InvalidArgument(msg + " (set strict = false to skip such epochs with a warning)");
-        if (!t.warned_missing) {
-            t.warned_missing = true;
-            warn(msg + (monitors_.size() == 1 ? "; the epoch is skipped" : "; this monitor skips the epoch"));
-        }
-    }
+    bool update(Tracker& t, double v, int epoch, bool primary);
+    [[nodiscard]] nlohmann::json options_json() const;
+    void handle_missing(const Logs& logs, Tracker& t);
 
     EarlyStoppingOptions opt_;
     std::vector<Tracker> monitors_;              // one per monitor, the primary first
@@ -565,3 +253,362 @@ private:
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE Mode parse_mode(std::string_view s) {
+    if (s == "auto") return Mode::Auto;
+    if (s == "min") return Mode::Min;
+    if (s == "max") return Mode::Max;
+    throw InvalidArgument("traincb: EarlyStopping: unknown mode '" + std::string(s) + "'; use auto, min or max");
+}
+
+TRAINCB_INLINE DeltaMode parse_delta_mode(std::string_view s) {
+    if (s == "abs" || s == "absolute") return DeltaMode::Absolute;
+    if (s == "rel" || s == "relative") return DeltaMode::Relative;
+    throw InvalidArgument("traincb: EarlyStopping: unknown min_delta_mode '" + std::string(s) + "'; use abs or rel");
+}
+
+TRAINCB_INLINE EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : opt_(std::move(options)) {
+    auto bad = [](const std::string& what) { throw InvalidArgument("traincb: EarlyStopping: " + what); };
+    if (!opt_.monitors.empty()) check_monitors(bad);
+    if (opt_.monitor.empty()) bad("monitor is empty; pass the log key to watch, e.g. \"val_loss\"");
+    if (opt_.patience < 0) bad("patience must be >= 0, got " + std::to_string(opt_.patience) + "; pass 0 or more");
+    if (!(opt_.min_delta >= 0) || std::isinf(opt_.min_delta))
+        bad("min_delta must be a finite number >= 0, got " + detail::format_double(opt_.min_delta) +
+            "; Keras silently takes abs(), traincb asks you to pass the margin itself");
+    if (opt_.start_from_epoch < 0) bad("start_from_epoch must be >= 0, got " + std::to_string(opt_.start_from_epoch));
+    if (opt_.baseline && std::isnan(*opt_.baseline)) bad("baseline is NaN; pass a number or leave it unset");
+    if (opt_.stopping_threshold && std::isnan(*opt_.stopping_threshold))
+        bad("stopping_threshold is NaN; pass a number or leave it unset");
+    if (opt_.divergence_threshold && std::isnan(*opt_.divergence_threshold))
+        bad("divergence_threshold is NaN; pass a number or leave it unset");
+    if (opt_.monitors.empty()) monitors_.push_back({.spec = {opt_.monitor, opt_.mode, opt_.min_delta}});
+    for (const MonitorSpec& m : opt_.monitors) monitors_.push_back({.spec = m});
+    for (Tracker& t : monitors_) {
+        if (t.spec.mode != Mode::Auto)
+            t.dir = detail::resolve_mode("EarlyStopping", t.spec.mode, t.spec.key);
+        else if (auto d = detail::direction_from_name(t.spec.key))
+            t.dir = *d;
+    }
+    values_.resize(monitors_.size());
+}
+
+TRAINCB_INLINE std::vector<std::string> EarlyStopping::monitor_keys() const {
+    std::vector<std::string> keys;
+    keys.reserve(monitors_.size());
+    for (const Tracker& t : monitors_) keys.push_back(t.spec.key);
+    return keys;
+}
+
+TRAINCB_INLINE std::string EarlyStopping::name() const {
+    return "EarlyStopping";
+}
+
+TRAINCB_INLINE std::vector<std::string> EarlyStopping::required_keys() const {
+    if (!opt_.strict) return {};
+    return monitor_keys();
+}
+
+TRAINCB_INLINE Capabilities EarlyStopping::required_capabilities() const {
+    return {.learning_rate = false, .state = opt_.restore_best_weights};
+}
+
+TRAINCB_INLINE void EarlyStopping::on_train_begin(Context& ctx) {
+    reset();
+    resolve(ctx.params().metric_directions);
+    if (opt_.restore_best_weights && !ctx.model().has_state())
+        throw InvalidArgument(
+            "traincb: EarlyStopping: restore_best_weights needs the model's state, but the model has no "
+            "visit_state(traincb::StateVisitor&); add it (see traincb/state.hpp) or specialise "
+            "traincb::model_traits, or set restore_best_weights = false");
+}
+
+TRAINCB_INLINE void EarlyStopping::on_epoch_end(Context& ctx) {
+    const Logs& logs = ctx.logs();
+    bool any = false;
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+        const double* pv = logs.find(monitors_[i].spec.key);
+        values_[i] = pv ? std::optional<double>(*pv) : std::nullopt;
+        any = any || pv != nullptr;
+    }
+    // Every missing monitor is handled (under strict: thrown) before anything changes.
+    for (std::size_t i = 0; i < monitors_.size(); ++i)
+        if (!values_[i]) handle_missing(logs, monitors_[i]);
+    if (!any) return;
+    // The first monitored epoch with a direction still unset (a list driven without
+    // on_train_begin) resolves it here, failing loudly rather than guessing.
+    resolve(ctx.params().metric_directions);
+    const int epoch = ctx.epoch();
+    Decision d = decide(values_, epoch);
+    if (d.improved && opt_.restore_best_weights) {
+        ModelHandle& m = ctx.model();
+        snapshot_.take([&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
+    }
+    if (d.stop != StopReason::None) ctx.request_stop(name(), to_string(d.stop));
+}
+
+TRAINCB_INLINE void EarlyStopping::on_train_end(Context& ctx) {
+    const bool verbose = opt_.verbose > 0 && ctx.comm().is_primary();  // data-parallel: rank 0 prints
+    if (verbose && stopped_epoch_)
+        std::cout << "Epoch " << (*stopped_epoch_ + 1) << ": early stopping (" << to_string(reason_) << ")\n";
+    if (opt_.restore_best_weights && snapshot_.has_value() && best_epoch()) {
+        if (verbose)
+            std::cout << "Restoring model weights from the end of the best epoch: " << (*best_epoch() + 1) << ".\n";
+        ModelHandle& m = ctx.model();
+        snapshot_.restore([&m](StateVisitor& v) { m.visit_state(v); });
+        restored_from_ = best_epoch();
+    }
+}
+
+TRAINCB_INLINE EarlyStopping::Decision EarlyStopping::decide(double v, int epoch) {
+    if (monitors_.size() != 1)
+        throw InvalidArgument(
+            detail::cat("traincb: EarlyStopping: decide(value, epoch) feeds one monitor, but there are ",
+                        std::to_string(monitors_.size()), "; pass one value per monitor"));
+    const std::optional<double> one[] = {v};
+    return decide(std::span<const std::optional<double>>(one), epoch);
+}
+
+TRAINCB_INLINE EarlyStopping::Decision EarlyStopping::decide(std::span<const std::optional<double>> values, int epoch) {
+    if (values.size() != monitors_.size())
+        throw InvalidArgument(detail::cat("traincb: EarlyStopping: decide got ", std::to_string(values.size()),
+                                          " values for ", std::to_string(monitors_.size()),
+                                          " monitors; pass one per monitor, nullopt for one not logged"));
+    Decision d;
+    if (epoch < opt_.start_from_epoch) return d;
+    bool any = false, non_finite = false, exhausted = true;
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+        Tracker& t = monitors_[i];
+        if (values[i]) {
+            any = true;
+            const bool improved = update(t, *values[i], epoch, i == 0);
+            if (i == 0) d.improved = improved;
+            non_finite = non_finite || !std::isfinite(*values[i]);
+        }
+        exhausted = exhausted && t.wait >= std::max(opt_.patience, 1);
+    }
+    if (!any) return d;
+    // The thresholds are numbers on the primary's scale: they apply to the primary only.
+    const std::optional<double>& v = values[0];
+    const Direction dir = *monitors_.front().dir;
+    if (opt_.check_finite && non_finite)
+        d.stop = StopReason::NonFiniteMetric;
+    else if (v && opt_.stopping_threshold && detail::better(dir, *v, *opt_.stopping_threshold, 0.0))
+        d.stop = StopReason::StoppingThreshold;
+    else if (v && opt_.divergence_threshold && detail::worse(dir, *v, *opt_.divergence_threshold))
+        d.stop = StopReason::DivergenceThreshold;
+    else if (exhausted)
+        d.stop = StopReason::PatienceExhausted;
+    if (d.stop != StopReason::None) {
+        stopped_epoch_ = epoch;
+        reason_ = d.stop;
+    }
+    return d;
+}
+
+TRAINCB_INLINE void EarlyStopping::resolve(const std::vector<std::pair<std::string, Direction>>& declared) {
+    for (Tracker& t : monitors_)
+        if (!t.dir) t.dir = detail::resolve_mode("EarlyStopping", t.spec.mode, t.spec.key, declared);
+}
+
+TRAINCB_INLINE void EarlyStopping::reset() noexcept {
+    for (Tracker& t : monitors_) {
+        t.best.reset();
+        t.best_epoch.reset();
+        t.wait = 0;
+        t.warned_missing = false;
+    }
+    stopped_epoch_.reset();
+    restored_from_.reset();
+    reason_ = StopReason::None;
+    snapshot_.reset();
+}
+
+TRAINCB_INLINE std::string EarlyStopping::state_key() const {
+    return opt_.id.empty() ? detail::cat("EarlyStopping:", detail::join(monitor_keys(), "+")) : opt_.id;
+}
+
+TRAINCB_INLINE void EarlyStopping::save_state(CallbackState& s) const {
+    s.version = 1;
+    auto opt = [](const std::optional<double>& v) {
+        return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
+    };
+    auto opt_int = [](const std::optional<int>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+    s.json = {{"best", opt(best())},
+              {"best_epoch", opt_int(best_epoch())},
+              {"wait", wait()},
+              {"stopped_epoch", stopped_epoch_ ? nlohmann::json(*stopped_epoch_) : nlohmann::json()},
+              {"stop_reason", to_string(reason_)},
+              {"options", options_json()}};
+    if (monitors_.size() > 1) {
+        nlohmann::json ms = nlohmann::json::array();
+        for (const Tracker& t : monitors_)
+            ms.push_back(
+                {{"key", t.spec.key}, {"best", opt(t.best)}, {"best_epoch", opt_int(t.best_epoch)}, {"wait", t.wait}});
+        s.json["monitors"] = std::move(ms);
+    }
+    if (snapshot_.has_value()) s.tensors = snapshot_.to_state_dict();
+}
+
+TRAINCB_INLINE void EarlyStopping::load_state(const CallbackState& s, Context& ctx) {
+    s.require_version(1, "EarlyStopping", state_key());
+    const auto& j = s.json;
+    std::optional<double> best;
+    std::optional<int> best_epoch, stopped_epoch;
+    int wait = 0;
+    StopReason reason = StopReason::None;
+    struct Saved {
+        std::string key;
+        std::optional<double> best;
+        std::optional<int> best_epoch;
+        int wait = 0;
+    };
+    std::vector<Saved> saved;
+    try {
+        auto num = [](const nlohmann::json& v) -> std::optional<double> {
+            if (v.is_null()) return std::nullopt;
+            const std::string text = v.get<std::string>();  // format_double's round-trip text
+            const std::optional<double> d = detail::parse_double(text);
+            if (!d) throw std::invalid_argument("best '" + text + "' is not a number");
+            return *d;
+        };
+        auto integer = [](const nlohmann::json& v, const char* what) -> int {
+            if (!v.is_number_integer())
+                throw std::invalid_argument(std::string(what) + " " + v.dump() + " is not an integer");
+            return v.get<int>();
+        };
+        auto epoch = [&integer](const nlohmann::json& v, const char* what) -> std::optional<int> {
+            if (v.is_null()) return std::nullopt;
+            return integer(v, what);
+        };
+        best = num(j.at("best"));
+        best_epoch = epoch(j.at("best_epoch"), "best_epoch");
+        stopped_epoch = epoch(j.at("stopped_epoch"), "stopped_epoch");
+        wait = integer(j.at("wait"), "wait");
+        const std::string r = j.at("stop_reason").get<std::string>();
+        bool known = r == to_string(StopReason::None);
+        for (auto k : {StopReason::PatienceExhausted, StopReason::StoppingThreshold, StopReason::DivergenceThreshold,
+                       StopReason::NonFiniteMetric})
+            if (r == to_string(k)) {
+                reason = k;
+                known = true;
+            }
+        if (!known) throw std::invalid_argument("unknown stop_reason '" + r + "'");
+        if (wait < 0) throw std::invalid_argument("wait " + std::to_string(wait) + " < 0");
+        if (j.contains("monitors")) {
+            const nlohmann::json& ms = j.at("monitors");
+            if (!ms.is_array()) throw std::invalid_argument(detail::cat("monitors ", ms.dump(), " is not an array"));
+            for (const nlohmann::json& m : ms) {
+                Saved e{m.at("key").get<std::string>(), num(m.at("best")), epoch(m.at("best_epoch"), "best_epoch"),
+                        integer(m.at("wait"), "wait")};
+                if (e.wait < 0) throw std::invalid_argument(detail::cat("wait ", std::to_string(e.wait), " < 0"));
+                saved.push_back(std::move(e));
+            }
+        } else {
+            // One monitor's state (every state written before several monitors existed).
+            const nlohmann::json* o = j.contains("options") ? &j.at("options") : nullptr;
+            std::string key = o && o->contains("monitor") ? o->at("monitor").get<std::string>() : std::string();
+            saved.push_back({std::move(key), best, best_epoch, wait});
+        }
+    } catch (const std::exception& e) {
+        throw FormatError("traincb: EarlyStopping: checkpointed state (key '" + state_key() + "') is malformed (" +
+                          e.what() + "); it was not written by this traincb: resume from another checkpoint");
+    }
+    std::vector<Tracker> next = monitors_;
+    std::vector<std::string> fresh;
+    for (std::size_t i = 0; i < next.size(); ++i) {
+        Tracker& t = next[i];
+        const Saved* found = next.size() == 1 && saved.size() == 1 ? &saved.front() : nullptr;
+        for (const Saved& e : saved)
+            if (!found && (e.key == t.spec.key || (i == 0 && e.key.empty()))) found = &e;
+        t.best = found ? found->best : std::nullopt;
+        t.best_epoch = found ? found->best_epoch : std::nullopt;
+        t.wait = found ? found->wait : 0;
+        if (!found) fresh.push_back(t.spec.key);
+    }
+    if (!s.tensors.empty() && opt_.restore_best_weights && ctx.model().has_state()) {
+        ModelHandle& m = ctx.model();
+        snapshot_.from_state_dict(
+            s.tensors, "", [&m](StateVisitor& v) { m.visit_state(v); }, StateFilter::Weights);
+    }
+    monitors_ = std::move(next);
+    stopped_epoch_ = stopped_epoch;
+    reason_ = reason;
+    if (j.contains("options") && j.at("options") != options_json())
+        warn("traincb: EarlyStopping: options changed since the checkpoint (was " + j.at("options").dump() + ", now " +
+             options_json().dump() + "); the new options apply");
+    if (!fresh.empty())
+        warn(detail::cat("traincb: EarlyStopping: the checkpointed state (key '", state_key(),
+                         "') has no values for monitor ", detail::join(fresh), "; it starts fresh"));
+}
+
+TRAINCB_INLINE const EarlyStopping::Tracker& EarlyStopping::tracker(std::string_view key) const {
+    for (const Tracker& t : monitors_)
+        if (t.spec.key == key) return t;
+    throw InvalidArgument(detail::cat("traincb: EarlyStopping: '", key,
+                                      "' is not monitored; the monitors are: ", detail::join(monitor_keys())));
+}
+
+TRAINCB_INLINE bool EarlyStopping::update(Tracker& t, double v, int epoch, bool primary) {
+    const Direction dir = *t.dir;
+    const bool improved = !std::isnan(v) && (!t.best || detail::better(dir, v, *t.best, margin(t, *t.best)));
+    if (improved) {
+        t.best = v;
+        t.best_epoch = epoch;
+    }
+    const bool beats_baseline = !primary || !opt_.baseline ||
+                                (!std::isnan(v) && detail::better(dir, v, *opt_.baseline, margin(t, *opt_.baseline)));
+    if (improved && beats_baseline)
+        t.wait = 0;
+    else
+        ++t.wait;
+    return improved;
+}
+
+TRAINCB_INLINE nlohmann::json EarlyStopping::options_json() const {
+    auto opt = [](const std::optional<double>& v) {
+        return v ? nlohmann::json(detail::format_double(*v)) : nlohmann::json();
+    };
+    auto mode_name = [](Mode m) { return m == Mode::Auto ? "auto" : m == Mode::Min ? "min" : "max"; };
+    const MonitorSpec& primary = monitors_.front().spec;
+    nlohmann::json j = {{"monitor", primary.key},
+                        {"mode", mode_name(primary.mode)},
+                        {"min_delta", detail::format_double(primary.min_delta)},
+                        {"min_delta_mode", opt_.min_delta_mode == DeltaMode::Absolute ? "abs" : "rel"},
+                        {"patience", opt_.patience},
+                        {"baseline", opt(opt_.baseline)},
+                        {"start_from_epoch", opt_.start_from_epoch},
+                        {"restore_best_weights", opt_.restore_best_weights},
+                        {"stopping_threshold", opt(opt_.stopping_threshold)},
+                        {"divergence_threshold", opt(opt_.divergence_threshold)},
+                        {"check_finite", opt_.check_finite}};
+    if (monitors_.size() > 1) {
+        nlohmann::json ms = nlohmann::json::array();
+        for (const Tracker& t : monitors_)
+            ms.push_back({{"key", t.spec.key},
+                          {"mode", mode_name(t.spec.mode)},
+                          {"min_delta", detail::format_double(t.spec.min_delta)}});
+        j["monitors"] = std::move(ms);
+    }
+    return j;
+}
+
+TRAINCB_INLINE void EarlyStopping::handle_missing(const Logs& logs, Tracker& t) {
+    if (t.spec.key.starts_with("val_")) {
+        bool any_val = false;
+        for (const auto& kv : logs) any_val = any_val || kv.first.starts_with("val_");
+        if (!any_val) return;  // an epoch without validation: skipped, not counted
+    }
+    const std::string msg = logs.missing_key_message("EarlyStopping", t.spec.key);
+    if (opt_.strict) throw InvalidArgument(msg + " (set strict = false to skip such epochs with a warning)");
+    if (!t.warned_missing) {
+        t.warned_missing = true;
+        warn(msg + (monitors_.size() == 1 ? "; the epoch is skipped" : "; this monitor skips the epoch"));
+    }
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

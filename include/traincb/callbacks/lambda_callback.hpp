@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/errors.hpp"
 
 namespace traincb::inline v0 {
@@ -35,42 +36,89 @@ struct LambdaCallbackOptions {
 class LambdaCallback final : public Callback {
 public:
     /// @throws InvalidArgument when `name` is empty.
-    explicit LambdaCallback(LambdaCallbackOptions options = {}) : opt_(std::move(options)) {
-        if (opt_.name.empty())
-            throw InvalidArgument(
-                "traincb: LambdaCallback: name is empty; pass a name for messages and stop "
-                "requests, or leave the default \"LambdaCallback\"");
-    }
+    explicit LambdaCallback(LambdaCallbackOptions options = {});
 
     // CallbackList calls a hook only when the type overrides it, so all are overridden and an
     // empty function is a cheap early return.
     /// Calls options().on_train_begin, if set.
-    void on_train_begin(Context& ctx) override { call(opt_.on_train_begin, ctx); }
+    TRAINCB_INLINE void on_train_begin(Context& ctx) override;
     /// Calls options().on_train_end, if set.
-    void on_train_end(Context& ctx) override { call(opt_.on_train_end, ctx); }
+    TRAINCB_INLINE void on_train_end(Context& ctx) override;
     /// Calls options().on_epoch_begin, if set.
-    void on_epoch_begin(Context& ctx) override { call(opt_.on_epoch_begin, ctx); }
+    TRAINCB_INLINE void on_epoch_begin(Context& ctx) override;
     /// Calls options().on_epoch_end, if set.
-    void on_epoch_end(Context& ctx) override { call(opt_.on_epoch_end, ctx); }
+    TRAINCB_INLINE void on_epoch_end(Context& ctx) override;
     /// Calls options().on_train_batch_begin, if set.
-    void on_train_batch_begin(Context& ctx) override { call(opt_.on_train_batch_begin, ctx); }
+    TRAINCB_INLINE void on_train_batch_begin(Context& ctx) override;
     /// Calls options().on_train_batch_end, if set.
-    void on_train_batch_end(Context& ctx) override { call(opt_.on_train_batch_end, ctx); }
+    TRAINCB_INLINE void on_train_batch_end(Context& ctx) override;
     /// Calls options().on_test_begin, if set.
-    void on_test_begin(Context& ctx) override { call(opt_.on_test_begin, ctx); }
+    TRAINCB_INLINE void on_test_begin(Context& ctx) override;
     /// Calls options().on_test_end, if set.
-    void on_test_end(Context& ctx) override { call(opt_.on_test_end, ctx); }
+    TRAINCB_INLINE void on_test_end(Context& ctx) override;
 
     /// options().name ("LambdaCallback" by default).
-    [[nodiscard]] std::string name() const override { return opt_.name; }
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
     /// The options.
     [[nodiscard]] const LambdaCallbackOptions& options() const noexcept { return opt_; }
 
 private:
-    static void call(const LambdaCallbackOptions::Hook& f, Context& ctx) {
-        if (f) f(ctx);
-    }
+    static void call(const LambdaCallbackOptions::Hook& f, Context& ctx);
     LambdaCallbackOptions opt_;
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE LambdaCallback::LambdaCallback(LambdaCallbackOptions options) : opt_(std::move(options)) {
+    if (opt_.name.empty())
+        throw InvalidArgument(
+            "traincb: LambdaCallback: name is empty; pass a name for messages and stop "
+            "requests, or leave the default \"LambdaCallback\"");
+}
+
+TRAINCB_INLINE void LambdaCallback::on_train_begin(Context& ctx) {
+    call(opt_.on_train_begin, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_train_end(Context& ctx) {
+    call(opt_.on_train_end, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_epoch_begin(Context& ctx) {
+    call(opt_.on_epoch_begin, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_epoch_end(Context& ctx) {
+    call(opt_.on_epoch_end, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_train_batch_begin(Context& ctx) {
+    call(opt_.on_train_batch_begin, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_train_batch_end(Context& ctx) {
+    call(opt_.on_train_batch_end, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_test_begin(Context& ctx) {
+    call(opt_.on_test_begin, ctx);
+}
+
+TRAINCB_INLINE void LambdaCallback::on_test_end(Context& ctx) {
+    call(opt_.on_test_end, ctx);
+}
+
+TRAINCB_INLINE std::string LambdaCallback::name() const {
+    return opt_.name;
+}
+
+TRAINCB_INLINE void LambdaCallback::call(const LambdaCallbackOptions::Hook& f, Context& ctx) {
+    if (f) f(ctx);
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

@@ -42,6 +42,7 @@
 
 #include "traincb/callback.hpp"
 #include "traincb/callbacks/early_stopping.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/monitor.hpp"
 #include "traincb/detail/os.hpp"
 #include "traincb/detail/strings.hpp"
@@ -91,7 +92,273 @@ struct ReportMark {
 namespace detail::lcr {
 
 /// Escapes text for HTML/SVG content and quoted attribute values.
-inline std::string escape(std::string_view s) {
+TRAINCB_INLINE std::string escape(std::string_view s);
+
+/// A CSS class suffix made of [a-z0-9-] only (so a kind can never break out of the attribute).
+TRAINCB_INLINE std::string css_ident(std::string_view s);
+
+/// `v` with `decimals` digits after the point (std::to_chars: locale-independent, deterministic).
+TRAINCB_INLINE std::string fixed(double v, int decimals);
+
+/// `v` with at most `digits` significant digits ("0.3123", "1e-05"); "nan", "inf", "-inf".
+TRAINCB_INLINE std::string sig(double v, int digits);
+
+/// Appends every piece to `out` in one pass (no temporary strings).
+template <class... Pieces>
+void put(std::string& out, const Pieces&... pieces) {
+    auto one = [&out](const auto& piece) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(piece)>, char>)
+            out += piece;
+        else
+            out.append(std::string_view(piece));
+    };
+    (one(pieces), ...);
+}
+
+/// A pixel coordinate (one decimal is finer than any screen needs and keeps the file small).
+inline std::string px(double v) {
+    return fixed(v, 1);
+}
+
+/// Rough rendered width of `s` at `font_px` (for placing labels without a layout engine).
+TRAINCB_INLINE double text_width(std::string_view s, double font_px);
+
+/// Ticks of an axis: the domain [lo, hi] and the labelled values within it.
+struct Axis {
+    double lo = 0;
+    double hi = 1;
+    std::vector<double> ticks{};
+    std::vector<std::string> labels{};
+};
+
+/// A 1, 2 or 5 times a power of ten close to range / target.
+TRAINCB_INLINE double nice_step(double range, double target);
+
+/// Round ticks covering [min, max] (Heckbert's "nice numbers"); the domain snaps to them.
+TRAINCB_INLINE Axis value_axis(double mn, double mx);
+
+/// Integer ticks for 1-based epoch labels from `first` to `last`.
+TRAINCB_INLINE Axis epoch_axis(int first, int last);
+
+}  // namespace detail::lcr
+
+/// Writes a learning-curve report: one self-contained HTML page rewritten atomically as epochs end
+/// (see LearningCurveReportOptions::write_every) and at train end. Other callbacks add markers
+/// with mark() (example_breast_cancer marks ModelCheckpoint's saves as "checkpoint" from a
+/// LambdaCallback). Resumable: a full checkpoint holds its marks, and takes its epochs and values
+/// from the run's History (state_key()), so a resumed run's page shows the whole run,
+/// byte-identical to an uninterrupted one (the page holds no time). In data-parallel training (a
+/// Communicator with more than one rank) only rank 0 writes; every rank keeps the same state.
+/// @code
+/// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
+/// @endcode
+class LearningCurveReport final : public Callback {
+public:
+    /// @throws InvalidArgument for an empty path, a path ending in a separator, an empty
+    /// learning_rate_key, or a negative max_lr_markers, refresh_seconds or write_every.
+    /// @throws IoError naming the path when it is a directory or an ancestor is a regular file.
+    explicit LearningCurveReport(LearningCurveReportOptions options = {});
+
+    /// The options it was built with.
+    [[nodiscard]] const LearningCurveReportOptions& options() const noexcept { return opt_; }
+    /// The markers added with mark(), in the order they were added.
+    [[nodiscard]] const std::vector<ReportMark>& marks() const noexcept { return marks_; }
+    /// The 0-based epochs recorded in this run.
+    [[nodiscard]] const std::vector<int>& epochs() const noexcept { return epochs_; }
+    /// Number of times this process wrote the file in this run (0 on ranks other than 0 of a
+    /// data-parallel run, which only record).
+    [[nodiscard]] int writes() const noexcept { return writes_; }
+
+    /// Adds a marker at 0-based `epoch` (shown from the next write on; on_train_begin forgets the
+    /// previous run's, load_state restores a checkpoint's), e.g. `report.mark(epoch, "checkpoint", path)`.
+    /// @throws InvalidArgument for a negative epoch or an empty kind.
+    void mark(int epoch, std::string kind, std::string label);
+
+    /// The page as it would be written now (deterministic: the same calls give the same bytes).
+    [[nodiscard]] std::string render() const;
+
+    /// Writes render() to the path atomically (temporary file, fsync, rename), keeping the
+    /// permission bits of the file it replaces. The hooks call it on rank 0 only; a direct call
+    /// writes on any rank.
+    /// @throws IoError naming the path; the previous file is then left intact
+    void write();
+
+    /// "LearningCurveReport" (starts its error messages).
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
+
+    /// Forgets the previous run, resolves the monitor's direction and writes a first (empty)
+    /// page, so a bad path fails before the first epoch (rank 0 only, here and in every hook).
+    /// @throws InvalidArgument when an explicit monitor's direction cannot be inferred
+    /// @throws IoError naming the path
+    TRAINCB_INLINE void on_train_begin(Context& ctx) override;
+
+    /// Records the epoch's logs and rewrites the file when it is due (see
+    /// LearningCurveReportOptions::write_every). @throws IoError naming the path
+    TRAINCB_INLINE void on_epoch_end(Context& ctx) override;
+
+    /// Rewrites the file with how training ended (kind, source, reason). Keys that callbacks
+    /// after this one added to the last epoch's logs are merged in first.
+    /// @throws IoError naming the path
+    TRAINCB_INLINE void on_train_end(Context& ctx) override;
+
+    /// The explicit id, else "LearningCurveReport".
+    [[nodiscard]] TRAINCB_INLINE std::string state_key() const override;
+    /// Writes the marks and how to rebuild the recorded epochs and values (version 2). The values
+    /// that the run's History holds bit for bit (every logged key, normally) are not stored
+    /// again: the state names their keys and the History rows they are ("history": {"offset",
+    /// "keys"}). A key absent in some epoch, or whose value differs from the History's, keeps its
+    /// own column as two tensors, "values/<key>" (F64) and "present/<key>" (U8, 0 where absent);
+    /// without a History (a hand-written loop without CallbackList::set_history) every column is
+    /// stored so, with the epochs in the tensor "epochs" (I64).
+    TRAINCB_INLINE void save_state(CallbackState& state) const override;
+    /// Restores what save_state wrote (version 2, or version 1: every value as JSON) after
+    /// on_train_begin of a resumed run, taking the shared values from ctx.history() (which the
+    /// Trainer has restored from the same checkpoint), and rewrites the page, which then shows
+    /// the whole run so far.
+    /// @throws FormatError for another version, a malformed field or tensor, or a History that
+    /// lacks the rows or keys the state names (the report is then unchanged); IoError naming the
+    /// path
+    TRAINCB_INLINE void load_state(const CallbackState& state, Context& ctx) override;
+
+private:
+    static constexpr int kStateVersion = 2;
+    // The adaptive write interval is ceil(epochs recorded / this).
+    static constexpr std::size_t kAdaptiveWrites = 100;
+
+    using Column = std::vector<std::optional<double>>;
+    using Columns = std::map<std::string, Column, std::less<>>;
+    struct Parsed {
+        std::vector<int> epochs;
+        Columns cols;
+    };
+
+    // The field `key` of a state, an object or an array. @throws FormatError
+    static const nlohmann::json& field(const nlohmann::json& j, const char* key, bool want_object,
+                                       const std::string& c);
+    // An epoch (an integer in [0, INT_MAX]). @throws FormatError naming `where`
+    static int epoch_of(const nlohmann::json& e, const std::string& where, const std::string& c);
+    // A count (an integer >= 0). @throws FormatError naming it
+    static std::size_t count_of(const nlohmann::json& j, const char* key, const std::string& c);
+
+    // Version 1: the epochs and every column as JSON (values as strings, null where absent).
+    static Parsed parse_v1(const nlohmann::json& j, const std::string& c);
+
+    // Version 2: shared columns from the History, the others (and, without a History, the
+    // epochs) from tensors.
+    static Parsed parse_v2(const CallbackState& state, const History* h, const std::string& c);
+
+    // True when `v` is the History's value of `key` at `row`, bit for bit.
+    static bool same_as_history(const std::optional<double>& v, const History& h, std::string_view key,
+                                std::size_t row);
+    // Compares the epochs recorded since the last call with the run's History (which records an
+    // epoch after every on_epoch_end, before any checkpoint of it is taken), so that a checkpoint
+    // can take the values from the History instead of storing them a second time: a key whose
+    // value differs, or that was absent, keeps its own column. O(keys) per new epoch.
+    void sync_history() const;
+    // After a load: the report's epochs are the last rows of `h` (when it has them); each key
+    // whose column differs from the History's keeps its own column in later checkpoints.
+    void link_history(const History* h);
+
+    // A double written by detail::format_double ("nan", "inf" included); nullopt if it is not one.
+    static std::optional<double> parse(const std::string& s) { return detail::parse_double(s); }
+
+    // A vertical line across every chart: best, stopped, learning-rate change.
+    struct Event {
+        int epoch = 0;
+        std::string cls{};
+        std::string label{};
+        std::string tip{};
+        double x = 0;   // centre of the plot line
+        double lx = 0;  // centre of the label, shifted to stay inside the chart
+        int lane = 0;   // label row above the plot
+    };
+    struct Group {
+        std::string base{};
+        std::string train{};  // "" when absent
+        std::string val{};    // "" when absent
+    };
+    struct Best {
+        std::string key{};
+        int epoch = 0;
+        double value = 0;
+    };
+
+    static constexpr double kWidth = 560;
+    static constexpr double kLeft = 62;
+    static constexpr double kRight = 18;
+    static constexpr double kPlotH = 190;
+    static constexpr double kBottom = 40;
+    static constexpr double kTitleH = 28;
+    static constexpr double kLaneH = 14;
+    static constexpr int kMaxLanes = 4;
+
+    // write() on rank 0; another rank of a data-parallel run only advances the bookkeeping of
+    // what was written, so that every rank decides the same writes.
+    void write_on_primary(Context& ctx);
+
+    void probe_path() const;
+
+    void record(int epoch, const Logs& logs);
+
+    [[nodiscard]] std::string monitor_key() const;
+
+    [[nodiscard]] std::optional<Best> best() const;
+
+    struct Stop {
+        int epoch = 0;
+        std::string word{};    // "stopped", "exception", "interrupted"
+        std::string reason{};  // "patience", the exception's message, ...
+    };
+    // The stopped epoch, from EarlyStopping, else from a run that did not complete.
+    [[nodiscard]] std::optional<Stop> stopped() const;
+
+    // Epochs where the learning rate differs from the previous logged value, with both values.
+    [[nodiscard]] std::vector<std::pair<int, std::pair<double, double>>> lr_changes() const;
+
+    [[nodiscard]] std::vector<Group> groups() const;
+
+    [[nodiscard]] double x_of(double epoch1, const detail::lcr::Axis& ax) const {
+        return kLeft + (epoch1 - ax.lo) / (ax.hi - ax.lo) * (kWidth - kLeft - kRight);
+    }
+
+    // Places event labels in rows above the plots so that none overlaps another.
+    static int layout_lanes(std::vector<Event>& events);
+
+    void render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa, const std::vector<Event>& events,
+                      int lanes, const std::optional<Best>& best_mark) const;
+
+    LearningCurveReportOptions opt_;
+    std::vector<int> epochs_{};
+    Columns cols_{};
+    std::vector<ReportMark> marks_{};
+    // How a checkpoint can take the values from the run's History (ctx.history(), read from
+    // on_train_begin to on_train_end): the report's rows are its rows history_offset_..
+    // (linked_), checked up to verified_; the keys in own_ differ from it.
+    const History* history_ = nullptr;
+    mutable bool linked_ = false;
+    std::size_t history_offset_ = 0;
+    mutable std::size_t verified_ = 0;
+    mutable std::set<std::string, std::less<>> own_{};
+    // What the last write showed (the cadence counts from it).
+    std::size_t written_rows_ = 0;
+    std::size_t written_marks_ = 0;
+    std::vector<std::pair<std::string, Direction>> declared_{};
+    std::optional<Direction> dir_{};
+    int total_epochs_ = 0;
+    bool ended_ = false;
+    TrainEnd end_{};
+    int writes_ = 0;
+};
+
+}  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+namespace detail::lcr {
+
+TRAINCB_INLINE std::string escape(std::string_view s) {
     std::string out;
     out.reserve(s.size() + 8);
     for (const char c : s) {
@@ -118,8 +385,7 @@ inline std::string escape(std::string_view s) {
     return out;
 }
 
-/// A CSS class suffix made of [a-z0-9-] only (so a kind can never break out of the attribute).
-inline std::string css_ident(std::string_view s) {
+TRAINCB_INLINE std::string css_ident(std::string_view s) {
     std::string out;
     for (const char c : s) {
         if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
@@ -133,16 +399,14 @@ inline std::string css_ident(std::string_view s) {
     return out.empty() ? std::string("other") : out;
 }
 
-/// `v` with `decimals` digits after the point (std::to_chars: locale-independent, deterministic).
-inline std::string fixed(double v, int decimals) {
+TRAINCB_INLINE std::string fixed(double v, int decimals) {
     if (v == 0) v = 0;  // no "-0.0"
     char buf[400];
     const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, decimals);
     return r.ec == std::errc() ? std::string(buf, r.ptr) : std::string("0");
 }
 
-/// `v` with at most `digits` significant digits ("0.3123", "1e-05"); "nan", "inf", "-inf".
-inline std::string sig(double v, int digits) {
+TRAINCB_INLINE std::string sig(double v, int digits) {
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     if (v == 0) v = 0;
@@ -151,49 +415,21 @@ inline std::string sig(double v, int digits) {
     return r.ec == std::errc() ? std::string(buf, r.ptr) : std::string("?");
 }
 
-/// Appends every piece to `out` in one pass (no temporary strings).
-template <class... Pieces>
-void put(std::string& out, const Pieces&... pieces) {
-    auto one = [&out](const auto& piece) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(piece)>, char>)
-            out += piece;
-        else
-            out.append(std::string_view(piece));
-    };
-    (one(pieces), ...);
-}
-
-/// A pixel coordinate (one decimal is finer than any screen needs and keeps the file small).
-inline std::string px(double v) {
-    return fixed(v, 1);
-}
-
-/// Rough rendered width of `s` at `font_px` (for placing labels without a layout engine).
-inline double text_width(std::string_view s, double font_px) {
+TRAINCB_INLINE double text_width(std::string_view s, double font_px) {
     std::size_t chars = 0;
     for (const char c : s)
         if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) ++chars;  // count UTF-8 code points
     return static_cast<double>(chars) * font_px * 0.6;
 }
 
-/// Ticks of an axis: the domain [lo, hi] and the labelled values within it.
-struct Axis {
-    double lo = 0;
-    double hi = 1;
-    std::vector<double> ticks{};
-    std::vector<std::string> labels{};
-};
-
-/// A 1, 2 or 5 times a power of ten close to range / target.
-inline double nice_step(double range, double target) {
+TRAINCB_INLINE double nice_step(double range, double target) {
     const double raw = range / target;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     const double r = raw / mag;
     return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
 }
 
-/// Round ticks covering [min, max] (Heckbert's "nice numbers"); the domain snaps to them.
-inline Axis value_axis(double mn, double mx) {
+TRAINCB_INLINE Axis value_axis(double mn, double mx) {
     Axis a;
     if (!(mn <= mx)) mn = mx = 0;
     if (mn == mx) {  // a flat curve or a single point: open a small range around it
@@ -235,8 +471,7 @@ inline Axis value_axis(double mn, double mx) {
     return a;
 }
 
-/// Integer ticks for 1-based epoch labels from `first` to `last`.
-inline Axis epoch_axis(int first, int last) {
+TRAINCB_INLINE Axis epoch_axis(int first, int last) {
     Axis a;
     a.lo = first;
     a.hi = last;
@@ -256,732 +491,32 @@ inline Axis epoch_axis(int first, int last) {
 
 }  // namespace detail::lcr
 
-/// Writes a learning-curve report: one self-contained HTML page rewritten atomically as epochs end
-/// (see LearningCurveReportOptions::write_every) and at train end. Other callbacks add markers
-/// with mark() (example_breast_cancer marks ModelCheckpoint's saves as "checkpoint" from a
-/// LambdaCallback). Resumable: a full checkpoint holds its marks, and takes its epochs and values
-/// from the run's History (state_key()), so a resumed run's page shows the whole run,
-/// byte-identical to an uninterrupted one (the page holds no time). In data-parallel training (a
-/// Communicator with more than one rank) only rank 0 writes; every rank keeps the same state.
-/// @code
-/// traincb::LearningCurveReport report({.path = "report.html", .title = "mnist mlp", .early_stopping = &es});
-/// @endcode
-class LearningCurveReport final : public Callback {
-public:
-    /// @throws InvalidArgument for an empty path, a path ending in a separator, an empty
-    /// learning_rate_key, or a negative max_lr_markers, refresh_seconds or write_every.
-    /// @throws IoError naming the path when it is a directory or an ancestor is a regular file.
-    explicit LearningCurveReport(LearningCurveReportOptions options = {}) : opt_(std::move(options)) {
-        auto bad = [](const std::string& what) { throw InvalidArgument("traincb: LearningCurveReport: " + what); };
-        if (opt_.path.empty()) bad("path is empty; pass the HTML file to write, e.g. \"report.html\"");
-        if (!opt_.path.has_filename())
-            bad("path '" + opt_.path.string() + "' names a directory; pass a file name, e.g. \"" +
-                (opt_.path / "report.html").string() + "\"");
-        if (opt_.learning_rate_key.empty()) bad("learning_rate_key is empty; pass the log key, e.g. \"learning_rate\"");
-        if (opt_.max_lr_markers < 0) bad("max_lr_markers must be >= 0, got " + std::to_string(opt_.max_lr_markers));
-        if (opt_.refresh_seconds < 0)
-            bad("refresh_seconds must be >= 0 (0 = no reload), got " + std::to_string(opt_.refresh_seconds));
-        if (opt_.write_every < 0)
-            bad("write_every must be >= 0 (0 = adaptive), got " + std::to_string(opt_.write_every));
-        probe_path();
-    }
-
-    /// The options it was built with.
-    [[nodiscard]] const LearningCurveReportOptions& options() const noexcept { return opt_; }
-    /// The markers added with mark(), in the order they were added.
-    [[nodiscard]] const std::vector<ReportMark>& marks() const noexcept { return marks_; }
-    /// The 0-based epochs recorded in this run.
-    [[nodiscard]] const std::vector<int>& epochs() const noexcept { return epochs_; }
-    /// Number of times this process wrote the file in this run (0 on ranks other than 0 of a
-    /// data-parallel run, which only record).
-    [[nodiscard]] int writes() const noexcept { return writes_; }
-
-    /// Adds a marker at 0-based `epoch` (shown from the next write on; on_train_begin forgets the
-    /// previous run's, load_state restores a checkpoint's), e.g. `report.mark(epoch, "checkpoint", path)`.
-    /// @throws InvalidArgument for a negative epoch or an empty kind.
-    void mark(int epoch, std::string kind, std::string label) {
-        if (epoch < 0)
-            throw InvalidArgument("traincb: LearningCurveReport: mark() got epoch " + std::to_string(epoch) +
-                                  "; pass the 0-based epoch the event happened in (ctx.epoch())");
-        if (kind.empty())
-            throw InvalidArgument(
-                "traincb: LearningCurveReport: mark() got an empty kind; pass a word such as "
-                "\"checkpoint\"");
-        marks_.push_back({epoch, std::move(kind), std::move(label)});
-    }
-
-    /// The page as it would be written now (deterministic: the same calls give the same bytes).
-    [[nodiscard]] std::string render() const;
-
-    /// Writes render() to the path atomically (temporary file, fsync, rename), keeping the
-    /// permission bits of the file it replaces. The hooks call it on rank 0 only; a direct call
-    /// writes on any rank.
-    /// @throws IoError naming the path; the previous file is then left intact
-    void write() {
-        const std::string html = render();
-        try {
-            io::write_file_atomic(opt_.path, html, name(), io::AtomicFileOptions{.keep_permissions = true});
-        } catch (const IoError& e) {
-            if (e.path() == opt_.path) throw;
-            // A failing parent directory: name the report too, which is what the user configured.
-            throw IoError(name(), "cannot write (failed at '" + e.path().string() + "')", opt_.path, e.code());
-        }
-        ++writes_;
-        written_rows_ = epochs_.size();
-        written_marks_ = marks_.size();
-    }
-
-    /// "LearningCurveReport" (starts its error messages).
-    [[nodiscard]] std::string name() const override { return "LearningCurveReport"; }
-
-    /// Forgets the previous run, resolves the monitor's direction and writes a first (empty)
-    /// page, so a bad path fails before the first epoch (rank 0 only, here and in every hook).
-    /// @throws InvalidArgument when an explicit monitor's direction cannot be inferred
-    /// @throws IoError naming the path
-    void on_train_begin(Context& ctx) override {
-        epochs_.clear();
-        cols_.clear();
-        marks_.clear();
-        ended_ = false;
-        end_ = {};
-        writes_ = 0;
-        history_ = ctx.history();
-        linked_ = history_ != nullptr;
-        history_offset_ = linked_ ? history_->size() : 0;  // a resumed run's History already holds epochs
-        verified_ = 0;
-        own_.clear();
-        total_epochs_ = ctx.params().epochs;
-        declared_ = ctx.params().metric_directions;
-        if (!opt_.early_stopping && !opt_.monitor.empty())
-            dir_ = detail::resolve_mode(name(), opt_.mode, opt_.monitor, declared_);
-        write_on_primary(ctx);
-    }
-
-    /// Records the epoch's logs and rewrites the file when it is due (see
-    /// LearningCurveReportOptions::write_every). @throws IoError naming the path
-    void on_epoch_end(Context& ctx) override {
-        record(ctx.epoch(), ctx.logs());
-        const std::size_t n = epochs_.size();
-        const std::size_t every = opt_.write_every > 0 ? static_cast<std::size_t>(opt_.write_every)
-                                                       : (n + kAdaptiveWrites - 1) / kAdaptiveWrites;
-        if (marks_.size() != written_marks_ || n - written_rows_ >= every) write_on_primary(ctx);
-    }
-
-    /// Rewrites the file with how training ended (kind, source, reason). Keys that callbacks
-    /// after this one added to the last epoch's logs are merged in first.
-    /// @throws IoError naming the path
-    void on_train_end(Context& ctx) override {
-        if (!epochs_.empty() && ctx.epoch() == epochs_.back()) {
-            const std::size_t n = epochs_.size();
-            for (const auto& [k, v] : ctx.logs()) {
-                if (n > 1 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
-                auto& col = cols_[k];
-                col.resize(n);
-                col.back() = v;
-            }
-        }
-        sync_history();
-        history_ = nullptr;  // the driver's History may be gone after the run
-        ended_ = true;
-        end_.kind = ctx.end().kind;
-        end_.source = ctx.end().source;
-        end_.reason = ctx.end().reason;
-        write_on_primary(ctx);
-    }
-
-    /// The explicit id, else "LearningCurveReport".
-    [[nodiscard]] std::string state_key() const override { return opt_.id.empty() ? std::string(name()) : opt_.id; }
-    /// Writes the marks and how to rebuild the recorded epochs and values (version 2). The values
-    /// that the run's History holds bit for bit (every logged key, normally) are not stored
-    /// again: the state names their keys and the History rows they are ("history": {"offset",
-    /// "keys"}). A key absent in some epoch, or whose value differs from the History's, keeps its
-    /// own column as two tensors, "values/<key>" (F64) and "present/<key>" (U8, 0 where absent);
-    /// without a History (a hand-written loop without CallbackList::set_history) every column is
-    /// stored so, with the epochs in the tensor "epochs" (I64).
-    void save_state(CallbackState& state) const override {
-        sync_history();
-        state.version = kStateVersion;
-        state.json = nlohmann::json::object();
-        state.tensors.clear();
-        nlohmann::json marks = nlohmann::json::array();
-        for (const auto& m : marks_) marks.push_back({{"epoch", m.epoch}, {"kind", m.kind}, {"label", m.label}});
-        const bool from_history = linked_ && verified_ == epochs_.size();
-        nlohmann::json shared = nlohmann::json::array();
-        nlohmann::json own = nlohmann::json::array();
-        for (const auto& [key, col] : cols_) {
-            if (from_history && !own_.contains(key)) {
-                shared.push_back(key);
-                continue;
-            }
-            own.push_back(key);
-            std::vector<double> values(col.size());
-            std::vector<std::uint8_t> present(col.size());
-            for (std::size_t i = 0; i < col.size(); ++i) {
-                values[i] = col[i].value_or(0.0);
-                present[i] = col[i] ? 1 : 0;
-            }
-            state.tensors.put(vector_tensor<double>("values/" + key, values));
-            state.tensors.put(vector_tensor<std::uint8_t>("present/" + key, present));
-        }
-        if (!from_history) {
-            const std::vector<std::int64_t> epochs(epochs_.begin(), epochs_.end());
-            state.tensors.put(vector_tensor<std::int64_t>("epochs", epochs));
-        }
-        state.json = {
-            {"rows", epochs_.size()},
-            {"history", from_history ? nlohmann::json{{"offset", history_offset_}, {"keys", std::move(shared)}}
-                                     : nlohmann::json()},
-            {"columns", std::move(own)},
-            {"marks", std::move(marks)}};
-    }
-    /// Restores what save_state wrote (version 2, or version 1: every value as JSON) after
-    /// on_train_begin of a resumed run, taking the shared values from ctx.history() (which the
-    /// Trainer has restored from the same checkpoint), and rewrites the page, which then shows
-    /// the whole run so far.
-    /// @throws FormatError for another version, a malformed field or tensor, or a History that
-    /// lacks the rows or keys the state names (the report is then unchanged); IoError naming the
-    /// path
-    void load_state(const CallbackState& state, Context& ctx) override {
-        const std::string c = "traincb: LearningCurveReport: checkpointed state (key '" + state_key() + "'): ";
-        if (state.version != 1 && state.version != kStateVersion)
-            throw FormatError(c + "version " + std::to_string(state.version) +
-                              " is not readable; this traincb reads versions 1 and " + std::to_string(kStateVersion) +
-                              " (use the traincb version that wrote it)");
-        const nlohmann::json& j = state.json;
-        if (!j.is_object()) throw FormatError(c + "expected a JSON object, got " + j.dump());
-        Parsed p = state.version == 1 ? parse_v1(j, c) : parse_v2(state, ctx.history(), c);
-        std::vector<ReportMark> marks;
-        for (const auto& m : field(j, "marks", false, c)) {
-            const auto kind = m.is_object() ? m.find("kind") : m.end();
-            const auto label = m.is_object() ? m.find("label") : m.end();
-            if (!m.is_object() || !m.contains("epoch") || kind == m.end() || !kind->is_string() ||
-                kind->get_ref<const std::string&>().empty() || label == m.end() || !label->is_string())
-                throw FormatError(c +
-                                  "a mark must be {\"epoch\": int, \"kind\": non-empty string, \"label\": "
-                                  "string}, got " +
-                                  m.dump());
-            marks.push_back(
-                {epoch_of(m.at("epoch"), "a mark's 'epoch'", c), kind->get<std::string>(), label->get<std::string>()});
-        }
-        epochs_ = std::move(p.epochs);
-        cols_ = std::move(p.cols);
-        marks_ = std::move(marks);
-        link_history(ctx.history());
-        write_on_primary(ctx);
-    }
-
-private:
-    static constexpr int kStateVersion = 2;
-    // The adaptive write interval is ceil(epochs recorded / this).
-    static constexpr std::size_t kAdaptiveWrites = 100;
-
-    using Column = std::vector<std::optional<double>>;
-    using Columns = std::map<std::string, Column, std::less<>>;
-    struct Parsed {
-        std::vector<int> epochs;
-        Columns cols;
-    };
-
-    // The field `key` of a state, an object or an array. @throws FormatError
-    static const nlohmann::json& field(const nlohmann::json& j, const char* key, bool want_object,
-                                       const std::string& c) {
-        const auto it = j.find(key);
-        if (it == j.end()) throw FormatError(c + "the field '" + key + "' is missing");
-        if (want_object ? !it->is_object() : !it->is_array())
-            throw FormatError(c + "'" + key + "' must be " + (want_object ? "an object" : "an array") + ", got " +
-                              it->dump());
-        return *it;
-    }
-    // An epoch (an integer in [0, INT_MAX]). @throws FormatError naming `where`
-    static int epoch_of(const nlohmann::json& e, const std::string& where, const std::string& c) {
-        if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() > std::numeric_limits<int>::max())
-            throw FormatError(c + where + " must be an epoch (an integer >= 0), got " + e.dump());
-        return static_cast<int>(e.get<long long>());
-    }
-    // A count (an integer >= 0). @throws FormatError naming it
-    static std::size_t count_of(const nlohmann::json& j, const char* key, const std::string& c) {
-        const auto it = j.find(key);
-        if (it == j.end() || !it->is_number_integer() || (!it->is_number_unsigned() && it->get<long long>() < 0))
-            throw FormatError(c + "'" + key + "' must be a count (an integer >= 0), got " +
-                              (it == j.end() ? std::string("nothing") : it->dump()));
-        return it->get<std::size_t>();
-    }
-
-    // Version 1: the epochs and every column as JSON (values as strings, null where absent).
-    static Parsed parse_v1(const nlohmann::json& j, const std::string& c) {
-        Parsed p;
-        for (const auto& e : field(j, "epochs", false, c)) p.epochs.push_back(epoch_of(e, "an entry of 'epochs'", c));
-        for (const auto& [key, arr] : field(j, "columns", true, c).items()) {
-            const std::string where = "column '" + key + "'";
-            if (!arr.is_array() || arr.size() != p.epochs.size())
-                throw FormatError(c + where + " must be an array of " + std::to_string(p.epochs.size()) +
-                                  " values (one per epoch), got " + arr.dump());
-            Column col;
-            col.reserve(arr.size());
-            for (const auto& v : arr) {
-                if (v.is_null()) {
-                    col.emplace_back();
-                    continue;
-                }
-                const std::optional<double> d = v.is_string() ? parse(v.get_ref<const std::string&>()) : std::nullopt;
-                if (!d) throw FormatError(c + where + " holds " + v.dump() + "; expected a number as a string or null");
-                col.emplace_back(d);
-            }
-            p.cols.emplace(key, std::move(col));
-        }
-        return p;
-    }
-
-    // Version 2: shared columns from the History, the others (and, without a History, the
-    // epochs) from tensors.
-    static Parsed parse_v2(const CallbackState& state, const History* h, const std::string& c) {
-        const nlohmann::json& j = state.json;
-        const std::size_t rows = count_of(j, "rows", c);
-        Parsed p;
-        const auto tensor = [&](const std::string& name) -> const Tensor& {
-            const Tensor* t = state.tensors.find(name);
-            if (t == nullptr) throw FormatError(c + "the tensor '" + name + "' is missing");
-            return *t;
-        };
-        const auto bad_tensor = [&](const Tensor& t, const char* want) {
-            throw FormatError(c + "the tensor '" + t.name + "' is " + dtype_name(t.dtype) + " of " +
-                              std::to_string(t.data.size()) + " bytes, expected " + want + " [" + std::to_string(rows) +
-                              "] (one value per epoch)");
-        };
-        const auto history_it = j.find("history");
-        if (history_it == j.end()) throw FormatError(c + "the field 'history' is missing");
-        if (history_it->is_null()) {
-            std::vector<std::int64_t> e;
-            const Tensor& t = tensor("epochs");
-            if (!read_vector_tensor(t, rows, e)) bad_tensor(t, "I64");
-            for (const std::int64_t v : e) p.epochs.push_back(epoch_of(v, "an entry of tensor 'epochs'", c));
-        } else {
-            if (!history_it->is_object())
-                throw FormatError(c + "'history' must be an object or null, got " + history_it->dump());
-            const std::size_t offset = count_of(*history_it, "offset", c);
-            const std::size_t have = h != nullptr ? h->size() : 0;
-            if (h == nullptr || have < offset || have - offset < rows)
-                throw FormatError(
-                    c + "it takes its " + std::to_string(rows) + " epochs from the run's History (from row " +
-                    std::to_string(offset) + "), which " +
-                    (h == nullptr ? std::string("is not available") : "has " + std::to_string(have) + " rows") +
-                    "; load it after the History of the same checkpoint is in place (Trainer does "
-                    "this; a hand-written loop calls CallbackList::set_history first)");
-            p.epochs.assign(h->epoch.begin() + static_cast<std::ptrdiff_t>(offset),
-                            h->epoch.begin() + static_cast<std::ptrdiff_t>(offset + rows));
-            for (const auto& key : field(*history_it, "keys", false, c)) {
-                if (!key.is_string()) throw FormatError(c + "'history.keys' holds " + key.dump() + ", not a key");
-                const auto it = h->history.find(key.get_ref<const std::string&>());
-                if (it == h->history.end())
-                    throw FormatError(c + "the run's History has no '" + key.get<std::string>() +
-                                      "', which the state takes from it");
-                const auto first = it->second.begin() + static_cast<std::ptrdiff_t>(offset);
-                p.cols[it->first] = Column(first, first + static_cast<std::ptrdiff_t>(rows));
-            }
-        }
-        for (const auto& key : field(j, "columns", false, c)) {
-            if (!key.is_string()) throw FormatError(c + "'columns' holds " + key.dump() + ", not a key");
-            const std::string& k = key.get_ref<const std::string&>();
-            std::vector<double> values;
-            std::vector<std::uint8_t> present;
-            const Tensor& tv = tensor("values/" + k);
-            const Tensor& tp = tensor("present/" + k);
-            if (!read_vector_tensor(tv, rows, values)) bad_tensor(tv, "F64");
-            if (!read_vector_tensor(tp, rows, present)) bad_tensor(tp, "U8");
-            Column col(rows);
-            for (std::size_t i = 0; i < rows; ++i)
-                if (present[i] != 0) col[i] = values[i];
-            if (!p.cols.emplace(k, std::move(col)).second)
-                throw FormatError(c + "the key '" + k + "' is both in 'columns' and in 'history.keys'");
-        }
-        return p;
-    }
-
-    // True when `v` is the History's value of `key` at `row`, bit for bit.
-    static bool same_as_history(const std::optional<double>& v, const History& h, std::string_view key,
-                                std::size_t row) {
-        if (!v) return false;
-        const auto it = h.history.find(key);
-        return it != h.history.end() && row < it->second.size() &&
-               std::bit_cast<std::uint64_t>(*v) == std::bit_cast<std::uint64_t>(it->second[row]);
-    }
-    // Compares the epochs recorded since the last call with the run's History (which records an
-    // epoch after every on_epoch_end, before any checkpoint of it is taken), so that a checkpoint
-    // can take the values from the History instead of storing them a second time: a key whose
-    // value differs, or that was absent, keeps its own column. O(keys) per new epoch.
-    void sync_history() const {
-        for (; linked_ && history_ != nullptr && verified_ < epochs_.size(); ++verified_) {
-            const std::size_t row = history_offset_ + verified_;
-            linked_ = row < history_->size() && history_->epoch[row] == epochs_[verified_];
-            for (const auto& [key, col] : cols_)
-                if (linked_ && !own_.contains(key) && !same_as_history(col[verified_], *history_, key, row))
-                    own_.insert(key);
-        }
-    }
-    // After a load: the report's epochs are the last rows of `h` (when it has them); each key
-    // whose column differs from the History's keeps its own column in later checkpoints.
-    void link_history(const History* h) {
-        history_ = h;
-        verified_ = epochs_.size();
-        own_.clear();
-        linked_ = h != nullptr && h->size() >= epochs_.size();
-        if (!linked_) return;
-        history_offset_ = h->size() - epochs_.size();
-        for (std::size_t i = 0; i < epochs_.size() && linked_; ++i)
-            linked_ = h->epoch[history_offset_ + i] == epochs_[i];
-        for (const auto& [key, col] : cols_)
-            for (std::size_t i = 0; i < col.size(); ++i)
-                if (!same_as_history(col[i], *h, key, history_offset_ + i)) {
-                    own_.insert(key);
-                    break;
-                }
-    }
-
-    // A double written by detail::format_double ("nan", "inf" included); nullopt if it is not one.
-    static std::optional<double> parse(const std::string& s) { return detail::parse_double(s); }
-
-    // A vertical line across every chart: best, stopped, learning-rate change.
-    struct Event {
-        int epoch = 0;
-        std::string cls{};
-        std::string label{};
-        std::string tip{};
-        double x = 0;   // centre of the plot line
-        double lx = 0;  // centre of the label, shifted to stay inside the chart
-        int lane = 0;   // label row above the plot
-    };
-    struct Group {
-        std::string base{};
-        std::string train{};  // "" when absent
-        std::string val{};    // "" when absent
-    };
-    struct Best {
-        std::string key{};
-        int epoch = 0;
-        double value = 0;
-    };
-
-    static constexpr double kWidth = 560;
-    static constexpr double kLeft = 62;
-    static constexpr double kRight = 18;
-    static constexpr double kPlotH = 190;
-    static constexpr double kBottom = 40;
-    static constexpr double kTitleH = 28;
-    static constexpr double kLaneH = 14;
-    static constexpr int kMaxLanes = 4;
-
-    // write() on rank 0; another rank of a data-parallel run only advances the bookkeeping of
-    // what was written, so that every rank decides the same writes.
-    void write_on_primary(Context& ctx) {
-        if (ctx.comm().is_primary()) {
-            write();
-            return;
-        }
-        written_rows_ = epochs_.size();
-        written_marks_ = marks_.size();
-    }
-
-    void probe_path() const {
-        namespace os = detail::os;
-        os::FileStatus st;
-        if (os::status(opt_.path, st) == 0 && st.type == os::FileType::Directory)
-            throw IoError(name(), "cannot write", opt_.path, EISDIR);
-        // The nearest existing ancestor must be a directory; a regular file there can never work.
-        std::filesystem::path p = opt_.path.parent_path();
-        while (!p.empty()) {
-            const int err = os::status(p, st);
-            if (err == 0) {
-                if (st.type != os::FileType::Directory)
-                    throw IoError(name(), "cannot write (not a directory: '" + p.string() + "')", opt_.path, ENOTDIR);
-                return;
-            }
-            if (err != ENOENT) throw IoError(name(), "cannot write", opt_.path, err);
-            if (p == p.parent_path()) return;
-            p = p.parent_path();
-        }
-    }
-
-    void record(int epoch, const Logs& logs) {
-        const std::size_t n = epochs_.size();
-        epochs_.push_back(epoch);
-        for (const auto& [k, v] : logs) {
-            if (n > 0 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
-            auto& col = cols_[k];
-            col.resize(n);
-            col.push_back(v);
-        }
-        for (auto& [k, col] : cols_) col.resize(n + 1);
-    }
-
-    [[nodiscard]] std::string monitor_key() const {
-        if (opt_.early_stopping) return opt_.early_stopping->options().monitor;
-        if (!opt_.monitor.empty()) return opt_.monitor;
-        return cols_.count("val_loss") ? "val_loss" : "loss";
-    }
-
-    [[nodiscard]] std::optional<Best> best() const {
-        const std::string key = monitor_key();
-        const auto it = cols_.find(key);
-        if (opt_.early_stopping) {
-            const auto be = opt_.early_stopping->best_epoch();
-            const auto bv = opt_.early_stopping->best();
-            if (!be || !bv) return std::nullopt;
-            return Best{key, *be, *bv};
-        }
-        if (it == cols_.end()) return std::nullopt;
-        std::optional<Direction> dir = dir_;
-        if (!dir && opt_.mode == Mode::Min) dir = Direction::Min;
-        if (!dir && opt_.mode == Mode::Max) dir = Direction::Max;
-        if (!dir) dir = detail::direction_from_name(key, declared_);
-        if (!dir) return std::nullopt;
-        std::optional<Best> b;
-        for (std::size_t i = 0; i < epochs_.size(); ++i) {
-            const auto& v = it->second[i];
-            if (!v || std::isnan(*v)) continue;
-            if (!b || detail::better(*dir, *v, b->value, 0.0)) b = Best{key, epochs_[i], *v};
-        }
-        return b;
-    }
-
-    struct Stop {
-        int epoch = 0;
-        std::string word{};    // "stopped", "exception", "interrupted"
-        std::string reason{};  // "patience", the exception's message, ...
-    };
-    // The stopped epoch, from EarlyStopping, else from a run that did not complete.
-    [[nodiscard]] std::optional<Stop> stopped() const {
-        if (opt_.early_stopping) {
-            if (const auto se = opt_.early_stopping->stopped_epoch())
-                return Stop{*se, "stopped", to_string(opt_.early_stopping->stop_reason())};
-        }
-        if (ended_ && end_.kind != EndKind::Completed && !epochs_.empty())
-            return Stop{epochs_.back(), to_string(end_.kind), end_.reason};
-        return std::nullopt;
-    }
-
-    // Epochs where the learning rate differs from the previous logged value, with both values.
-    [[nodiscard]] std::vector<std::pair<int, std::pair<double, double>>> lr_changes() const {
-        std::vector<std::pair<int, std::pair<double, double>>> out;
-        const auto it = cols_.find(opt_.learning_rate_key);
-        if (it == cols_.end()) return out;
-        std::optional<double> prev;
-        for (std::size_t i = 0; i < epochs_.size(); ++i) {
-            const auto& v = it->second[i];
-            if (!v || !std::isfinite(*v)) continue;
-            if (prev && *v != *prev) out.push_back({epochs_[i], {*prev, *v}});
-            prev = v;
-        }
-        return out;
-    }
-
-    [[nodiscard]] std::vector<Group> groups() const {
-        std::map<std::string, Group> by_base;
-        for (const auto& [k, col] : cols_) {
-            const bool is_val = k.size() > 4 && k.starts_with("val_") && k != "val_" + opt_.learning_rate_key;
-            const std::string base = is_val ? k.substr(4) : k;
-            Group& g = by_base[base];
-            g.base = base;
-            (is_val ? g.val : g.train) = k;
-        }
-        // loss first (what everyone looks at), the learning rate last, the rest by name.
-        std::vector<Group> out;
-        if (auto it = by_base.find("loss"); it != by_base.end()) out.push_back(it->second);
-        for (const auto& [b, g] : by_base)
-            if (b != "loss" && b != opt_.learning_rate_key) out.push_back(g);
-        if (auto it = by_base.find(opt_.learning_rate_key); it != by_base.end()) out.push_back(it->second);
-        return out;
-    }
-
-    [[nodiscard]] double x_of(double epoch1, const detail::lcr::Axis& ax) const {
-        return kLeft + (epoch1 - ax.lo) / (ax.hi - ax.lo) * (kWidth - kLeft - kRight);
-    }
-
-    // Places event labels in rows above the plots so that none overlaps another.
-    static int layout_lanes(std::vector<Event>& events) {
-        std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.x < b.x; });
-        std::vector<double> lane_end;
-        for (auto& e : events) {
-            const double w = detail::lcr::text_width(e.label, 11) + 6;
-            e.lx = std::clamp(e.x, 4 + w / 2, kWidth - 4 - w / 2);
-            int lane = -1;
-            for (std::size_t i = 0; i < lane_end.size(); ++i)
-                if (lane_end[i] <= e.lx - w / 2) {
-                    lane = static_cast<int>(i);
-                    break;
-                }
-            if (lane < 0 && static_cast<int>(lane_end.size()) < kMaxLanes) {
-                lane = static_cast<int>(lane_end.size());
-                lane_end.push_back(0);
-            }
-            if (lane < 0)  // every row is taken: overlap in the row that frees up first
-                lane = static_cast<int>(std::min_element(lane_end.begin(), lane_end.end()) - lane_end.begin());
-            e.lane = lane;
-            lane_end[static_cast<std::size_t>(lane)] = e.lx + w / 2;
-        }
-        return static_cast<int>(lane_end.size());
-    }
-
-    void render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa, const std::vector<Event>& events,
-                      int lanes, const std::optional<Best>& best_mark) const;
-
-    LearningCurveReportOptions opt_;
-    std::vector<int> epochs_{};
-    Columns cols_{};
-    std::vector<ReportMark> marks_{};
-    // How a checkpoint can take the values from the run's History (ctx.history(), read from
-    // on_train_begin to on_train_end): the report's rows are its rows history_offset_..
-    // (linked_), checked up to verified_; the keys in own_ differ from it.
-    const History* history_ = nullptr;
-    mutable bool linked_ = false;
-    std::size_t history_offset_ = 0;
-    mutable std::size_t verified_ = 0;
-    mutable std::set<std::string, std::less<>> own_{};
-    // What the last write showed (the cadence counts from it).
-    std::size_t written_rows_ = 0;
-    std::size_t written_marks_ = 0;
-    std::vector<std::pair<std::string, Direction>> declared_{};
-    std::optional<Direction> dir_{};
-    int total_epochs_ = 0;
-    bool ended_ = false;
-    TrainEnd end_{};
-    int writes_ = 0;
-};
-
-inline void LearningCurveReport::render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa,
-                                              const std::vector<Event>& events, int lanes,
-                                              const std::optional<Best>& best_mark) const {
-    namespace L = detail::lcr;
-    using L::escape;
-    using L::px;
-    const double top = kTitleH + lanes * kLaneH + (lanes > 0 ? 6 : 0);
-    const double height = top + kPlotH + kBottom;
-    const double plot_w = kWidth - kLeft - kRight;
-    const double bottom = top + kPlotH;
-    const bool is_lr = g.base == opt_.learning_rate_key;
-
-    struct S {
-        std::string key;
-        std::string cls;
-        std::string legend;
-    };
-    std::vector<S> series;
-    const bool both = !g.train.empty() && !g.val.empty();
-    if (!g.train.empty()) series.push_back({g.train, is_lr ? "lr" : "train", both ? "training" : g.train});
-    if (!g.val.empty()) series.push_back({g.val, "val", both ? "validation" : g.val});
-
-    double mn = std::numeric_limits<double>::infinity();
-    double mx = -mn;
-    for (const auto& s : series)
-        for (const auto& v : cols_.at(s.key))
-            if (v && std::isfinite(*v)) {
-                mn = std::min(mn, *v);
-                mx = std::max(mx, *v);
-            }
-    const L::Axis ya = L::value_axis(mn, mx);
-    auto y_of = [&](double v) { return bottom - (v - ya.lo) / (ya.hi - ya.lo) * kPlotH; };
-
-    detail::lcr::put(o, "<figure class=\"chart\" data-metric=\"", escape(g.base), "\">\n");
-    detail::lcr::put(o, "<svg viewBox=\"0 0 ", px(kWidth), ' ', px(height), "\" width=\"", px(kWidth), "\" height=\"",
-                     px(height), "\" role=\"img\" aria-label=\"", escape(g.base), " by epoch\">\n");
-    detail::lcr::put(o, "<text class=\"ctitle\" x=\"14\" y=\"19\">", escape(g.base), "</text>\n");
-    // Legend, right-aligned on the title row.
-    double lx = kWidth - kRight;
-    for (auto it = series.rbegin(); it != series.rend(); ++it) {
-        const double w = L::text_width(it->legend, 11);
-        lx -= w;
-        detail::lcr::put(o, "<text class=\"legend\" x=\"", px(lx), "\" y=\"19\">", escape(it->legend), "</text>");
-        lx -= 24;
-        detail::lcr::put(o, "<line class=\"series s-", it->cls, "\" x1=\"", px(lx), "\" y1=\"15\" x2=\"", px(lx + 18),
-                         "\" y2=\"15\"/>\n");
-        lx -= 14;
-    }
-    // Grid and ticks.
-    o += "<g class=\"grid\">";
-    for (std::size_t i = 0; i < ya.ticks.size(); ++i) {
-        const std::string y = px(y_of(ya.ticks[i]));
-        detail::lcr::put(o, "<line x1=\"", px(kLeft), "\" y1=\"", y, "\" x2=\"", px(kLeft + plot_w), "\" y2=\"", y,
-                         "\"/>");
-    }
-    for (const double t : xa.ticks) {
-        const std::string x = px(x_of(t, xa));
-        detail::lcr::put(o, "<line x1=\"", x, "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"/>");
-    }
-    o += "</g>\n<g class=\"ticks\">";
-    for (std::size_t i = 0; i < ya.ticks.size(); ++i)
-        detail::lcr::put(o, "<text class=\"ytick\" x=\"", px(kLeft - 7), "\" y=\"", px(y_of(ya.ticks[i]) + 4), "\">",
-                         escape(ya.labels[i]), "</text>");
-    for (std::size_t i = 0; i < xa.ticks.size(); ++i)
-        detail::lcr::put(o, "<text class=\"xtick\" x=\"", px(x_of(xa.ticks[i], xa)), "\" y=\"", px(bottom + 16), "\">",
-                         escape(xa.labels[i]), "</text>");
-    o += "</g>\n";
-    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(bottom), "\" x2=\"", px(kLeft + plot_w),
-                     "\" y2=\"", px(bottom), "\"/>");
-    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(top), "\" x2=\"", px(kLeft), "\" y2=\"",
-                     px(bottom), "\"/>\n");
-    detail::lcr::put(o, "<text class=\"xlabel\" x=\"", px(kLeft + plot_w / 2), "\" y=\"", px(height - 6),
-                     "\">epoch (from 1)</text>\n");
-
-    // Event lines (best, stopped, learning-rate changes) with their labels above the plot.
-    o += "<g class=\"events\">";
-    for (const auto& e : events) {
-        const std::string x = px(e.x);
-        detail::lcr::put(o, "<line class=\"ev ev-", e.cls, "\" data-epoch=\"", std::to_string(e.epoch), "\" x1=\"", x,
-                         "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"><title>", escape(e.tip),
-                         "</title></line>");
-        detail::lcr::put(o, "<text class=\"evl ev-", e.cls, "\" x=\"", px(e.lx), "\" y=\"",
-                         px(kTitleH + (e.lane + 1) * kLaneH - 2), "\">", escape(e.label), "</text>\n");
-    }
-    o += "</g>\n";
-
-    // The curves: every finite point, in epoch order; non-finite values are skipped and flagged.
-    for (const auto& s : series) {
-        const Column& col = cols_.at(s.key);
-        std::string pts;
-        int n = 0;
-        for (std::size_t i = 0; i < epochs_.size(); ++i) {
-            if (!col[i] || !std::isfinite(*col[i])) continue;
-            if (n++ > 0) pts += ' ';
-            detail::lcr::put(pts, px(x_of(epochs_[i] + 1, xa)), ',', px(y_of(*col[i])));
-        }
-        detail::lcr::put(o, "<polyline class=\"series s-", s.cls, "\" data-key=\"", escape(s.key), "\" data-points=\"",
-                         std::to_string(n), "\" points=\"", pts, "\"/>\n");
-        if (n <= 60) {  // dots help read short runs; on long ones they would only thicken the line
-            detail::lcr::put(o, "<g class=\"dots d-", s.cls, "\">");
-            for (std::size_t i = 0; i < epochs_.size(); ++i) {
-                if (!col[i] || !std::isfinite(*col[i])) continue;
-                detail::lcr::put(o, "<circle cx=\"", px(x_of(epochs_[i] + 1, xa)), "\" cy=\"", px(y_of(*col[i])),
-                                 "\" r=\"2.6\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
-                                 " = ", L::sig(*col[i], 6), "</title></circle>");
-            }
-            o += "</g>\n";
-        }
-        for (std::size_t i = 0; i < epochs_.size(); ++i) {
-            if (!col[i] || std::isfinite(*col[i])) continue;
-            const double x = x_of(epochs_[i] + 1, xa);
-            const double y = top + 7;
-            detail::lcr::put(o, "<path class=\"nonfinite\" data-key=\"", escape(s.key), "\" data-epoch=\"",
-                             std::to_string(epochs_[i]), "\" d=\"M", px(x - 4), ' ', px(y - 4),
-                             "l8 8m0 -8l-8 8\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
-                             " = ", L::sig(*col[i], 6), "</title></path>\n");
-        }
-    }
-    // A ring on the best value of the monitored metric.
-    if (best_mark && (best_mark->key == g.train || best_mark->key == g.val) && std::isfinite(best_mark->value)) {
-        detail::lcr::put(o, "<circle class=\"best-ring\" data-epoch=\"", std::to_string(best_mark->epoch), "\" cx=\"",
-                         px(x_of(best_mark->epoch + 1, xa)), "\" cy=\"", px(y_of(best_mark->value)), "\" r=\"6\"/>\n");
-    }
-    // Marks (checkpoints, ...) as small triangles on the x axis.
-    for (const auto& m : marks_) {
-        const double x = x_of(m.epoch + 1, xa);
-        detail::lcr::put(o, "<path class=\"mark mark-", L::css_ident(m.kind), "\" data-epoch=\"",
-                         std::to_string(m.epoch), "\" d=\"M", px(x), ' ', px(bottom - 8), "l-5 8h10z\"><title>epoch ",
-                         std::to_string(m.epoch + 1), ": ", escape(m.kind),
-                         (m.label.empty() ? "" : " " + escape(m.label)), "</title></path>\n");
-    }
-    o += "</svg>\n</figure>\n";
+TRAINCB_INLINE LearningCurveReport::LearningCurveReport(LearningCurveReportOptions options) : opt_(std::move(options)) {
+    auto bad = [](const std::string& what) { throw InvalidArgument("traincb: LearningCurveReport: " + what); };
+    if (opt_.path.empty()) bad("path is empty; pass the HTML file to write, e.g. \"report.html\"");
+    if (!opt_.path.has_filename())
+        bad("path '" + opt_.path.string() + "' names a directory; pass a file name, e.g. \"" +
+            (opt_.path / "report.html").string() + "\"");
+    if (opt_.learning_rate_key.empty()) bad("learning_rate_key is empty; pass the log key, e.g. \"learning_rate\"");
+    if (opt_.max_lr_markers < 0) bad("max_lr_markers must be >= 0, got " + std::to_string(opt_.max_lr_markers));
+    if (opt_.refresh_seconds < 0)
+        bad("refresh_seconds must be >= 0 (0 = no reload), got " + std::to_string(opt_.refresh_seconds));
+    if (opt_.write_every < 0) bad("write_every must be >= 0 (0 = adaptive), got " + std::to_string(opt_.write_every));
+    probe_path();
 }
 
-inline std::string LearningCurveReport::render() const {
+TRAINCB_INLINE void LearningCurveReport::mark(int epoch, std::string kind, std::string label) {
+    if (epoch < 0)
+        throw InvalidArgument("traincb: LearningCurveReport: mark() got epoch " + std::to_string(epoch) +
+                              "; pass the 0-based epoch the event happened in (ctx.epoch())");
+    if (kind.empty())
+        throw InvalidArgument(
+            "traincb: LearningCurveReport: mark() got an empty kind; pass a word such as "
+            "\"checkpoint\"");
+    marks_.push_back({epoch, std::move(kind), std::move(label)});
+}
+
+TRAINCB_INLINE std::string LearningCurveReport::render() const {
     namespace L = detail::lcr;
     using L::escape;
     std::string o;
@@ -1244,4 +779,558 @@ footer{margin-top:22px;font-size:11px;color:var(--muted)}
     return o;
 }
 
+TRAINCB_INLINE void LearningCurveReport::write() {
+    const std::string html = render();
+    try {
+        io::write_file_atomic(opt_.path, html, name(), io::AtomicFileOptions{.keep_permissions = true});
+    } catch (const IoError& e) {
+        if (e.path() == opt_.path) throw;
+        // A failing parent directory: name the report too, which is what the user configured.
+        throw IoError(name(), "cannot write (failed at '" + e.path().string() + "')", opt_.path, e.code());
+    }
+    ++writes_;
+    written_rows_ = epochs_.size();
+    written_marks_ = marks_.size();
+}
+
+TRAINCB_INLINE std::string LearningCurveReport::name() const {
+    return "LearningCurveReport";
+}
+
+TRAINCB_INLINE void LearningCurveReport::on_train_begin(Context& ctx) {
+    epochs_.clear();
+    cols_.clear();
+    marks_.clear();
+    ended_ = false;
+    end_ = {};
+    writes_ = 0;
+    history_ = ctx.history();
+    linked_ = history_ != nullptr;
+    history_offset_ = linked_ ? history_->size() : 0;  // a resumed run's History already holds epochs
+    verified_ = 0;
+    own_.clear();
+    total_epochs_ = ctx.params().epochs;
+    declared_ = ctx.params().metric_directions;
+    if (!opt_.early_stopping && !opt_.monitor.empty())
+        dir_ = detail::resolve_mode(name(), opt_.mode, opt_.monitor, declared_);
+    write_on_primary(ctx);
+}
+
+TRAINCB_INLINE void LearningCurveReport::on_epoch_end(Context& ctx) {
+    record(ctx.epoch(), ctx.logs());
+    const std::size_t n = epochs_.size();
+    const std::size_t every =
+        opt_.write_every > 0 ? static_cast<std::size_t>(opt_.write_every) : (n + kAdaptiveWrites - 1) / kAdaptiveWrites;
+    if (marks_.size() != written_marks_ || n - written_rows_ >= every) write_on_primary(ctx);
+}
+
+TRAINCB_INLINE void LearningCurveReport::on_train_end(Context& ctx) {
+    if (!epochs_.empty() && ctx.epoch() == epochs_.back()) {
+        const std::size_t n = epochs_.size();
+        for (const auto& [k, v] : ctx.logs()) {
+            if (n > 1 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
+            auto& col = cols_[k];
+            col.resize(n);
+            col.back() = v;
+        }
+    }
+    sync_history();
+    history_ = nullptr;  // the driver's History may be gone after the run
+    ended_ = true;
+    end_.kind = ctx.end().kind;
+    end_.source = ctx.end().source;
+    end_.reason = ctx.end().reason;
+    write_on_primary(ctx);
+}
+
+TRAINCB_INLINE std::string LearningCurveReport::state_key() const {
+    return opt_.id.empty() ? std::string(name()) : opt_.id;
+}
+
+TRAINCB_INLINE void LearningCurveReport::save_state(CallbackState& state) const {
+    sync_history();
+    state.version = kStateVersion;
+    state.json = nlohmann::json::object();
+    state.tensors.clear();
+    nlohmann::json marks = nlohmann::json::array();
+    for (const auto& m : marks_) marks.push_back({{"epoch", m.epoch}, {"kind", m.kind}, {"label", m.label}});
+    const bool from_history = linked_ && verified_ == epochs_.size();
+    nlohmann::json shared = nlohmann::json::array();
+    nlohmann::json own = nlohmann::json::array();
+    for (const auto& [key, col] : cols_) {
+        if (from_history && !own_.contains(key)) {
+            shared.push_back(key);
+            continue;
+        }
+        own.push_back(key);
+        std::vector<double> values(col.size());
+        std::vector<std::uint8_t> present(col.size());
+        for (std::size_t i = 0; i < col.size(); ++i) {
+            values[i] = col[i].value_or(0.0);
+            present[i] = col[i] ? 1 : 0;
+        }
+        state.tensors.put(vector_tensor<double>("values/" + key, values));
+        state.tensors.put(vector_tensor<std::uint8_t>("present/" + key, present));
+    }
+    if (!from_history) {
+        const std::vector<std::int64_t> epochs(epochs_.begin(), epochs_.end());
+        state.tensors.put(vector_tensor<std::int64_t>("epochs", epochs));
+    }
+    state.json = {{"rows", epochs_.size()},
+                  {"history", from_history ? nlohmann::json{{"offset", history_offset_}, {"keys", std::move(shared)}}
+                                           : nlohmann::json()},
+                  {"columns", std::move(own)},
+                  {"marks", std::move(marks)}};
+}
+
+TRAINCB_INLINE void LearningCurveReport::load_state(const CallbackState& state, Context& ctx) {
+    const std::string c = "traincb: LearningCurveReport: checkpointed state (key '" + state_key() + "'): ";
+    if (state.version != 1 && state.version != kStateVersion)
+        throw FormatError(c + "version " + std::to_string(state.version) +
+                          " is not readable; this traincb reads versions 1 and " + std::to_string(kStateVersion) +
+                          " (use the traincb version that wrote it)");
+    const nlohmann::json& j = state.json;
+    if (!j.is_object()) throw FormatError(c + "expected a JSON object, got " + j.dump());
+    Parsed p = state.version == 1 ? parse_v1(j, c) : parse_v2(state, ctx.history(), c);
+    std::vector<ReportMark> marks;
+    for (const auto& m : field(j, "marks", false, c)) {
+        const auto kind = m.is_object() ? m.find("kind") : m.end();
+        const auto label = m.is_object() ? m.find("label") : m.end();
+        if (!m.is_object() || !m.contains("epoch") || kind == m.end() || !kind->is_string() ||
+            kind->get_ref<const std::string&>().empty() || label == m.end() || !label->is_string())
+            throw FormatError(c +
+                              "a mark must be {\"epoch\": int, \"kind\": non-empty string, \"label\": "
+                              "string}, got " +
+                              m.dump());
+        marks.push_back(
+            {epoch_of(m.at("epoch"), "a mark's 'epoch'", c), kind->get<std::string>(), label->get<std::string>()});
+    }
+    epochs_ = std::move(p.epochs);
+    cols_ = std::move(p.cols);
+    marks_ = std::move(marks);
+    link_history(ctx.history());
+    write_on_primary(ctx);
+}
+
+TRAINCB_INLINE const nlohmann::json& LearningCurveReport::field(const nlohmann::json& j, const char* key,
+                                                                bool want_object, const std::string& c) {
+    const auto it = j.find(key);
+    if (it == j.end()) throw FormatError(c + "the field '" + key + "' is missing");
+    if (want_object ? !it->is_object() : !it->is_array())
+        throw FormatError(c + "'" + key + "' must be " + (want_object ? "an object" : "an array") + ", got " +
+                          it->dump());
+    return *it;
+}
+
+TRAINCB_INLINE int LearningCurveReport::epoch_of(const nlohmann::json& e, const std::string& where,
+                                                 const std::string& c) {
+    if (!e.is_number_integer() || e.get<long long>() < 0 || e.get<long long>() > std::numeric_limits<int>::max())
+        throw FormatError(c + where + " must be an epoch (an integer >= 0), got " + e.dump());
+    return static_cast<int>(e.get<long long>());
+}
+
+TRAINCB_INLINE std::size_t LearningCurveReport::count_of(const nlohmann::json& j, const char* key,
+                                                         const std::string& c) {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer() || (!it->is_number_unsigned() && it->get<long long>() < 0))
+        throw FormatError(c + "'" + key + "' must be a count (an integer >= 0), got " +
+                          (it == j.end() ? std::string("nothing") : it->dump()));
+    return it->get<std::size_t>();
+}
+
+TRAINCB_INLINE LearningCurveReport::Parsed LearningCurveReport::parse_v1(const nlohmann::json& j,
+                                                                         const std::string& c) {
+    Parsed p;
+    for (const auto& e : field(j, "epochs", false, c)) p.epochs.push_back(epoch_of(e, "an entry of 'epochs'", c));
+    for (const auto& [key, arr] : field(j, "columns", true, c).items()) {
+        const std::string where = "column '" + key + "'";
+        if (!arr.is_array() || arr.size() != p.epochs.size())
+            throw FormatError(c + where + " must be an array of " + std::to_string(p.epochs.size()) +
+                              " values (one per epoch), got " + arr.dump());
+        Column col;
+        col.reserve(arr.size());
+        for (const auto& v : arr) {
+            if (v.is_null()) {
+                col.emplace_back();
+                continue;
+            }
+            const std::optional<double> d = v.is_string() ? parse(v.get_ref<const std::string&>()) : std::nullopt;
+            if (!d) throw FormatError(c + where + " holds " + v.dump() + "; expected a number as a string or null");
+            col.emplace_back(d);
+        }
+        p.cols.emplace(key, std::move(col));
+    }
+    return p;
+}
+
+TRAINCB_INLINE LearningCurveReport::Parsed LearningCurveReport::parse_v2(const CallbackState& state, const History* h,
+                                                                         const std::string& c) {
+    const nlohmann::json& j = state.json;
+    const std::size_t rows = count_of(j, "rows", c);
+    Parsed p;
+    const auto tensor = [&](const std::string& name) -> const Tensor& {
+        const Tensor* t = state.tensors.find(name);
+        if (t == nullptr) throw FormatError(c + "the tensor '" + name + "' is missing");
+        return *t;
+    };
+    const auto bad_tensor = [&](const Tensor& t, const char* want) {
+        throw FormatError(c + "the tensor '" + t.name + "' is " + dtype_name(t.dtype) + " of " +
+                          std::to_string(t.data.size()) + " bytes, expected " + want + " [" + std::to_string(rows) +
+                          "] (one value per epoch)");
+    };
+    const auto history_it = j.find("history");
+    if (history_it == j.end()) throw FormatError(c + "the field 'history' is missing");
+    if (history_it->is_null()) {
+        std::vector<std::int64_t> e;
+        const Tensor& t = tensor("epochs");
+        if (!read_vector_tensor(t, rows, e)) bad_tensor(t, "I64");
+        for (const std::int64_t v : e) p.epochs.push_back(epoch_of(v, "an entry of tensor 'epochs'", c));
+    } else {
+        if (!history_it->is_object())
+            throw FormatError(c + "'history' must be an object or null, got " + history_it->dump());
+        const std::size_t offset = count_of(*history_it, "offset", c);
+        const std::size_t have = h != nullptr ? h->size() : 0;
+        if (h == nullptr || have < offset || have - offset < rows)
+            throw FormatError(
+                c + "it takes its " + std::to_string(rows) + " epochs from the run's History (from row " +
+                std::to_string(offset) + "), which " +
+                (h == nullptr ? std::string("is not available") : "has " + std::to_string(have) + " rows") +
+                "; load it after the History of the same checkpoint is in place (Trainer does "
+                "this; a hand-written loop calls CallbackList::set_history first)");
+        p.epochs.assign(h->epoch.begin() + static_cast<std::ptrdiff_t>(offset),
+                        h->epoch.begin() + static_cast<std::ptrdiff_t>(offset + rows));
+        for (const auto& key : field(*history_it, "keys", false, c)) {
+            if (!key.is_string()) throw FormatError(c + "'history.keys' holds " + key.dump() + ", not a key");
+            const auto it = h->history.find(key.get_ref<const std::string&>());
+            if (it == h->history.end())
+                throw FormatError(c + "the run's History has no '" + key.get<std::string>() +
+                                  "', which the state takes from it");
+            const auto first = it->second.begin() + static_cast<std::ptrdiff_t>(offset);
+            p.cols[it->first] = Column(first, first + static_cast<std::ptrdiff_t>(rows));
+        }
+    }
+    for (const auto& key : field(j, "columns", false, c)) {
+        if (!key.is_string()) throw FormatError(c + "'columns' holds " + key.dump() + ", not a key");
+        const std::string& k = key.get_ref<const std::string&>();
+        std::vector<double> values;
+        std::vector<std::uint8_t> present;
+        const Tensor& tv = tensor("values/" + k);
+        const Tensor& tp = tensor("present/" + k);
+        if (!read_vector_tensor(tv, rows, values)) bad_tensor(tv, "F64");
+        if (!read_vector_tensor(tp, rows, present)) bad_tensor(tp, "U8");
+        Column col(rows);
+        for (std::size_t i = 0; i < rows; ++i)
+            if (present[i] != 0) col[i] = values[i];
+        if (!p.cols.emplace(k, std::move(col)).second)
+            throw FormatError(c + "the key '" + k + "' is both in 'columns' and in 'history.keys'");
+    }
+    return p;
+}
+
+TRAINCB_INLINE bool LearningCurveReport::same_as_history(const std::optional<double>& v, const History& h,
+                                                         std::string_view key, std::size_t row) {
+    if (!v) return false;
+    const auto it = h.history.find(key);
+    return it != h.history.end() && row < it->second.size() &&
+           std::bit_cast<std::uint64_t>(*v) == std::bit_cast<std::uint64_t>(it->second[row]);
+}
+
+TRAINCB_INLINE void LearningCurveReport::sync_history() const {
+    for (; linked_ && history_ != nullptr && verified_ < epochs_.size(); ++verified_) {
+        const std::size_t row = history_offset_ + verified_;
+        linked_ = row < history_->size() && history_->epoch[row] == epochs_[verified_];
+        for (const auto& [key, col] : cols_)
+            if (linked_ && !own_.contains(key) && !same_as_history(col[verified_], *history_, key, row))
+                own_.insert(key);
+    }
+}
+
+TRAINCB_INLINE void LearningCurveReport::link_history(const History* h) {
+    history_ = h;
+    verified_ = epochs_.size();
+    own_.clear();
+    linked_ = h != nullptr && h->size() >= epochs_.size();
+    if (!linked_) return;
+    history_offset_ = h->size() - epochs_.size();
+    for (std::size_t i = 0; i < epochs_.size() && linked_; ++i) linked_ = h->epoch[history_offset_ + i] == epochs_[i];
+    for (const auto& [key, col] : cols_)
+        for (std::size_t i = 0; i < col.size(); ++i)
+            if (!same_as_history(col[i], *h, key, history_offset_ + i)) {
+                own_.insert(key);
+                break;
+            }
+}
+
+TRAINCB_INLINE void LearningCurveReport::write_on_primary(Context& ctx) {
+    if (ctx.comm().is_primary()) {
+        write();
+        return;
+    }
+    written_rows_ = epochs_.size();
+    written_marks_ = marks_.size();
+}
+
+TRAINCB_INLINE void LearningCurveReport::probe_path() const {
+    namespace os = detail::os;
+    os::FileStatus st;
+    if (os::status(opt_.path, st) == 0 && st.type == os::FileType::Directory)
+        throw IoError(name(), "cannot write", opt_.path, EISDIR);
+    // The nearest existing ancestor must be a directory; a regular file there can never work.
+    std::filesystem::path p = opt_.path.parent_path();
+    while (!p.empty()) {
+        const int err = os::status(p, st);
+        if (err == 0) {
+            if (st.type != os::FileType::Directory)
+                throw IoError(name(), "cannot write (not a directory: '" + p.string() + "')", opt_.path, ENOTDIR);
+            return;
+        }
+        if (err != ENOENT) throw IoError(name(), "cannot write", opt_.path, err);
+        if (p == p.parent_path()) return;
+        p = p.parent_path();
+    }
+}
+
+TRAINCB_INLINE void LearningCurveReport::record(int epoch, const Logs& logs) {
+    const std::size_t n = epochs_.size();
+    epochs_.push_back(epoch);
+    for (const auto& [k, v] : logs) {
+        if (n > 0 && !cols_.contains(k)) own_.insert(k);  // absent before: not the History's NaN
+        auto& col = cols_[k];
+        col.resize(n);
+        col.push_back(v);
+    }
+    for (auto& [k, col] : cols_) col.resize(n + 1);
+}
+
+TRAINCB_INLINE std::string LearningCurveReport::monitor_key() const {
+    if (opt_.early_stopping) return opt_.early_stopping->options().monitor;
+    if (!opt_.monitor.empty()) return opt_.monitor;
+    return cols_.count("val_loss") ? "val_loss" : "loss";
+}
+
+TRAINCB_INLINE std::optional<LearningCurveReport::Best> LearningCurveReport::best() const {
+    const std::string key = monitor_key();
+    const auto it = cols_.find(key);
+    if (opt_.early_stopping) {
+        const auto be = opt_.early_stopping->best_epoch();
+        const auto bv = opt_.early_stopping->best();
+        if (!be || !bv) return std::nullopt;
+        return Best{key, *be, *bv};
+    }
+    if (it == cols_.end()) return std::nullopt;
+    std::optional<Direction> dir = dir_;
+    if (!dir && opt_.mode == Mode::Min) dir = Direction::Min;
+    if (!dir && opt_.mode == Mode::Max) dir = Direction::Max;
+    if (!dir) dir = detail::direction_from_name(key, declared_);
+    if (!dir) return std::nullopt;
+    std::optional<Best> b;
+    for (std::size_t i = 0; i < epochs_.size(); ++i) {
+        const auto& v = it->second[i];
+        if (!v || std::isnan(*v)) continue;
+        if (!b || detail::better(*dir, *v, b->value, 0.0)) b = Best{key, epochs_[i], *v};
+    }
+    return b;
+}
+
+TRAINCB_INLINE std::optional<LearningCurveReport::Stop> LearningCurveReport::stopped() const {
+    if (opt_.early_stopping) {
+        if (const auto se = opt_.early_stopping->stopped_epoch())
+            return Stop{*se, "stopped", to_string(opt_.early_stopping->stop_reason())};
+    }
+    if (ended_ && end_.kind != EndKind::Completed && !epochs_.empty())
+        return Stop{epochs_.back(), to_string(end_.kind), end_.reason};
+    return std::nullopt;
+}
+
+TRAINCB_INLINE std::vector<std::pair<int, std::pair<double, double>>> LearningCurveReport::lr_changes() const {
+    std::vector<std::pair<int, std::pair<double, double>>> out;
+    const auto it = cols_.find(opt_.learning_rate_key);
+    if (it == cols_.end()) return out;
+    std::optional<double> prev;
+    for (std::size_t i = 0; i < epochs_.size(); ++i) {
+        const auto& v = it->second[i];
+        if (!v || !std::isfinite(*v)) continue;
+        if (prev && *v != *prev) out.push_back({epochs_[i], {*prev, *v}});
+        prev = v;
+    }
+    return out;
+}
+
+TRAINCB_INLINE std::vector<LearningCurveReport::Group> LearningCurveReport::groups() const {
+    std::map<std::string, Group> by_base;
+    for (const auto& [k, col] : cols_) {
+        const bool is_val = k.size() > 4 && k.starts_with("val_") && k != "val_" + opt_.learning_rate_key;
+        const std::string base = is_val ? k.substr(4) : k;
+        Group& g = by_base[base];
+        g.base = base;
+        (is_val ? g.val : g.train) = k;
+    }
+    // loss first (what everyone looks at), the learning rate last, the rest by name.
+    std::vector<Group> out;
+    if (auto it = by_base.find("loss"); it != by_base.end()) out.push_back(it->second);
+    for (const auto& [b, g] : by_base)
+        if (b != "loss" && b != opt_.learning_rate_key) out.push_back(g);
+    if (auto it = by_base.find(opt_.learning_rate_key); it != by_base.end()) out.push_back(it->second);
+    return out;
+}
+
+TRAINCB_INLINE int LearningCurveReport::layout_lanes(std::vector<Event>& events) {
+    std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.x < b.x; });
+    std::vector<double> lane_end;
+    for (auto& e : events) {
+        const double w = detail::lcr::text_width(e.label, 11) + 6;
+        e.lx = std::clamp(e.x, 4 + w / 2, kWidth - 4 - w / 2);
+        int lane = -1;
+        for (std::size_t i = 0; i < lane_end.size(); ++i)
+            if (lane_end[i] <= e.lx - w / 2) {
+                lane = static_cast<int>(i);
+                break;
+            }
+        if (lane < 0 && static_cast<int>(lane_end.size()) < kMaxLanes) {
+            lane = static_cast<int>(lane_end.size());
+            lane_end.push_back(0);
+        }
+        if (lane < 0)  // every row is taken: overlap in the row that frees up first
+            lane = static_cast<int>(std::min_element(lane_end.begin(), lane_end.end()) - lane_end.begin());
+        e.lane = lane;
+        lane_end[static_cast<std::size_t>(lane)] = e.lx + w / 2;
+    }
+    return static_cast<int>(lane_end.size());
+}
+
+TRAINCB_INLINE void LearningCurveReport::render_chart(std::string& o, const Group& g, const detail::lcr::Axis& xa,
+                                                      const std::vector<Event>& events, int lanes,
+                                                      const std::optional<Best>& best_mark) const {
+    namespace L = detail::lcr;
+    using L::escape;
+    using L::px;
+    const double top = kTitleH + lanes * kLaneH + (lanes > 0 ? 6 : 0);
+    const double height = top + kPlotH + kBottom;
+    const double plot_w = kWidth - kLeft - kRight;
+    const double bottom = top + kPlotH;
+    const bool is_lr = g.base == opt_.learning_rate_key;
+
+    struct S {
+        std::string key;
+        std::string cls;
+        std::string legend;
+    };
+    std::vector<S> series;
+    const bool both = !g.train.empty() && !g.val.empty();
+    if (!g.train.empty()) series.push_back({g.train, is_lr ? "lr" : "train", both ? "training" : g.train});
+    if (!g.val.empty()) series.push_back({g.val, "val", both ? "validation" : g.val});
+
+    double mn = std::numeric_limits<double>::infinity();
+    double mx = -mn;
+    for (const auto& s : series)
+        for (const auto& v : cols_.at(s.key))
+            if (v && std::isfinite(*v)) {
+                mn = std::min(mn, *v);
+                mx = std::max(mx, *v);
+            }
+    const L::Axis ya = L::value_axis(mn, mx);
+    auto y_of = [&](double v) { return bottom - (v - ya.lo) / (ya.hi - ya.lo) * kPlotH; };
+
+    detail::lcr::put(o, "<figure class=\"chart\" data-metric=\"", escape(g.base), "\">\n");
+    detail::lcr::put(o, "<svg viewBox=\"0 0 ", px(kWidth), ' ', px(height), "\" width=\"", px(kWidth), "\" height=\"",
+                     px(height), "\" role=\"img\" aria-label=\"", escape(g.base), " by epoch\">\n");
+    detail::lcr::put(o, "<text class=\"ctitle\" x=\"14\" y=\"19\">", escape(g.base), "</text>\n");
+    // Legend, right-aligned on the title row.
+    double lx = kWidth - kRight;
+    for (auto it = series.rbegin(); it != series.rend(); ++it) {
+        const double w = L::text_width(it->legend, 11);
+        lx -= w;
+        detail::lcr::put(o, "<text class=\"legend\" x=\"", px(lx), "\" y=\"19\">", escape(it->legend), "</text>");
+        lx -= 24;
+        detail::lcr::put(o, "<line class=\"series s-", it->cls, "\" x1=\"", px(lx), "\" y1=\"15\" x2=\"", px(lx + 18),
+                         "\" y2=\"15\"/>\n");
+        lx -= 14;
+    }
+    // Grid and ticks.
+    o += "<g class=\"grid\">";
+    for (std::size_t i = 0; i < ya.ticks.size(); ++i) {
+        const std::string y = px(y_of(ya.ticks[i]));
+        detail::lcr::put(o, "<line x1=\"", px(kLeft), "\" y1=\"", y, "\" x2=\"", px(kLeft + plot_w), "\" y2=\"", y,
+                         "\"/>");
+    }
+    for (const double t : xa.ticks) {
+        const std::string x = px(x_of(t, xa));
+        detail::lcr::put(o, "<line x1=\"", x, "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"/>");
+    }
+    o += "</g>\n<g class=\"ticks\">";
+    for (std::size_t i = 0; i < ya.ticks.size(); ++i)
+        detail::lcr::put(o, "<text class=\"ytick\" x=\"", px(kLeft - 7), "\" y=\"", px(y_of(ya.ticks[i]) + 4), "\">",
+                         escape(ya.labels[i]), "</text>");
+    for (std::size_t i = 0; i < xa.ticks.size(); ++i)
+        detail::lcr::put(o, "<text class=\"xtick\" x=\"", px(x_of(xa.ticks[i], xa)), "\" y=\"", px(bottom + 16), "\">",
+                         escape(xa.labels[i]), "</text>");
+    o += "</g>\n";
+    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(bottom), "\" x2=\"", px(kLeft + plot_w),
+                     "\" y2=\"", px(bottom), "\"/>");
+    detail::lcr::put(o, "<line class=\"axis\" x1=\"", px(kLeft), "\" y1=\"", px(top), "\" x2=\"", px(kLeft), "\" y2=\"",
+                     px(bottom), "\"/>\n");
+    detail::lcr::put(o, "<text class=\"xlabel\" x=\"", px(kLeft + plot_w / 2), "\" y=\"", px(height - 6),
+                     "\">epoch (from 1)</text>\n");
+
+    // Event lines (best, stopped, learning-rate changes) with their labels above the plot.
+    o += "<g class=\"events\">";
+    for (const auto& e : events) {
+        const std::string x = px(e.x);
+        detail::lcr::put(o, "<line class=\"ev ev-", e.cls, "\" data-epoch=\"", std::to_string(e.epoch), "\" x1=\"", x,
+                         "\" y1=\"", px(top), "\" x2=\"", x, "\" y2=\"", px(bottom), "\"><title>", escape(e.tip),
+                         "</title></line>");
+        detail::lcr::put(o, "<text class=\"evl ev-", e.cls, "\" x=\"", px(e.lx), "\" y=\"",
+                         px(kTitleH + (e.lane + 1) * kLaneH - 2), "\">", escape(e.label), "</text>\n");
+    }
+    o += "</g>\n";
+
+    // The curves: every finite point, in epoch order; non-finite values are skipped and flagged.
+    for (const auto& s : series) {
+        const Column& col = cols_.at(s.key);
+        std::string pts;
+        int n = 0;
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            if (!col[i] || !std::isfinite(*col[i])) continue;
+            if (n++ > 0) pts += ' ';
+            detail::lcr::put(pts, px(x_of(epochs_[i] + 1, xa)), ',', px(y_of(*col[i])));
+        }
+        detail::lcr::put(o, "<polyline class=\"series s-", s.cls, "\" data-key=\"", escape(s.key), "\" data-points=\"",
+                         std::to_string(n), "\" points=\"", pts, "\"/>\n");
+        if (n <= 60) {  // dots help read short runs; on long ones they would only thicken the line
+            detail::lcr::put(o, "<g class=\"dots d-", s.cls, "\">");
+            for (std::size_t i = 0; i < epochs_.size(); ++i) {
+                if (!col[i] || !std::isfinite(*col[i])) continue;
+                detail::lcr::put(o, "<circle cx=\"", px(x_of(epochs_[i] + 1, xa)), "\" cy=\"", px(y_of(*col[i])),
+                                 "\" r=\"2.6\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
+                                 " = ", L::sig(*col[i], 6), "</title></circle>");
+            }
+            o += "</g>\n";
+        }
+        for (std::size_t i = 0; i < epochs_.size(); ++i) {
+            if (!col[i] || std::isfinite(*col[i])) continue;
+            const double x = x_of(epochs_[i] + 1, xa);
+            const double y = top + 7;
+            detail::lcr::put(o, "<path class=\"nonfinite\" data-key=\"", escape(s.key), "\" data-epoch=\"",
+                             std::to_string(epochs_[i]), "\" d=\"M", px(x - 4), ' ', px(y - 4),
+                             "l8 8m0 -8l-8 8\"><title>epoch ", std::to_string(epochs_[i] + 1), ": ", escape(s.key),
+                             " = ", L::sig(*col[i], 6), "</title></path>\n");
+        }
+    }
+    // A ring on the best value of the monitored metric.
+    if (best_mark && (best_mark->key == g.train || best_mark->key == g.val) && std::isfinite(best_mark->value)) {
+        detail::lcr::put(o, "<circle class=\"best-ring\" data-epoch=\"", std::to_string(best_mark->epoch), "\" cx=\"",
+                         px(x_of(best_mark->epoch + 1, xa)), "\" cy=\"", px(y_of(best_mark->value)), "\" r=\"6\"/>\n");
+    }
+    // Marks (checkpoints, ...) as small triangles on the x axis.
+    for (const auto& m : marks_) {
+        const double x = x_of(m.epoch + 1, xa);
+        detail::lcr::put(o, "<path class=\"mark mark-", L::css_ident(m.kind), "\" data-epoch=\"",
+                         std::to_string(m.epoch), "\" d=\"M", px(x), ' ', px(bottom - 8), "l-5 8h10z\"><title>epoch ",
+                         std::to_string(m.epoch + 1), ": ", escape(m.kind),
+                         (m.label.empty() ? "" : " " + escape(m.label)), "</title></path>\n");
+    }
+    o += "</svg>\n</figure>\n";
+}
+
 }  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 
@@ -37,60 +38,89 @@ public:
 
     /// `verbose > 0` prints the rate set at each epoch on stdout (rank 0 only in data-parallel training).
     /// @throws InvalidArgument when `schedule` is empty.
-    explicit LearningRateScheduler(Schedule schedule, int verbose = 0)
-        : schedule_(std::move(schedule)), verbose_(verbose) {
-        if (!schedule_)
-            throw InvalidArgument(
-                "traincb: LearningRateScheduler: the schedule is empty; pass a function "
-                "double(int epoch, double lr)");
-    }
+    explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
 
     /// Checks that the model exposes its learning rate.
     /// @throws InvalidArgument when it does not.
-    void on_train_begin(Context& ctx) override { check_model(ctx); }
+    TRAINCB_INLINE void on_train_begin(Context& ctx) override;
 
     /// Sets the learning rate for this epoch.
     /// @throws InvalidArgument when the schedule returns NaN, an infinity or a negative rate.
-    void on_epoch_begin(Context& ctx) override {
-        check_model(ctx);
-        const int epoch = ctx.epoch();
-        const double lr = schedule_(epoch, ctx.model().learning_rate());
-        if (!std::isfinite(lr) || lr < 0.0)
-            throw InvalidArgument("traincb: LearningRateScheduler: the schedule returned " + detail::format_double(lr) +
-                                  " for epoch " + std::to_string(epoch) +
-                                  " (0-based); it must return a finite learning rate >= 0");
-        ctx.model().set_learning_rate(lr);
-        if (verbose_ > 0 && ctx.comm().is_primary())  // data-parallel: rank 0 prints
-            std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to "
-                      << detail::format_double(lr) << ".\n";
-    }
+    TRAINCB_INLINE void on_epoch_begin(Context& ctx) override;
 
     /// Writes logs["learning_rate"]: the rate used during this epoch.
-    void on_epoch_end(Context& ctx) override {
-        check_model(ctx);
-        ctx.logs().set("learning_rate", ctx.model().learning_rate());
-    }
+    TRAINCB_INLINE void on_epoch_end(Context& ctx) override;
 
     /// "LearningRateScheduler".
-    [[nodiscard]] std::string name() const override { return "LearningRateScheduler"; }
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
     /// The learning rate.
-    [[nodiscard]] Capabilities required_capabilities() const override {
-        return {.learning_rate = true, .state = false};
-    }
+    [[nodiscard]] TRAINCB_INLINE Capabilities required_capabilities() const override;
     /// "learning_rate", which it writes at each epoch end (so a callback may monitor it).
-    [[nodiscard]] std::vector<std::string> provided_keys() const override { return {"learning_rate"}; }
+    [[nodiscard]] TRAINCB_INLINE std::vector<std::string> provided_keys() const override;
 
 private:
-    static void check_model(Context& ctx) {
-        if (ctx.model().has_learning_rate()) return;
-        throw InvalidArgument(
-            "traincb: LearningRateScheduler: needs the model's learning rate, but the model has no "
-            "learning_rate() const / set_learning_rate(double); add them or specialise traincb::model_traits" +
-            std::string(ctx.model().attached() ? "" : " (no model is attached: call CallbackList::set_model)"));
-    }
+    static void check_model(Context& ctx);
 
     Schedule schedule_;
     int verbose_;
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE LearningRateScheduler::LearningRateScheduler(Schedule schedule, int verbose)
+    : schedule_(std::move(schedule)), verbose_(verbose) {
+    if (!schedule_)
+        throw InvalidArgument(
+            "traincb: LearningRateScheduler: the schedule is empty; pass a function "
+            "double(int epoch, double lr)");
+}
+
+TRAINCB_INLINE void LearningRateScheduler::on_train_begin(Context& ctx) {
+    check_model(ctx);
+}
+
+TRAINCB_INLINE void LearningRateScheduler::on_epoch_begin(Context& ctx) {
+    check_model(ctx);
+    const int epoch = ctx.epoch();
+    const double lr = schedule_(epoch, ctx.model().learning_rate());
+    if (!std::isfinite(lr) || lr < 0.0)
+        throw InvalidArgument("traincb: LearningRateScheduler: the schedule returned " + detail::format_double(lr) +
+                              " for epoch " + std::to_string(epoch) +
+                              " (0-based); it must return a finite learning rate >= 0");
+    ctx.model().set_learning_rate(lr);
+    if (verbose_ > 0 && ctx.comm().is_primary())  // data-parallel: rank 0 prints
+        std::cout << "Epoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to "
+                  << detail::format_double(lr) << ".\n";
+}
+
+TRAINCB_INLINE void LearningRateScheduler::on_epoch_end(Context& ctx) {
+    check_model(ctx);
+    ctx.logs().set("learning_rate", ctx.model().learning_rate());
+}
+
+TRAINCB_INLINE std::string LearningRateScheduler::name() const {
+    return "LearningRateScheduler";
+}
+
+TRAINCB_INLINE Capabilities LearningRateScheduler::required_capabilities() const {
+    return {.learning_rate = true, .state = false};
+}
+
+TRAINCB_INLINE std::vector<std::string> LearningRateScheduler::provided_keys() const {
+    return {"learning_rate"};
+}
+
+TRAINCB_INLINE void LearningRateScheduler::check_model(Context& ctx) {
+    if (ctx.model().has_learning_rate()) return;
+    throw InvalidArgument(
+        "traincb: LearningRateScheduler: needs the model's learning rate, but the model has no "
+        "learning_rate() const / set_learning_rate(double); add them or specialise traincb::model_traits" +
+        std::string(ctx.model().attached() ? "" : " (no model is attached: call CallbackList::set_model)"));
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

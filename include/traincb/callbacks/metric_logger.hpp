@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
@@ -53,18 +54,11 @@ public:
     /// A logger with no sink yet (see add_sink).
     MetricLogger() = default;
     /// A logger writing to `sinks`, in order. @throws InvalidArgument for a null sink.
-    explicit MetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks) {
-        for (auto& s : sinks) add_sink(std::move(s));
-    }
+    explicit MetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks);
 
     /// Adds a sink after the ones given so far. A sink that wants batches gets them from the next
     /// on_train_begin on. @throws InvalidArgument for a null sink.
-    MetricLogger& add_sink(std::shared_ptr<sinks::Sink> sink) {
-        if (!sink) throw InvalidArgument("traincb: MetricLogger: add_sink() got a null sink; pass a sink object");
-        if (sink->wants_batches()) batch_sinks_.push_back(sink.get());
-        sinks_.push_back(std::move(sink));
-        return *this;
-    }
+    MetricLogger& add_sink(std::shared_ptr<sinks::Sink> sink);
     /// The sinks, in the order they receive each call.
     [[nodiscard]] const std::vector<std::shared_ptr<sinks::Sink>>& sinks() const noexcept { return sinks_; }
     /// True when some sink wants per-batch logs (Sink::wants_batches() when it was added).
@@ -80,67 +74,31 @@ public:
     /// Calls begin(RunInfo{params, params.resumed, params.initial_epoch}) on every sink (on ranks
     /// other than 0: on the sinks whose on_every_rank() is true, here and in every hook below).
     /// @throws the first sink's exception, after every sink was called.
-    void on_train_begin(Context& ctx) override {
-        lr_epoch_ = -1;
-        const sinks::RunInfo info{ctx.params(), ctx.params().resumed, ctx.params().initial_epoch};
-        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.begin(info); });
-    }
+    TRAINCB_INLINE void on_train_begin(Context& ctx) override;
     /// Reads the model's learning rate, when it has one: a scheduler earlier in the list has set
     /// this epoch's rate by now, and a callback may change it in on_epoch_end (ReduceLROnPlateau
     /// does), so this is the rate the epoch trains with. Once per epoch, never per batch.
     /// @throws what the model's learning_rate() throws.
-    void on_epoch_begin(Context& ctx) override {
-        lr_epoch_ = -1;
-        if (!log_lr_ || !ctx.model().has_learning_rate()) return;
-        lr_ = ctx.model().learning_rate();
-        lr_epoch_ = ctx.epoch();
-    }
+    TRAINCB_INLINE void on_epoch_begin(Context& ctx) override;
     /// Calls write_batch on the sinks that want batches.
     /// @throws the first sink's exception, after every such sink was called.
-    void on_train_batch_end(Context& ctx) override {
-        if (batch_sinks_.empty()) return;
-        const sinks::BatchInfo info{ctx.epoch(), ctx.batch(), ctx.params().steps_per_epoch, ctx.global_step()};
-        const Logs& logs = ctx.logs();
-        for_each_sink(ctx, batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
-    }
+    TRAINCB_INLINE void on_train_batch_end(Context& ctx) override;
     /// Calls write_epoch(epoch, logs) then flush() on every sink; the logs get `learning_rate`
     /// (in a copy: the run's logs stay as the callbacks left them) when the model has one, the
     /// option is on and no callback logged it (a callback's value wins).
     /// @throws the first sink's exception (e.g. IoError), after every sink was called.
-    void on_epoch_end(Context& ctx) override {
-        const int epoch = ctx.epoch();
-        const Logs* logs = &ctx.logs();
-        if (log_lr_ && !logs->contains(kLearningRateKey) && ctx.model().has_learning_rate()) {
-            // No on_epoch_begin for an epoch resumed from a mid-epoch checkpoint: the model's
-            // rate now, which only a callback that changes it in on_epoch_end without logging
-            // it could have moved.
-            const double lr = lr_epoch_ == epoch ? lr_ : ctx.model().learning_rate();
-            with_lr_ = *logs;  // a member: reuses the previous epoch's storage
-            with_lr_.set(kLearningRateKey, lr);
-            logs = &with_lr_;
-        }
-        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) {
-            s.write_epoch(epoch, *logs);
-            s.flush();
-        });
-    }
+    TRAINCB_INLINE void on_epoch_end(Context& ctx) override;
     /// Calls write_event(ctx.run_event()) on every sink (a RunEvent a callback reported).
     /// @throws the first sink's exception, after every sink was called.
-    void on_run_event(Context& ctx) override {
-        const RunEvent& event = ctx.run_event();
-        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.write_event(event); });
-    }
+    TRAINCB_INLINE void on_run_event(Context& ctx) override;
     /// Calls end(ctx.end()) on every sink, on every kind of end.
     /// @throws the first sink's exception, after every sink was called.
-    void on_train_end(Context& ctx) override {
-        const TrainEnd& end = ctx.end();
-        for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.end(end); });
-    }
+    TRAINCB_INLINE void on_train_end(Context& ctx) override;
     /// True when some sink wants batches: otherwise CallbackList does not call on_train_batch_end,
     /// and a driver with no other batch callback builds no batch logs.
-    [[nodiscard]] bool wants_train_batch_end() const override { return !batch_sinks_.empty(); }
+    [[nodiscard]] TRAINCB_INLINE bool wants_train_batch_end() const override;
     /// "MetricLogger".
-    [[nodiscard]] std::string name() const override { return "MetricLogger"; }
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
 
 private:
     // One sink's I/O failure must not keep the other sinks from their record (the CSV file being
@@ -173,3 +131,77 @@ private:
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE MetricLogger::MetricLogger(std::vector<std::shared_ptr<sinks::Sink>> sinks) {
+    for (auto& s : sinks) add_sink(std::move(s));
+}
+
+TRAINCB_INLINE MetricLogger& MetricLogger::add_sink(std::shared_ptr<sinks::Sink> sink) {
+    if (!sink) throw InvalidArgument("traincb: MetricLogger: add_sink() got a null sink; pass a sink object");
+    if (sink->wants_batches()) batch_sinks_.push_back(sink.get());
+    sinks_.push_back(std::move(sink));
+    return *this;
+}
+
+TRAINCB_INLINE void MetricLogger::on_train_begin(Context& ctx) {
+    lr_epoch_ = -1;
+    const sinks::RunInfo info{ctx.params(), ctx.params().resumed, ctx.params().initial_epoch};
+    for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.begin(info); });
+}
+
+TRAINCB_INLINE void MetricLogger::on_epoch_begin(Context& ctx) {
+    lr_epoch_ = -1;
+    if (!log_lr_ || !ctx.model().has_learning_rate()) return;
+    lr_ = ctx.model().learning_rate();
+    lr_epoch_ = ctx.epoch();
+}
+
+TRAINCB_INLINE void MetricLogger::on_train_batch_end(Context& ctx) {
+    if (batch_sinks_.empty()) return;
+    const sinks::BatchInfo info{ctx.epoch(), ctx.batch(), ctx.params().steps_per_epoch, ctx.global_step()};
+    const Logs& logs = ctx.logs();
+    for_each_sink(ctx, batch_sinks_, [&](sinks::Sink& s) { s.write_batch(info, logs); });
+}
+
+TRAINCB_INLINE void MetricLogger::on_epoch_end(Context& ctx) {
+    const int epoch = ctx.epoch();
+    const Logs* logs = &ctx.logs();
+    if (log_lr_ && !logs->contains(kLearningRateKey) && ctx.model().has_learning_rate()) {
+        // No on_epoch_begin for an epoch resumed from a mid-epoch checkpoint: the model's
+        // rate now, which only a callback that changes it in on_epoch_end without logging
+        // it could have moved.
+        const double lr = lr_epoch_ == epoch ? lr_ : ctx.model().learning_rate();
+        with_lr_ = *logs;  // a member: reuses the previous epoch's storage
+        with_lr_.set(kLearningRateKey, lr);
+        logs = &with_lr_;
+    }
+    for_each_sink(ctx, sinks_, [&](sinks::Sink& s) {
+        s.write_epoch(epoch, *logs);
+        s.flush();
+    });
+}
+
+TRAINCB_INLINE void MetricLogger::on_run_event(Context& ctx) {
+    const RunEvent& event = ctx.run_event();
+    for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.write_event(event); });
+}
+
+TRAINCB_INLINE void MetricLogger::on_train_end(Context& ctx) {
+    const TrainEnd& end = ctx.end();
+    for_each_sink(ctx, sinks_, [&](sinks::Sink& s) { s.end(end); });
+}
+
+TRAINCB_INLINE bool MetricLogger::wants_train_batch_end() const {
+    return !batch_sinks_.empty();
+}
+
+TRAINCB_INLINE std::string MetricLogger::name() const {
+    return "MetricLogger";
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

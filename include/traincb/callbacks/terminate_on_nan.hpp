@@ -9,6 +9,7 @@
 #include <string>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 
@@ -27,25 +28,14 @@ public:
     explicit TerminateOnNaN(TerminateOnNaNOptions options = {}) : opt_(options) {}
 
     /// "TerminateOnNaN", the source of its stop request.
-    [[nodiscard]] std::string name() const override { return "TerminateOnNaN"; }
+    [[nodiscard]] TRAINCB_INLINE std::string name() const override;
 
     /// Forgets the previous run's terminated_batch().
-    void on_train_begin(Context&) override { terminated_batch_ = -1; }
+    TRAINCB_INLINE void on_train_begin(Context&) override;
 
     /// Checks logs["loss"] (the running epoch mean, as in Keras).
     /// @throws TrainingError when raise_error is set and the loss is not finite.
-    void on_train_batch_end(Context& ctx) override {
-        const double* loss = ctx.logs().find("loss");
-        if (loss == nullptr || std::isfinite(*loss)) return;
-        if (opt_.raise_error)
-            throw TrainingError("traincb: TerminateOnNaN: NaN or Inf loss encountered at batch " +
-                                std::to_string(ctx.batch()) + " of epoch " + std::to_string(ctx.epoch()) +
-                                ". Loss value: " + detail::format_double(*loss) +
-                                ". Terminating training immediately.");
-        if (opt_.verbose > 0) std::cout << "Batch " << ctx.batch() << ": Invalid loss, terminating training\n";
-        terminated_batch_ = ctx.batch();
-        ctx.request_stop(name(), "non_finite_loss");
-    }
+    TRAINCB_INLINE void on_train_batch_end(Context& ctx) override;
 
     /// The batch at which it stopped training in the last run, or -1.
     [[nodiscard]] int terminated_batch() const noexcept { return terminated_batch_; }
@@ -56,3 +46,30 @@ private:
 };
 
 }  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+
+TRAINCB_INLINE std::string TerminateOnNaN::name() const {
+    return "TerminateOnNaN";
+}
+
+TRAINCB_INLINE void TerminateOnNaN::on_train_begin(Context&) {
+    terminated_batch_ = -1;
+}
+
+TRAINCB_INLINE void TerminateOnNaN::on_train_batch_end(Context& ctx) {
+    const double* loss = ctx.logs().find("loss");
+    if (loss == nullptr || std::isfinite(*loss)) return;
+    if (opt_.raise_error)
+        throw TrainingError("traincb: TerminateOnNaN: NaN or Inf loss encountered at batch " +
+                            std::to_string(ctx.batch()) + " of epoch " + std::to_string(ctx.epoch()) +
+                            ". Loss value: " + detail::format_double(*loss) + ". Terminating training immediately.");
+    if (opt_.verbose > 0) std::cout << "Batch " << ctx.batch() << ": Invalid loss, terminating training\n";
+    terminated_batch_ = ctx.batch();
+    ctx.request_stop(name(), "non_finite_loss");
+}
+
+}  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

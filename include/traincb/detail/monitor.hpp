@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/config.hpp"
 #include "traincb/direction.hpp"
 #include "traincb/errors.hpp"
 
@@ -22,14 +23,41 @@ enum class Mode { Auto, Min, Max };
 
 namespace detail {
 
-inline bool ends_with(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
+TRAINCB_INLINE bool ends_with(std::string_view s, std::string_view suffix);
 
 /// The direction of a metric name per docs/early-stopping-rules.md (`Mode::Auto`), or nullopt.
 /// `declared` are the directions the logged metric objects declare, by log key; they win.
-inline std::optional<Direction> direction_from_name(
-    std::string_view monitor, const std::vector<std::pair<std::string, Direction>>& declared = {}) {
+TRAINCB_INLINE std::optional<Direction> direction_from_name(
+    std::string_view monitor, const std::vector<std::pair<std::string, Direction>>& declared = {});
+
+/// Resolves `mode` for `monitor`. @throws InvalidArgument when Auto cannot be resolved.
+TRAINCB_INLINE Direction resolve_mode(std::string_view component, Mode mode, std::string_view monitor,
+                                      const std::vector<std::pair<std::string, Direction>>& declared = {});
+
+/// `v + d < ref` (min) or `v - d > ref` (max), with exactly this operand order (Keras's
+/// arithmetic; reordering changes results in floating point). Any comparison with NaN is false.
+[[nodiscard]] inline bool better(Direction dir, double v, double ref, double d) noexcept {
+    return dir == Direction::Min ? (v + d < ref) : (v - d > ref);
+}
+/// `v > ref` (min) or `v < ref` (max).
+[[nodiscard]] inline bool worse(Direction dir, double v, double ref) noexcept {
+    return dir == Direction::Min ? (v > ref) : (v < ref);
+}
+
+}  // namespace detail
+}  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+namespace detail {
+
+TRAINCB_INLINE bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+TRAINCB_INLINE std::optional<Direction> direction_from_name(
+    std::string_view monitor, const std::vector<std::pair<std::string, Direction>>& declared) {
     for (const auto& [k, d] : declared)
         if (k == monitor) return d;
     std::string_view n = monitor;
@@ -65,9 +93,8 @@ inline std::optional<Direction> direction_from_name(
     return std::nullopt;
 }
 
-/// Resolves `mode` for `monitor`. @throws InvalidArgument when Auto cannot be resolved.
-inline Direction resolve_mode(std::string_view component, Mode mode, std::string_view monitor,
-                              const std::vector<std::pair<std::string, Direction>>& declared = {}) {
+TRAINCB_INLINE Direction resolve_mode(std::string_view component, Mode mode, std::string_view monitor,
+                                      const std::vector<std::pair<std::string, Direction>>& declared) {
     if (mode == Mode::Min) return Direction::Min;
     if (mode == Mode::Max) return Direction::Max;
     if (auto d = direction_from_name(monitor, declared)) return *d;
@@ -76,15 +103,6 @@ inline Direction resolve_mode(std::string_view component, Mode mode, std::string
                           "' should be minimised or maximised; pass mode = traincb::Mode::Min or traincb::Mode::Max");
 }
 
-/// `v + d < ref` (min) or `v - d > ref` (max), with exactly this operand order (Keras's
-/// arithmetic; reordering changes results in floating point). Any comparison with NaN is false.
-[[nodiscard]] inline bool better(Direction dir, double v, double ref, double d) noexcept {
-    return dir == Direction::Min ? (v + d < ref) : (v - d > ref);
-}
-/// `v > ref` (min) or `v < ref` (max).
-[[nodiscard]] inline bool worse(Direction dir, double v, double ref) noexcept {
-    return dir == Direction::Min ? (v > ref) : (v < ref);
-}
-
 }  // namespace detail
 }  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS

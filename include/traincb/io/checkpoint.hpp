@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "traincb/callback.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/hash.hpp"
 #include "traincb/detail/os.hpp"
 #include "traincb/detail/strings.hpp"
@@ -130,23 +131,14 @@ inline constexpr std::string_view kKindKey = "traincb.kind";
 inline constexpr std::string_view kVersionKey = "traincb.version";
 
 /// Doubles travel as strings: the shortest round-trip digits, and "nan"/"inf"/"-inf" (JSON has none).
-[[nodiscard]] inline nlohmann::json json_double(double v) {
-    return format_double(v);
-}
+[[nodiscard]] TRAINCB_INLINE nlohmann::json json_double(double v);
 
 /// Parses a double written by json_double. @throws FormatError naming `what`.
-[[nodiscard]] inline double parse_json_double(const nlohmann::json& j, std::string_view what, std::string_view source) {
-    if (j.is_string()) {
-        if (const auto v = parse_double(j.get_ref<const std::string&>())) return *v;
-    }
-    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + std::string(what) +
-                      " is not a number written as a string: " + j.dump());
-}
+[[nodiscard]] TRAINCB_INLINE double parse_json_double(const nlohmann::json& j, std::string_view what,
+                                                      std::string_view source);
 
 /// Throws "traincb: checkpoint: '<source>': <why>".
-[[noreturn]] inline void checkpoint_error(std::string_view source, const std::string& why) {
-    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + why);
-}
+[[noreturn]] TRAINCB_INLINE void checkpoint_error(std::string_view source, const std::string& why);
 
 /// The entry of `owners` whose key, followed by '/', is the longest prefix of `rest` (a key may
 /// itself contain '/'), or nullptr; `key_len` receives that key's length.
@@ -163,11 +155,7 @@ template <class Map>
 }
 
 /// "xxh64:<16 hex digits>" of a text.
-[[nodiscard]] inline std::string text_checksum(std::string_view text) {
-    std::string out = "xxh64:";  // not `"xxh64:" + hex64(...)`: g++ 12 -O2 warns falsely there (-Wrestrict)
-    out += hex64(xxh64(text));
-    return out;
-}
+[[nodiscard]] TRAINCB_INLINE std::string text_checksum(std::string_view text);
 
 }  // namespace traincb::inline v0::detail
 
@@ -178,7 +166,230 @@ namespace traincb::inline v0::io {
 /// tensors itself (ModelCheckpoint's async_save copies them into buffers it reuses).
 /// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
 /// RunState::metric_states throws
-[[nodiscard]] inline Checkpoint capture_checkpoint_without_model(Context& ctx, CheckpointKind kind) {
+[[nodiscard]] TRAINCB_INLINE Checkpoint capture_checkpoint_without_model(Context& ctx, CheckpointKind kind);
+
+/// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
+/// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
+/// step, the driver's run state (for a full mid-epoch checkpoint with the training metric
+/// states of RunState::metric_states), and, for a full checkpoint, every stateful callback of
+/// ctx.callbacks() and the History.
+/// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
+/// RunState::metric_states throws
+[[nodiscard]] TRAINCB_INLINE Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind);
+
+/// The "traincb.state" JSON document of a checkpoint (see docs/checkpoints.md for every field).
+/// The History's values are not in it: encode_checkpoint stores them as tensors.
+[[nodiscard]] TRAINCB_INLINE nlohmann::json checkpoint_state_json(const Checkpoint& c);
+
+/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`); the History
+/// becomes the tensors "history/epoch" and "history/values/<key>".
+/// @throws InvalidArgument when a callback's state key is empty, two tensor names collide, or a
+/// History column does not hold one value per recorded epoch
+[[nodiscard]] TRAINCB_INLINE SafetensorsFile encode_checkpoint(Checkpoint c);
+
+/// Writes `file` (from encode_checkpoint) to `path` crash-safely, with the tensor checksum.
+/// `component` starts error messages ("ModelCheckpoint"). When `keep_previous` is not empty, the
+/// file `path` held is renamed to it before the new one takes its place (see RotatingCheckpoint).
+/// @throws IoError naming the path and the OS error (EACCES, ENOSPC, EISDIR for a directory, ...);
+/// every earlier file, including the previous content of `path`, is then left intact
+TRAINCB_INLINE void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
+                                         std::string_view component = "checkpoint",
+                                         const std::filesystem::path& keep_previous = {});
+
+/// Writes checkpoint `c` to `path` crash-safely (see save_checkpoint_file).
+/// @throws IoError naming the path and the OS error; earlier files are left intact
+TRAINCB_INLINE void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
+                                    std::string_view component = "checkpoint");
+
+namespace detail_ckpt {
+/// Where a version-2 full checkpoint keeps its History: how many epochs, and the keys of the
+/// "history/values/<key>" tensors.
+struct HistoryLayout {
+    bool in_tensors = false;
+    std::size_t epochs = 0;
+    std::vector<std::string> keys{};
+};
+/// Reads the metadata; fills `layout` (when given) with where the History's tensors are.
+[[nodiscard]] TRAINCB_INLINE Checkpoint decode_metadata(const std::map<std::string, std::string>& metadata,
+                                                        std::string_view source, HistoryLayout* layout);
+}  // namespace detail_ckpt
+
+/// Decodes the metadata of a checkpoint file (kind, version, state; no tensors, so the History of
+/// a version-2 checkpoint stays empty: decode_checkpoint reads it); `source` names the file in
+/// messages.
+/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, or
+/// a field of its state is missing or malformed
+[[nodiscard]] TRAINCB_INLINE Checkpoint decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
+                                                                   std::string_view source);
+
+/// Decodes a parsed safetensors file as a checkpoint; `source` names it in messages.
+/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, a
+/// field of its state is missing or malformed, or it holds no model tensor
+[[nodiscard]] TRAINCB_INLINE Checkpoint decode_checkpoint(SafetensorsFile&& f, std::string_view source);
+
+/// Parses a checkpoint held in memory; `source` names it in messages.
+/// @throws FormatError for a malformed file (see parse_safetensors and decode_checkpoint)
+[[nodiscard]] TRAINCB_INLINE Checkpoint parse_checkpoint(std::span<const std::byte> bytes,
+                                                         std::string_view source = "(memory)");
+
+/// Reads and verifies the checkpoint at `path` (both checksums).
+/// @throws IoError when it cannot be read (missing, a directory, EACCES, ...); FormatError when it
+/// is truncated, corrupted or not a traincb checkpoint
+[[nodiscard]] TRAINCB_INLINE Checkpoint load_checkpoint(const std::filesystem::path& path,
+                                                        std::string_view component = "checkpoint");
+
+/// Loads the model state of `c` into `model` (a ModelHandle or any model with visit_state).
+/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
+TRAINCB_INLINE void restore_model(const Checkpoint& c, ModelHandle& model);
+
+/// Loads the model state of `c` into `model`.
+/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
+template <class M>
+requires HasState<M>
+void restore_model(const Checkpoint& c, M& model) {
+    StateLoader loader(c.model);
+    model_traits<M>::visit_state(model, loader);
+}
+
+/// Loads the model state stored in the checkpoint file `path` (full or weights) into `model`.
+/// @throws IoError, FormatError as load_checkpoint and restore_model
+template <class M>
+requires HasState<M>
+void load_weights(const std::filesystem::path& path, M& model) {
+    restore_model(load_checkpoint(path), model);
+}
+
+namespace detail_ckpt {
+/// The position and kind of a checkpoint file, from its header alone (no tensor data is read).
+struct Header {
+    CheckpointKind kind = CheckpointKind::Full;
+    CheckpointPosition position{};
+};
+[[nodiscard]] TRAINCB_INLINE Header read_header(const std::filesystem::path& path);
+}  // namespace detail_ckpt
+
+/// What scan_checkpoints found in a directory.
+struct CheckpointScan {
+    /// The newest valid full checkpoint (as find_latest_checkpoint chooses it); nullopt when none.
+    std::optional<std::filesystem::path> latest{};
+    /// The files that cannot resume a run, each with why, in path order: every file whose
+    /// header is invalid, and every full checkpoint newer than `latest` (all of them when there is
+    /// none) whose data failed its checks. Valid weights files are not listed; full checkpoints
+    /// older than `latest` are not read in full, so a flaw in their data is not seen.
+    std::vector<InvalidCheckpointFile> invalid{};
+};
+
+namespace detail_ckpt {
+/// The reason of a failed check on `path`, without the "traincb: <component>: '<path>': " that
+/// starts the message of a file error.
+[[nodiscard]] TRAINCB_INLINE std::string reason_of(const Error& e, const std::filesystem::path& path);
+
+/// True when `a` and `b` name the same file (or, when one does not exist, the same absolute path).
+[[nodiscard]] TRAINCB_INLINE bool same_file(const std::filesystem::path& a, const std::filesystem::path& b);
+
+/// scan_checkpoints, which also hands the newest valid checkpoint, loaded, to `loaded` when given
+/// (so that a resume reads it once).
+[[nodiscard]] TRAINCB_INLINE CheckpointScan scan(const std::filesystem::path& dir, Checkpoint* loaded);
+}  // namespace detail_ckpt
+
+/// Looks at the `*.safetensors` files directly in `dir` (not hidden temporary files) for the
+/// newest valid full checkpoint, by the run position each records (global step, then whether its
+/// epoch had ended; not by modification time; at equal positions "last.safetensors", then name
+/// order), and lists the invalid files it met (truncated, corrupted, unreadable, not a
+/// checkpoint). Weights-only files are passed over. Warns about nothing.
+/// @throws IoError when `dir` exists but cannot be listed
+[[nodiscard]] TRAINCB_INLINE CheckpointScan scan_checkpoints(const std::filesystem::path& dir);
+
+/// The newest VALID full checkpoint in `dir` (as scan_checkpoints chooses it), or nullopt when
+/// there is none. Each invalid file it met gets a warning (traincb::warn) naming it and the
+/// failed check.
+/// @throws IoError when `dir` exists but cannot be listed
+[[nodiscard]] TRAINCB_INLINE std::optional<std::filesystem::path> find_latest_checkpoint(
+    const std::filesystem::path& dir);
+
+/// The file in which a RotatingCheckpoint keeps the version it replaced: "<stem>.prev.safetensors"
+/// beside `path` ("ckpt/last.safetensors" -> "ckpt/last.prev.safetensors"), or "<name>.prev" for a
+/// name without the ".safetensors" extension.
+[[nodiscard]] TRAINCB_INLINE std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path);
+
+/// One full checkpoint file rewritten during a run (ModelCheckpoint's last.safetensors, the
+/// interrupt checkpoint of FitOptions) that keeps the version it replaces as
+/// previous_checkpoint_path(path), so that the latest checkpoint always has a valid predecessor
+/// on disk: a latest corrupted later falls back to it (docs/checkpoints.md, "The previous
+/// checkpoint"). Only a version known to be valid is kept: one this object wrote in the current
+/// run, or the file the run resumed from (verified when it was loaded). Any other file at `path`
+/// (a corrupted latest the run fell back from, a file of another run) is replaced without being
+/// kept, and the previous version is removed first, unless it is the file the run resumed from:
+/// a previous version of another run must not outrank this run's checkpoints.
+class RotatingCheckpoint {
+public:
+    /// No file (save() must not be called).
+    RotatingCheckpoint() = default;
+    /// The file `path`, kept in previous_checkpoint_path(path).
+    explicit RotatingCheckpoint(std::filesystem::path path)
+        : path_(std::move(path)), previous_(previous_checkpoint_path(path_)) {}
+
+    /// The file written.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    /// Where the version it replaces is kept.
+    [[nodiscard]] const std::filesystem::path& previous_path() const noexcept { return previous_; }
+
+    /// Starts a run that resumed from the checkpoint `resumed_from` (empty: a fresh run).
+    void begin_run(std::filesystem::path resumed_from);
+
+    /// Writes `file` (encode_checkpoint of a full checkpoint) to path() crash-safely, keeping the
+    /// version it replaces when that one is known to be valid (see the class comment). A kill at
+    /// any moment leaves a valid checkpoint at path() or at previous_path().
+    /// @throws IoError naming the path and the OS error (the files on disk then hold what they
+    /// held before, or, when the last rename failed and could not be undone, the old version at
+    /// previous_path() only)
+    void save(const SafetensorsFile& file, std::string_view component);
+
+private:
+    std::filesystem::path path_{};
+    std::filesystem::path previous_{};
+    std::filesystem::path resumed_from_{};
+    bool ours_ = false;  // path_ holds a valid checkpoint of this run (written by save(), or resumed from)
+};
+
+/// Removes the temporary files that a killed process left next to `*.safetensors` targets in
+/// `dir` (".<name>.safetensors.tmp.<pid>.<random>", see AtomicFile) when process <pid> no longer
+/// exists; files of live processes are left alone. Returns how many were removed. Never throws.
+TRAINCB_INLINE std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noexcept;
+
+}  // namespace traincb::inline v0::io
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0::detail {
+
+TRAINCB_INLINE nlohmann::json json_double(double v) {
+    return format_double(v);
+}
+
+TRAINCB_INLINE double parse_json_double(const nlohmann::json& j, std::string_view what, std::string_view source) {
+    if (j.is_string()) {
+        if (const auto v = parse_double(j.get_ref<const std::string&>())) return *v;
+    }
+    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + std::string(what) +
+                      " is not a number written as a string: " + j.dump());
+}
+
+TRAINCB_INLINE void checkpoint_error(std::string_view source, const std::string& why) {
+    throw FormatError("traincb: checkpoint: '" + std::string(source) + "': " + why);
+}
+
+TRAINCB_INLINE std::string text_checksum(std::string_view text) {
+    std::string out = "xxh64:";  // not `"xxh64:" + hex64(...)`: g++ 12 -O2 warns falsely there (-Wrestrict)
+    out += hex64(xxh64(text));
+    return out;
+}
+
+}  // namespace traincb::inline v0::detail
+
+namespace traincb::inline v0::io {
+
+TRAINCB_INLINE Checkpoint capture_checkpoint_without_model(Context& ctx, CheckpointKind kind) {
     if (!ctx.model().has_state())
         throw InvalidArgument(
             "traincb: checkpoint: the model has no visit_state(traincb::StateVisitor&), so there is nothing to "
@@ -220,23 +431,14 @@ namespace traincb::inline v0::io {
     return c;
 }
 
-/// Takes a checkpoint of a run at the current hook: the model's state (through ctx.model()), the
-/// position (ctx.epoch(), ctx.batch(): >= 0 after a batch, -1 after an epoch end), the global
-/// step, the driver's run state (for a full mid-epoch checkpoint with the training metric
-/// states of RunState::metric_states), and, for a full checkpoint, every stateful callback of
-/// ctx.callbacks() and the History.
-/// @throws InvalidArgument when the model exposes no state (no visit_state); whatever
-/// RunState::metric_states throws
-[[nodiscard]] inline Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
+TRAINCB_INLINE Checkpoint capture_checkpoint(Context& ctx, CheckpointKind kind) {
     Checkpoint c = capture_checkpoint_without_model(ctx, kind);
     StateCollector collector(c.model);
     ctx.model().visit_state(collector);
     return c;
 }
 
-/// The "traincb.state" JSON document of a checkpoint (see docs/checkpoints.md for every field).
-/// The History's values are not in it: encode_checkpoint stores them as tensors.
-[[nodiscard]] inline nlohmann::json checkpoint_state_json(const Checkpoint& c) {
+TRAINCB_INLINE nlohmann::json checkpoint_state_json(const Checkpoint& c) {
     nlohmann::json j = nlohmann::json::object();
     j["format_version"] = c.kind == CheckpointKind::Full ? kCheckpointFormatVersion : 1;
     j["epoch"] = c.position.epoch;
@@ -260,11 +462,7 @@ namespace traincb::inline v0::io {
     return j;
 }
 
-/// The tensors and metadata of the file holding `c` (tensors are moved out of `c`); the History
-/// becomes the tensors "history/epoch" and "history/values/<key>".
-/// @throws InvalidArgument when a callback's state key is empty, two tensor names collide, or a
-/// History column does not hold one value per recorded epoch
-[[nodiscard]] inline SafetensorsFile encode_checkpoint(Checkpoint c) {
+TRAINCB_INLINE SafetensorsFile encode_checkpoint(Checkpoint c) {
     SafetensorsFile f;
     const std::string state = checkpoint_state_json(c).dump();
     f.metadata = {{"format", "pt"},
@@ -305,14 +503,8 @@ namespace traincb::inline v0::io {
     return f;
 }
 
-/// Writes `file` (from encode_checkpoint) to `path` crash-safely, with the tensor checksum.
-/// `component` starts error messages ("ModelCheckpoint"). When `keep_previous` is not empty, the
-/// file `path` held is renamed to it before the new one takes its place (see RotatingCheckpoint).
-/// @throws IoError naming the path and the OS error (EACCES, ENOSPC, EISDIR for a directory, ...);
-/// every earlier file, including the previous content of `path`, is then left intact
-inline void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
-                                 std::string_view component = "checkpoint",
-                                 const std::filesystem::path& keep_previous = {}) {
+TRAINCB_INLINE void save_checkpoint_file(const std::filesystem::path& path, const SafetensorsFile& file,
+                                         std::string_view component, const std::filesystem::path& keep_previous) {
     detail::os::FileStatus st;
     // rename() over a directory would fail too, but only after writing the whole file.
     if (detail::os::status(path, st) == 0 && st.type == detail::os::FileType::Directory)
@@ -321,38 +513,12 @@ inline void save_checkpoint_file(const std::filesystem::path& path, const Safete
                      component);
 }
 
-/// Writes checkpoint `c` to `path` crash-safely (see save_checkpoint_file).
-/// @throws IoError naming the path and the OS error; earlier files are left intact
-inline void save_checkpoint(const std::filesystem::path& path, Checkpoint c,
-                            std::string_view component = "checkpoint") {
+TRAINCB_INLINE void save_checkpoint(const std::filesystem::path& path, Checkpoint c, std::string_view component) {
     save_checkpoint_file(path, encode_checkpoint(std::move(c)), component);
 }
 
-namespace detail_ckpt {
-/// Where a version-2 full checkpoint keeps its History: how many epochs, and the keys of the
-/// "history/values/<key>" tensors.
-struct HistoryLayout {
-    bool in_tensors = false;
-    std::size_t epochs = 0;
-    std::vector<std::string> keys{};
-};
-[[nodiscard]] inline Checkpoint decode_metadata(const std::map<std::string, std::string>& metadata,
-                                                std::string_view source, HistoryLayout* layout);
-}  // namespace detail_ckpt
-
-/// Decodes the metadata of a checkpoint file (kind, version, state; no tensors, so the History of
-/// a version-2 checkpoint stays empty: decode_checkpoint reads it); `source` names the file in
-/// messages.
-/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, or
-/// a field of its state is missing or malformed
-[[nodiscard]] inline Checkpoint decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
-                                                           std::string_view source) {
-    return detail_ckpt::decode_metadata(metadata, source, nullptr);
-}
-
-/// Reads the metadata; fills `layout` (when given) with where the History's tensors are.
-inline Checkpoint detail_ckpt::decode_metadata(const std::map<std::string, std::string>& metadata,
-                                               std::string_view source, HistoryLayout* layout) {
+TRAINCB_INLINE Checkpoint detail_ckpt::decode_metadata(const std::map<std::string, std::string>& metadata,
+                                                       std::string_view source, HistoryLayout* layout) {
     using traincb::detail::checkpoint_error;
     auto meta = [&](std::string_view key) -> const std::string& {
         const auto it = metadata.find(std::string(key));
@@ -452,10 +618,12 @@ inline Checkpoint detail_ckpt::decode_metadata(const std::map<std::string, std::
     return c;
 }
 
-/// Decodes a parsed safetensors file as a checkpoint; `source` names it in messages.
-/// @throws FormatError when it is not a traincb checkpoint, its state checksum does not match, a
-/// field of its state is missing or malformed, or it holds no model tensor
-[[nodiscard]] inline Checkpoint decode_checkpoint(SafetensorsFile&& f, std::string_view source) {
+TRAINCB_INLINE Checkpoint decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
+                                                     std::string_view source) {
+    return detail_ckpt::decode_metadata(metadata, source, nullptr);
+}
+
+TRAINCB_INLINE Checkpoint decode_checkpoint(SafetensorsFile&& f, std::string_view source) {
     using traincb::detail::checkpoint_error;
     detail_ckpt::HistoryLayout history;
     Checkpoint c = detail_ckpt::decode_metadata(f.metadata, source, &history);
@@ -530,52 +698,22 @@ inline Checkpoint detail_ckpt::decode_metadata(const std::map<std::string, std::
     return c;
 }
 
-/// Parses a checkpoint held in memory; `source` names it in messages.
-/// @throws FormatError for a malformed file (see parse_safetensors and decode_checkpoint)
-[[nodiscard]] inline Checkpoint parse_checkpoint(std::span<const std::byte> bytes,
-                                                 std::string_view source = "(memory)") {
+TRAINCB_INLINE Checkpoint parse_checkpoint(std::span<const std::byte> bytes, std::string_view source) {
     return decode_checkpoint(parse_safetensors(bytes, source), source);
 }
 
-/// Reads and verifies the checkpoint at `path` (both checksums).
-/// @throws IoError when it cannot be read (missing, a directory, EACCES, ...); FormatError when it
-/// is truncated, corrupted or not a traincb checkpoint
-[[nodiscard]] inline Checkpoint load_checkpoint(const std::filesystem::path& path,
-                                                std::string_view component = "checkpoint") {
+TRAINCB_INLINE Checkpoint load_checkpoint(const std::filesystem::path& path, std::string_view component) {
     return decode_checkpoint(load_safetensors(path, component), path.string());
 }
 
-/// Loads the model state of `c` into `model` (a ModelHandle or any model with visit_state).
-/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
-inline void restore_model(const Checkpoint& c, ModelHandle& model) {
+TRAINCB_INLINE void restore_model(const Checkpoint& c, ModelHandle& model) {
     StateLoader loader(c.model);
     model.visit_state(loader);
 }
 
-/// Loads the model state of `c` into `model`.
-/// @throws FormatError when a tensor the model has is missing or has another shape or dtype
-template <class M>
-requires HasState<M>
-void restore_model(const Checkpoint& c, M& model) {
-    StateLoader loader(c.model);
-    model_traits<M>::visit_state(model, loader);
-}
-
-/// Loads the model state stored in the checkpoint file `path` (full or weights) into `model`.
-/// @throws IoError, FormatError as load_checkpoint and restore_model
-template <class M>
-requires HasState<M>
-void load_weights(const std::filesystem::path& path, M& model) {
-    restore_model(load_checkpoint(path), model);
-}
-
 namespace detail_ckpt {
-/// The position and kind of a checkpoint file, from its header alone (no tensor data is read).
-struct Header {
-    CheckpointKind kind = CheckpointKind::Full;
-    CheckpointPosition position{};
-};
-[[nodiscard]] inline Header read_header(const std::filesystem::path& path) {
+
+TRAINCB_INLINE Header read_header(const std::filesystem::path& path) {
     traincb::detail::FileReader in(path, "checkpoint");
     const std::string source = path.string();
     std::array<std::byte, 8> prefix{};
@@ -588,23 +726,8 @@ struct Header {
     const Checkpoint c = decode_checkpoint_metadata(layout.metadata, source);
     return {c.kind, c.position};
 }
-}  // namespace detail_ckpt
 
-/// What scan_checkpoints found in a directory.
-struct CheckpointScan {
-    /// The newest valid full checkpoint (as find_latest_checkpoint chooses it); nullopt when none.
-    std::optional<std::filesystem::path> latest{};
-    /// The files that cannot resume a run, each with why, in path order: every file whose
-    /// header is invalid, and every full checkpoint newer than `latest` (all of them when there is
-    /// none) whose data failed its checks. Valid weights files are not listed; full checkpoints
-    /// older than `latest` are not read in full, so a flaw in their data is not seen.
-    std::vector<InvalidCheckpointFile> invalid{};
-};
-
-namespace detail_ckpt {
-/// The reason of a failed check on `path`, without the "traincb: <component>: '<path>': " that
-/// starts the message of a file error.
-[[nodiscard]] inline std::string reason_of(const Error& e, const std::filesystem::path& path) {
+TRAINCB_INLINE std::string reason_of(const Error& e, const std::filesystem::path& path) {
     std::string what = e.what();
     const std::string mark = traincb::detail::cat("'", path.string(), "': ");
     constexpr std::string_view kPrefix = "traincb: ";
@@ -615,17 +738,14 @@ namespace detail_ckpt {
     return what.substr(component_end + 2 + mark.size());
 }
 
-/// True when `a` and `b` name the same file (or, when one does not exist, the same absolute path).
-[[nodiscard]] inline bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+TRAINCB_INLINE bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
     if (a.empty() || b.empty()) return false;
     std::error_code ec;
     if (std::filesystem::equivalent(a, b, ec)) return true;
     return std::filesystem::absolute(a, ec).lexically_normal() == std::filesystem::absolute(b, ec).lexically_normal();
 }
 
-/// scan_checkpoints, which also hands the newest valid checkpoint, loaded, to `loaded` when given
-/// (so that a resume reads it once).
-[[nodiscard]] inline CheckpointScan scan(const std::filesystem::path& dir, Checkpoint* loaded) {
+TRAINCB_INLINE CheckpointScan scan(const std::filesystem::path& dir, Checkpoint* loaded) {
     namespace fs = std::filesystem;
     CheckpointScan out;
     std::error_code ec;
@@ -676,33 +796,21 @@ namespace detail_ckpt {
               [](const InvalidCheckpointFile& a, const InvalidCheckpointFile& b) { return a.path < b.path; });
     return out;
 }
+
 }  // namespace detail_ckpt
 
-/// Looks at the `*.safetensors` files directly in `dir` (not hidden temporary files) for the
-/// newest valid full checkpoint, by the run position each records (global step, then whether its
-/// epoch had ended; not by modification time; at equal positions "last.safetensors", then name
-/// order), and lists the invalid files it met (truncated, corrupted, unreadable, not a
-/// checkpoint). Weights-only files are passed over. Warns about nothing.
-/// @throws IoError when `dir` exists but cannot be listed
-[[nodiscard]] inline CheckpointScan scan_checkpoints(const std::filesystem::path& dir) {
+TRAINCB_INLINE CheckpointScan scan_checkpoints(const std::filesystem::path& dir) {
     return detail_ckpt::scan(dir, nullptr);
 }
 
-/// The newest VALID full checkpoint in `dir` (as scan_checkpoints chooses it), or nullopt when
-/// there is none. Each invalid file it met gets a warning (traincb::warn) naming it and the
-/// failed check.
-/// @throws IoError when `dir` exists but cannot be listed
-[[nodiscard]] inline std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& dir) {
+TRAINCB_INLINE std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& dir) {
     CheckpointScan found = scan_checkpoints(dir);
     for (const InvalidCheckpointFile& f : found.invalid)
         warn("traincb: checkpoint: skipping invalid checkpoint '" + f.path.string() + "': " + f.reason);
     return found.latest;
 }
 
-/// The file in which a RotatingCheckpoint keeps the version it replaced: "<stem>.prev.safetensors"
-/// beside `path` ("ckpt/last.safetensors" -> "ckpt/last.prev.safetensors"), or "<name>.prev" for a
-/// name without the ".safetensors" extension.
-[[nodiscard]] inline std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path) {
+TRAINCB_INLINE std::filesystem::path previous_checkpoint_path(const std::filesystem::path& path) {
     std::filesystem::path p = path;
     if (path.extension() == ".safetensors")
         p.replace_filename(path.stem().string() + ".prev.safetensors");
@@ -711,64 +819,24 @@ namespace detail_ckpt {
     return p;
 }
 
-/// One full checkpoint file rewritten during a run (ModelCheckpoint's last.safetensors, the
-/// interrupt checkpoint of FitOptions) that keeps the version it replaces as
-/// previous_checkpoint_path(path), so that the latest checkpoint always has a valid predecessor
-/// on disk: a latest corrupted later falls back to it (docs/checkpoints.md, "The previous
-/// checkpoint"). Only a version known to be valid is kept: one this object wrote in the current
-/// run, or the file the run resumed from (verified when it was loaded). Any other file at `path`
-/// (a corrupted latest the run fell back from, a file of another run) is replaced without being
-/// kept, and the previous version is removed first, unless it is the file the run resumed from:
-/// a previous version of another run must not outrank this run's checkpoints.
-class RotatingCheckpoint {
-public:
-    /// No file (save() must not be called).
-    RotatingCheckpoint() = default;
-    /// The file `path`, kept in previous_checkpoint_path(path).
-    explicit RotatingCheckpoint(std::filesystem::path path)
-        : path_(std::move(path)), previous_(previous_checkpoint_path(path_)) {}
+TRAINCB_INLINE void RotatingCheckpoint::begin_run(std::filesystem::path resumed_from) {
+    ours_ = detail_ckpt::same_file(path_, resumed_from);
+    resumed_from_ = std::move(resumed_from);
+}
 
-    /// The file written.
-    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-    /// Where the version it replaces is kept.
-    [[nodiscard]] const std::filesystem::path& previous_path() const noexcept { return previous_; }
-
-    /// Starts a run that resumed from the checkpoint `resumed_from` (empty: a fresh run).
-    void begin_run(std::filesystem::path resumed_from) {
-        ours_ = detail_ckpt::same_file(path_, resumed_from);
-        resumed_from_ = std::move(resumed_from);
+TRAINCB_INLINE void RotatingCheckpoint::save(const SafetensorsFile& file, std::string_view component) {
+    if (ours_) {
+        save_checkpoint_file(path_, file, component, previous_);
+    } else {
+        if (!detail_ckpt::same_file(previous_, resumed_from_))
+            if (const int err = detail::os::remove_file(previous_); err != 0 && err != ENOENT)
+                throw IoError(std::string(component), "cannot remove the stale previous checkpoint", previous_, err);
+        save_checkpoint_file(path_, file, component);
     }
+    ours_ = true;
+}
 
-    /// Writes `file` (encode_checkpoint of a full checkpoint) to path() crash-safely, keeping the
-    /// version it replaces when that one is known to be valid (see the class comment). A kill at
-    /// any moment leaves a valid checkpoint at path() or at previous_path().
-    /// @throws IoError naming the path and the OS error (the files on disk then hold what they
-    /// held before, or, when the last rename failed and could not be undone, the old version at
-    /// previous_path() only)
-    void save(const SafetensorsFile& file, std::string_view component) {
-        if (ours_) {
-            save_checkpoint_file(path_, file, component, previous_);
-        } else {
-            if (!detail_ckpt::same_file(previous_, resumed_from_))
-                if (const int err = detail::os::remove_file(previous_); err != 0 && err != ENOENT)
-                    throw IoError(std::string(component), "cannot remove the stale previous checkpoint", previous_,
-                                  err);
-            save_checkpoint_file(path_, file, component);
-        }
-        ours_ = true;
-    }
-
-private:
-    std::filesystem::path path_{};
-    std::filesystem::path previous_{};
-    std::filesystem::path resumed_from_{};
-    bool ours_ = false;  // path_ holds a valid checkpoint of this run (written by save(), or resumed from)
-};
-
-/// Removes the temporary files that a killed process left next to `*.safetensors` targets in
-/// `dir` (".<name>.safetensors.tmp.<pid>.<random>", see AtomicFile) when process <pid> no longer
-/// exists; files of live processes are left alone. Returns how many were removed. Never throws.
-inline std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noexcept {
+TRAINCB_INLINE std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noexcept {
     namespace fs = std::filesystem;
     std::size_t removed = 0;
     std::error_code ec;
@@ -799,3 +867,4 @@ inline std::size_t remove_stale_temp_files(const std::filesystem::path& dir) noe
 }
 
 }  // namespace traincb::inline v0::io
+#endif  // TRAINCB_DEFINITIONS

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/logfile.hpp"
 #include "traincb/detail/os.hpp"
 #include "traincb/detail/python_float.hpp"
@@ -31,7 +32,125 @@ namespace traincb::inline v0::detail {
 
 /// Appends `cell` to a CSV line, quoted as RFC 4180 and Python's QUOTE_MINIMAL do when it holds
 /// the separator, a double quote, CR or LF (a quote inside is doubled).
-inline void append_csv_cell(std::string& out, std::string_view cell, char separator) {
+TRAINCB_INLINE void append_csv_cell(std::string& out, std::string_view cell, char separator);
+
+/// The records of a CSV text, and whether the last one ended with a line terminator (a missing
+/// one means the writer was cut off mid-row).
+struct CsvRecords {
+    std::vector<std::vector<std::string>> records;
+    bool last_terminated = true;
+};
+
+/// Parses RFC 4180 text with "\r\n" or "\n" line ends. @throws FormatError for a quote that is
+/// not closed before a complete line (the message names `path`).
+TRAINCB_INLINE CsvRecords parse_csv(std::string_view text, char separator, const std::filesystem::path& path,
+                                    const char* component);
+
+}  // namespace traincb::inline v0::detail
+
+namespace traincb::inline v0::sinks {
+
+/// Options of CsvSink (Keras's CSVLogger arguments).
+struct CsvOptions {
+    std::filesystem::path path{};  ///< the CSV file; its directory must exist
+    char separator = ',';          ///< the field separator
+    /// Keep an existing file: its rows of epochs before RunInfo::initial_epoch stay, the rows of
+    /// later epochs are replaced by this run's (a resumed run behaves so even when false).
+    bool append = false;
+};
+
+/// Writes one CSV row per epoch, as Keras's CSVLogger: the header `epoch` then every key in sorted
+/// order; `epoch` is 0-based and absolute; a value missing in an epoch is `NA`; numbers are
+/// Python's float repr (`0.1`, `1e-05`, `100.0`, `nan`, `inf`, `-inf`: the bytes Keras writes, and
+/// pandas reads every column as float64); cells holding the separator, `"`, CR or LF are quoted
+/// (RFC 4180); lines end with "\r\n" as Python's csv module writes them on every OS.
+///
+/// Unlike Keras: columns are the keys actually logged (plus TrainParams::log_keys when known), so
+/// a run without validation has no `val_*` columns; a key first logged in a later epoch (e.g. a
+/// `val_*` key with validation_freq > 1) widens the header: the file is rewritten atomically with
+/// the new column, `NA` in the earlier rows. When the run is resumed (or `append` is set) and the
+/// file exists, its header is kept and its rows with epoch >= RunInfo::initial_epoch are dropped
+/// (atomic rewrite) before appending, so a resumed run never duplicates a row; a last row cut off
+/// by a crash is dropped too. Each row is handed to the OS with one write(2) as soon as it is
+/// formatted, so flush() has nothing to do and a killed process loses no row; a failed write is
+/// cut back, so the file never ends in a partial row. A rewrite keeps the file's permission bits.
+class CsvSink final : public Sink {
+public:
+    /// @throws InvalidArgument for an empty path or a separator that can appear inside a cell (a
+    /// letter, digit, `.`, `+`, `-`, `"`, CR, LF or NUL);
+    /// IoError naming the path when it is a directory (EISDIR) or its parent is missing or not a
+    /// directory (ENOENT, ENOTDIR).
+    explicit CsvSink(CsvOptions options);
+    CsvSink(const CsvSink&) = delete;
+    CsvSink& operator=(const CsvSink&) = delete;
+    ~CsvSink() override = default;
+
+    /// Opens the file: truncates it, or (resumed run or `append`) keeps its header and the rows of
+    /// epochs before `info.initial_epoch`. @throws IoError naming the path; FormatError when an
+    /// existing file is not a CSV log with `epoch` as its first column.
+    TRAINCB_INLINE void begin(const RunInfo& info) override;
+
+    /// Appends the row of `epoch` (widening the header first when `logs` holds a new key).
+    /// @throws IoError naming the path (ENOSPC on a full disk); InvalidArgument for a key named
+    /// `epoch`; LogicError before begin().
+    TRAINCB_INLINE void write_epoch(int epoch, const Logs& logs) override;
+
+    /// Every row is already written with write(2): nothing is buffered here.
+    TRAINCB_INLINE void flush() override;
+
+    /// Closes the file. @throws IoError when close(2) reports an error.
+    TRAINCB_INLINE void end(const TrainEnd& end) override;
+
+    /// The CSV file.
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return opt_.path; }
+    /// The header cells (`epoch` first), as written or about to be written.
+    [[nodiscard]] std::vector<std::string> columns() const {
+        std::vector<std::string> out{"epoch"};
+        out.insert(out.end(), header_.begin(), header_.end());
+        return out;
+    }
+
+private:
+    static constexpr const char* kComponent = "CsvSink";
+
+    // Adds a column: in sorted position while the existing columns are sorted (always, for files
+    // this sink wrote), else at the end.
+    void add_key(const std::string& k);
+
+    void append_header(std::string& out) const;
+
+    void append_row(std::string& out, int epoch, const Logs& logs) const;
+
+    static void append_cells(std::string& out, const std::vector<std::string>& cells, char sep);
+
+    [[noreturn]] void bad_file(const std::string& what) const;
+
+    // Reads the existing file; keeps its header and its rows of epochs < initial_epoch; rewrites
+    // it atomically when a row was dropped. `warn_replaced`: an `append` run that is not a resume
+    // warns about the complete rows it replaces (a resume replaces them by design, silently).
+    void keep_rows_before(int initial_epoch, bool warn_replaced);
+
+    // A key first seen after the header was written: rewrite the file with the new columns (NA in
+    // the earlier rows) and this epoch's row, then continue appending to the new file.
+    void widen(const std::vector<std::string>& fresh, int epoch, const Logs& logs);
+
+    CsvOptions opt_;
+    io::AppendFile file_;
+    bool regular_ = true;
+    bool header_written_ = false;
+    std::vector<std::string> header_;                  // the keys after `epoch`, in file order
+    std::vector<std::string> sorted_keys_;             // the same, sorted, for lookups
+    std::set<std::string, std::less<>> dropped_keys_;  // new keys a non-regular file cannot take
+    std::string line_;                                 // reused row buffer
+};
+
+}  // namespace traincb::inline v0::sinks
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0::detail {
+
+TRAINCB_INLINE void append_csv_cell(std::string& out, std::string_view cell, char separator) {
     bool quote = false;
     for (char c : cell) quote = quote || c == separator || c == '"' || c == '\r' || c == '\n';
     if (!quote) {
@@ -46,17 +165,8 @@ inline void append_csv_cell(std::string& out, std::string_view cell, char separa
     out += '"';
 }
 
-/// The records of a CSV text, and whether the last one ended with a line terminator (a missing
-/// one means the writer was cut off mid-row).
-struct CsvRecords {
-    std::vector<std::vector<std::string>> records;
-    bool last_terminated = true;
-};
-
-/// Parses RFC 4180 text with "\r\n" or "\n" line ends. @throws FormatError for a quote that is
-/// not closed before a complete line (the message names `path`).
-inline CsvRecords parse_csv(std::string_view text, char separator, const std::filesystem::path& path,
-                            const char* component) {
+TRAINCB_INLINE CsvRecords parse_csv(std::string_view text, char separator, const std::filesystem::path& path,
+                                    const char* component) {
     CsvRecords out;
     std::vector<std::string> record;
     std::string cell;
@@ -130,271 +240,201 @@ inline CsvRecords parse_csv(std::string_view text, char separator, const std::fi
 
 namespace traincb::inline v0::sinks {
 
-/// Options of CsvSink (Keras's CSVLogger arguments).
-struct CsvOptions {
-    std::filesystem::path path{};  ///< the CSV file; its directory must exist
-    char separator = ',';          ///< the field separator
-    /// Keep an existing file: its rows of epochs before RunInfo::initial_epoch stay, the rows of
-    /// later epochs are replaced by this run's (a resumed run behaves so even when false).
-    bool append = false;
-};
+TRAINCB_INLINE CsvSink::CsvSink(CsvOptions options) : opt_(std::move(options)) {
+    if (opt_.path.empty())
+        throw InvalidArgument("traincb: CsvSink: path is empty; set CsvOptions::path to the CSV file to write");
+    const char sep = opt_.separator;
+    const bool alnum = (sep >= '0' && sep <= '9') || (sep >= 'a' && sep <= 'z') || (sep >= 'A' && sep <= 'Z');
+    if (alnum || sep == '"' || sep == '\r' || sep == '\n' || sep == '.' || sep == '+' || sep == '-' || sep == '\0')
+        throw InvalidArgument(std::string("traincb: CsvSink: separator '") + sep +
+                              "' can appear in a number, NA or a quoted cell; use ',', ';', '\\t' or '|'");
+    traincb::detail::logfile::check_log_path(opt_.path, kComponent);
+}
 
-/// Writes one CSV row per epoch, as Keras's CSVLogger: the header `epoch` then every key in sorted
-/// order; `epoch` is 0-based and absolute; a value missing in an epoch is `NA`; numbers are
-/// Python's float repr (`0.1`, `1e-05`, `100.0`, `nan`, `inf`, `-inf`: the bytes Keras writes, and
-/// pandas reads every column as float64); cells holding the separator, `"`, CR or LF are quoted
-/// (RFC 4180); lines end with "\r\n" as Python's csv module writes them on every OS.
-///
-/// Unlike Keras: columns are the keys actually logged (plus TrainParams::log_keys when known), so
-/// a run without validation has no `val_*` columns; a key first logged in a later epoch (e.g. a
-/// `val_*` key with validation_freq > 1) widens the header: the file is rewritten atomically with
-/// the new column, `NA` in the earlier rows. When the run is resumed (or `append` is set) and the
-/// file exists, its header is kept and its rows with epoch >= RunInfo::initial_epoch are dropped
-/// (atomic rewrite) before appending, so a resumed run never duplicates a row; a last row cut off
-/// by a crash is dropped too. Each row is handed to the OS with one write(2) as soon as it is
-/// formatted, so flush() has nothing to do and a killed process loses no row; a failed write is
-/// cut back, so the file never ends in a partial row. A rewrite keeps the file's permission bits.
-class CsvSink final : public Sink {
-public:
-    /// @throws InvalidArgument for an empty path or a separator that can appear inside a cell (a
-    /// letter, digit, `.`, `+`, `-`, `"`, CR, LF or NUL);
-    /// IoError naming the path when it is a directory (EISDIR) or its parent is missing or not a
-    /// directory (ENOENT, ENOTDIR).
-    explicit CsvSink(CsvOptions options) : opt_(std::move(options)) {
-        if (opt_.path.empty())
-            throw InvalidArgument("traincb: CsvSink: path is empty; set CsvOptions::path to the CSV file to write");
-        const char sep = opt_.separator;
-        const bool alnum = (sep >= '0' && sep <= '9') || (sep >= 'a' && sep <= 'z') || (sep >= 'A' && sep <= 'Z');
-        if (alnum || sep == '"' || sep == '\r' || sep == '\n' || sep == '.' || sep == '+' || sep == '-' || sep == '\0')
-            throw InvalidArgument(std::string("traincb: CsvSink: separator '") + sep +
-                                  "' can appear in a number, NA or a quoted cell; use ',', ';', '\\t' or '|'");
-        traincb::detail::logfile::check_log_path(opt_.path, kComponent);
+TRAINCB_INLINE void CsvSink::begin(const RunInfo& info) {
+    file_.reset();
+    header_.clear();
+    sorted_keys_.clear();
+    header_written_ = false;
+    dropped_keys_.clear();
+    const traincb::detail::logfile::FileKind kind = traincb::detail::logfile::file_kind(opt_.path, kComponent);
+    regular_ = kind != traincb::detail::logfile::FileKind::Other;
+    if (!opt_.append && !info.resumed) {
+        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Truncate);
+        for (const auto& k : info.params.log_keys) add_key(k);
+        return;
     }
-    CsvSink(const CsvSink&) = delete;
-    CsvSink& operator=(const CsvSink&) = delete;
-    ~CsvSink() override = default;
+    if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch, !info.resumed);
+    file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
+    if (!header_written_)
+        for (const auto& k : info.params.log_keys) add_key(k);
+}
 
-    /// Opens the file: truncates it, or (resumed run or `append`) keeps its header and the rows of
-    /// epochs before `info.initial_epoch`. @throws IoError naming the path; FormatError when an
-    /// existing file is not a CSV log with `epoch` as its first column.
-    void begin(const RunInfo& info) override {
-        file_.reset();
-        header_.clear();
-        sorted_keys_.clear();
-        header_written_ = false;
-        dropped_keys_.clear();
-        const traincb::detail::logfile::FileKind kind = traincb::detail::logfile::file_kind(opt_.path, kComponent);
-        regular_ = kind != traincb::detail::logfile::FileKind::Other;
-        if (!opt_.append && !info.resumed) {
-            file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Truncate);
-            for (const auto& k : info.params.log_keys) add_key(k);
+TRAINCB_INLINE void CsvSink::write_epoch(int epoch, const Logs& logs) {
+    if (!file_.is_open())
+        throw LogicError(
+            "traincb: CsvSink: write_epoch() before begin(); call MetricLogger's on_train_begin "
+            "(or Sink::begin) first");
+    std::vector<std::string> fresh;
+    for (const auto& kv : logs) {
+        if (kv.first == "epoch")
+            throw InvalidArgument(
+                "traincb: CsvSink: the logs hold a key 'epoch', which would clash with the "
+                "epoch column; rename that metric");
+        if (!std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), kv.first) &&
+            !dropped_keys_.contains(kv.first))
+            fresh.push_back(kv.first);
+    }
+    if (!fresh.empty()) {
+        if (!header_written_) {
+            for (const auto& k : fresh) add_key(k);
+        } else if (regular_) {
+            widen(fresh, epoch, logs);
             return;
-        }
-        if (kind == traincb::detail::logfile::FileKind::Regular) keep_rows_before(info.initial_epoch, !info.resumed);
-        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
-        if (!header_written_)
-            for (const auto& k : info.params.log_keys) add_key(k);
-    }
-
-    /// Appends the row of `epoch` (widening the header first when `logs` holds a new key).
-    /// @throws IoError naming the path (ENOSPC on a full disk); InvalidArgument for a key named
-    /// `epoch`; LogicError before begin().
-    void write_epoch(int epoch, const Logs& logs) override {
-        if (!file_.is_open())
-            throw LogicError(
-                "traincb: CsvSink: write_epoch() before begin(); call MetricLogger's on_train_begin "
-                "(or Sink::begin) first");
-        std::vector<std::string> fresh;
-        for (const auto& kv : logs) {
-            if (kv.first == "epoch")
-                throw InvalidArgument(
-                    "traincb: CsvSink: the logs hold a key 'epoch', which would clash with the "
-                    "epoch column; rename that metric");
-            if (!std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), kv.first) &&
-                !dropped_keys_.contains(kv.first))
-                fresh.push_back(kv.first);
-        }
-        if (!fresh.empty()) {
-            if (!header_written_) {
-                for (const auto& k : fresh) add_key(k);
-            } else if (regular_) {
-                widen(fresh, epoch, logs);
-                return;
-            } else {
-                for (const auto& k : fresh) {
-                    warn("traincb: CsvSink: '" + opt_.path.string() + "' is not a regular file, so its header " +
-                         "cannot be rewritten; the new key '" + k + "' is not written");
-                    dropped_keys_.insert(k);
-                }
+        } else {
+            for (const auto& k : fresh) {
+                warn("traincb: CsvSink: '" + opt_.path.string() + "' is not a regular file, so its header " +
+                     "cannot be rewritten; the new key '" + k + "' is not written");
+                dropped_keys_.insert(k);
             }
         }
-        line_.clear();
-        if (!header_written_) append_header(line_);
-        append_row(line_, epoch, logs);
-        file_.write(line_);
-        header_written_ = true;
     }
+    line_.clear();
+    if (!header_written_) append_header(line_);
+    append_row(line_, epoch, logs);
+    file_.write(line_);
+    header_written_ = true;
+}
 
-    /// Every row is already written with write(2): nothing is buffered here.
-    void flush() override {}
+TRAINCB_INLINE void CsvSink::flush() {}
 
-    /// Closes the file. @throws IoError when close(2) reports an error.
-    void end(const TrainEnd& end) override {
-        (void)end;
-        file_.close();
+TRAINCB_INLINE void CsvSink::end(const TrainEnd& end) {
+    (void)end;
+    file_.close();
+}
+
+TRAINCB_INLINE void CsvSink::add_key(const std::string& k) {
+    if (k == "epoch" || std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), k)) return;
+    const bool sorted = std::is_sorted(header_.begin(), header_.end());
+    sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), k), k);
+    if (sorted)
+        header_.insert(std::lower_bound(header_.begin(), header_.end(), k), k);
+    else
+        header_.push_back(k);
+}
+
+TRAINCB_INLINE void CsvSink::append_header(std::string& out) const {
+    out += "epoch";
+    for (const auto& k : header_) {
+        out += opt_.separator;
+        traincb::detail::append_csv_cell(out, k, opt_.separator);
     }
+    out += "\r\n";
+}
 
-    /// The CSV file.
-    [[nodiscard]] const std::filesystem::path& path() const noexcept { return opt_.path; }
-    /// The header cells (`epoch` first), as written or about to be written.
-    [[nodiscard]] std::vector<std::string> columns() const {
-        std::vector<std::string> out{"epoch"};
-        out.insert(out.end(), header_.begin(), header_.end());
-        return out;
-    }
-
-private:
-    static constexpr const char* kComponent = "CsvSink";
-
-    // Adds a column: in sorted position while the existing columns are sorted (always, for files
-    // this sink wrote), else at the end.
-    void add_key(const std::string& k) {
-        if (k == "epoch" || std::binary_search(sorted_keys_.begin(), sorted_keys_.end(), k)) return;
-        const bool sorted = std::is_sorted(header_.begin(), header_.end());
-        sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), k), k);
-        if (sorted)
-            header_.insert(std::lower_bound(header_.begin(), header_.end(), k), k);
+TRAINCB_INLINE void CsvSink::append_row(std::string& out, int epoch, const Logs& logs) const {
+    char buf[16];
+    const auto r = std::to_chars(buf, buf + sizeof buf, epoch);
+    out.append(buf, r.ptr);
+    for (const auto& k : header_) {
+        out += opt_.separator;
+        if (const double* v = logs.find(k))
+            traincb::detail::append_python_float(out, *v);
         else
-            header_.push_back(k);
+            out += "NA";
     }
+    out += "\r\n";
+}
 
-    void append_header(std::string& out) const {
-        out += "epoch";
-        for (const auto& k : header_) {
-            out += opt_.separator;
-            traincb::detail::append_csv_cell(out, k, opt_.separator);
-        }
-        out += "\r\n";
+TRAINCB_INLINE void CsvSink::append_cells(std::string& out, const std::vector<std::string>& cells, char sep) {
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+        if (i) out += sep;
+        traincb::detail::append_csv_cell(out, cells[i], sep);
     }
+    out += "\r\n";
+}
 
-    void append_row(std::string& out, int epoch, const Logs& logs) const {
-        char buf[16];
-        const auto r = std::to_chars(buf, buf + sizeof buf, epoch);
-        out.append(buf, r.ptr);
-        for (const auto& k : header_) {
-            out += opt_.separator;
-            if (const double* v = logs.find(k))
-                traincb::detail::append_python_float(out, *v);
-            else
-                out += "NA";
-        }
-        out += "\r\n";
+TRAINCB_INLINE void CsvSink::bad_file(const std::string& what) const {
+    throw FormatError("traincb: CsvSink: '" + opt_.path.string() + "' " + what +
+                      "; it is not a CSV log this sink can continue: delete it, move it, or choose another path");
+}
+
+TRAINCB_INLINE void CsvSink::keep_rows_before(int initial_epoch, bool warn_replaced) {
+    std::size_t replaced = 0;
+    const std::string text = io::read_text_file(opt_.path, kComponent);
+    if (text.empty()) return;
+    auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
+    auto& recs = parsed.records;
+    if (recs.size() == 1 && !parsed.last_terminated && std::string_view("epoch").starts_with(recs[0][0])) {
+        // the first write (header and first row together) was cut off by a crash: start afresh
+        traincb::detail::logfile::rewrite(opt_.path, "", kComponent);
+        return;
     }
-
-    static void append_cells(std::string& out, const std::vector<std::string>& cells, char sep) {
-        for (std::size_t i = 0; i < cells.size(); ++i) {
-            if (i) out += sep;
-            traincb::detail::append_csv_cell(out, cells[i], sep);
+    if (recs.empty() || recs.front().empty() || recs.front().front() != "epoch")
+        bad_file("does not start with an 'epoch' column");
+    const std::vector<std::string> header = recs.front();
+    bool changed = false;
+    std::string kept;
+    append_cells(kept, header, opt_.separator);
+    for (std::size_t i = 1; i < recs.size(); ++i) {
+        if (i + 1 == recs.size() && !parsed.last_terminated) {
+            changed = true;  // a row cut off by a crash
+            break;
         }
-        out += "\r\n";
+        const auto& row = recs[i];
+        if (row.size() != header.size())
+            bad_file("row " + std::to_string(i) + " has " + std::to_string(row.size()) + " fields but the header has " +
+                     std::to_string(header.size()));
+        int e = 0;
+        const auto& cell = row.front();
+        const auto r = std::from_chars(cell.data(), cell.data() + cell.size(), e);
+        if (r.ec != std::errc{} || r.ptr != cell.data() + cell.size())
+            bad_file("row " + std::to_string(i) + " has the epoch '" + cell + "', not an integer");
+        if (e >= initial_epoch) {
+            changed = true;
+            ++replaced;
+            continue;
+        }
+        append_cells(kept, row, opt_.separator);
     }
-
-    [[noreturn]] void bad_file(const std::string& what) const {
-        throw FormatError("traincb: CsvSink: '" + opt_.path.string() + "' " + what +
-                          "; it is not a CSV log this sink can continue: delete it, move it, or choose another path");
+    if (changed) traincb::detail::logfile::rewrite(opt_.path, kept, kComponent);
+    if (warn_replaced && replaced > 0)
+        traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
+    for (std::size_t i = 1; i < header.size(); ++i) {
+        header_.push_back(header[i]);
+        sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), header[i]), header[i]);
     }
+    header_written_ = true;
+}
 
-    // Reads the existing file; keeps its header and its rows of epochs < initial_epoch; rewrites
-    // it atomically when a row was dropped. `warn_replaced`: an `append` run that is not a resume
-    // warns about the complete rows it replaces (a resume replaces them by design, silently).
-    void keep_rows_before(int initial_epoch, bool warn_replaced) {
-        std::size_t replaced = 0;
-        const std::string text = io::read_text_file(opt_.path, kComponent);
-        if (text.empty()) return;
-        auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
-        auto& recs = parsed.records;
-        if (recs.size() == 1 && !parsed.last_terminated && std::string_view("epoch").starts_with(recs[0][0])) {
-            // the first write (header and first row together) was cut off by a crash: start afresh
-            traincb::detail::logfile::rewrite(opt_.path, "", kComponent);
-            return;
-        }
-        if (recs.empty() || recs.front().empty() || recs.front().front() != "epoch")
-            bad_file("does not start with an 'epoch' column");
-        const std::vector<std::string> header = recs.front();
-        bool changed = false;
-        std::string kept;
-        append_cells(kept, header, opt_.separator);
-        for (std::size_t i = 1; i < recs.size(); ++i) {
-            if (i + 1 == recs.size() && !parsed.last_terminated) {
-                changed = true;  // a row cut off by a crash
-                break;
-            }
-            const auto& row = recs[i];
-            if (row.size() != header.size())
-                bad_file("row " + std::to_string(i) + " has " + std::to_string(row.size()) +
-                         " fields but the header has " + std::to_string(header.size()));
-            int e = 0;
-            const auto& cell = row.front();
-            const auto r = std::from_chars(cell.data(), cell.data() + cell.size(), e);
-            if (r.ec != std::errc{} || r.ptr != cell.data() + cell.size())
-                bad_file("row " + std::to_string(i) + " has the epoch '" + cell + "', not an integer");
-            if (e >= initial_epoch) {
-                changed = true;
-                ++replaced;
-                continue;
-            }
-            append_cells(kept, row, opt_.separator);
-        }
-        if (changed) traincb::detail::logfile::rewrite(opt_.path, kept, kComponent);
-        if (warn_replaced && replaced > 0)
-            traincb::detail::logfile::warn_replaced(kComponent, opt_.path, replaced, initial_epoch);
-        for (std::size_t i = 1; i < header.size(); ++i) {
-            header_.push_back(header[i]);
-            sorted_keys_.insert(std::lower_bound(sorted_keys_.begin(), sorted_keys_.end(), header[i]), header[i]);
-        }
-        header_written_ = true;
+TRAINCB_INLINE void CsvSink::widen(const std::vector<std::string>& fresh, int epoch, const Logs& logs) {
+    const std::string text = io::read_text_file(opt_.path, kComponent);
+    const auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
+    std::vector<std::string> old_header{"epoch"};
+    old_header.insert(old_header.end(), header_.begin(), header_.end());
+    for (const auto& k : fresh) add_key(k);
+    // where each new-header column was in the old rows (npos: new, NA)
+    std::vector<std::size_t> from;
+    from.push_back(0);
+    for (const auto& k : header_) {
+        const auto it = std::find(old_header.begin(), old_header.end(), k);
+        from.push_back(it == old_header.end() ? std::string::npos : static_cast<std::size_t>(it - old_header.begin()));
     }
-
-    // A key first seen after the header was written: rewrite the file with the new columns (NA in
-    // the earlier rows) and this epoch's row, then continue appending to the new file.
-    void widen(const std::vector<std::string>& fresh, int epoch, const Logs& logs) {
-        const std::string text = io::read_text_file(opt_.path, kComponent);
-        const auto parsed = traincb::detail::parse_csv(text, opt_.separator, opt_.path, kComponent);
-        std::vector<std::string> old_header{"epoch"};
-        old_header.insert(old_header.end(), header_.begin(), header_.end());
-        for (const auto& k : fresh) add_key(k);
-        // where each new-header column was in the old rows (npos: new, NA)
-        std::vector<std::size_t> from;
-        from.push_back(0);
-        for (const auto& k : header_) {
-            const auto it = std::find(old_header.begin(), old_header.end(), k);
-            from.push_back(it == old_header.end() ? std::string::npos
-                                                  : static_cast<std::size_t>(it - old_header.begin()));
-        }
-        std::string out;
-        append_header(out);
-        const auto& recs = parsed.records;
-        for (std::size_t i = 1; i < recs.size(); ++i) {
-            if (i + 1 == recs.size() && !parsed.last_terminated) break;
-            std::vector<std::string> cells;
-            cells.reserve(from.size());
-            for (std::size_t f : from) cells.push_back(f < recs[i].size() ? recs[i][f] : std::string("NA"));
-            append_cells(out, cells, opt_.separator);
-        }
-        append_row(out, epoch, logs);
-        file_.close();
-        traincb::detail::logfile::rewrite(opt_.path, out, kComponent);
-        file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
+    std::string out;
+    append_header(out);
+    const auto& recs = parsed.records;
+    for (std::size_t i = 1; i < recs.size(); ++i) {
+        if (i + 1 == recs.size() && !parsed.last_terminated) break;
+        std::vector<std::string> cells;
+        cells.reserve(from.size());
+        for (std::size_t f : from) cells.push_back(f < recs[i].size() ? recs[i][f] : std::string("NA"));
+        append_cells(out, cells, opt_.separator);
     }
-
-    CsvOptions opt_;
-    io::AppendFile file_;
-    bool regular_ = true;
-    bool header_written_ = false;
-    std::vector<std::string> header_;                  // the keys after `epoch`, in file order
-    std::vector<std::string> sorted_keys_;             // the same, sorted, for lookups
-    std::set<std::string, std::less<>> dropped_keys_;  // new keys a non-regular file cannot take
-    std::string line_;                                 // reused row buffer
-};
+    append_row(out, epoch, logs);
+    file_.close();
+    traincb::detail::logfile::rewrite(opt_.path, out, kComponent);
+    file_ = io::AppendFile(opt_.path, kComponent, io::AppendMode::Append);
+}
 
 }  // namespace traincb::inline v0::sinks
+#endif  // TRAINCB_DEFINITIONS

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/config.hpp"
 #include "traincb/logs.hpp"
 #include "traincb/sinks/sink.hpp"
 
@@ -28,42 +29,22 @@ public:
     explicit MemorySink(MemoryOptions options) : opt_(options) {}
 
     /// Forgets the previous run and records `info`.
-    void begin(const RunInfo& info) override {
-        run_ = info;
-        rows_.clear();
-        batches_.clear();
-        run_events_.clear();
-        end_.reset();
-        events_.clear();
-        events_.push_back("begin");
-    }
+    TRAINCB_INLINE void begin(const RunInfo& info) override;
     /// Records the epoch's logs.
-    void write_epoch(int epoch, const Logs& logs) override {
-        rows_.emplace_back(epoch, logs);
-        events_.push_back("epoch " + std::to_string(epoch));
-    }
+    TRAINCB_INLINE void write_epoch(int epoch, const Logs& logs) override;
     /// MemoryOptions::batches.
-    [[nodiscard]] bool wants_batches() const override { return opt_.batches; }
+    [[nodiscard]] TRAINCB_INLINE bool wants_batches() const override;
     /// Records the batch and its running means.
-    void write_batch(const BatchInfo& info, const Logs& logs) override {
-        batches_.emplace_back(info, logs);
-        events_.push_back("batch " + std::to_string(info.epoch) + "." + std::to_string(info.batch));
-    }
+    TRAINCB_INLINE void write_batch(const BatchInfo& info, const Logs& logs) override;
     /// Records the event.
-    void write_event(const RunEvent& event) override {
-        run_events_.push_back(event);
-        events_.push_back(std::string("event ").append(event.kind));
-    }
+    TRAINCB_INLINE void write_event(const RunEvent& event) override;
     /// Records how the run ended.
-    void end(const TrainEnd& end) override {
-        end_ = end;
-        events_.push_back(std::string("end ") + to_string(end.kind));
-    }
+    TRAINCB_INLINE void end(const TrainEnd& end) override;
     /// Counts the flush.
-    void flush() override { events_.push_back("flush"); }
+    TRAINCB_INLINE void flush() override;
     /// True: it writes no file, so in data-parallel training every rank records its run (the
     /// same logs on every rank).
-    [[nodiscard]] bool on_every_rank() const override { return true; }
+    [[nodiscard]] TRAINCB_INLINE bool on_every_rank() const override;
 
     /// The RunInfo of the last begin(), if any.
     [[nodiscard]] const std::optional<RunInfo>& run_info() const noexcept { return run_; }
@@ -90,3 +71,52 @@ private:
 };
 
 }  // namespace traincb::inline v0::sinks
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0::sinks {
+
+TRAINCB_INLINE void MemorySink::begin(const RunInfo& info) {
+    run_ = info;
+    rows_.clear();
+    batches_.clear();
+    run_events_.clear();
+    end_.reset();
+    events_.clear();
+    events_.push_back("begin");
+}
+
+TRAINCB_INLINE void MemorySink::write_epoch(int epoch, const Logs& logs) {
+    rows_.emplace_back(epoch, logs);
+    events_.push_back("epoch " + std::to_string(epoch));
+}
+
+TRAINCB_INLINE bool MemorySink::wants_batches() const {
+    return opt_.batches;
+}
+
+TRAINCB_INLINE void MemorySink::write_batch(const BatchInfo& info, const Logs& logs) {
+    batches_.emplace_back(info, logs);
+    events_.push_back("batch " + std::to_string(info.epoch) + "." + std::to_string(info.batch));
+}
+
+TRAINCB_INLINE void MemorySink::write_event(const RunEvent& event) {
+    run_events_.push_back(event);
+    events_.push_back(std::string("event ").append(event.kind));
+}
+
+TRAINCB_INLINE void MemorySink::end(const TrainEnd& end) {
+    end_ = end;
+    events_.push_back(std::string("end ") + to_string(end.kind));
+}
+
+TRAINCB_INLINE void MemorySink::flush() {
+    events_.push_back("flush");
+}
+
+TRAINCB_INLINE bool MemorySink::on_every_rank() const {
+    return true;
+}
+
+}  // namespace traincb::inline v0::sinks
+#endif  // TRAINCB_DEFINITIONS

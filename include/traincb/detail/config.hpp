@@ -1,0 +1,36 @@
+#pragma once
+// How traincb's non-template functions are defined: inline in the headers (the default: traincb is
+// header-only), or compiled once into one object (the compiled mode, as spdlog's
+// SPDLOG_COMPILED_LIB).
+//
+// In the compiled mode a translation unit that includes traincb compiles only the templates it
+// instantiates (Trainer<Model>::fit, the model-typed helpers); the bodies that cost compile time
+// without depending on the user's types (the checkpoint and safetensors reader and writer, the
+// JSON state codecs, CallbackList's hooks, the callbacks' and sinks' virtual functions) are compiled
+// once, in the library:
+//   - with CMake, link traincb::compiled instead of traincb::traincb (it defines TRAINCB_COMPILED
+//     for its users);
+//   - by hand, compile one file that does `#define TRAINCB_COMPILED_SOURCE` then
+//     `#include <traincb/traincb.hpp>`, with TRAINCB_COMPILED defined, link it, and define
+//     TRAINCB_COMPILED in every translation unit that includes traincb.
+// Every translation unit of a program must agree on TRAINCB_COMPILED (the same rule as spdlog's):
+// mixing the modes defines the same functions twice.
+//
+// A header marks such a function TRAINCB_INLINE and keeps its body in the header's last section,
+// `#if TRAINCB_DEFINITIONS ... #endif`.
+
+#if defined(TRAINCB_COMPILED_SOURCE) && !defined(TRAINCB_COMPILED)
+#define TRAINCB_COMPILED
+#endif
+
+#if defined(TRAINCB_COMPILED)
+#define TRAINCB_INLINE
+#if defined(TRAINCB_COMPILED_SOURCE)
+#define TRAINCB_DEFINITIONS 1
+#else
+#define TRAINCB_DEFINITIONS 0
+#endif
+#else
+#define TRAINCB_INLINE inline
+#define TRAINCB_DEFINITIONS 1
+#endif
