@@ -3,5 +3,7 @@
 // callbacks' and sinks' virtual functions), so that a program's other translation units compile only
 // the templates they use. See traincb/detail/config.hpp. The optional integrations (mpi.hpp,
 // torch.hpp) are not part of it: they stay header-only.
+#ifndef TRAINCB_COMPILED_SOURCE
 #define TRAINCB_COMPILED_SOURCE
+#endif
 #include "traincb/traincb.hpp"
