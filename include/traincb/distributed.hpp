@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "traincb/communicator.hpp"
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/errors.hpp"
 #include "traincb/metric.hpp"
@@ -89,7 +90,48 @@ private:
 };
 
 /// Serialises a metric's saved state (JSON object plus tensors) into bytes.
-[[nodiscard]] inline std::vector<std::byte> pack_metric_state(const nlohmann::json& state, const StateDict& tensors) {
+[[nodiscard]] TRAINCB_INLINE std::vector<std::byte> pack_metric_state(const nlohmann::json& state,
+                                                                      const StateDict& tensors);
+
+/// The inverse of pack_metric_state. @throws FormatError on a malformed buffer.
+TRAINCB_INLINE void unpack_metric_state(std::span<const std::byte> in, nlohmann::json& state, StateDict& tensors);
+
+}  // namespace detail
+
+namespace metrics {
+
+/// Merges several metrics' states over every rank of `comm` in one all_gather, and sums `sums`
+/// and `counts` element-wise over the ranks in the same exchange (each rank adds them in rank
+/// order, so the results are bit-identical on every rank). Afterwards each metric is as
+/// all_reduce(comm, metric) leaves it. Collective: every rank passes as many metrics, of the same
+/// classes and options, in the same order, and spans of the same sizes. Trainer reduces an
+/// epoch's training loss, training and validation metrics and val_loss with one such call.
+/// @throws InvalidArgument on every rank when a metric keeps no saveable state on some rank, or
+/// the ranks' metrics or span sizes differ (naming the rank)
+TRAINCB_INLINE void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::span<double> sums = {},
+                               std::span<std::int64_t> counts = {});
+
+/// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
+/// rank is the metric over all ranks' data (counts exact; sums equal to the one-process value up to
+/// rounding; RocAuc exact over all scores), and the state is bit-identical on every rank (each rank
+/// folds the same states in rank order). Collective: every rank must call it, with a metric of the
+/// same class and options. One all_gather of the serialised states.
+/// @throws InvalidArgument when the metric keeps no saveable state (it must implement
+/// save_state/load_state, as every built-in metric does) or another rank's metric is of another
+/// class or options (naming it; thrown on every rank, so no rank is left waiting)
+inline void all_reduce(Communicator& comm, Metric& metric) {
+    const std::array<Metric*, 1> one{&metric};
+    all_reduce(comm, std::span<Metric* const>(one));
+}
+}  // namespace metrics
+}  // namespace traincb::inline v0
+
+#if TRAINCB_DEFINITIONS
+// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
+namespace traincb::inline v0 {
+namespace detail {
+
+TRAINCB_INLINE std::vector<std::byte> pack_metric_state(const nlohmann::json& state, const StateDict& tensors) {
     BytesWriter w;
     w.str(state.dump());
     w.u64(tensors.size());
@@ -104,8 +146,7 @@ private:
     return std::move(w.bytes());
 }
 
-/// The inverse of pack_metric_state. @throws FormatError on a malformed buffer.
-inline void unpack_metric_state(std::span<const std::byte> in, nlohmann::json& state, StateDict& tensors) {
+TRAINCB_INLINE void unpack_metric_state(std::span<const std::byte> in, nlohmann::json& state, StateDict& tensors) {
     BytesReader r(in);
     state = nlohmann::json::parse(r.str());
     const std::uint64_t n = r.u64();
@@ -128,16 +169,8 @@ inline void unpack_metric_state(std::span<const std::byte> in, nlohmann::json& s
 
 namespace metrics {
 
-/// Merges several metrics' states over every rank of `comm` in one all_gather, and sums `sums`
-/// and `counts` element-wise over the ranks in the same exchange (each rank adds them in rank
-/// order, so the results are bit-identical on every rank). Afterwards each metric is as
-/// all_reduce(comm, metric) leaves it. Collective: every rank passes as many metrics, of the same
-/// classes and options, in the same order, and spans of the same sizes. Trainer reduces an
-/// epoch's training loss, training and validation metrics and val_loss with one such call.
-/// @throws InvalidArgument on every rank when a metric keeps no saveable state on some rank, or
-/// the ranks' metrics or span sizes differ (naming the rank)
-inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::span<double> sums = {},
-                       std::span<std::int64_t> counts = {}) {
+TRAINCB_INLINE void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::span<double> sums,
+                               std::span<std::int64_t> counts) {
     detail::BytesWriter w;
     w.u64(ms.size());
     for (Metric* m : ms) {
@@ -215,17 +248,6 @@ inline void all_reduce(Communicator& comm, std::span<Metric* const> ms, std::spa
     for (std::size_t i = 0; i < counts.size(); ++i) counts[i] = count[i];
 }
 
-/// Merges `metric`'s accumulated state over every rank of `comm`: afterwards result() on every
-/// rank is the metric over all ranks' data (counts exact; sums equal to the one-process value up to
-/// rounding; RocAuc exact over all scores), and the state is bit-identical on every rank (each rank
-/// folds the same states in rank order). Collective: every rank must call it, with a metric of the
-/// same class and options. One all_gather of the serialised states.
-/// @throws InvalidArgument when the metric keeps no saveable state (it must implement
-/// save_state/load_state, as every built-in metric does) or another rank's metric is of another
-/// class or options (naming it; thrown on every rank, so no rank is left waiting)
-inline void all_reduce(Communicator& comm, Metric& metric) {
-    const std::array<Metric*, 1> one{&metric};
-    all_reduce(comm, std::span<Metric* const>(one));
-}
 }  // namespace metrics
 }  // namespace traincb::inline v0
+#endif  // TRAINCB_DEFINITIONS
