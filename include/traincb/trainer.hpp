@@ -217,6 +217,10 @@ TRAINCB_INLINE std::string shape(Eigen::Index r, Eigen::Index c);
 /// tensors into `tensors` by log key, for RunState::metric_states.
 TRAINCB_INLINE nlohmann::json save_metric_states(const std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
                                                  std::map<std::string, StateDict, std::less<>>& tensors);
+
+/// `j` as compact JSON text, for messages: nlohmann::json's serialiser is large, and in the
+/// compiled mode it is compiled once, not in every translation unit that calls Trainer::fit.
+[[nodiscard]] TRAINCB_INLINE std::string json_text(const nlohmann::json& j);
 }  // namespace detail
 
 /// Drives `Model` through epochs. The model is held by reference and must outlive the Trainer.
@@ -1217,8 +1221,8 @@ private:
                 continue;
             if (key == "steps_per_epoch" && checkpoint_world(c) != now.fit_options.value("world_size", 1))
                 continue;  // follows from the number of ranks (below)
-            say(where + "'" + key + "' changed since the checkpoint (was " + it->dump() + ", now " + value.dump() +
-                "); the new value applies");
+            say(where + "'" + key + "' changed since the checkpoint (was " + detail::json_text(*it) + ", now " +
+                detail::json_text(value) + "); the new value applies");
             if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
                 order_changed.push_back(key);
         }
@@ -1258,9 +1262,9 @@ private:
         const nlohmann::json was = it == c.fit_options.end() ? nlohmann::json(1) : *it;
         const nlohmann::json& is = now.fit_options.at("shuffle_order");
         if (was == is) return;
-        const std::string orders = "shuffle order " + was.dump() +
+        const std::string orders = "shuffle order " + detail::json_text(was) +
                                    (it == c.fit_options.end() ? " (no 'shuffle_order' recorded)" : "") +
-                                   ", this traincb's is " + is.dump();
+                                   ", this traincb's is " + detail::json_text(is);
         if (!c.position.epoch_completed)
             throw InvalidArgument(where + "it was taken in the middle of epoch " +
                                   std::to_string(c.position.epoch + 1) + " by a traincb (" + c.version +
@@ -1283,7 +1287,7 @@ private:
         if (it == c.fit_options.end()) return out;
         const auto bad = [&] {
             throw FormatError(detail::cat("traincb: Trainer::fit: resuming from '", path.string(),
-                                          "': fit_options.skip_batches is ", it->dump(),
+                                          "': fit_options.skip_batches is ", detail::json_text(*it),
                                           ", expected [[epoch, batch], ...] with both >= 0"));
         };
         if (!it->is_array()) bad();
@@ -1439,6 +1443,10 @@ TRAINCB_INLINE nlohmann::json save_metric_states(const std::vector<std::unique_p
         if (saved && !t.empty()) tensors[m->name()] = std::move(t);
     }
     return out;
+}
+
+TRAINCB_INLINE std::string json_text(const nlohmann::json& j) {
+    return j.dump();
 }
 
 }  // namespace detail
