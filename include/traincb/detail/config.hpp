@@ -14,10 +14,15 @@
 //     `#include <traincb/traincb.hpp>`, with TRAINCB_COMPILED defined, link it, and define
 //     TRAINCB_COMPILED in every translation unit that includes traincb.
 // Every translation unit of a program must agree on TRAINCB_COMPILED (the same rule as spdlog's):
-// mixing the modes defines the same functions twice.
+// mixing the modes breaks the one-definition rule (the same functions then have inline definitions
+// in some translation units and one in the library). A program compiled with TRAINCB_COMPILED that
+// does not link the library fails to link, with undefined references to traincb's functions.
 //
 // A header marks such a function TRAINCB_INLINE and keeps its body in the header's last section,
-// `#if TRAINCB_DEFINITIONS ... #endif`.
+// `#if TRAINCB_DEFINITIONS ... #endif`. A virtual function whose body is there is declared
+// TRAINCB_INLINE in its class too: otherwise, header-only, it is the class's key function, defined
+// in every translation unit that includes the header, which then emits the vtable and everything it
+// reaches even where the class is unused (tests/tools/check_no_vtables.cmake checks this).
 
 #if defined(TRAINCB_COMPILED_SOURCE) && !defined(TRAINCB_COMPILED)
 #define TRAINCB_COMPILED
