@@ -36,9 +36,11 @@ function(traincb_mpi_test name np inner outer)
     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;${_lsan_off}")
 endfunction()
 
-# The MPI test programs have their own Catch2 main (mpi/mpi_main.cpp, v2 or v3), compiled once.
+# The MPI test programs have their own Catch2 main (mpi/mpi_main.cpp, v2 or v3), compiled once; they
+# link TRAINCB_OWN_LIBRARY, as traincb_tests does (every object of a program in the same mode).
 add_library(traincb_mpi_catch_main OBJECT mpi/mpi_main.cpp)
-target_link_libraries(traincb_mpi_catch_main PUBLIC traincb::mpi traincb_warnings Threads::Threads Catch2::Catch2)
+target_link_libraries(traincb_mpi_catch_main PUBLIC traincb::mpi ${TRAINCB_OWN_LIBRARY} traincb_warnings Threads::Threads
+  Catch2::Catch2)
 target_include_directories(traincb_mpi_catch_main PUBLIC "${CMAKE_CURRENT_SOURCE_DIR}")
 target_compile_definitions(traincb_mpi_catch_main PUBLIC TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION})
 

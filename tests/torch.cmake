@@ -11,7 +11,7 @@ if(NOT TARGET traincb::torch)
 endif()
 
 add_executable(test_torch torch/test_torch.cpp)
-traincb_test_target(test_torch)
+traincb_test_target(test_torch ${TRAINCB_OWN_LIBRARY})
 target_link_libraries(test_torch PRIVATE traincb::torch)
 target_compile_definitions(test_torch PRIVATE TRAINCB_TORCH_EXAMPLE_EXE="$<TARGET_FILE:example_torch>")
 add_dependencies(test_torch example_torch)

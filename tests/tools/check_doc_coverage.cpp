@@ -21,8 +21,9 @@
 // It is a heuristic parser, not a compiler: comments, string/char/raw-string literals and
 // preprocessor lines are blanked first; then a scanner tracks brace scopes (namespace, class,
 // enum, function body, brace initialiser), access specifiers and statement boundaries. Known
-// limits: `#if` branches are both read (the one `#if` of a public header is its TRAINCB_DEFINITIONS
-// section, which has no `#else`); a function defined out of line (`R C::f(...) {`) or after a
+// limits: `#if` branches are both read (the one `#if` of a public header includes its -inl.hpp, and
+// has no `#else`); X-inl.hpp, which holds the bodies of X.hpp's functions, is read as the rest of
+// X.hpp; a function defined out of line (`R C::f(...) {`) or after a
 // declaration (without body) of the same name in the same file is checked at the declaration,
 // including a `throw` in the body, so an overload defined without a declaration of its own after
 // another overload's bodiless declaration is not seen;
@@ -560,7 +561,7 @@ private:
         if (parent.kind != ScopeKind::Body)
             if (auto name = function_name(h); name && !name->starts_with("~")) {
                 // The definition of a function declared (and checked) earlier in the file, as a
-                // header's TRAINCB_DEFINITIONS section holds them (traincb/detail/config.hpp), or an
+                // header's -inl.hpp holds them (traincb/detail/config.hpp), or an
                 // out-of-line member definition: the declaration carries the comment, and a `throw`
                 // in this body is held against the declaration's comment.
                 const std::string key =
@@ -819,7 +820,7 @@ std::optional<Model> parse_headers(const fs::path& include_dir) {
     for (const auto& e : fs::recursive_directory_iterator(root)) {
         if (!e.is_regular_file() || e.path().extension() != ".hpp") continue;
         const std::string rel = fs::relative(e.path(), include_dir).generic_string();
-        if (rel.find("/detail/") != std::string::npos) continue;
+        if (rel.find("/detail/") != std::string::npos || rel.ends_with("-inl.hpp")) continue;
         files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
@@ -830,8 +831,31 @@ std::optional<Model> parse_headers(const fs::path& include_dir) {
             std::cerr << "check_doc_coverage: cannot read " << f.string() << "\n";
             return std::nullopt;
         }
-        const Source src = strip((include_dir / fs::relative(f, include_dir)).generic_string(), *text);
+        // X-inl.hpp holds the bodies of X.hpp's functions (traincb/detail/config.hpp): it is read as
+        // the continuation of X.hpp, so that its definitions are checked at their declarations.
+        fs::path inl = f;
+        inl.replace_filename(f.stem().string() + "-inl.hpp");
+        std::string joined = *text;
+        if (!joined.empty() && joined.back() != '\n') joined += '\n';
+        const std::size_t header_lines = static_cast<std::size_t>(std::count(joined.begin(), joined.end(), '\n'));
+        const bool has_inl = fs::exists(inl);
+        if (has_inl) {
+            const auto inl_text = read_file(inl);
+            if (!inl_text) {
+                std::cerr << "check_doc_coverage: cannot read " << inl.string() << "\n";
+                return std::nullopt;
+            }
+            joined += *inl_text;
+        }
+        const std::size_t first_new = model.entities.size();
+        const Source src = strip((include_dir / fs::relative(f, include_dir)).generic_string(), joined);
         Scanner(src, model).run();
+        if (has_inl)
+            for (std::size_t i = first_new; i < model.entities.size(); ++i)
+                if (model.entities[i].line > header_lines) {
+                    model.entities[i].file = (include_dir / fs::relative(inl, include_dir)).generic_string();
+                    model.entities[i].line -= header_lines;
+                }
     }
     return model;
 }

@@ -21,7 +21,7 @@ if(found)
   string(REPLACE ";" "\n  " found "${found}")
   message(FATAL_ERROR "check_no_vtables: a translation unit that includes traincb and uses nothing "
                       "defines these vtables:\n  ${found}\nDeclare each virtual function of those classes "
-                      "TRAINCB_INLINE in the class when its body is in the header's TRAINCB_DEFINITIONS "
-                      "section (traincb/detail/config.hpp).")
+                      "TRAINCB_INLINE in the class when its body is in the header's -inl.hpp file "
+                      "(traincb/detail/config.hpp).")
 endif()
 message(STATUS "check_no_vtables: no traincb vtable defined; the control defines ${control}")

@@ -48,28 +48,5 @@ private:
 }  // namespace traincb::inline v0
 
 #if TRAINCB_DEFINITIONS
-// Definitions: inline here, or compiled once into traincb::compiled (traincb/detail/config.hpp).
-namespace traincb::inline v0 {
-
-TRAINCB_INLINE std::string TerminateOnNaN::name() const {
-    return "TerminateOnNaN";
-}
-
-TRAINCB_INLINE void TerminateOnNaN::on_train_begin(Context&) {
-    terminated_batch_ = -1;
-}
-
-TRAINCB_INLINE void TerminateOnNaN::on_train_batch_end(Context& ctx) {
-    const double* loss = ctx.logs().find("loss");
-    if (loss == nullptr || std::isfinite(*loss)) return;
-    if (opt_.raise_error)
-        throw TrainingError("traincb: TerminateOnNaN: NaN or Inf loss encountered at batch " +
-                            std::to_string(ctx.batch()) + " of epoch " + std::to_string(ctx.epoch()) +
-                            ". Loss value: " + detail::format_double(*loss) + ". Terminating training immediately.");
-    if (opt_.verbose > 0) std::cout << "Batch " << ctx.batch() << ": Invalid loss, terminating training\n";
-    terminated_batch_ = ctx.batch();
-    ctx.request_stop(name(), "non_finite_loss");
-}
-
-}  // namespace traincb::inline v0
-#endif  // TRAINCB_DEFINITIONS
+#include "traincb/callbacks/terminate_on_nan-inl.hpp"
+#endif

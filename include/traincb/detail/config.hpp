@@ -1,6 +1,6 @@
 #pragma once
 // How traincb's non-template functions are defined: inline in the headers (the default: traincb is
-// header-only), or compiled once into one object (the compiled mode, as spdlog's
+// header-only), or compiled once into a static library (the compiled mode, as spdlog's
 // SPDLOG_COMPILED_LIB).
 //
 // In the compiled mode a translation unit that includes traincb compiles only the templates it
@@ -18,11 +18,15 @@
 // in some translation units and one in the library). A program compiled with TRAINCB_COMPILED that
 // does not link the library fails to link, with undefined references to traincb's functions.
 //
-// A header marks such a function TRAINCB_INLINE and keeps its body in the header's last section,
-// `#if TRAINCB_DEFINITIONS ... #endif`. A virtual function whose body is there is declared
-// TRAINCB_INLINE in its class too: otherwise, header-only, it is the class's key function, defined
-// in every translation unit that includes the header, which then emits the vtable and everything it
-// reaches even where the class is unused (tests/tools/check_no_vtables.cmake checks this).
+// The layout, as spdlog's `-inl.h` files: a header `X.hpp` declares such a function TRAINCB_INLINE,
+// and its body lives in `X-inl.hpp`, which `X.hpp` includes at its end when TRAINCB_DEFINITIONS is 1
+// (header-only, or the by-hand source above). traincb::compiled's sources (src/*.cpp) include each
+// `-inl.hpp` directly, with TRAINCB_COMPILED defined. So in the compiled mode a change to a body
+// rebuilds one file of the library and relinks, instead of recompiling every file that includes
+// the header. A virtual function whose body is in `-inl.hpp` is declared TRAINCB_INLINE in its
+// class too: otherwise, header-only, it is the class's key function, defined in every translation
+// unit that includes the header, which then emits the vtable and everything it reaches even where
+// the class is unused (tests/tools/check_no_vtables.cmake checks this).
 
 #if defined(TRAINCB_COMPILED_SOURCE) && !defined(TRAINCB_COMPILED)
 #define TRAINCB_COMPILED

@@ -183,7 +183,7 @@ inline void anonymous() {}
 
 inline int Documented::out_of_line() const { return x_; }
 
-/// Declared here and defined below, as in a TRAINCB_DEFINITIONS section: the definition needs no comment.
+/// Declared here and defined below, as in a header's -inl.hpp: the definition needs no comment.
 int declared_then_defined(int a);
 /// Declared here; its definition below throws, and this comment does not say so.
 int declared_then_throws(int a);  // BAD
