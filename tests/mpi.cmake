@@ -40,7 +40,7 @@ endfunction()
 # link TRAINCB_OWN_LIBRARY, as traincb_tests does (every object of a program in the same mode).
 add_library(traincb_mpi_catch_main OBJECT mpi/mpi_main.cpp)
 target_link_libraries(traincb_mpi_catch_main PUBLIC traincb::mpi ${TRAINCB_OWN_LIBRARY} traincb_warnings Threads::Threads
-  Catch2::Catch2)
+  ${TRAINCB_CATCH_LIBRARY})
 target_include_directories(traincb_mpi_catch_main PUBLIC "${CMAKE_CURRENT_SOURCE_DIR}")
 target_compile_definitions(traincb_mpi_catch_main PUBLIC TRAINCB_CATCH_VERSION=${TRAINCB_CATCH_VERSION})
 

@@ -11,21 +11,13 @@
 #include <string>
 #include <traincb/mpi.hpp>
 
-#if TRAINCB_CATCH_VERSION >= 3
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
-#endif
+#include "catch_run.hpp"
 
 int main(int argc, char** argv) {
     traincb::MpiSession session(argc, argv);
     const int rank = traincb::MpiSession::world_rank();
-    Catch::Session catch_session;
-    if (int rc = catch_session.applyCommandLine(argc, argv); rc != 0) return rc;
     const std::string log = "catch_rank" + std::to_string(rank) + ".log";
-    if (rank != 0) catch_session.configData().outputFilename = log;
-    int result = catch_session.run();
+    int result = traincb_catch_run(argc, argv, rank != 0 ? log.c_str() : nullptr);
     int worst = 0;
     MPI_Allreduce(&result, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (rank != 0 && result != 0) {
