@@ -15,9 +15,7 @@ traincb_test_target(test_torch ${TRAINCB_OWN_LIBRARY})
 target_link_libraries(test_torch PRIVATE traincb::torch)
 target_compile_definitions(test_torch PRIVATE TRAINCB_TORCH_EXAMPLE_EXE="$<TARGET_FILE:example_torch>")
 add_dependencies(test_torch example_torch)
-catch_discover_tests(test_torch TEST_PREFIX "test_torch: "
-  PROPERTIES SKIP_REGULAR_EXPRESSION "traincb-test: SKIPPED: " LABELS torch TIMEOUT 300
-  WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+traincb_discover_tests(test_torch PROPERTIES LABELS torch TIMEOUT 300)
 
 foreach(ex IN ITEMS example_torch example_torch_loop)
   traincb_example_test("--help" ${ex} ARGS --help REGEX "usage: ${ex}")
