@@ -221,6 +221,237 @@ TRAINCB_INLINE nlohmann::json save_metric_states(const std::vector<std::unique_p
 /// `j` as compact JSON text, for messages: nlohmann::json's serialiser is large, and in the
 /// compiled mode it is compiled once, not in every translation unit that calls Trainer::fit.
 [[nodiscard]] TRAINCB_INLINE std::string json_text(const nlohmann::json& j);
+
+// Everything one fit works with, shared by its steps (Trainer::run owns it; it never moves, as
+// RunState::metric_states points into it).
+template <class S>
+struct FitRun {
+    using Mat = Matrix<S>;
+    template <class DX, class DY>
+    FitRun(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& o,
+           CallbackList& l)
+        : opt(o), list(l), x(x_in.derived()), y(y_in.derived()), n_train(x.rows()), first_epoch(o.initial_epoch) {}
+    FitRun(const FitRun&) = delete;
+    FitRun& operator=(const FitRun&) = delete;
+
+    const FitOptions<S>& opt;
+    CallbackList& list;
+    // Evaluated once: expressions and row-major inputs become one column-major matrix; a
+    // column-major Matrix is referenced without a copy.
+    const Eigen::Ref<const Mat> x, y;
+    Eigen::Index n_train;     // the training rows: x's, less a validation split
+    const Mat* vx = nullptr;  // the validation data, or nullptr when there is none
+    const Mat* vy = nullptr;
+    Mat split_x{}, split_y{};  // the rows of a validation split
+    bool has_val_loss = false;
+    std::vector<std::unique_ptr<::traincb::metrics::Metric>> train_metrics{}, val_metrics{};  // running, validation
+    std::vector<std::string> metric_keys{};                         // their log keys, asked of name() once per fit
+    std::unique_ptr<::traincb::metrics::Metric> val_loss_metric{};  // a clone of FitOptions::loss
+    TrainParams params{};
+    RunState run_state{};  // its loss_sum and loss_count are the epoch's running training loss
+    History history{};
+    std::optional<io::Checkpoint> resume{};
+    int first_epoch;
+    bool resumed_stopped = false;     // the checkpoint was taken after a stop request
+    Mat xb{}, yb{}, xt{}, yt{};       // batch buffers: full batches, and the (smaller) tail batch
+    std::vector<Eigen::Index> idx{};  // the epoch's order of the training rows
+    Logs batch_logs{}, epoch_logs{}, val_logs{};
+    Communicator* comm = nullptr;  // FitOptions::communicator when it has more than one rank
+    int world = 1, rank = 0;       // its size and this process's rank
+    // The current epoch's steps: the rows of its order from `offset` on, labelled (as batch
+    // indices) from label_base to end_label - 1. Offset and label_base are 0 except in an
+    // epoch resumed in the middle from a checkpoint written by another number of ranks.
+    Eigen::Index offset = 0;
+    std::int64_t label_base = 0, end_label = 0;
+    int interrupted_by = 0;               // the signal that interrupted training (0: none)
+    std::vector<BatchIndex> skip{};       // sorted: skip_batches, the checkpoint's and the rollbacks'
+    detail::RollbackSnapshot snapshot{};  // see Context::request_snapshot
+};
+
+// The steps of Trainer::fit that depend neither on the model nor on the scalar type.
+struct FitCommon {
+    // [begin, begin + rows) of rank `rank`'s share of `n` rows split as evenly as possible over
+    // `world` ranks (the first n % world ranks get one more).
+    static std::pair<Eigen::Index, Eigen::Index> even_share(Eigen::Index n, int world, int rank) {
+        const Eigen::Index per = n / world;
+        const Eigen::Index extra = n % world;
+        return {rank * per + std::min<Eigen::Index>(rank, extra), per + (rank < extra ? 1 : 0)};
+    }
+
+    // The number of steps over an epoch's rows from `offset` on: batches of `bs` rows on one
+    // process (the last may be smaller); steps of bs rows per rank on several, the rows left over
+    // joining the last step (see FitOptions::communicator).
+    static std::int64_t steps_from(Eigen::Index n, Eigen::Index offset, Eigen::Index bs, int world) {
+        const Eigen::Index rest = n - offset;
+        if (world == 1) return (rest + bs - 1) / bs;
+        return std::max<Eigen::Index>(1, rest / (bs * world));
+    }
+
+    // The skipped batches as checkpoints record them: [[epoch, batch], ...].
+    static nlohmann::json skip_json(const std::vector<BatchIndex>& skip);
+
+    // The number of ranks that wrote a checkpoint (1 when it does not say).
+    static int checkpoint_world(const io::Checkpoint& c);
+
+    // "'<file>' (<why>); ..." for messages.
+    static std::string list_invalid(const std::vector<InvalidCheckpointFile>& files);
+
+    // One warning for a resume past invalid files: each one and why, and the file used instead.
+    static void warn_fallback(const std::filesystem::path& from, const std::vector<InvalidCheckpointFile>& invalid,
+                              const std::filesystem::path& used, const io::CheckpointPosition& pos);
+
+    // The batches a checkpoint's run skipped (fit_options.skip_batches; none in a checkpoint that
+    // predates it).
+    static std::vector<BatchIndex> checkpoint_skips(const io::Checkpoint& c, const std::filesystem::path& path);
+
+    // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
+    static void load_callback_states(CallbackList& list, const io::Checkpoint& c, const std::filesystem::path& path);
+
+    // Restores the training metrics of the epoch a mid-epoch checkpoint was taken in; each one
+    // that cannot be restored restarts (from the next batch), and one warning names them all.
+    static void restore_train_metrics(std::vector<std::unique_ptr<::traincb::metrics::Metric>>& ms,
+                                      const io::Checkpoint& c, const std::filesystem::path& path, int epoch,
+                                      std::int64_t next_batch, std::int64_t steps);
+
+    static void print_epoch(int epoch, int epochs, const Logs& logs);
+};
+
+// This rank's rows of the step labelled `b` of the current epoch: [begin, begin + rows) of the
+// epoch's order.
+template <class S>
+inline std::pair<Eigen::Index, Eigen::Index> batch_rows(const FitRun<S>& r, std::int64_t b) {
+    const Eigen::Index bs = r.opt.batch_size;
+    const auto k = static_cast<Eigen::Index>(b - r.label_base);
+    if (r.world == 1) {
+        const Eigen::Index begin = r.offset + k * bs;
+        return {begin, std::min<Eigen::Index>(bs, r.n_train - begin)};
+    }
+    const Eigen::Index step = bs * r.world;
+    const Eigen::Index g0 = r.offset + k * step;
+    const Eigen::Index total = b + 1 == r.end_label ? r.n_train - g0 : step;
+    const auto [begin, rows] = FitCommon::even_share(total, r.world, r.rank);
+    return {g0 + begin, rows};
+}
+
+// The steps of Trainer::fit that do not touch the model. They are not members of Trainer<Model>, so
+// they are compiled once per scalar type instead of once per model type; in the compiled mode
+// traincb::compiled holds them for float and double (traincb/trainer-inl.hpp) and a translation
+// unit that calls fit compiles none of them. The steps that call the model (and the per-batch
+// loop) stay in Trainer.
+template <class S>
+struct FitSteps : FitCommon {
+    using Run = FitRun<S>;
+
+    // Validation: explicit data, or the last fraction of the rows (before shuffling, as Keras).
+    static void prepare_validation(Run& r, bool model_has_loss);
+
+    // The metric objects (one set running over the epoch, one for validation) and what the
+    // callbacks are told about the run: sizes, and every key the epoch logs will hold.
+    static void build_metrics_and_params(Run& r);
+
+    // What a checkpoint records about the data order (see RunState); also what a resumed run
+    // compares against the checkpoint's.
+    static void record_run_state(Run& r);
+
+    // Data-parallel: rank 0 finds and reads the checkpoint and broadcasts its bytes (no shared
+    // file system needed); every rank decodes the same bytes. An error on rank 0 (no valid
+    // checkpoint, unreadable) is rank 0's own exception there and a RemoteRankError elsewhere.
+    static std::filesystem::path find_resume_on_rank0(Run& r, io::Checkpoint& out);
+
+    // Batch buffers and row order, allocated once; the batch log keys are inserted once, so that
+    // a batch allocates nothing.
+    static void allocate_buffers(Run& r);
+
+    static void install_signal_guard(const Run& r, std::optional<SignalGuard>& guard);
+
+    // After on_train_begin: hands each callback its checkpointed state. A checkpoint taken after a
+    // stop request resumes into that stop: the rest of its epoch (if any) is skipped as the
+    // original run skipped it, and no further epoch runs.
+    static void restore_callbacks(Run& r);
+
+    // Shuffles, then starts the epoch afresh (on_epoch_begin) or, in the epoch a mid-epoch
+    // checkpoint was taken in, where it left off. Returns the first batch to run.
+    static std::int64_t begin_epoch(Run& r, int epoch, bool resumes_mid_epoch);
+
+    // Adds `i` to the skipped batches, and to what checkpoints record of them.
+    static void add_skip(Run& r, BatchIndex i);
+
+    // Data-parallel, before on_interrupt in the middle of an epoch: the checkpoint (written by
+    // rank 0) needs every rank's running values. Each rank's running loss goes into
+    // fit_options.rank_losses (a resume on as many ranks gives each its own back, so the epoch
+    // ends bit-identical), and the training metrics are merged over the ranks (a resume gives
+    // them to rank 0).
+    static void share_running_values(Run& r);
+
+    // An epoch resumed in the middle on another number of ranks than wrote the checkpoint: the
+    // rest of its order, from the global row the checkpoint reached, is dealt out over this run's
+    // ranks (no row skipped or repeated); its batches are labelled on from the checkpoint's.
+    static void reshard_resumed_epoch(Run& r, const io::Checkpoint& c);
+
+    // The running training loss and metrics of an epoch resumed in the middle. One process, or the
+    // same number of ranks as wrote the checkpoint: each gets its own back. Another number of
+    // ranks: rank 0 gets them all (the sums of the others' and the merged metrics), the others
+    // start from zero, so the epoch's reduced values are the same. A data-parallel checkpoint
+    // taken by a save between epochs' ends (ModelCheckpoint with a batch save_freq) holds rank 0's
+    // values only: the epoch's running values then restart, with a warning.
+    static void restore_running_values(Run& r, const io::Checkpoint& c, int epoch);
+
+    // The interrupt checkpoint keeps its previous version (io::RotatingCheckpoint) when that one
+    // is this run's: the file the run resumed from.
+    static void save_interrupt_checkpoint(Run& r);
+
+    // on_train_end (interrupted, stopped or completed), and the History with how training ended.
+    static History finish(Run& r, bool guarded);
+
+    // The checkpoint resume_from names, loaded into `out` (verified), and its path; an empty path
+    // for a fresh run. Falls back past invalid files (see FitOptions::resume_from).
+    static std::filesystem::path find_resume_checkpoint(const FitOptions<S>& opt, io::Checkpoint& out);
+
+    // Every checkpoint found is invalid: an error that writes nothing, or a fresh run when asked.
+    static std::filesystem::path no_valid_checkpoint(const FitOptions<S>& opt,
+                                                     std::vector<InvalidCheckpointFile> invalid);
+
+    // Warns about every option changed since the checkpoint; refuses to continue mid-epoch when
+    // the data order changed (the batches already done could not be told apart from the rest).
+    static void check_resume(const io::Checkpoint& c, const std::filesystem::path& path, const RunState& now,
+                             const FitOptions<S>& opt, int rank);
+
+    // A checkpoint written by a traincb that shuffled in another order (one without
+    // "shuffle_order" used order 1): the later epochs are shuffled in this traincb's order, with a
+    // warning, but the rest of an epoch it was taken in the middle of cannot be determined.
+    static void check_shuffle_order(const io::Checkpoint& c, const std::string& where, const RunState& now,
+                                    const FitOptions<S>& opt, int rank);
+
+    static void validate_options(const FitOptions<S>& o);
+
+    // Runs `write` on rank 0 only and shares its outcome: an exception there is rank 0's own and a
+    // RemoteRankError on every other rank. One process: just runs it.
+    template <class F>
+    static void on_rank0(Run& r, F&& write) {
+        if (r.comm == nullptr) {
+            write();
+            return;
+        }
+        std::exception_ptr error;
+        if (r.rank == 0) {
+            try {
+                write();
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        std::array<std::int64_t, 1> failed{error ? 1 : 0};
+        r.comm->max_int64(failed);
+        if (failed[0] != 0) detail::throw_agreed_failure(*r.comm, 0, error);
+    }
+};
+
+#if defined(TRAINCB_COMPILED)
+// The compiled mode: traincb::compiled holds FitSteps<float> and FitSteps<double>
+// (traincb/trainer-inl.hpp), so a translation unit that calls Trainer::fit does not compile them.
+extern template struct FitSteps<float>;
+extern template struct FitSteps<double>;
+#endif
 }  // namespace detail
 
 /// Drives `Model` through epochs. The model is held by reference and must outlive the Trainer.
@@ -276,6 +507,11 @@ public:
     }
 
 private:
+    // The state of one fit, and the steps that do not touch the model (detail::FitSteps).
+    template <class S>
+    using Run = detail::FitRun<S>;
+    template <class S>
+    using Steps = detail::FitSteps<S>;
     template <class C>
     static constexpr bool check_callback() {
         if constexpr (std::is_base_of_v<Callback, C>) {
@@ -297,56 +533,10 @@ private:
             list.add(T(cb));  // shared_ptr
     }
 
-    // Everything one fit works with, shared by the steps below (run() owns it; it never moves, as
-    // RunState::metric_states points into it).
-    template <class S>
-    struct Run {
-        using Mat = Matrix<S>;
-        template <class DX, class DY>
-        Run(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& o,
-            CallbackList& l)
-            : opt(o), list(l), x(x_in.derived()), y(y_in.derived()), n_train(x.rows()), first_epoch(o.initial_epoch) {}
-        Run(const Run&) = delete;
-        Run& operator=(const Run&) = delete;
-
-        const FitOptions<S>& opt;
-        CallbackList& list;
-        // Evaluated once: expressions and row-major inputs become one column-major matrix; a
-        // column-major Matrix is referenced without a copy.
-        const Eigen::Ref<const Mat> x, y;
-        Eigen::Index n_train;     // the training rows: x's, less a validation split
-        const Mat* vx = nullptr;  // the validation data, or nullptr when there is none
-        const Mat* vy = nullptr;
-        Mat split_x{}, split_y{};  // the rows of a validation split
-        bool has_val_loss = false;
-        std::vector<std::unique_ptr<metrics::Metric>> train_metrics{}, val_metrics{};  // running, validation
-        std::vector<std::string> metric_keys{};              // their log keys, asked of name() once per fit
-        std::unique_ptr<metrics::Metric> val_loss_metric{};  // a clone of FitOptions::loss
-        TrainParams params{};
-        RunState run_state{};  // its loss_sum and loss_count are the epoch's running training loss
-        History history{};
-        std::optional<io::Checkpoint> resume{};
-        int first_epoch;
-        bool resumed_stopped = false;     // the checkpoint was taken after a stop request
-        Mat xb{}, yb{}, xt{}, yt{};       // batch buffers: full batches, and the (smaller) tail batch
-        std::vector<Eigen::Index> idx{};  // the epoch's order of the training rows
-        Logs batch_logs{}, epoch_logs{}, val_logs{};
-        Communicator* comm = nullptr;  // FitOptions::communicator when it has more than one rank
-        int world = 1, rank = 0;       // its size and this process's rank
-        // The current epoch's steps: the rows of its order from `offset` on, labelled (as batch
-        // indices) from label_base to end_label - 1. Offset and label_base are 0 except in an
-        // epoch resumed in the middle from a checkpoint written by another number of ranks.
-        Eigen::Index offset = 0;
-        std::int64_t label_base = 0, end_label = 0;
-        int interrupted_by = 0;               // the signal that interrupted training (0: none)
-        std::vector<BatchIndex> skip{};       // sorted: skip_batches, the checkpoint's and the rollbacks'
-        detail::RollbackSnapshot snapshot{};  // see Context::request_snapshot
-    };
-
     template <class S, class DX, class DY>
     History run(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& opt,
                 CallbackList& list) {
-        validate_options(opt);
+        Steps<S>::validate_options(opt);
         check_shapes(x_in, y_in);
         Run<S> r(x_in, y_in, opt, list);
         if (opt.communicator != nullptr) {
@@ -357,26 +547,26 @@ private:
                 r.rank = r.comm->rank();
             }
         }
-        prepare_validation(r);
-        build_metrics_and_params(r);
-        record_run_state(r);
+        Steps<S>::prepare_validation(r, HasLoss<M, S>);
+        Steps<S>::build_metrics_and_params(r);
+        Steps<S>::record_run_state(r);
         load_resume(r);
         if (r.comm != nullptr) broadcast_model(r);
         attach_to_callbacks(r);
-        allocate_buffers(r);
+        Steps<S>::allocate_buffers(r);
         std::optional<SignalGuard> guard;
-        if (opt.handle_signals) install_signal_guard(r, guard);
+        if (opt.handle_signals) Steps<S>::install_signal_guard(r, guard);
         try {
             list.on_train_begin();
-            restore_callbacks(r);
+            Steps<S>::restore_callbacks(r);
             for (int epoch = r.first_epoch; epoch < opt.epochs; ++epoch)
                 if (!run_epoch(r, epoch)) break;
-            if (r.interrupted_by != 0) save_interrupt_checkpoint(r);
+            if (r.interrupted_by != 0) Steps<S>::save_interrupt_checkpoint(r);
         } catch (...) {
             list.on_train_end(std::current_exception());
             throw;
         }
-        return finish(r, guard.has_value());
+        return Steps<S>::finish(r, guard.has_value());
     }
 
     template <class DX, class DY>
@@ -388,150 +578,6 @@ private:
         if (x.rows() == 0 || x.cols() == 0 || y.cols() == 0)
             throw InvalidArgument("traincb: Trainer::fit: x is " + detail::shape(x.rows(), x.cols()) + " and y is " +
                                   detail::shape(y.rows(), y.cols()) + "; pass non-empty data");
-    }
-
-    // Validation: explicit data, or the last fraction of the rows (before shuffling, as Keras).
-    template <class S>
-    static void prepare_validation(Run<S>& r) {
-        const FitOptions<S>& opt = r.opt;
-        if (opt.validation_data) {
-            const auto& vd = *opt.validation_data;
-            if (vd.x.cols() != r.x.cols() || vd.y.cols() != r.y.cols() || vd.x.rows() != vd.y.rows() ||
-                vd.x.rows() == 0)
-                throw InvalidArgument(
-                    "traincb: Trainer::fit: validation x is " + detail::shape(vd.x.rows(), vd.x.cols()) +
-                    " and validation y is " + detail::shape(vd.y.rows(), vd.y.cols()) + ", but training x is " +
-                    detail::shape(r.x.rows(), r.x.cols()) + " and y is " + detail::shape(r.y.rows(), r.y.cols()) +
-                    "; validation needs the same columns and as many x rows as y rows (at least one)");
-            r.vx = &vd.x;
-            r.vy = &vd.y;
-        } else if (opt.validation_split > 0) {
-            const auto n_val =
-                static_cast<Eigen::Index>(std::floor(static_cast<double>(r.x.rows()) * opt.validation_split));
-            r.n_train = r.x.rows() - n_val;
-            if (n_val == 0 || r.n_train == 0)
-                throw InvalidArgument(
-                    "traincb: Trainer::fit: validation_split " + detail::format_double(opt.validation_split) + " of " +
-                    std::to_string(r.x.rows()) + " rows leaves " + std::to_string(r.n_train) + " training and " +
-                    std::to_string(n_val) + " validation rows; both need at least one");
-            r.split_x = r.x.bottomRows(n_val);
-            r.split_y = r.y.bottomRows(n_val);
-            r.vx = &r.split_x;
-            r.vy = &r.split_y;
-        }
-        r.has_val_loss = r.vx != nullptr && (opt.loss != nullptr || HasLoss<M, S>);
-        if (r.comm != nullptr && r.vx != nullptr) {  // this rank's share of the validation rows
-            const auto [begin, rows] = even_share(r.vx->rows(), r.world, r.rank);
-            Matrix<S> sx = r.vx->middleRows(begin, rows);
-            Matrix<S> sy = r.vy->middleRows(begin, rows);
-            r.split_x = std::move(sx);
-            r.split_y = std::move(sy);
-            r.vx = &r.split_x;
-            r.vy = &r.split_y;
-        }
-    }
-
-    // [begin, begin + rows) of rank `rank`'s share of `n` rows split as evenly as possible over
-    // `world` ranks (the first n % world ranks get one more).
-    static std::pair<Eigen::Index, Eigen::Index> even_share(Eigen::Index n, int world, int rank) {
-        const Eigen::Index per = n / world;
-        const Eigen::Index extra = n % world;
-        return {rank * per + std::min<Eigen::Index>(rank, extra), per + (rank < extra ? 1 : 0)};
-    }
-
-    // The number of steps over an epoch's rows from `offset` on: batches of `bs` rows on one
-    // process (the last may be smaller); steps of bs rows per rank on several, the rows left over
-    // joining the last step (see FitOptions::communicator).
-    static std::int64_t steps_from(Eigen::Index n, Eigen::Index offset, Eigen::Index bs, int world) {
-        const Eigen::Index rest = n - offset;
-        if (world == 1) return (rest + bs - 1) / bs;
-        return std::max<Eigen::Index>(1, rest / (bs * world));
-    }
-
-    // This rank's rows of the step labelled `b` of the current epoch: [begin, begin + rows) of the
-    // epoch's order.
-    template <class S>
-    static std::pair<Eigen::Index, Eigen::Index> batch_rows(const Run<S>& r, std::int64_t b) {
-        const Eigen::Index bs = r.opt.batch_size;
-        const auto k = static_cast<Eigen::Index>(b - r.label_base);
-        if (r.world == 1) {
-            const Eigen::Index begin = r.offset + k * bs;
-            return {begin, std::min<Eigen::Index>(bs, r.n_train - begin)};
-        }
-        const Eigen::Index step = bs * r.world;
-        const Eigen::Index g0 = r.offset + k * step;
-        const Eigen::Index total = b + 1 == r.end_label ? r.n_train - g0 : step;
-        const auto [begin, rows] = even_share(total, r.world, r.rank);
-        return {g0 + begin, rows};
-    }
-
-    // The metric objects (one set running over the epoch, one for validation) and what the
-    // callbacks are told about the run: sizes, and every key the epoch logs will hold.
-    template <class S>
-    static void build_metrics_and_params(Run<S>& r) {
-        const FitOptions<S>& opt = r.opt;
-        const bool has_val = r.vx != nullptr;
-        if (opt.loss) r.val_loss_metric = opt.loss->clone();
-        TrainParams& params = r.params;
-        params.epochs = opt.epochs;
-        params.initial_epoch = opt.initial_epoch;
-        params.batch_size = opt.batch_size;
-        params.samples = r.n_train;
-        if (r.comm != nullptr && r.n_train < r.world)
-            throw InvalidArgument(detail::cat("traincb: Trainer::fit: ", std::to_string(r.n_train),
-                                              " training rows cannot be shared by ", std::to_string(r.world),
-                                              " ranks; every rank needs at least one row per step: train on more "
-                                              "rows or on fewer ranks"));
-        params.steps_per_epoch = steps_from(r.n_train, 0, opt.batch_size, r.world);
-        params.verbose = opt.verbose;
-        params.has_validation = has_val;
-        params.log_keys.push_back("loss");
-        if (r.has_val_loss) params.log_keys.push_back("val_loss");
-        for (const auto& m : opt.metrics) {
-            if (!m) throw InvalidArgument("traincb: Trainer::fit: options.metrics holds a null pointer");
-            const std::string key = m->name();
-            for (const auto& k : params.log_keys)
-                if (k == key || k == "val_" + key)
-                    throw InvalidArgument("traincb: Trainer::fit: two metrics log the key '" + key +
-                                          "'; give one of them another name");
-            r.train_metrics.push_back(m->clone());
-            r.train_metrics.back()->reset();
-            r.metric_keys.push_back(r.train_metrics.back()->name());
-            params.log_keys.push_back(key);
-            params.metric_directions.emplace_back(key, m->direction());
-            if (has_val) {
-                r.val_metrics.push_back(m->clone());
-                params.log_keys.push_back("val_" + key);
-                params.metric_directions.emplace_back("val_" + key, m->direction());
-            }
-        }
-        std::sort(params.log_keys.begin(), params.log_keys.end());
-    }
-
-    // What a checkpoint records about the data order (see RunState); also what a resumed run
-    // compares against the checkpoint's.
-    template <class S>
-    static void record_run_state(Run<S>& r) {
-        const FitOptions<S>& opt = r.opt;
-        r.run_state.seed = opt.seed;
-        r.run_state.fit_options = {{"epochs", opt.epochs},
-                                   {"batch_size", opt.batch_size},
-                                   {"shuffle", opt.shuffle},
-                                   {"shuffle_order", detail::kShuffleOrder},
-                                   {"samples", static_cast<std::int64_t>(r.n_train)},
-                                   {"steps_per_epoch", r.params.steps_per_epoch},
-                                   {"validation_freq", opt.validation_freq},
-                                   {"has_validation", r.vx != nullptr}};
-        if (r.comm != nullptr) r.run_state.fit_options["world_size"] = r.world;
-        r.skip = opt.skip_batches;
-        std::sort(r.skip.begin(), r.skip.end());
-        r.skip.erase(std::unique(r.skip.begin(), r.skip.end()), r.skip.end());
-        if (!r.skip.empty()) r.run_state.fit_options["skip_batches"] = skip_json(r.skip);
-        // Metric states are gathered only when a mid-epoch checkpoint is taken, never per batch.
-        if (!r.train_metrics.empty())
-            r.run_state.metric_states = [&r](std::map<std::string, StateDict, std::less<>>& tensors) {
-                return detail::save_metric_states(r.train_metrics, tensors);
-            };
     }
 
     // resume_from: loads the checkpoint, checks it against this run, and restores the model, the
@@ -546,12 +592,12 @@ private:
                 "traincb/state.hpp) or specialise traincb::model_traits");
         } else {
             io::Checkpoint loaded;
-            const std::filesystem::path path =
-                r.comm != nullptr ? find_resume_on_rank0(r, loaded) : find_resume_checkpoint(r.opt, loaded);
+            const std::filesystem::path path = r.comm != nullptr ? Steps<S>::find_resume_on_rank0(r, loaded)
+                                                                 : Steps<S>::find_resume_checkpoint(r.opt, loaded);
             if (path.empty()) return;
             r.resume = std::move(loaded);
-            check_resume(*r.resume, path, r.run_state, r.opt, r.rank);
-            for (const BatchIndex& i : checkpoint_skips(*r.resume, path)) add_skip(r, i);
+            Steps<S>::check_resume(*r.resume, path, r.run_state, r.opt, r.rank);
+            for (const BatchIndex& i : Steps<S>::checkpoint_skips(*r.resume, path)) Steps<S>::add_skip(r, i);
             r.first_epoch = r.resume->position.next_epoch();
             r.params.resumed = true;
             r.params.initial_epoch = r.first_epoch;
@@ -560,47 +606,6 @@ private:
             r.history.epoch = std::move(r.resume->history.epoch);
             r.history.history = std::move(r.resume->history.history);
         }
-    }
-
-    // Data-parallel: rank 0 finds and reads the checkpoint and broadcasts its bytes (no shared
-    // file system needed); every rank decodes the same bytes. An error on rank 0 (no valid
-    // checkpoint, unreadable) is rank 0's own exception there and a RemoteRankError elsewhere.
-    template <class S>
-    static std::filesystem::path find_resume_on_rank0(Run<S>& r, io::Checkpoint& out) {
-        detail::BytesWriter w;
-        std::exception_ptr error;
-        std::filesystem::path path;
-        if (r.rank == 0) {
-            try {
-                path = find_resume_checkpoint(r.opt, out);
-                std::vector<std::byte> file;
-                if (!path.empty()) file = io::read_file(path, "Trainer");
-                w.u64(path.empty() ? 0 : 1);
-                w.str(path.string());
-                w.u64(file.size());
-                w.raw(file.data(), file.size());
-            } catch (...) {
-                error = std::current_exception();
-                w = detail::BytesWriter();
-                w.u64(2);
-                w.str(detail::exception_message(error));
-            }
-        }
-        std::vector<std::byte> bytes = std::move(w.bytes());
-        r.comm->broadcast_resize(bytes, 0);
-        if (r.rank == 0) {
-            if (error) std::rethrow_exception(error);
-            return path;
-        }
-        detail::BytesReader in(bytes);
-        const std::uint64_t status = in.u64();
-        std::string text = in.str();
-        if (status == 2) throw RemoteRankError(0, text);
-        if (status == 0) return {};
-        std::vector<std::byte> file(static_cast<std::size_t>(in.u64()));
-        in.raw(file.data(), file.size());
-        out = io::parse_checkpoint(file, text);
-        return text;
     }
 
     // Data-parallel: every rank starts from rank 0's model state (after a resume too, so ranks
@@ -642,55 +647,16 @@ private:
         r.list.set_rollback_support(true);
     }
 
-    // Batch buffers and row order, allocated once; the batch log keys are inserted once, so that
-    // a batch allocates nothing.
-    template <class S>
-    static void allocate_buffers(Run<S>& r) {
-        const Eigen::Index bs = std::min<Eigen::Index>(r.opt.batch_size, r.n_train);
-        r.end_label = r.params.steps_per_epoch;
-        const Eigen::Index tail = batch_rows(r, r.end_label - 1).second;
-        r.xb.resize(bs, r.x.cols());
-        r.yb.resize(bs, r.y.cols());
-        r.xt.resize(tail, r.x.cols());
-        r.yt.resize(tail, r.y.cols());
-        r.idx.resize(static_cast<std::size_t>(r.n_train));
-        for (std::size_t i = 0; i < r.idx.size(); ++i) r.idx[i] = static_cast<Eigen::Index>(i);
-        r.batch_logs.set("loss", 0.0);
-        for (const auto& key : r.metric_keys) r.batch_logs.set(key, 0.0);
-    }
-
-    template <class S>
-    static void install_signal_guard(const Run<S>& r, std::optional<SignalGuard>& guard) {
-        guard.emplace();
-        if (!r.list.handles_interrupt() && r.opt.interrupt_checkpoint.empty())
-            warn(
-                "traincb: Trainer::fit: handle_signals is set but nothing saves a checkpoint on interruption; "
-                "set FitOptions::interrupt_checkpoint or use a ModelCheckpoint with save_last = true");
-    }
-
-    // After on_train_begin: hands each callback its checkpointed state. A checkpoint taken after a
-    // stop request resumes into that stop: the rest of its epoch (if any) is skipped as the
-    // original run skipped it, and no further epoch runs.
-    template <class S>
-    static void restore_callbacks(Run<S>& r) {
-        if (!r.resume) return;
-        load_callback_states(r.list, *r.resume, r.params.resumed_from);
-        if (r.resume->stopped) {
-            r.list.context().request_stop(r.resume->stop_source, r.resume->stop_reason);
-            r.resumed_stopped = true;
-        }
-    }
-
     // One epoch: its batches, then validation and on_epoch_end. Returns false when training ends
     // with it (a stop request or an interruption), or before it (a resumed run that had stopped).
     template <class S>
     bool run_epoch(Run<S>& r, int epoch) {
         const bool resumes_mid_epoch = r.resume && !r.resume->position.epoch_completed && epoch == r.first_epoch;
         if (r.resumed_stopped && !resumes_mid_epoch) return false;
-        const std::int64_t first_batch = begin_epoch(r, epoch, resumes_mid_epoch);
+        const std::int64_t first_batch = Steps<S>::begin_epoch(r, epoch, resumes_mid_epoch);
         const std::int64_t last_batch = run_batches(r, epoch, first_batch);
         if (r.interrupted_by != 0) {
-            if (r.comm != nullptr) share_running_values(r);
+            if (r.comm != nullptr) Steps<S>::share_running_values(r);
             r.list.on_interrupt(epoch, static_cast<int>(last_batch));
             return false;
         }
@@ -702,34 +668,6 @@ private:
             return false;
         }
         return true;
-    }
-
-    // Shuffles, then starts the epoch afresh (on_epoch_begin) or, in the epoch a mid-epoch
-    // checkpoint was taken in, where it left off. Returns the first batch to run.
-    template <class S>
-    static std::int64_t begin_epoch(Run<S>& r, int epoch, bool resumes_mid_epoch) {
-        if (r.opt.shuffle) detail::epoch_permutation(r.idx, r.opt.seed, epoch);
-        for (auto& m : r.train_metrics) m->reset();
-        std::int64_t first_batch = 0;
-        r.offset = 0;
-        r.label_base = 0;
-        r.end_label = r.params.steps_per_epoch;
-        if (r.run_state.fit_options.contains("epoch_offset")) {  // the previous epoch was a resharded one
-            r.run_state.fit_options.erase("epoch_offset");
-            r.run_state.fit_options.erase("label_base");
-        }
-        if (resumes_mid_epoch) {
-            const io::Checkpoint& c = *r.resume;
-            if (checkpoint_world(c) != r.world) reshard_resumed_epoch(r, c);
-            first_batch = r.resumed_stopped ? r.end_label : c.position.next_batch();
-            r.list.on_epoch_resume(epoch);
-            restore_running_values(r, c, epoch);
-        } else {
-            r.list.on_epoch_begin(epoch);
-            r.run_state.loss_sum = 0;
-            r.run_state.loss_count = 0;
-        }
-        return first_batch;
     }
 
     // The epoch's batches from `first`, until the last one, a stop request or an interruption:
@@ -788,7 +726,7 @@ private:
                                          ", but no snapshot was taken in this epoch; call "
                                          "Context::request_snapshot() in on_epoch_begin (and as often as a rollback "
                                          "should reach back)"));
-        add_skip(r, BatchIndex{epoch, b});
+        Steps<S>::add_skip(r, BatchIndex{epoch, b});
         if constexpr (HasState<M>) {
             r.snapshot.restore([this](StateVisitor& v) { model_traits<M>::visit_state(model_, v); },
                                [&](double lr) {
@@ -803,27 +741,11 @@ private:
         return r.snapshot.batch();
     }
 
-    // Adds `i` to the skipped batches, and to what checkpoints record of them.
-    template <class S>
-    static void add_skip(Run<S>& r, BatchIndex i) {
-        const auto at = std::lower_bound(r.skip.begin(), r.skip.end(), i);
-        if (at != r.skip.end() && *at == i) return;
-        r.skip.insert(at, i);
-        r.run_state.fit_options["skip_batches"] = skip_json(r.skip);
-    }
-
-    // The skipped batches as checkpoints record them: [[epoch, batch], ...].
-    static nlohmann::json skip_json(const std::vector<BatchIndex>& skip) {
-        nlohmann::json a = nlohmann::json::array();
-        for (const BatchIndex& i : skip) a.push_back({i.epoch, i.batch});
-        return a;
-    }
-
     // Batch `b`: gathers its rows, trains on them, and updates the running loss, the training
     // metrics and (when a callback reads them) the batch logs, between the two batch hooks.
     template <class S>
     void run_batch(Run<S>& r, std::int64_t b, bool logs_wanted) {
-        const auto [begin, rows] = batch_rows(r, b);
+        const auto [begin, rows] = detail::batch_rows(r, b);
         const bool full = rows == r.xb.rows();
         if (!full && r.xt.rows() != rows) {  // only in an epoch resumed on another number of ranks
             r.xt.resize(rows, r.x.cols());
@@ -865,7 +787,7 @@ private:
             if (validating) validate(r);
         }
         r.list.on_epoch_end(epoch, r.epoch_logs);
-        if (r.opt.verbose > 0 && r.rank == 0) print_epoch(epoch, r.opt.epochs, r.epoch_logs);
+        if (r.opt.verbose > 0 && r.rank == 0) Steps<S>::print_epoch(epoch, r.opt.epochs, r.epoch_logs);
     }
 
     // Data-parallel end of epoch: this rank's validation share is predicted, then one exchange
@@ -921,110 +843,6 @@ private:
         for (auto& m : r.val_metrics) m->update(*r.vy, pred);
     }
 
-    // Data-parallel, before on_interrupt in the middle of an epoch: the checkpoint (written by
-    // rank 0) needs every rank's running values. Each rank's running loss goes into
-    // fit_options.rank_losses (a resume on as many ranks gives each its own back, so the epoch
-    // ends bit-identical), and the training metrics are merged over the ranks (a resume gives
-    // them to rank 0).
-    template <class S>
-    static void share_running_values(Run<S>& r) {
-        std::array<std::byte, 16> mine{};
-        std::memcpy(mine.data(), &r.run_state.loss_sum, 8);
-        std::memcpy(mine.data() + 8, &r.run_state.loss_count, 8);
-        const std::vector<std::vector<std::byte>> all = r.comm->all_gather(mine);
-        nlohmann::json losses = nlohmann::json::array();
-        for (const auto& b : all) {
-            double sum = 0;
-            std::int64_t count = 0;
-            std::memcpy(&sum, b.data(), 8);
-            std::memcpy(&count, b.data() + 8, 8);
-            losses.push_back({detail::json_double(sum), count});
-        }
-        r.run_state.fit_options["rank_losses"] = std::move(losses);
-        std::vector<metrics::Metric*> ms;
-        for (const auto& m : r.train_metrics) ms.push_back(m.get());
-        metrics::all_reduce(*r.comm, ms);
-    }
-
-    // The number of ranks that wrote a checkpoint (1 when it does not say).
-    static int checkpoint_world(const io::Checkpoint& c) {
-        const auto it = c.fit_options.find("world_size");
-        return it != c.fit_options.end() && it->is_number_integer() ? it->template get<int>() : 1;
-    }
-
-    // An epoch resumed in the middle on another number of ranks than wrote the checkpoint: the
-    // rest of its order, from the global row the checkpoint reached, is dealt out over this run's
-    // ranks (no row skipped or repeated); its batches are labelled on from the checkpoint's.
-    template <class S>
-    static void reshard_resumed_epoch(Run<S>& r, const io::Checkpoint& c) {
-        const auto& fo = c.fit_options;
-        const auto offset0 = fo.contains("epoch_offset") ? fo.at("epoch_offset").get<std::int64_t>() : 0;
-        const auto label0 = fo.contains("label_base") ? fo.at("label_base").get<std::int64_t>() : 0;
-        const std::int64_t next = c.position.next_batch();
-        r.offset = static_cast<Eigen::Index>(offset0 + (next - label0) * checkpoint_world(c) * r.opt.batch_size);
-        r.label_base = next;
-        if (r.n_train - r.offset < r.world)
-            throw InvalidArgument(detail::cat("traincb: Trainer::fit: resuming from '", r.params.resumed_from.string(),
-                                              "': the rest of epoch ", std::to_string(c.position.epoch + 1), " (",
-                                              std::to_string(r.n_train - r.offset), " rows) cannot be shared by ",
-                                              std::to_string(r.world),
-                                              " ranks; resume on the number of ranks that wrote the checkpoint (",
-                                              std::to_string(checkpoint_world(c)), ") or on fewer ranks"));
-        r.end_label = r.label_base + steps_from(r.n_train, r.offset, r.opt.batch_size, r.world);
-        r.run_state.fit_options["epoch_offset"] = static_cast<std::int64_t>(r.offset);
-        r.run_state.fit_options["label_base"] = r.label_base;
-    }
-
-    // The running training loss and metrics of an epoch resumed in the middle. One process, or the
-    // same number of ranks as wrote the checkpoint: each gets its own back. Another number of
-    // ranks: rank 0 gets them all (the sums of the others' and the merged metrics), the others
-    // start from zero, so the epoch's reduced values are the same. A data-parallel checkpoint
-    // taken by a save between epochs' ends (ModelCheckpoint with a batch save_freq) holds rank 0's
-    // values only: the epoch's running values then restart, with a warning.
-    template <class S>
-    static void restore_running_values(Run<S>& r, const io::Checkpoint& c, int epoch) {
-        const int was = checkpoint_world(c);
-        const std::int64_t next = c.position.next_batch();
-        const auto losses = c.fit_options.find("rank_losses");
-        r.run_state.loss_sum = 0;
-        r.run_state.loss_count = 0;
-        if (was > 1 && losses == c.fit_options.end()) {
-            if (r.rank == 0)
-                warn(detail::cat("traincb: Trainer::fit: resuming from '", r.params.resumed_from.string(),
-                                 "': it was saved in the middle of epoch ", std::to_string(epoch + 1), " by ",
-                                 std::to_string(was),
-                                 " ranks between their votes (a batch save_freq), so it holds rank 0's running values "
-                                 "only; this epoch's training loss and metrics cover the batches after the resume"));
-            return;
-        }
-        if (r.rank == 0)
-            restore_train_metrics(r.train_metrics, c, r.params.resumed_from, epoch, next, r.params.steps_per_epoch);
-        if (was == 1) {
-            if (r.rank == 0) {
-                r.run_state.loss_sum = c.loss_sum;
-                r.run_state.loss_count = c.loss_count;
-            }
-            return;
-        }
-        const std::string source = r.params.resumed_from.string();
-        const auto read = [&](std::size_t i, double& sum, std::int64_t& count) {
-            const nlohmann::json& e = losses->at(i);
-            sum = detail::parse_json_double(e.at(0), "fit_options.rank_losses", source);
-            count = e.at(1).get<std::int64_t>();
-        };
-        if (was == r.world) {
-            read(static_cast<std::size_t>(r.rank), r.run_state.loss_sum, r.run_state.loss_count);
-        } else if (r.rank == 0) {
-            for (std::size_t i = 0; i < losses->size(); ++i) {
-                double sum = 0;
-                std::int64_t count = 0;
-                read(i, sum, count);
-                r.run_state.loss_sum += sum;
-                r.run_state.loss_count += count;
-            }
-        }
-    }
-
     // Validation between on_test_begin and on_test_end: the loss and the metrics over the whole
     // validation set, added to the epoch logs as val_*.
     template <class S>
@@ -1053,343 +871,6 @@ private:
         for (const auto& [k, v] : r.val_logs) r.epoch_logs.set("val_" + k, v);
     }
 
-    // The interrupt checkpoint keeps its previous version (io::RotatingCheckpoint) when that one
-    // is this run's: the file the run resumed from.
-    template <class S>
-    static void save_interrupt_checkpoint(Run<S>& r) {
-        clear_interrupt();
-        if (r.opt.interrupt_checkpoint.empty()) return;
-        on_rank0(r, [&r] {
-            io::RotatingCheckpoint file(r.opt.interrupt_checkpoint);
-            file.begin_run(r.params.resumed_from);
-            file.save(io::encode_checkpoint(io::capture_checkpoint(r.list.context(), io::CheckpointKind::Full)),
-                      "Trainer");
-        });
-    }
-
-    // Runs `write` on rank 0 only and shares its outcome: an exception there is rank 0's own and a
-    // RemoteRankError on every other rank. One process: just runs it.
-    template <class S, class F>
-    static void on_rank0(Run<S>& r, F&& write) {
-        if (r.comm == nullptr) {
-            write();
-            return;
-        }
-        std::exception_ptr error;
-        if (r.rank == 0) {
-            try {
-                write();
-            } catch (...) {
-                error = std::current_exception();
-            }
-        }
-        std::array<std::int64_t, 1> failed{error ? 1 : 0};
-        r.comm->max_int64(failed);
-        if (failed[0] != 0) detail::throw_agreed_failure(*r.comm, 0, error);
-    }
-
-    // on_train_end (interrupted, stopped or completed), and the History with how training ended.
-    template <class S>
-    static History finish(Run<S>& r, bool guarded) {
-        if (r.interrupted_by != 0) {
-            TrainEnd end;
-            end.kind = EndKind::Interrupted;
-            end.source = "signal";
-            end.reason = interrupt_signal_name(r.interrupted_by);
-            r.list.on_train_end(std::move(end));
-        } else {
-            r.list.on_train_end();
-        }
-        // A signal that arrived after the last check belongs to this fit, not to the next one.
-        if (guarded) clear_interrupt();
-        r.history.end = r.list.context().end();
-        return std::move(r.history);
-    }
-
-    // The checkpoint resume_from names, loaded into `out` (verified), and its path; an empty path
-    // for a fresh run. Falls back past invalid files (see FitOptions::resume_from).
-    template <class S>
-    static std::filesystem::path find_resume_checkpoint(const FitOptions<S>& opt, io::Checkpoint& out) {
-        namespace fs = std::filesystem;
-        const fs::path& p = opt.resume_from;
-        std::error_code ec;
-        const fs::file_status st = fs::status(p, ec);
-        if (ec && ec != std::errc::no_such_file_or_directory) throw IoError("Trainer", "cannot resume from", p, ec);
-        if (fs::is_directory(st)) {
-            io::CheckpointScan found = io::detail_ckpt::scan(p, &out);
-            if (found.latest) {
-                if (!found.invalid.empty()) warn_fallback(p, found.invalid, *found.latest, out.position);
-                return *found.latest;
-            }
-            if (found.invalid.empty()) {
-                warn("traincb: Trainer::fit: resume_from '" + p.string() +
-                     "' holds no full checkpoint yet; starting a fresh run");
-                return {};
-            }
-            return no_valid_checkpoint(opt, std::move(found.invalid));
-        }
-        std::vector<InvalidCheckpointFile> invalid;
-        if (fs::exists(st)) {
-            try {
-                out = io::load_checkpoint(p, "Trainer");
-                return p;
-            } catch (const FormatError& e) {
-                invalid.push_back({p, io::detail_ckpt::reason_of(e, p)});
-            }
-        } else if (p.extension() != ".safetensors") {
-            warn("traincb: Trainer::fit: resume_from '" + p.string() +
-                 "' does not exist yet (taken as a checkpoint directory); starting a fresh run");
-            return {};
-        }
-        // An invalid file, or a missing one (a kill between the two renames of a rotating save):
-        // its previous version, if there is one.
-        fs::path previous = io::previous_checkpoint_path(p);
-        if (!fs::exists(previous, ec)) {
-            if (invalid.empty()) throw IoError("Trainer", "cannot resume from", p, ENOENT);
-            return no_valid_checkpoint(opt, std::move(invalid));
-        }
-        try {
-            out = io::load_checkpoint(previous, "Trainer");
-        } catch (const Error& e) {
-            invalid.push_back({previous, io::detail_ckpt::reason_of(e, previous)});
-            return no_valid_checkpoint(opt, std::move(invalid));
-        }
-        if (invalid.empty()) invalid.push_back({p, "the file does not exist"});
-        warn_fallback(p, invalid, previous, out.position);
-        return previous;
-    }
-
-    // "'<file>' (<why>); ..." for messages.
-    static std::string list_invalid(const std::vector<InvalidCheckpointFile>& files) {
-        std::string out;
-        for (const InvalidCheckpointFile& f : files)
-            out += detail::cat(out.empty() ? "" : "; ", "'", f.path.string(), "' (", f.reason, ")");
-        return out;
-    }
-
-    // One warning for a resume past invalid files: each one and why, and the file used instead.
-    static void warn_fallback(const std::filesystem::path& from, const std::vector<InvalidCheckpointFile>& invalid,
-                              const std::filesystem::path& used, const io::CheckpointPosition& pos) {
-        const std::string where = pos.epoch_completed ? detail::cat("the end of epoch ", std::to_string(pos.epoch + 1))
-                                                      : detail::cat("batch ", std::to_string(pos.batch), " of epoch ",
-                                                                    std::to_string(pos.epoch + 1));
-        warn(detail::cat("traincb: Trainer::fit: resume_from '", from.string(), "': skipping ",
-                         std::to_string(invalid.size()), " invalid checkpoint file", invalid.size() == 1 ? "" : "s",
-                         ": ", list_invalid(invalid), "; resuming from '", used.string(), "' (", where,
-                         "), the newest valid checkpoint"));
-    }
-
-    // Every checkpoint found is invalid: an error that writes nothing, or a fresh run when asked.
-    template <class S>
-    static std::filesystem::path no_valid_checkpoint(const FitOptions<S>& opt,
-                                                     std::vector<InvalidCheckpointFile> invalid) {
-        std::sort(invalid.begin(), invalid.end(),
-                  [](const InvalidCheckpointFile& a, const InvalidCheckpointFile& b) { return a.path < b.path; });
-        const std::string head =
-            detail::cat("traincb: Trainer::fit: resume_from '", opt.resume_from.string(),
-                        "': ", invalid.size() == 1 ? "the checkpoint file is" : "every checkpoint file is",
-                        " invalid: ", list_invalid(invalid));
-        if (opt.start_over_if_invalid) {
-            warn(head + "; starting a fresh run, as start_over_if_invalid asks (it will overwrite them)");
-            return {};
-        }
-        throw NoValidCheckpointError(head +
-                                         ". Nothing was written. Restore a valid checkpoint, resume from another one, "
-                                         "or set FitOptions::start_over_if_invalid to start a fresh run over them",
-                                     std::move(invalid));
-    }
-
-    // Warns about every option changed since the checkpoint; refuses to continue mid-epoch when
-    // the data order changed (the batches already done could not be told apart from the rest).
-    template <class S>
-    static void check_resume(const io::Checkpoint& c, const std::filesystem::path& path, const RunState& now,
-                             const FitOptions<S>& opt, int rank) {
-        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
-        const auto say = [rank](const std::string& m) {  // every rank reads the same checkpoint: rank 0 tells
-            if (rank == 0) warn(m);
-        };
-        if (c.kind != io::CheckpointKind::Full)
-            throw InvalidArgument(where +
-                                  "it is a weights-only checkpoint, which cannot resume a run; resume from a full "
-                                  "checkpoint (ModelCheckpoint without save_weights_only, or its last.safetensors), "
-                                  "or load the weights with traincb::io::load_weights and train afresh");
-        std::vector<std::string> order_changed;
-        for (const auto& [key, value] : now.fit_options.items()) {
-            const auto it = c.fit_options.find(key);
-            if (key == "shuffle_order" || key == "skip_batches" || key == "world_size" || it == c.fit_options.end() ||
-                *it == value)
-                continue;
-            if (key == "steps_per_epoch" && checkpoint_world(c) != now.fit_options.value("world_size", 1))
-                continue;  // follows from the number of ranks (below)
-            say(where + "'" + key + "' changed since the checkpoint (was " + detail::json_text(*it) + ", now " +
-                detail::json_text(value) + "); the new value applies");
-            if (key == "batch_size" || key == "shuffle" || key == "samples" || key == "steps_per_epoch")
-                order_changed.push_back(key);
-        }
-        if (c.seed != now.seed) {
-            say(where + "'seed' changed since the checkpoint (was " + std::to_string(c.seed) + ", now " +
-                std::to_string(now.seed) + "); the new value applies, so the batches differ from the original run's");
-            if (opt.shuffle) order_changed.emplace_back("seed");
-        }
-        check_shuffle_order(c, where, now, opt, rank);
-        if (const int was = checkpoint_world(c), is = now.fit_options.value("world_size", 1); was != is && rank == 0)
-            warn(detail::cat(where, "it was written by ", std::to_string(was), " rank", was == 1 ? "" : "s",
-                             " and this run has ", std::to_string(is),
-                             "; training continues from the same epoch and global sample position, the rows dealt out "
-                             "over ",
-                             std::to_string(is), " rank", is == 1 ? "" : "s",
-                             " (steps per epoch and the batches each rank sees differ from the original run's)"));
-        if (!c.position.epoch_completed && !order_changed.empty())
-            throw InvalidArgument(where + "it was taken in the middle of epoch " +
-                                  std::to_string(c.position.epoch + 1) + ", and " + detail::join(order_changed) +
-                                  " changed since, so the rest of that epoch's batches cannot be determined; pass "
-                                  "the checkpoint's values, or resume from an epoch-boundary checkpoint");
-        if (opt.initial_epoch != 0 && opt.initial_epoch != c.position.next_epoch())
-            say(where + "initial_epoch " + std::to_string(opt.initial_epoch) +
-                " is ignored; the run continues where the checkpoint left off (initial_epoch " +
-                std::to_string(c.position.next_epoch()) + ")");
-    }
-
-    // A checkpoint written by a traincb that shuffled in another order (one without
-    // "shuffle_order" used order 1): the later epochs are shuffled in this traincb's order, with a
-    // warning, but the rest of an epoch it was taken in the middle of cannot be determined.
-    template <class S>
-    static void check_shuffle_order(const io::Checkpoint& c, const std::string& where, const RunState& now,
-                                    const FitOptions<S>& opt, int rank) {
-        const auto shuffled = c.fit_options.find("shuffle");
-        if (!opt.shuffle || shuffled == c.fit_options.end() || *shuffled != true) return;
-        const auto it = c.fit_options.find("shuffle_order");
-        const nlohmann::json was = it == c.fit_options.end() ? nlohmann::json(1) : *it;
-        const nlohmann::json& is = now.fit_options.at("shuffle_order");
-        if (was == is) return;
-        const std::string orders = "shuffle order " + detail::json_text(was) +
-                                   (it == c.fit_options.end() ? " (no 'shuffle_order' recorded)" : "") +
-                                   ", this traincb's is " + detail::json_text(is);
-        if (!c.position.epoch_completed)
-            throw InvalidArgument(where + "it was taken in the middle of epoch " +
-                                  std::to_string(c.position.epoch + 1) + " by a traincb (" + c.version +
-                                  ") that shuffles the rows in another order (" + orders +
-                                  "), so the rest of that epoch's batches cannot be determined; resume from an "
-                                  "epoch-boundary checkpoint (one saved at an epoch end), or finish the run with "
-                                  "the traincb version that wrote it");
-        if (rank == 0)
-            warn(where + "it was written by a traincb (" + c.version + ") that shuffles the rows in another order (" +
-                 orders +
-                 "); the next epochs are shuffled in this traincb's order, so their batches differ from the "
-                 "ones the original run would have drawn");
-    }
-
-    // The batches a checkpoint's run skipped (fit_options.skip_batches; none in a checkpoint that
-    // predates it).
-    static std::vector<BatchIndex> checkpoint_skips(const io::Checkpoint& c, const std::filesystem::path& path) {
-        std::vector<BatchIndex> out;
-        const auto it = c.fit_options.find("skip_batches");
-        if (it == c.fit_options.end()) return out;
-        const auto bad = [&] {
-            throw FormatError(detail::cat("traincb: Trainer::fit: resuming from '", path.string(),
-                                          "': fit_options.skip_batches is ", detail::json_text(*it),
-                                          ", expected [[epoch, batch], ...] with both >= 0"));
-        };
-        if (!it->is_array()) bad();
-        for (const auto& e : *it) {
-            if (!e.is_array() || e.size() != 2 || !e[0].is_number_integer() || !e[1].is_number_integer()) bad();
-            const auto epoch = e[0].get<std::int64_t>();
-            const auto batch = e[1].get<std::int64_t>();
-            if (epoch < 0 || epoch > std::numeric_limits<int>::max() || batch < 0) bad();
-            out.push_back({static_cast<int>(epoch), batch});
-        }
-        return out;
-    }
-
-    // Hands each stateful callback its saved state (after on_train_begin, as load_state requires).
-    static void load_callback_states(CallbackList& list, const io::Checkpoint& c, const std::filesystem::path& path) {
-        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
-        const bool tells = list.context().comm().rank() == 0;  // every rank loads the same states
-        std::set<std::string, std::less<>> used;
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            Callback& cb = list[i];
-            const std::string key = cb.state_key();
-            if (key.empty()) continue;
-            const auto it = c.callbacks.find(key);
-            if (it == c.callbacks.end()) {
-                if (tells)
-                    warn(where + "the checkpoint holds no state for callback '" + key + "' (" + cb.name() +
-                         "); it starts fresh");
-                continue;
-            }
-            cb.load_state(it->second, list.context());
-            used.insert(key);
-        }
-        for (const auto& [key, state] : c.callbacks)
-            if (!used.contains(key))
-                if (tells)
-                    warn(where + "the checkpoint holds state for '" + key +
-                         "', which no callback of this run has; it is ignored");
-    }
-
-    // Restores the training metrics of the epoch a mid-epoch checkpoint was taken in; each one
-    // that cannot be restored restarts (from the next batch), and one warning names them all.
-    static void restore_train_metrics(std::vector<std::unique_ptr<metrics::Metric>>& ms, const io::Checkpoint& c,
-                                      const std::filesystem::path& path, int epoch, std::int64_t next_batch,
-                                      std::int64_t steps) {
-        if (ms.empty()) return;
-        const std::string where = "traincb: Trainer::fit: resuming from '" + path.string() + "': ";
-        std::string missed;
-        const auto miss = [&](const metrics::Metric& m, const std::string& why) {
-            missed += std::string(missed.empty() ? "" : "; ") + "'" + m.name() + "' (" + why + ")";
-        };
-        if (!c.train_metrics.is_object()) {
-            for (const auto& m : ms)
-                miss(*m, "the checkpoint holds no training metric states: it predates them, or its driver saves none");
-        } else {
-            for (auto& m : ms) {
-                const auto it = c.train_metrics.find(m->name());
-                if (it == c.train_metrics.end()) {
-                    miss(*m, "the checkpoint holds no state for it");
-                } else if (it->is_null()) {
-                    miss(*m, "its class does not implement metrics::Metric::save_state and load_state");
-                } else {
-                    try {
-                        const StateDict none;
-                        const auto t = c.train_metric_tensors.find(m->name());
-                        m->load_state_with_tensors(*it, t != c.train_metric_tensors.end() ? t->second : none);
-                    } catch (const InvalidArgument& e) {  // another class or other options: the new ones win
-                        miss(*m, e.what());
-                    } catch (const FormatError& e) {
-                        throw FormatError(where + "the state of training metric '" + m->name() +
-                                          "' is unusable: " + e.what());
-                    }
-                }
-            }
-        }
-        if (!missed.empty())
-            warn(where + "resumed in the middle of epoch " + std::to_string(epoch + 1) + " (after batch " +
-                 std::to_string(next_batch) + " of " + std::to_string(steps) +
-                 "): the training loss is restored exactly, but these training metrics restart, so this epoch's "
-                 "values of them cover only the batches after the resume: " +
-                 missed);
-    }
-
-    template <class S>
-    static void validate_options(const FitOptions<S>& o) {
-        auto bad = [](const std::string& m) { throw InvalidArgument("traincb: Trainer::fit: " + m); };
-        if (o.batch_size < 1) bad("batch_size must be >= 1, got " + std::to_string(o.batch_size));
-        if (o.epochs < 0) bad("epochs must be >= 0, got " + std::to_string(o.epochs));
-        if (o.initial_epoch < 0) bad("initial_epoch must be >= 0, got " + std::to_string(o.initial_epoch));
-        if (o.epochs < o.initial_epoch)
-            bad("epochs (" + std::to_string(o.epochs) + ") is less than initial_epoch (" +
-                std::to_string(o.initial_epoch) + "); epochs is the absolute index to stop at, as in Keras");
-        if (!(o.validation_split >= 0 && o.validation_split < 1))
-            bad("validation_split must be in [0, 1), got " + detail::format_double(o.validation_split));
-        if (o.validation_split > 0 && o.validation_data)
-            bad("pass either validation_data or validation_split, not both");
-        if (o.validation_freq < 1) bad("validation_freq must be >= 1, got " + std::to_string(o.validation_freq));
-        for (const BatchIndex& i : o.skip_batches)
-            if (i.epoch < 0 || i.batch < 0)
-                bad(detail::cat("skip_batches holds {.epoch = ", std::to_string(i.epoch), ", .batch = ",
-                                std::to_string(i.batch), "}; epochs and batches are 0-based, so both must be >= 0"));
-    }
-
     template <class R, class Mat>
     void update_train_metrics(std::vector<std::unique_ptr<metrics::Metric>>& ms, const R& result, const Mat& bx,
                               const Mat& by) {
@@ -1402,12 +883,6 @@ private:
             const Mat out = model_traits<M>::predict(model_, bx);
             for (auto& m : ms) m->update(by, out);
         }
-    }
-
-    static void print_epoch(int epoch, int epochs, const Logs& logs) {
-        std::string line = "Epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs);
-        for (const auto& [k, v] : logs) line += " - " + k + ": " + detail::format_double(v);
-        std::cout << line << '\n';
     }
 
     M& model_;
