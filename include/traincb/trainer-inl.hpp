@@ -645,8 +645,57 @@ void FitSteps<S>::validate_options(const FitOptions<S>& o) {
                             std::to_string(i.batch), "}; epochs and batches are 0-based, so both must be >= 0"));
 }
 
+TRAINCB_INLINE void FitCommon::check_shapes(Eigen::Index xr, Eigen::Index xc, Eigen::Index yr, Eigen::Index yc) {
+    if (xr != yr)
+        throw InvalidArgument("traincb: Trainer::fit: x has " + detail::shape(xr, xc) + " but y has " +
+                              detail::shape(yr, yc) + "; rows are samples, so both need the same number of rows");
+    if (xr == 0 || xc == 0 || yc == 0)
+        throw InvalidArgument("traincb: Trainer::fit: x is " + detail::shape(xr, xc) + " and y is " +
+                              detail::shape(yr, yc) + "; pass non-empty data");
+}
+
+TRAINCB_INLINE void FitCommon::bad_prediction(Eigen::Index rows, Eigen::Index cols, Eigen::Index expected) {
+    throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " + detail::shape(rows, cols) + " for " +
+                          std::to_string(expected) + " validation rows; it must return one row per sample");
+}
+
+template <class S>
+FitRun<S>::~FitRun() = default;
+
+template <class S>
+bool FitSteps<S>::open_resume(Run& r) {
+    io::Checkpoint loaded;
+    const std::filesystem::path path =
+        r.comm != nullptr ? find_resume_on_rank0(r, loaded) : find_resume_checkpoint(r.opt, loaded);
+    if (path.empty()) return false;
+    r.resume = std::move(loaded);
+    check_resume(*r.resume, path, r.run_state, r.opt, r.rank);
+    for (const BatchIndex& i : checkpoint_skips(*r.resume, path)) add_skip(r, i);
+    r.first_epoch = r.resume->position.next_epoch();
+    r.params.resumed = true;
+    r.params.initial_epoch = r.first_epoch;
+    r.params.resumed_from = path;
+    r.history.epoch = std::move(r.resume->history.epoch);
+    r.history.history = std::move(r.resume->history.history);
+    return true;
+}
+
+template <class S>
+void FitSteps<S>::begin_rollback(Run& r, int epoch, std::int64_t b) {
+    const Context& ctx = r.list.context();
+    if (!r.snapshot.valid_for(epoch))
+        throw LogicError(detail::cat("traincb: Trainer::fit: ", ctx.rollback_source(), " asked to roll back batch ",
+                                     std::to_string(b), " of epoch ", std::to_string(epoch + 1),
+                                     ", but no snapshot was taken in this epoch; call "
+                                     "Context::request_snapshot() in on_epoch_begin (and as often as a rollback "
+                                     "should reach back)"));
+    add_skip(r, BatchIndex{epoch, b});
+}
+
 #if defined(TRAINCB_COMPILED)
 // The compiled mode's single instantiation of the model-independent steps (see trainer.hpp).
+template struct FitRun<float>;
+template struct FitRun<double>;
 template struct FitSteps<float>;
 template struct FitSteps<double>;
 #endif

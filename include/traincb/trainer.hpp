@@ -233,6 +233,7 @@ struct FitRun {
         : opt(o), list(l), x(x_in.derived()), y(y_in.derived()), n_train(x.rows()), first_epoch(o.initial_epoch) {}
     FitRun(const FitRun&) = delete;
     FitRun& operator=(const FitRun&) = delete;
+    ~FitRun();
 
     const FitOptions<S>& opt;
     CallbackList& list;
@@ -314,6 +315,16 @@ struct FitCommon {
                                       std::int64_t next_batch, std::int64_t steps);
 
     static void print_epoch(int epoch, int epochs, const Logs& logs);
+
+    // x of xr x xc and y of yr x yc as Trainer::fit's data: as many rows, none empty.
+    static void check_shapes(Eigen::Index xr, Eigen::Index xc, Eigen::Index yr, Eigen::Index yc);
+
+    // predict(x) on the validation rows returned rows x cols for `expected` rows: one row per
+    // sample, else an InvalidArgument.
+    static void check_prediction(Eigen::Index rows, Eigen::Index cols, Eigen::Index expected) {
+        if (rows != expected) bad_prediction(rows, cols, expected);
+    }
+    [[noreturn]] static void bad_prediction(Eigen::Index rows, Eigen::Index cols, Eigen::Index expected);
 };
 
 // This rank's rows of the step labelled `b` of the current epoch: [begin, begin + rows) of the
@@ -357,6 +368,15 @@ struct FitSteps : FitCommon {
     // file system needed); every rank decodes the same bytes. An error on rank 0 (no valid
     // checkpoint, unreadable) is rank 0's own exception there and a RemoteRankError elsewhere.
     static std::filesystem::path find_resume_on_rank0(Run& r, io::Checkpoint& out);
+
+    // resume_from: loads the checkpoint, checks it against this run, and restores the position
+    // and the History (the model's state is the caller's to restore from r.resume, the callbacks'
+    // follow after on_train_begin). Returns false for a fresh run.
+    static bool open_resume(Run& r);
+
+    // Before a rollback of batch `b` of `epoch` (Context::request_rollback): a snapshot must have
+    // been taken in this epoch; the batch joins the skipped ones.
+    static void begin_rollback(Run& r, int epoch, std::int64_t b);
 
     // Batch buffers and row order, allocated once; the batch log keys are inserted once, so that
     // a batch allocates nothing.
@@ -449,6 +469,8 @@ struct FitSteps : FitCommon {
 #if defined(TRAINCB_COMPILED)
 // The compiled mode: traincb::compiled holds FitSteps<float> and FitSteps<double>
 // (traincb/trainer-inl.hpp), so a translation unit that calls Trainer::fit does not compile them.
+extern template struct FitRun<float>;
+extern template struct FitRun<double>;
 extern template struct FitSteps<float>;
 extern template struct FitSteps<double>;
 #endif
@@ -537,7 +559,7 @@ private:
     History run(const Eigen::MatrixBase<DX>& x_in, const Eigen::MatrixBase<DY>& y_in, const FitOptions<S>& opt,
                 CallbackList& list) {
         Steps<S>::validate_options(opt);
-        check_shapes(x_in, y_in);
+        Steps<S>::check_shapes(x_in.rows(), x_in.cols(), y_in.rows(), y_in.cols());
         Run<S> r(x_in, y_in, opt, list);
         if (opt.communicator != nullptr) {
             list.set_communicator(*opt.communicator);
@@ -569,17 +591,6 @@ private:
         return Steps<S>::finish(r, guard.has_value());
     }
 
-    template <class DX, class DY>
-    static void check_shapes(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DY>& y) {
-        if (x.rows() != y.rows())
-            throw InvalidArgument("traincb: Trainer::fit: x has " + detail::shape(x.rows(), x.cols()) + " but y has " +
-                                  detail::shape(y.rows(), y.cols()) +
-                                  "; rows are samples, so both need the same number of rows");
-        if (x.rows() == 0 || x.cols() == 0 || y.cols() == 0)
-            throw InvalidArgument("traincb: Trainer::fit: x is " + detail::shape(x.rows(), x.cols()) + " and y is " +
-                                  detail::shape(y.rows(), y.cols()) + "; pass non-empty data");
-    }
-
     // resume_from: loads the checkpoint, checks it against this run, and restores the model, the
     // position and the History (the callbacks' states follow after on_train_begin).
     template <class S>
@@ -591,20 +602,7 @@ private:
                 "visit_state(traincb::StateVisitor&), so its state cannot be restored; add it (see "
                 "traincb/state.hpp) or specialise traincb::model_traits");
         } else {
-            io::Checkpoint loaded;
-            const std::filesystem::path path = r.comm != nullptr ? Steps<S>::find_resume_on_rank0(r, loaded)
-                                                                 : Steps<S>::find_resume_checkpoint(r.opt, loaded);
-            if (path.empty()) return;
-            r.resume = std::move(loaded);
-            Steps<S>::check_resume(*r.resume, path, r.run_state, r.opt, r.rank);
-            for (const BatchIndex& i : Steps<S>::checkpoint_skips(*r.resume, path)) Steps<S>::add_skip(r, i);
-            r.first_epoch = r.resume->position.next_epoch();
-            r.params.resumed = true;
-            r.params.initial_epoch = r.first_epoch;
-            r.params.resumed_from = path;
-            io::restore_model(*r.resume, model_);
-            r.history.epoch = std::move(r.resume->history.epoch);
-            r.history.history = std::move(r.resume->history.history);
+            if (Steps<S>::open_resume(r)) io::restore_model(*r.resume, model_);
         }
     }
 
@@ -719,14 +717,7 @@ private:
     // and the snapshot's state comes back. Returns the batch to go on from (the snapshot's).
     template <class S>
     std::int64_t roll_back(Run<S>& r, int epoch, std::int64_t b) {
-        const Context& ctx = r.list.context();
-        if (!r.snapshot.valid_for(epoch))
-            throw LogicError(detail::cat("traincb: Trainer::fit: ", ctx.rollback_source(), " asked to roll back batch ",
-                                         std::to_string(b), " of epoch ", std::to_string(epoch + 1),
-                                         ", but no snapshot was taken in this epoch; call "
-                                         "Context::request_snapshot() in on_epoch_begin (and as often as a rollback "
-                                         "should reach back)"));
-        Steps<S>::add_skip(r, BatchIndex{epoch, b});
+        Steps<S>::begin_rollback(r, epoch, b);
         if constexpr (HasState<M>) {
             r.snapshot.restore([this](StateVisitor& v) { model_traits<M>::visit_state(model_, v); },
                                [&](double lr) {
@@ -830,10 +821,7 @@ private:
         for (auto& m : r.val_metrics) m->reset();
         if (r.vx->rows() == 0) return;  // fewer validation rows than ranks
         const Matrix<S> pred = model_traits<M>::predict(model_, *r.vx);
-        if (pred.rows() != r.vy->rows())
-            throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
-                                  detail::shape(pred.rows(), pred.cols()) + " for " + std::to_string(r.vx->rows()) +
-                                  " validation rows; it must return one row per sample");
+        Steps<S>::check_prediction(pred.rows(), pred.cols(), r.vy->rows());
         if (r.val_loss_metric) {
             r.val_loss_metric->update(*r.vy, pred);
         } else if constexpr (HasLoss<M, S>) {
@@ -849,10 +837,7 @@ private:
     void validate(Run<S>& r) {
         r.list.on_test_begin();
         const Matrix<S> pred = model_traits<M>::predict(model_, *r.vx);
-        if (pred.rows() != r.vy->rows())
-            throw InvalidArgument("traincb: Trainer::fit: predict(x) returned " +
-                                  detail::shape(pred.rows(), pred.cols()) + " for " + std::to_string(r.vx->rows()) +
-                                  " validation rows; it must return one row per sample");
+        Steps<S>::check_prediction(pred.rows(), pred.cols(), r.vy->rows());
         r.val_logs.clear();
         if (r.val_loss_metric) {
             r.val_loss_metric->reset();
