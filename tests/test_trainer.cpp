@@ -290,6 +290,27 @@ TEST_CASE("Trainer: mismatched shapes are rejected at fit with both shapes in th
     CHECK(model.steps == 0);
 }
 
+namespace {
+// A model whose predict drops the last row: validation must refuse its output.
+struct ShortPredict : Linear {
+    using Linear::Linear;
+    Eigen::MatrixXd predict(const Eigen::MatrixXd& x) const { return Linear::predict(x).topRows(x.rows() - 1); }
+};
+}  // namespace
+
+TEST_CASE("Trainer: a predict that returns another number of rows than it was given is rejected at validation") {
+    Eigen::MatrixXd x, y;
+    test_models::make_data(10, x, y);
+    ShortPredict model(2, 1);
+    traincb::Trainer trainer(model);
+    // 10 rows, validation_split 0.4: 4 validation rows, for which predict returns 3 (1 column).
+    CHECK_THROWS_AS(trainer.fit(x, y, {.epochs = 2, .validation_split = 0.4}), traincb::InvalidArgument);
+    CHECK_THROWS_WITH(trainer.fit(x, y, {.epochs = 2, .validation_split = 0.4}),
+                      "traincb: Trainer::fit: predict(x) returned 3x1 for 4 validation rows; it must return one row "
+                      "per sample");
+    CHECK(model.steps == 2);  // each fit ran its first epoch's one step (6 rows, batch_size 32), then validated
+}
+
 TEST_CASE("Trainer: a monitor typo fails before the first epoch with a did-you-mean") {
     Eigen::MatrixXd x, y;
     test_models::make_data(8, x, y);
