@@ -4,10 +4,11 @@
 // SPDLOG_COMPILED_LIB).
 //
 // In the compiled mode a translation unit that includes traincb compiles only the templates it
-// instantiates (Trainer<Model>::fit, the model-typed helpers); the bodies that cost compile time
-// without depending on the user's types (the checkpoint and safetensors reader and writer, the
-// JSON state codecs, CallbackList's hooks, the callbacks' and sinks' virtual functions) are compiled
-// once, in the library:
+// instantiates (Trainer<Model>::fit's steps that call the model, the model-typed helpers); the bodies
+// that cost compile time without depending on the user's types (the checkpoint and safetensors
+// reader and writer, the JSON state codecs, CallbackList's hooks, the callbacks' and sinks' virtual
+// functions, and fit's model-independent steps, detail::FitSteps, explicitly instantiated for float
+// and double) are compiled once, in the library:
 //   - with CMake, link traincb::compiled instead of traincb::traincb (it defines TRAINCB_COMPILED
 //     for its users);
 //   - by hand, compile one file that does `#define TRAINCB_COMPILED_SOURCE` then
