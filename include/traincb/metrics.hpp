@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "traincb/detail/config.hpp"
 #include "traincb/detail/metrics_kernels.hpp"
 #include "traincb/detail/strings.hpp"
 #include "traincb/direction.hpp"
@@ -553,23 +554,17 @@ struct MeanState {
     }
 };
 
-inline void check_name(const char* who, const std::string& name) {
-    if (name.empty()) fail(who, "name is empty; pass the log key, e.g. .name = \"accuracy\"");
-}
+TRAINCB_INLINE void check_name(const char* who, const std::string& name);
 
 /// The version of the states the built-in metrics write (save_state) and read (load_state).
 inline constexpr int kStateVersion = 1;
 
 /// A double in a state: the shortest decimal that round-trips, or "nan" / "inf" / "-inf" (JSON
 /// has no NaN), as the checkpoint writes every double.
-[[nodiscard]] inline nlohmann::json state_double(double v) {
-    return format_double(v);
-}
+[[nodiscard]] TRAINCB_INLINE nlohmann::json state_double(double v);
 
 /// How a JSON value of a state reads in a message: a string as itself, anything else dumped.
-[[nodiscard]] inline std::string state_text(const nlohmann::json& v) {
-    return v.is_string() ? v.get_ref<const std::string&>() : v.dump();
-}
+[[nodiscard]] TRAINCB_INLINE std::string state_text(const nlohmann::json& v);
 
 /// Reads the fields of a state given to load_state; each failure is a FormatError naming the
 /// class, the metric and the field.
@@ -577,85 +572,22 @@ struct StateReader {
     std::string who;   // "metrics::Precision::load_state"
     std::string name;  // the metric's name (log key)
 
-    [[noreturn]] void malformed(const std::string& what) const {
-        throw FormatError("traincb: " + who + ": the state given to '" + name + "' " + what +
-                          "; pass the JSON that save_state of the same class wrote");
-    }
-    [[nodiscard]] const nlohmann::json& field(const nlohmann::json& j, const char* key) const {
-        const auto it = j.find(key);
-        if (it == j.end()) malformed(std::string("has no '") + key + "'");
-        return *it;
-    }
-    [[nodiscard]] double real(const nlohmann::json& v, const std::string& what) const {
-        if (v.is_string()) {
-            if (const auto d = parse_double(v.get_ref<const std::string&>())) return *d;
-        }
-        malformed("has " + what + " = " + v.dump() + ", not a number written as a string");
-    }
-    [[nodiscard]] std::int64_t count(const nlohmann::json& v, const std::string& what) const {
-        if (v.is_number_integer() && (v.is_number_unsigned() || v.get<std::int64_t>() >= 0)) {
-            if (v.is_number_unsigned() &&
-                v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-                malformed("has " + what + " = " + v.dump() + ", beyond a 64-bit count");
-            return v.get<std::int64_t>();
-        }
-        malformed("has " + what + " = " + v.dump() + ", not a whole number >= 0");
-    }
-    [[nodiscard]] const nlohmann::json& array(const nlohmann::json& j, const char* key,
-                                              std::optional<std::size_t> size = std::nullopt) const {
-        const nlohmann::json& v = field(j, key);
-        if (!v.is_array()) malformed(std::string("has '") + key + "' = " + v.dump() + ", not an array");
-        if (size && v.size() != *size)
-            malformed(std::string("has '") + key + "' with " + std::to_string(v.size()) + " entries, but " +
-                      std::to_string(*size) + " are needed (a state of a metric with other options?)");
-        return v;
-    }
+    [[noreturn]] TRAINCB_INLINE void malformed(const std::string& what) const;
+    [[nodiscard]] TRAINCB_INLINE const nlohmann::json& field(const nlohmann::json& j, const char* key) const;
+    [[nodiscard]] TRAINCB_INLINE double real(const nlohmann::json& v, const std::string& what) const;
+    [[nodiscard]] TRAINCB_INLINE std::int64_t count(const nlohmann::json& v, const std::string& what) const;
+    [[nodiscard]] TRAINCB_INLINE const nlohmann::json& array(const nlohmann::json& j, const char* key,
+                                                             std::optional<std::size_t> size = std::nullopt) const;
 };
 
 /// The state header every built-in metric writes: {"kind", "version", "options"}.
-[[nodiscard]] inline nlohmann::json state_header(const char* who, nlohmann::json options) {
-    const std::string_view w(who);
-    return {
-        {"kind", std::string(w.substr(w.find("::") + 2))}, {"version", kStateVersion}, {"options", std::move(options)}};
-}
+[[nodiscard]] TRAINCB_INLINE nlohmann::json state_header(const char* who, nlohmann::json options);
 
 /// Checks a state's kind, version and options against the metric loading it.
 /// @throws FormatError for a malformed header or an unknown version; InvalidArgument for another
 /// kind or other options
-inline void check_state_header(const StateReader& in, const char* who, const nlohmann::json& state,
-                               const nlohmann::json& options) {
-    if (!state.is_object()) in.malformed("is " + state.dump() + ", not a JSON object");
-    const std::string_view w(who);
-    const std::string kind(w.substr(w.find("::") + 2));
-    const nlohmann::json& k = in.field(state, "kind");
-    if (!k.is_string()) in.malformed("has 'kind' = " + k.dump() + ", not a string");
-    if (k.get_ref<const std::string&>() != kind)
-        throw InvalidArgument("traincb: " + in.who + ": '" + in.name + "' is a metrics::" + kind +
-                              " but the state was saved by a metrics::" + k.get_ref<const std::string&>() +
-                              "; load it into a metric of the class that saved it");
-    const nlohmann::json& v = in.field(state, "version");
-    if (!v.is_number_integer()) in.malformed("has 'version' = " + v.dump() + ", not a whole number");
-    if (v.get<std::int64_t>() != kStateVersion)
-        throw FormatError("traincb: " + in.who + ": the state given to '" + in.name + "' has version " + v.dump() +
-                          ", which this traincb does not read (it reads version " + std::to_string(kStateVersion) +
-                          "); load it with the traincb that wrote it, or let the metric restart");
-    const nlohmann::json& saved = in.field(state, "options");
-    if (!saved.is_object()) in.malformed("has 'options' = " + saved.dump() + ", not a JSON object");
-    std::string now_text, saved_text, fix;
-    for (const auto& [key, now] : options.items()) {
-        const auto it = saved.find(key);
-        if (it == saved.end()) in.malformed("has no option '" + key + "'");
-        if (*it == now) continue;
-        const char* sep = now_text.empty() ? "" : ", ";
-        now_text += sep + key + " " + state_text(now);
-        saved_text += sep + key + " " + state_text(*it);
-        fix += sep + ("." + key) + " = " + state_text(*it);
-    }
-    if (!now_text.empty())
-        throw InvalidArgument("traincb: " + in.who + ": '" + in.name + "' has " + now_text +
-                              " but the state was saved with " + saved_text + "; build the metric with " + fix +
-                              " to load it");
-}
+TRAINCB_INLINE void check_state_header(const StateReader& in, const char* who, const nlohmann::json& state,
+                                       const nlohmann::json& options);
 
 }  // namespace traincb::inline v0::detail::metrics
 
@@ -668,6 +600,7 @@ namespace traincb::inline v0::detail {
 template <class Self>
 class MetricImpl : public ::traincb::metrics::Metric {
 public:
+    ~MetricImpl() override;  // defined below the class
     /// Accumulates a batch given as any Eigen expressions (read in place). @throws InvalidArgument
     /// for bad shapes or values (the state is then unchanged)
     template <class A, class B>
@@ -753,6 +686,12 @@ private:
     const Self& self() const noexcept { return static_cast<const Self&>(*this); }
 };
 
+// Out of the class: clang instantiates every virtual function of a class template whose destructor
+// is defined in the class (even implicitly), wherever the template is instantiated, so each metric
+// class's declaration alone would compile its whole implementation.
+template <class Self>
+MetricImpl<Self>::~MetricImpl() = default;
+
 /// A metric that is a weighted mean (accuracies, cross-entropies, MSE, MAE): result() is O(1).
 template <class Self, class Options>
 class MeanMetric : public MetricImpl<Self> {
@@ -818,9 +757,7 @@ struct BinaryAccuracyOptions {
 class BinaryAccuracy final : public detail::MeanMetric<BinaryAccuracy, BinaryAccuracyOptions> {
 public:
     /// @throws InvalidArgument for an empty name or a NaN threshold
-    explicit BinaryAccuracy(BinaryAccuracyOptions options = {}) : MeanMetric(std::move(options)) {
-        if (std::isnan(opt_.threshold)) detail::metrics::fail(kWho, "threshold is nan; pass a number such as 0.5");
-    }
+    TRAINCB_INLINE explicit BinaryAccuracy(BinaryAccuracyOptions options = {});
 
 private:
     friend class detail::MetricImpl<BinaryAccuracy>;
@@ -847,7 +784,7 @@ struct CategoricalAccuracyOptions {
 class CategoricalAccuracy final : public detail::MeanMetric<CategoricalAccuracy, CategoricalAccuracyOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit CategoricalAccuracy(CategoricalAccuracyOptions options = {}) : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit CategoricalAccuracy(CategoricalAccuracyOptions options = {});
 
 private:
     friend class detail::MetricImpl<CategoricalAccuracy>;
@@ -872,8 +809,7 @@ class SparseCategoricalAccuracy final
     : public detail::MeanMetric<SparseCategoricalAccuracy, SparseCategoricalAccuracyOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit SparseCategoricalAccuracy(SparseCategoricalAccuracyOptions options = {})
-        : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit SparseCategoricalAccuracy(SparseCategoricalAccuracyOptions options = {});
 
 private:
     friend class detail::MetricImpl<SparseCategoricalAccuracy>;
@@ -899,9 +835,7 @@ class TopKCategoricalAccuracy final
     : public detail::MeanMetric<TopKCategoricalAccuracy, TopKCategoricalAccuracyOptions> {
 public:
     /// @throws InvalidArgument for an empty name or k < 1
-    explicit TopKCategoricalAccuracy(TopKCategoricalAccuracyOptions options = {}) : MeanMetric(std::move(options)) {
-        if (opt_.k < 1) detail::metrics::fail(kWho, "k is " + std::to_string(opt_.k) + "; pass k >= 1");
-    }
+    TRAINCB_INLINE explicit TopKCategoricalAccuracy(TopKCategoricalAccuracyOptions options = {});
 
 private:
     friend class detail::MetricImpl<TopKCategoricalAccuracy>;
@@ -927,7 +861,7 @@ struct BinaryCrossentropyOptions {
 class BinaryCrossentropy final : public detail::MeanMetric<BinaryCrossentropy, BinaryCrossentropyOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit BinaryCrossentropy(BinaryCrossentropyOptions options = {}) : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit BinaryCrossentropy(BinaryCrossentropyOptions options = {});
 
 private:
     friend class detail::MetricImpl<BinaryCrossentropy>;
@@ -954,7 +888,7 @@ class CategoricalCrossentropy final
     : public detail::MeanMetric<CategoricalCrossentropy, CategoricalCrossentropyOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit CategoricalCrossentropy(CategoricalCrossentropyOptions options = {}) : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit CategoricalCrossentropy(CategoricalCrossentropyOptions options = {});
 
 private:
     friend class detail::MetricImpl<CategoricalCrossentropy>;
@@ -981,8 +915,7 @@ class SparseCategoricalCrossentropy final
     : public detail::MeanMetric<SparseCategoricalCrossentropy, SparseCategoricalCrossentropyOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit SparseCategoricalCrossentropy(SparseCategoricalCrossentropyOptions options = {})
-        : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit SparseCategoricalCrossentropy(SparseCategoricalCrossentropyOptions options = {});
 
 private:
     friend class detail::MetricImpl<SparseCategoricalCrossentropy>;
@@ -1008,7 +941,7 @@ struct MeanSquaredErrorOptions {
 class MeanSquaredError final : public detail::MeanMetric<MeanSquaredError, MeanSquaredErrorOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit MeanSquaredError(MeanSquaredErrorOptions options = {}) : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit MeanSquaredError(MeanSquaredErrorOptions options = {});
 
 private:
     friend class detail::MetricImpl<MeanSquaredError>;
@@ -1032,7 +965,7 @@ struct MeanAbsoluteErrorOptions {
 class MeanAbsoluteError final : public detail::MeanMetric<MeanAbsoluteError, MeanAbsoluteErrorOptions> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit MeanAbsoluteError(MeanAbsoluteErrorOptions options = {}) : MeanMetric(std::move(options)) {}
+    TRAINCB_INLINE explicit MeanAbsoluteError(MeanAbsoluteErrorOptions options = {});
 
 private:
     friend class detail::MetricImpl<MeanAbsoluteError>;
@@ -1265,7 +1198,7 @@ class Precision final : public detail::ClassScoreMetric<Precision, detail::metri
 public:
     /// @throws InvalidArgument for a NaN threshold, num_classes < 1, or Binary with num_classes != 2
     /// or pos_label not 0 or 1
-    explicit Precision(ClassScoreOptions options = {}) : ClassScoreMetric(std::move(options), "precision") {}
+    TRAINCB_INLINE explicit Precision(ClassScoreOptions options = {});
 
 private:
     friend class detail::MetricImpl<Precision>;
@@ -1278,7 +1211,7 @@ private:
 class Recall final : public detail::ClassScoreMetric<Recall, detail::metrics::Score::Recall> {
 public:
     /// @throws InvalidArgument as Precision's constructor
-    explicit Recall(ClassScoreOptions options = {}) : ClassScoreMetric(std::move(options), "recall") {}
+    TRAINCB_INLINE explicit Recall(ClassScoreOptions options = {});
 
 private:
     friend class detail::MetricImpl<Recall>;
@@ -1291,7 +1224,7 @@ private:
 class F1Score final : public detail::ClassScoreMetric<F1Score, detail::metrics::Score::F1> {
 public:
     /// @throws InvalidArgument as Precision's constructor
-    explicit F1Score(ClassScoreOptions options = {}) : ClassScoreMetric(std::move(options), "f1_score") {}
+    TRAINCB_INLINE explicit F1Score(ClassScoreOptions options = {});
 
 private:
     friend class detail::MetricImpl<F1Score>;
@@ -1314,9 +1247,7 @@ struct RocAucOptions {
 class RocAuc final : public detail::MetricImpl<RocAuc> {
 public:
     /// @throws InvalidArgument for an empty name
-    explicit RocAuc(RocAucOptions options = {}) : opt_(std::move(options)) {
-        detail::metrics::check_name(kWho, opt_.name);
-    }
+    TRAINCB_INLINE explicit RocAuc(RocAucOptions options = {});
     /// The exact AUC of every score so far (sorted once per change); NaN before both classes
     /// were seen or after a NaN score.
     [[nodiscard]] double result() const override {
@@ -1440,3 +1371,7 @@ private:
 };
 
 }  // namespace traincb::inline v0::metrics
+
+#if TRAINCB_DEFINITIONS
+#include "traincb/metrics-inl.hpp"
+#endif
