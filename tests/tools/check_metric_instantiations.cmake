@@ -5,6 +5,7 @@
 #   cmake -DCXX=g++ -DFLAGS=<|-separated> -DNM=nm -DSOURCE=metrics_unused.cpp -DWORK_DIR=dir -P this
 string(REPLACE "|" ";" FLAGS "${FLAGS}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
+include("${CMAKE_CURRENT_LIST_DIR}/nm_symbols.cmake")
 
 function(metric_members out)
   set(object "${WORK_DIR}/probe.o")
@@ -14,12 +15,9 @@ function(metric_members out)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "check_metric_instantiations: ${CXX} failed (${rc}):\n${err}")
   endif()
-  execute_process(COMMAND "${NM}" -C "${object}" RESULT_VARIABLE rc OUTPUT_VARIABLE symbols ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "check_metric_instantiations: ${NM} -C failed (${rc}): ${err}")
-  endif()
-  # Defined functions (T, W) of detail::MetricImpl<...>; an undefined `U` reference is fine.
-  string(REGEX MATCHALL "[0-9a-fA-F]+ [TtWw] traincb::v0::detail::MetricImpl<[^\n]*" found "${symbols}")
+  # Defined functions (T, W) of detail::MetricImpl<...>.
+  traincb_defined_symbols("${object}" "[0-9a-fA-F]+ [TtWw] traincb::v0::detail::MetricImpl<[^\n]*" found
+                          check_metric_instantiations)
   set(${out} "${found}" PARENT_SCOPE)
 endfunction()
 

@@ -1,13 +1,10 @@
 # Lists the symbols of two objects with nm: CONTROL must define a vtable of namespace traincb_probe
 # (proof that the check sees one), OBJECT must define no vtable of namespace traincb.
 #   cmake -DNM=nm -DOBJECT=includes_only.o -DCONTROL=vtable_probe_control.o -P check_no_vtables.cmake
+include("${CMAKE_CURRENT_LIST_DIR}/nm_symbols.cmake")
+# Defined symbols only (V weak object, W weak, D/R data).
 function(defined_vtables object namespace out)
-  execute_process(COMMAND "${NM}" -C "${object}" RESULT_VARIABLE rc OUTPUT_VARIABLE symbols ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "check_no_vtables: ${NM} -C ${object} failed (${rc}): ${err}")
-  endif()
-  # Defined symbols only (V weak object, W weak, D/R data): an undefined `U` reference is fine.
-  string(REGEX MATCHALL "[0-9a-fA-F]+ [VWDdRr] vtable for ${namespace}::[^\n]*" found "${symbols}")
+  traincb_defined_symbols("${object}" "[0-9a-fA-F]+ [VWDdRr] vtable for ${namespace}::[^\n]*" found check_no_vtables)
   set(${out} "${found}" PARENT_SCOPE)
 endfunction()
 
